@@ -1,0 +1,172 @@
+//! Device configuration: a TOML file (see `config/capture.example.toml`), validated once at start.
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Base URL of the school server's device API, e.g. `https://lessonlens.school.lan:8443`.
+    pub server_url: String,
+    /// The school CA certificate (PEM). The device trusts this CA only, never the system roots, so
+    /// it cannot be talked into uploading to another server.
+    pub ca_file: PathBuf,
+    /// File holding this device's token (issued by `lessonlens-server device add`); kept out of the
+    /// config file so the config can be shared.
+    pub token_file: PathBuf,
+    /// Where sealed segments wait for upload. Holds ciphertext only.
+    pub spool_dir: PathBuf,
+    /// Room or device name, shown with each recording.
+    #[serde(default = "default_room")]
+    pub room: String,
+    #[serde(default)]
+    pub video: VideoConfig,
+    #[serde(default)]
+    pub audio: AudioConfig,
+    /// Target fragment (segment) length in seconds; keyframes are forced at this interval.
+    #[serde(default = "default_segment_seconds")]
+    pub segment_seconds: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoConfig {
+    /// `test` (videotestsrc with a time overlay) or `v4l2`.
+    #[serde(default = "default_test")]
+    pub source: String,
+    /// Camera device for `v4l2`.
+    #[serde(default = "default_video_device")]
+    pub device: String,
+    #[serde(default = "default_width")]
+    pub width: u32,
+    #[serde(default = "default_height")]
+    pub height: u32,
+    #[serde(default = "default_fps")]
+    pub fps: u32,
+    /// H.264 bitrate in kbit/s.
+    #[serde(default = "default_bitrate")]
+    pub bitrate_kbps: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioConfig {
+    /// `test` (audiotestsrc), `alsa` or `pulse`.
+    #[serde(default = "default_test")]
+    pub source: String,
+    /// ALSA device (e.g. `hw:1`) or PulseAudio source name; empty for the default.
+    #[serde(default)]
+    pub device: String,
+}
+
+fn default_room() -> String {
+    "classroom".into()
+}
+fn default_test() -> String {
+    "test".into()
+}
+fn default_video_device() -> String {
+    "/dev/video0".into()
+}
+fn default_width() -> u32 {
+    1280
+}
+fn default_height() -> u32 {
+    720
+}
+fn default_fps() -> u32 {
+    30
+}
+fn default_bitrate() -> u32 {
+    2500
+}
+fn default_segment_seconds() -> u32 {
+    2
+}
+
+impl Default for VideoConfig {
+    fn default() -> Self {
+        VideoConfig {
+            source: default_test(),
+            device: default_video_device(),
+            width: default_width(),
+            height: default_height(),
+            fps: default_fps(),
+            bitrate_kbps: default_bitrate(),
+        }
+    }
+}
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        AudioConfig { source: default_test(), device: String::new() }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let config: Config = toml::from_str(&text)
+            .with_context(|| format!("config file {} is not valid", path.display()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !self.server_url.starts_with("https://") {
+            bail!("server_url must start with https:// (the device only talks TLS), got {:?}", self.server_url);
+        }
+        if !matches!(self.video.source.as_str(), "test" | "v4l2") {
+            bail!("video.source must be \"test\" or \"v4l2\", got {:?}", self.video.source);
+        }
+        if !matches!(self.audio.source.as_str(), "test" | "alsa" | "pulse") {
+            bail!("audio.source must be \"test\", \"alsa\" or \"pulse\", got {:?}", self.audio.source);
+        }
+        if !(1..=6).contains(&self.segment_seconds) {
+            bail!("segment_seconds must be between 1 and 6, got {}", self.segment_seconds);
+        }
+        if self.video.width == 0 || self.video.height == 0 || !(1..=60).contains(&self.video.fps) {
+            bail!("video width/height must be positive and fps between 1 and 60");
+        }
+        Ok(())
+    }
+
+    /// The device token, read from `token_file` and trimmed.
+    pub fn token(&self) -> anyhow::Result<String> {
+        let t = std::fs::read_to_string(&self.token_file).with_context(|| {
+            format!(
+                "cannot read the device token from {}; create one with `lessonlens-server device add`",
+                self.token_file.display()
+            )
+        })?;
+        Ok(t.trim().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> String {
+        "server_url = \"https://127.0.0.1:8443\"\nca_file = \"ca.pem\"\ntoken_file = \"t\"\nspool_dir = \"s\"\n".into()
+    }
+
+    #[test]
+    fn defaults_apply_and_validate() {
+        let c: Config = toml::from_str(&base()).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.video.source, "test");
+        assert_eq!(c.segment_seconds, 2);
+    }
+
+    #[test]
+    fn rejects_plain_http_and_unknown_sources() {
+        let c: Config = toml::from_str(&base().replace("https", "http")).unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("https://"));
+        let c: Config = toml::from_str(&format!("{}[video]\nsource = \"webcam\"\n", base())).unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("video.source"));
+        assert!(toml::from_str::<Config>(&format!("{}colour = 1\n", base())).is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! `lessonlens-capture`: the classroom device's daemon. It records a lesson with GStreamer, seals
+//! every segment to the teacher's public key while it is still in memory, keeps the ciphertext in a
+//! durable spool and uploads it to the school server.
+//!
+//! # Layout
+//! - [`config`]: the TOML config, validated once at start.
+//! - [`pipeline`]: the GStreamer pipeline (sources -> H.264 + AAC -> fragmented MP4 -> appsink).
+//! - [`sealer`]: turns fragments into sealed segments off the streaming thread.
+//! - [`spool`]: the durable on-disk queue of sealed segments (ciphertext only).
+//! - [`upload`]: the HTTPS client and the uploader loop that drains the spool.
+//! - [`recorder`]: one recording, start to stop, wiring the parts above together.
+
+pub mod config;
+pub mod pipeline;
+pub mod recorder;
+pub mod sealer;
+pub mod spool;
+pub mod upload;

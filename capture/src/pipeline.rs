@@ -1,0 +1,201 @@
+//! The GStreamer pipeline: sources -> H.264 + AAC -> fragmented MP4 (isofmp4mux) -> appsink.
+//!
+//! ```text
+//!  videotestsrc|v4l2src -> convert/scale -> I420 -> [timeoverlay] -> x264enc -> video/x-h264,profile=high
+//!      -> h264parse config-interval=-1 -> queue --\
+//!                                                  isofmp4mux fragment-duration=N s -> appsink
+//!  audiotestsrc|alsasrc|pulsesrc -> convert/resample -> AAC encoder -> aacparse -> queue --/
+//! ```
+//! Keyframes are forced every `segment_seconds` with scene-cut keyframes off, so every fragment
+//! starts on a keyframe and has the same length. Each appsink sample is one fragment (a buffer
+//! list); the first one also carries the init segment (`ftyp` + `moov`), flagged HEADER|DISCONT.
+
+use crate::config::Config;
+use anyhow::{anyhow, bail, Context};
+use gst::prelude::*;
+
+/// One piece of fMP4 output, still plaintext, only ever held in memory.
+#[derive(Debug)]
+pub enum Fragment {
+    /// The initialisation segment (`ftyp` + `moov`).
+    Init(Vec<u8>),
+    /// A media fragment (`moof` + `mdat`...), with its timing relative to the recording's start.
+    Media { bytes: Vec<u8>, start_us: u64, duration_us: u64 },
+}
+
+/// The built pipeline, plus which encoders it uses (reported in logs and status).
+pub struct Capture {
+    pub pipeline: gst::Pipeline,
+    pub video_encoder: &'static str,
+    pub audio_encoder: &'static str,
+}
+
+/// Registers the statically linked fMP4 muxer and initialises GStreamer. Safe to call twice.
+pub fn init() -> anyhow::Result<()> {
+    gst::init().context("GStreamer failed to initialise")?;
+    gstfmp4::plugin_register_static().context("cannot register the fmp4 muxer plugin")?;
+    Ok(())
+}
+
+/// The first H.264 encoder present, in order of preference. Issue 3 adds probing of hardware
+/// encoders; software x264 gives the exact keyframe control the segmenter needs.
+fn pick_video_encoder() -> anyhow::Result<&'static str> {
+    ["x264enc", "openh264enc"]
+        .into_iter()
+        .find(|name| gst::ElementFactory::find(name).is_some())
+        .ok_or_else(|| {
+            anyhow!("no H.264 encoder found: install gstreamer1.0-plugins-ugly (x264enc) or gstreamer1.0-plugins-bad (openh264enc)")
+        })
+}
+
+fn pick_audio_encoder() -> anyhow::Result<&'static str> {
+    ["avenc_aac", "voaacenc", "fdkaacenc"]
+        .into_iter()
+        .find(|name| gst::ElementFactory::find(name).is_some())
+        .ok_or_else(|| anyhow!("no AAC encoder found: install gstreamer1.0-libav (avenc_aac)"))
+}
+
+fn video_encoder_desc(name: &str, c: &Config) -> String {
+    let gop = c.video.fps * c.segment_seconds;
+    match name {
+        "x264enc" => format!(
+            "x264enc tune=zerolatency speed-preset=veryfast bitrate={} key-int-max={gop} option-string=scenecut=0",
+            c.video.bitrate_kbps
+        ),
+        _ => format!("openh264enc bitrate={} gop-size={gop} scene-change-detection=false", c.video.bitrate_kbps * 1000),
+    }
+}
+
+/// The pipeline description. Kept as one string so the whole graph can be read (and pasted into
+/// `gst-launch-1.0` for comparison benchmarks).
+pub fn describe(c: &Config, video_encoder: &str, audio_encoder: &str) -> String {
+    let v = &c.video;
+    let raw = format!("video/x-raw,width={},height={},framerate={}/1", v.width, v.height, v.fps);
+    let video_src = match v.source.as_str() {
+        "v4l2" => format!("v4l2src device={} ! videoconvert ! videoscale ! videorate ! {raw}", v.device),
+        _ => format!(
+            "videotestsrc is-live=true pattern=smpte ! {raw} ! timeoverlay halignment=center valignment=center font-desc=\"Sans 48\""
+        ),
+    };
+    let audio_src = match c.audio.source.as_str() {
+        "alsa" if !c.audio.device.is_empty() => format!("alsasrc device={}", c.audio.device),
+        "alsa" => "alsasrc".to_string(),
+        "pulse" if !c.audio.device.is_empty() => format!("pulsesrc device={}", c.audio.device),
+        "pulse" => "pulsesrc".to_string(),
+        _ => "audiotestsrc is-live=true wave=sine freq=440 volume=0.1".to_string(),
+    };
+    format!(
+        "{video_src} ! videoconvert ! video/x-raw,format=I420 ! {venc} ! video/x-h264,profile=high \
+         ! h264parse config-interval=-1 ! queue ! mux. \
+         {audio_src} ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 \
+         ! {audio_encoder} ! aacparse ! queue ! mux. \
+         isofmp4mux name=mux fragment-duration={frag} ! appsink name=sink sync=false buffer-list=true",
+        venc = video_encoder_desc(video_encoder, c),
+        frag = u64::from(c.segment_seconds) * 1_000_000_000,
+    )
+}
+
+/// Builds the pipeline and connects its appsink to `out` (which returns false once nobody listens).
+/// The callback only copies bytes and hands them on; sealing happens on another thread so encoding never waits on crypto or disk.
+pub fn build(c: &Config, out: impl Fn(Fragment) -> bool + Send + 'static) -> anyhow::Result<Capture> {
+    let video_encoder = pick_video_encoder()?;
+    let audio_encoder = pick_audio_encoder()?;
+    let desc = describe(c, video_encoder, audio_encoder);
+    tracing::info!(video_encoder, audio_encoder, "building capture pipeline");
+    let pipeline = gst::parse::launch(&desc)
+        .with_context(|| format!("cannot build the capture pipeline: {desc}"))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| anyhow!("pipeline description did not produce a pipeline"))?;
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or_else(|| anyhow!("pipeline has no appsink named sink"))?;
+
+    let mut first_pts: Option<gst::ClockTime> = None;
+    let mut init_sent = false;
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let list = sample.buffer_list().ok_or(gst::FlowError::Error)?;
+                let mut buffers: Vec<&gst::BufferRef> = list.iter().collect();
+                let Some(first) = buffers.first() else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                if first.flags().contains(gst::BufferFlags::DISCONT | gst::BufferFlags::HEADER) {
+                    // An init segment. A second one would be an updated header at EOS, which
+                    // this muxer mode does not send; ignore rather than confuse the playlist.
+                    if !init_sent {
+                        let map = first.map_readable().map_err(|_| gst::FlowError::Error)?;
+                        if !out(Fragment::Init(map.to_vec())) {
+                            return Err(gst::FlowError::Flushing);
+                        }
+                        init_sent = true;
+                    }
+                    buffers.remove(0);
+                }
+                let Some(head) = buffers.first() else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                let segment = sample.segment().and_then(|s| s.downcast_ref::<gst::ClockTime>());
+                let pts = head
+                    .pts()
+                    .and_then(|p| segment.and_then(|s| s.to_running_time(p)))
+                    .unwrap_or(gst::ClockTime::ZERO);
+                let start = *first_pts.get_or_insert(pts);
+                let duration = head.duration().unwrap_or(gst::ClockTime::ZERO);
+                let mut bytes = Vec::with_capacity(buffers.iter().map(|b| b.size()).sum());
+                for b in buffers {
+                    let map = b.map_readable().map_err(|_| gst::FlowError::Error)?;
+                    bytes.extend_from_slice(&map);
+                }
+                let sent = out(Fragment::Media {
+                    bytes,
+                    start_us: pts.saturating_sub(start).useconds(),
+                    duration_us: duration.useconds(),
+                });
+                if sent { Ok(gst::FlowSuccess::Ok) } else { Err(gst::FlowError::Flushing) }
+            })
+            .build(),
+    );
+    Ok(Capture { pipeline, video_encoder, audio_encoder })
+}
+
+impl Capture {
+    /// Runs until `should_stop` says so (or the pipeline ends or fails), then sends EOS so the last
+    /// partial fragment is flushed, and waits for it. Returns the recorded media duration.
+    pub fn run(&self, mut should_stop: impl FnMut(gst::ClockTime) -> bool) -> anyhow::Result<gst::ClockTime> {
+        self.pipeline
+            .set_state(gst::State::Playing)
+            .context("cannot start the capture pipeline (is the camera or microphone in use?)")?;
+        let bus = self.pipeline.bus().expect("pipeline has a bus");
+        let mut eos_sent = false;
+        let result = loop {
+            let position = self.pipeline.query_position::<gst::ClockTime>().unwrap_or(gst::ClockTime::ZERO);
+            if !eos_sent && should_stop(position) {
+                tracing::info!(%position, "stopping: sending end-of-stream");
+                self.pipeline.send_event(gst::event::Eos::new());
+                eos_sent = true;
+            }
+            let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(20)) else { continue };
+            match msg.view() {
+                gst::MessageView::Eos(..) => break Ok(position),
+                gst::MessageView::Error(err) => {
+                    break Err(anyhow!(
+                        "capture pipeline failed in {}: {} ({})",
+                        err.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
+                        err.error(),
+                        err.debug().unwrap_or_default()
+                    ))
+                }
+                _ => {}
+            }
+        };
+        self.pipeline.set_state(gst::State::Null).context("cannot stop the capture pipeline")?;
+        let position = result?;
+        if position == gst::ClockTime::ZERO {
+            bail!("the pipeline ended before recording anything");
+        }
+        Ok(position)
+    }
+}

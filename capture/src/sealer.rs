@@ -1,0 +1,101 @@
+//! Seals fragments into envelopes and spools them, on its own thread so the GStreamer streaming
+//! thread never waits on crypto or the disk.
+//!
+//! Each media fragment is held back until the next one arrives (or the recording stops), because
+//! only then is it known whether it is the final segment, which the envelope authenticates.
+
+use crate::pipeline::Fragment;
+use crate::spool::Spool;
+use lessonlens_proto::envelope::{seal, Label, SealParams, DEFAULT_CHUNK_SIZE};
+use lessonlens_proto::{PublicKey, RecordingId, SegmentIndex};
+use rand_core::{OsRng, TryRngCore};
+use std::sync::mpsc::Receiver;
+use zeroize::Zeroize;
+
+/// What the sealer is told.
+#[derive(Debug)]
+pub enum Input {
+    Fragment(Fragment),
+    /// The pipeline delivered its last fragment (EOS).
+    Stop,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Sealed {
+    pub segments: u32,
+    pub media_us: u64,
+}
+
+struct Held {
+    bytes: Vec<u8>,
+    start_us: u64,
+    duration_us: u64,
+}
+
+pub struct Sealer {
+    pub spool: Spool,
+    pub recording: RecordingId,
+    pub recipient: PublicKey,
+}
+
+impl Sealer {
+    fn put(&self, index: SegmentIndex, mut plaintext: Vec<u8>, final_segment: bool, start_us: u64, duration_us: u64) -> anyhow::Result<()> {
+        let params = SealParams {
+            label: Label { recording: self.recording, index },
+            final_segment,
+            start_us,
+            duration_us,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+        };
+        let sealed = seal(&params, &self.recipient, &plaintext, &mut OsRng.unwrap_err());
+        // The plaintext is no longer needed; wipe it before anything can fail further on.
+        plaintext.zeroize();
+        let sealed = sealed?;
+        self.spool.put_segment(self.recording, index, &sealed, (start_us, duration_us))?;
+        tracing::debug!(recording = %self.recording, index, bytes = sealed.len(), final_segment, "segment spooled");
+        Ok(())
+    }
+
+    /// Runs until `Stop` (or the sender goes away). On an error, keeps draining the channel so the
+    /// pipeline is not blocked, and reports the first error at the end.
+    pub fn run(&self, rx: Receiver<Input>) -> anyhow::Result<Sealed> {
+        let mut next_index: SegmentIndex = 1;
+        let mut held: Option<Held> = None;
+        let mut stats = Sealed::default();
+        let mut first_error: Option<anyhow::Error> = None;
+        for input in rx {
+            let step = match input {
+                Input::Fragment(Fragment::Init(bytes)) => self.put(0, bytes, false, 0, 0),
+                Input::Fragment(Fragment::Media { bytes, start_us, duration_us }) => {
+                    let previous = held.replace(Held { bytes, start_us, duration_us });
+                    match previous {
+                        Some(h) => {
+                            let r = self.put(next_index, h.bytes, false, h.start_us, h.duration_us);
+                            next_index += 1;
+                            stats.segments += 1;
+                            stats.media_us += h.duration_us;
+                            r
+                        }
+                        None => Ok(()),
+                    }
+                }
+                Input::Stop => break,
+            };
+            if let Err(e) = step {
+                tracing::error!(error = %format!("{e:#}"), "could not seal or spool a segment");
+                first_error.get_or_insert(e);
+            }
+        }
+        if let Some(h) = held.take() {
+            stats.segments += 1;
+            stats.media_us += h.duration_us;
+            if let Err(e) = self.put(next_index, h.bytes, true, h.start_us, h.duration_us) {
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(stats),
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! The spool: sealed segments waiting for upload, one folder per recording.
+//!
+//! ```text
+//! spool/<recording-id>/recording.json    who the recording is sealed to, when it started
+//! spool/<recording-id>/00000003.seg      a sealed envelope (ciphertext only)
+//! spool/<recording-id>/segments.jsonl    journal: one line per segment sealed (index, sha256, timing)
+//! spool/<recording-id>/manifest.json     written at stop (or at recovery); uploaded last
+//! ```
+//! Every file is written durably: tmp file -> fsync -> rename -> fsync the folder, so after a crash
+//! or power cut a file is either whole or absent. Plaintext never reaches this folder.
+
+use anyhow::Context;
+use lessonlens_proto::envelope::SegmentHeader;
+use lessonlens_proto::manifest::MANIFEST_VERSION;
+use lessonlens_proto::{KeyFingerprint, Manifest, ManifestSegment, PublicKey, RecordingId, SegmentIndex};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const META: &str = "recording.json";
+const JOURNAL: &str = "segments.jsonl";
+const MANIFEST: &str = "manifest.json";
+
+/// What the spool keeps about a recording besides its segments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordingMeta {
+    pub recording: RecordingId,
+    /// Hex X25519 public key every segment is sealed to.
+    pub recipient: String,
+    pub started_at: i64,
+    pub room: String,
+}
+
+/// Something the uploader should send next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pending {
+    Segment { recording: RecordingId, index: SegmentIndex, path: PathBuf },
+    Manifest { recording: RecordingId, path: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct Spool {
+    root: PathBuf,
+}
+
+/// Removes a temp file if the write did not complete, so a failed write leaves nothing behind.
+struct TmpGuard(Option<PathBuf>);
+
+impl Drop for TmpGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// tmp -> fsync -> rename -> fsync dir.
+pub fn write_durable(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut guard = TmpGuard(Some(tmp.clone()));
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    // The data must be on disk before the name points at it.
+    f.sync_all()?;
+    fs::rename(&tmp, dir.join(name))?;
+    guard.0 = None;
+    // Make the rename itself durable.
+    fsync_dir(dir)
+}
+
+fn segment_name(index: SegmentIndex) -> String {
+    format!("{index:08}.seg")
+}
+
+impl Spool {
+    pub fn open(root: &Path) -> anyhow::Result<Spool> {
+        fs::create_dir_all(root)
+            .with_context(|| format!("cannot create the spool folder {}", root.display()))?;
+        Ok(Spool { root: root.to_path_buf() })
+    }
+
+    fn dir(&self, rec: RecordingId) -> PathBuf {
+        self.root.join(rec.to_string())
+    }
+
+    pub fn begin(&self, meta: &RecordingMeta) -> anyhow::Result<()> {
+        let dir = self.dir(meta.recording);
+        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        fsync_dir(&self.root)?;
+        write_durable(&dir, META, &serde_json::to_vec(meta)?)
+            .with_context(|| format!("cannot write {} (disk full?)", dir.join(META).display()))
+    }
+
+    /// Stores a sealed segment durably, then notes it in the journal. Returns its sha256.
+    pub fn put_segment(&self, rec: RecordingId, index: SegmentIndex, sealed: &[u8], entry_timing: (u64, u64)) -> anyhow::Result<String> {
+        let dir = self.dir(rec);
+        let sha = hex::encode(Sha256::digest(sealed));
+        write_durable(&dir, &segment_name(index), sealed).with_context(|| {
+            format!("cannot spool segment {index} of {rec} in {} (disk full?)", dir.display())
+        })?;
+        let entry = ManifestSegment {
+            index,
+            sha256: sha.clone(),
+            start_us: entry_timing.0,
+            duration_us: entry_timing.1,
+        };
+        let mut line = serde_json::to_vec(&entry)?;
+        line.push(b'\n');
+        let mut j = OpenOptions::new().create(true).append(true).open(dir.join(JOURNAL))?;
+        j.write_all(&line)?;
+        j.sync_data()?;
+        Ok(sha)
+    }
+
+    /// Builds the manifest from the journal and any segment files the journal missed (a crash
+    /// between the rename and the journal append), and writes it.
+    pub fn finish(&self, rec: RecordingId, clean_stop: bool) -> anyhow::Result<Manifest> {
+        let dir = self.dir(rec);
+        let meta: RecordingMeta = serde_json::from_slice(&fs::read(dir.join(META))?)
+            .with_context(|| format!("{} is damaged", dir.join(META).display()))?;
+        let mut segments: BTreeMap<SegmentIndex, ManifestSegment> = BTreeMap::new();
+        if let Ok(text) = fs::read_to_string(dir.join(JOURNAL)) {
+            // A torn last line (crash mid-append) does not parse and is covered by the file scan.
+            for e in text.lines().filter_map(|l| serde_json::from_str::<ManifestSegment>(l).ok()) {
+                segments.insert(e.index, e);
+            }
+        }
+        for (index, path) in self.segment_files(rec)? {
+            if segments.contains_key(&index) {
+                continue;
+            }
+            let bytes = fs::read(&path)?;
+            if let Ok(h) = SegmentHeader::parse(&bytes) {
+                segments.insert(index, ManifestSegment {
+                    index,
+                    sha256: hex::encode(Sha256::digest(&bytes)),
+                    start_us: h.start_us,
+                    duration_us: h.duration_us,
+                });
+            }
+        }
+        let recipient = PublicKey::from_hex(&meta.recipient)
+            .map(|pk| pk.fingerprint())
+            .unwrap_or(KeyFingerprint([0; 16]));
+        let manifest = Manifest {
+            version: MANIFEST_VERSION,
+            recording: rec,
+            recipient,
+            started_at: meta.started_at,
+            segments: segments.into_values().collect(),
+            clean_stop,
+        };
+        write_durable(&dir, MANIFEST, &manifest.to_json())?;
+        Ok(manifest)
+    }
+
+    fn segment_files(&self, rec: RecordingId) -> anyhow::Result<Vec<(SegmentIndex, PathBuf)>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(self.dir(rec))? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if let Some(idx) = name.strip_suffix(".seg").and_then(|s| s.parse().ok()) {
+                out.push((idx, path));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn recordings(&self) -> anyhow::Result<Vec<RecordingMeta>> {
+        let mut metas = Vec::new();
+        for entry in fs::read_dir(&self.root)? {
+            let path = entry?.path().join(META);
+            if let Ok(bytes) = fs::read(&path) {
+                if let Ok(meta) = serde_json::from_slice::<RecordingMeta>(&bytes) {
+                    metas.push(meta);
+                }
+            }
+        }
+        metas.sort_by_key(|m| (m.started_at, m.recording));
+        Ok(metas)
+    }
+
+    /// Closes recordings left open by a crash or power cut (no manifest, not the active one) as
+    /// incomplete, so they are uploaded and shown truthfully. Returns how many were closed.
+    pub fn recover(&self, active: Option<RecordingId>) -> anyhow::Result<usize> {
+        let mut n = 0;
+        for meta in self.recordings()? {
+            if Some(meta.recording) != active && !self.dir(meta.recording).join(MANIFEST).exists() {
+                tracing::warn!(recording = %meta.recording, "closing a recording left open by a crash as incomplete");
+                self.finish(meta.recording, false)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Everything waiting, oldest recording first, segments in order, each manifest after its
+    /// recording's segments.
+    pub fn pending(&self) -> anyhow::Result<Vec<Pending>> {
+        let mut out = Vec::new();
+        for meta in self.recordings()? {
+            let rec = meta.recording;
+            let segs = self.segment_files(rec)?;
+            let no_segments = segs.is_empty();
+            out.extend(segs.into_iter().map(|(index, path)| Pending::Segment { recording: rec, index, path }));
+            let manifest = self.dir(rec).join(MANIFEST);
+            if no_segments && manifest.exists() {
+                out.push(Pending::Manifest { recording: rec, path: manifest });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes an acknowledged segment.
+    pub fn remove(&self, path: &Path) -> anyhow::Result<()> {
+        fs::remove_file(path)?;
+        fsync_dir(path.parent().unwrap_or(&self.root))?;
+        Ok(())
+    }
+
+    /// Removes a recording whose manifest the server acknowledged.
+    pub fn remove_recording(&self, rec: RecordingId) -> anyhow::Result<()> {
+        fs::remove_dir_all(self.dir(rec))?;
+        fsync_dir(&self.root)?;
+        Ok(())
+    }
+
+    /// Bytes waiting in the spool.
+    pub fn usage_bytes(&self) -> u64 {
+        fn walk(p: &Path) -> u64 {
+            fs::read_dir(p)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| match e.metadata() {
+                            Ok(m) if m.is_dir() => walk(&e.path()),
+                            Ok(m) => m.len(),
+                            Err(_) => 0,
+                        })
+                        .sum()
+                })
+                .unwrap_or(0)
+        }
+        walk(&self.root)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(rec: RecordingId, started_at: i64) -> RecordingMeta {
+        RecordingMeta { recording: rec, recipient: "00".repeat(32), started_at, room: "r1".into() }
+    }
+
+    #[test]
+    fn pending_orders_oldest_first_and_manifest_last() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spool = Spool::open(tmp.path()).unwrap();
+        let old = RecordingId::from_random_bytes([2; 16]);
+        let new = RecordingId::from_random_bytes([1; 16]);
+        spool.begin(&meta(new, 200)).unwrap();
+        spool.begin(&meta(old, 100)).unwrap();
+        spool.put_segment(new, 0, b"n0", (0, 0)).unwrap();
+        spool.put_segment(old, 1, b"o1", (0, 1)).unwrap();
+        spool.put_segment(old, 0, b"o0", (0, 0)).unwrap();
+        let p = spool.pending().unwrap();
+        let order: Vec<_> = p
+            .iter()
+            .map(|x| match x {
+                Pending::Segment { recording, index, .. } => (*recording, *index),
+                Pending::Manifest { .. } => panic!("no manifest yet"),
+            })
+            .collect();
+        assert_eq!(order, vec![(old, 0), (old, 1), (new, 0)]);
+        // Nothing half-written is left behind.
+        assert!(fs::read_dir(tmp.path().join(old.to_string())).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".tmp")));
+    }
+
+    #[test]
+    fn recover_closes_abandoned_recordings_as_incomplete() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spool = Spool::open(tmp.path()).unwrap();
+        let crashed = RecordingId::from_random_bytes([3; 16]);
+        let active = RecordingId::from_random_bytes([4; 16]);
+        spool.begin(&meta(crashed, 1)).unwrap();
+        spool.begin(&meta(active, 2)).unwrap();
+        spool.put_segment(crashed, 0, b"x", (0, 0)).unwrap();
+        // A torn journal line from a crash mid-append is ignored.
+        let mut j = OpenOptions::new().append(true).open(tmp.path().join(crashed.to_string()).join(JOURNAL)).unwrap();
+        j.write_all(b"{\"index\":").unwrap();
+        assert_eq!(spool.recover(Some(active)).unwrap(), 1);
+        let m: Manifest = Manifest::parse(&fs::read(tmp.path().join(crashed.to_string()).join(MANIFEST)).unwrap()).unwrap();
+        assert!(!m.clean_stop);
+        assert_eq!(m.segments.len(), 1);
+        assert!(!tmp.path().join(active.to_string()).join(MANIFEST).exists());
+        // Once the segments are gone, the manifest is what is pending.
+        let seg = tmp.path().join(crashed.to_string()).join(segment_name(0));
+        spool.remove(&seg).unwrap();
+        assert!(matches!(spool.pending().unwrap()[0], Pending::Manifest { .. }));
+    }
+}

@@ -1,0 +1,169 @@
+//! The HTTPS client for the school server's device API, and the uploader that drains the spool.
+
+use crate::config::Config;
+use crate::spool::{Pending, Spool};
+use anyhow::{anyhow, Context};
+use lessonlens_proto::wire::{ErrorBody, Receipt, TeacherKey, SHA256_HEADER};
+use lessonlens_proto::{PublicKey, RecordingId, SegmentIndex};
+use sha2::{Digest, Sha256};
+use rand_core::TryRngCore;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UploadError {
+    #[error("the server cannot be reached: {0}")]
+    Unreachable(String),
+    #[error("the server refused the request ({status}): {message}")]
+    Refused { status: u16, message: String },
+    #[error("the server's receipt does not match what was sent (sent {sent}, server stored {stored}); the segment is kept")]
+    ReceiptMismatch { sent: String, stored: String },
+}
+
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    /// A client that trusts only the school CA in `config.ca_file`.
+    pub fn new(config: &Config) -> anyhow::Result<Client> {
+        let pem = std::fs::read(&config.ca_file)
+            .with_context(|| format!("cannot read the school CA certificate {}", config.ca_file.display()))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            roots.add(cert.context("the school CA file is not valid PEM")?)?;
+        }
+        if roots.is_empty() {
+            anyhow::bail!("{} holds no certificate", config.ca_file.display());
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let agent = ureq::AgentBuilder::new()
+            .tls_config(Arc::new(tls))
+            .timeout_connect(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .build();
+        Ok(Client { agent, base: config.server_url.trim_end_matches('/').to_string(), token: config.token()? })
+    }
+
+    fn auth(&self, req: ureq::Request) -> ureq::Request {
+        req.set("authorization", &format!("Bearer {}", self.token))
+    }
+
+    fn map_err(e: ureq::Error) -> UploadError {
+        match e {
+            ureq::Error::Status(status, resp) => {
+                let message = resp
+                    .into_json::<ErrorBody>()
+                    .map(|b| b.error)
+                    .unwrap_or_else(|_| "no explanation given".into());
+                UploadError::Refused { status, message }
+            }
+            ureq::Error::Transport(t) => UploadError::Unreachable(t.to_string()),
+        }
+    }
+
+    pub fn teacher_key(&self, username: &str) -> Result<PublicKey, UploadError> {
+        let url = format!("{}/api/device/v1/teachers/{}/key", self.base, username);
+        let key: TeacherKey = self
+            .auth(self.agent.get(&url))
+            .call()
+            .map_err(Self::map_err)?
+            .into_json()
+            .map_err(|e| UploadError::Unreachable(e.to_string()))?;
+        PublicKey::from_hex(&key.public_key).map_err(|e| UploadError::Refused { status: 200, message: e.to_string() })
+    }
+
+    pub fn put_segment(&self, rec: RecordingId, index: SegmentIndex, body: &[u8]) -> Result<Receipt, UploadError> {
+        let sha = hex::encode(Sha256::digest(body));
+        let url = format!("{}/api/device/v1/recordings/{rec}/segments/{index}", self.base);
+        let receipt: Receipt = self
+            .auth(self.agent.put(&url))
+            .set(SHA256_HEADER, &sha)
+            .set("content-type", "application/octet-stream")
+            .send_bytes(body)
+            .map_err(Self::map_err)?
+            .into_json()
+            .map_err(|e| UploadError::Unreachable(e.to_string()))?;
+        if receipt.sha256 != sha {
+            return Err(UploadError::ReceiptMismatch { sent: sha, stored: receipt.sha256 });
+        }
+        Ok(receipt)
+    }
+
+    pub fn put_manifest(&self, rec: RecordingId, body: &[u8]) -> Result<(), UploadError> {
+        let url = format!("{}/api/device/v1/recordings/{rec}/manifest", self.base);
+        self.auth(self.agent.put(&url))
+            .set("content-type", "application/json")
+            .send_bytes(body)
+            .map_err(Self::map_err)?;
+        Ok(())
+    }
+}
+
+/// Uploads everything pending, oldest first. Stops at the first failure so order is kept.
+/// Returns how many items were sent.
+pub fn drain_once(client: &Client, spool: &Spool) -> anyhow::Result<usize> {
+    let mut sent = 0;
+    for item in spool.pending()? {
+        match item {
+            Pending::Segment { recording, index, path } => {
+                let body = std::fs::read(&path)?;
+                client.put_segment(recording, index, &body)?;
+                // Only now, with a receipt whose hash matches, may the device forget the segment.
+                spool.remove(&path)?;
+                tracing::debug!(%recording, index, "segment acknowledged");
+            }
+            Pending::Manifest { recording, path } => {
+                client.put_manifest(recording, &std::fs::read(&path)?)?;
+                spool.remove_recording(recording)?;
+                tracing::info!(%recording, "recording fully uploaded");
+            }
+        }
+        sent += 1;
+    }
+    Ok(sent)
+}
+
+/// Drains the spool until `finished` is set and nothing is left, or `deadline` passes after
+/// `finished`. Backs off exponentially (with jitter) while the server is unreachable.
+pub fn run(client: &Client, spool: &Spool, finished: &AtomicBool, drain_for: Duration) -> anyhow::Result<()> {
+    let mut backoff = Duration::from_millis(250);
+    let mut finished_at: Option<Instant> = None;
+    loop {
+        let done = finished.load(Ordering::Acquire);
+        if done && finished_at.is_none() {
+            finished_at = Some(Instant::now());
+        }
+        match drain_once(client, spool) {
+            Ok(_) => {
+                backoff = Duration::from_millis(250);
+                if done && spool.pending()?.is_empty() {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "upload failed; will retry");
+                let jitter = Duration::from_millis(u64::from(rand_core::RngCore::next_u32(&mut rand_core::OsRng.unwrap_err()) % 250));
+                std::thread::sleep(backoff + jitter);
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+        if let Some(t) = finished_at {
+            if t.elapsed() > drain_for {
+                return Err(anyhow!(
+                    "gave up waiting for uploads after {}s; {} item(s) stay in the spool and will be sent by `lessonlens-capture drain`",
+                    drain_for.as_secs(),
+                    spool.pending()?.len()
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! JSON bodies exchanged over HTTP. Kept here so device, server and tests agree on one definition.
+
+use crate::ids::{RecordingId, SegmentIndex};
+use serde::{Deserialize, Serialize};
+
+/// Header a device sends with each segment upload: lowercase hex SHA-256 of the body.
+pub const SHA256_HEADER: &str = "x-lessonlens-sha256";
+
+/// The server's answer to a stored segment. The device deletes its spool copy only when `sha256`
+/// equals the hash of what it sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub recording: RecordingId,
+    pub index: SegmentIndex,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// A teacher's public key as the device fetches it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeacherKey {
+    pub username: String,
+    pub public_key: String,
+}
+
+/// What the server says when it refuses a request: a message for a person, nothing internal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// A recording as listed for its viewer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordingSummary {
+    pub id: RecordingId,
+    pub created_at: i64,
+    pub device: String,
+    pub segments: u32,
+    pub duration_seconds: f64,
+    /// "recording", "complete" or "incomplete".
+    pub status: String,
+    pub missing: Vec<SegmentIndex>,
+}
