@@ -100,7 +100,10 @@ impl Default for VideoConfig {
 
 impl Default for AudioConfig {
     fn default() -> Self {
-        AudioConfig { source: default_test(), device: String::new() }
+        AudioConfig {
+            source: default_test(),
+            device: String::new(),
+        }
     }
 }
 
@@ -116,16 +119,28 @@ impl Config {
 
     pub fn validate(&self) -> anyhow::Result<()> {
         if !self.server_url.starts_with("https://") {
-            bail!("server_url must start with https:// (the device only talks TLS), got {:?}", self.server_url);
+            bail!(
+                "server_url must start with https:// (the device only talks TLS), got {:?}",
+                self.server_url
+            );
         }
         if !matches!(self.video.source.as_str(), "test" | "v4l2") {
-            bail!("video.source must be \"test\" or \"v4l2\", got {:?}", self.video.source);
+            bail!(
+                "video.source must be \"test\" or \"v4l2\", got {:?}",
+                self.video.source
+            );
         }
         if !matches!(self.audio.source.as_str(), "test" | "alsa" | "pulse") {
-            bail!("audio.source must be \"test\", \"alsa\" or \"pulse\", got {:?}", self.audio.source);
+            bail!(
+                "audio.source must be \"test\", \"alsa\" or \"pulse\", got {:?}",
+                self.audio.source
+            );
         }
         if !(1..=6).contains(&self.segment_seconds) {
-            bail!("segment_seconds must be between 1 and 6, got {}", self.segment_seconds);
+            bail!(
+                "segment_seconds must be between 1 and 6, got {}",
+                self.segment_seconds
+            );
         }
         if self.video.width == 0 || self.video.height == 0 || !(1..=60).contains(&self.video.fps) {
             bail!("video width/height must be positive and fps between 1 and 60");
@@ -165,8 +180,13 @@ mod tests {
     fn rejects_plain_http_and_unknown_sources() {
         let c: Config = toml::from_str(&base().replace("https", "http")).unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("https://"));
-        let c: Config = toml::from_str(&format!("{}[video]\nsource = \"webcam\"\n", base())).unwrap();
-        assert!(c.validate().unwrap_err().to_string().contains("video.source"));
+        let c: Config =
+            toml::from_str(&format!("{}[video]\nsource = \"webcam\"\n", base())).unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("video.source"));
         assert!(toml::from_str::<Config>(&format!("{}colour = 1\n", base())).is_err());
     }
 }

@@ -9,10 +9,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "lessonlens-capture", version, about = "Record a lesson, seal it, upload it to the school server")]
+#[command(
+    name = "lessonlens-capture",
+    version,
+    about = "Record a lesson, seal it, upload it to the school server"
+)]
 struct Cli {
     /// Device config file (see config/capture.example.toml).
-    #[arg(long, env = "LESSONLENS_CAPTURE_CONFIG", default_value = "/etc/lessonlens/capture.toml")]
+    #[arg(
+        long,
+        env = "LESSONLENS_CAPTURE_CONFIG",
+        default_value = "/etc/lessonlens/capture.toml"
+    )]
     config: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -41,13 +49,19 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let config = Config::load(&cli.config)?;
     match cli.command {
-        Command::Record { teacher, seconds, drain_seconds } => {
+        Command::Record {
+            teacher,
+            seconds,
+            drain_seconds,
+        } => {
             let stop = Arc::new(AtomicBool::new(false));
             // SIGINT/SIGTERM end the recording cleanly (EOS), keeping the last partial segment.
             signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
@@ -60,7 +74,9 @@ fn main() -> anyhow::Result<()> {
             let report = recorder::record(&config, &opts, stop)?;
             println!("{}", serde_json::to_string(&report)?);
         }
-        Command::Drain { drain_seconds } => recorder::drain(&config, Duration::from_secs(drain_seconds))?,
+        Command::Drain { drain_seconds } => {
+            recorder::drain(&config, Duration::from_secs(drain_seconds))?
+        }
     }
     Ok(())
 }

@@ -20,7 +20,11 @@ pub enum Fragment {
     /// The initialisation segment (`ftyp` + `moov`).
     Init(Vec<u8>),
     /// A media fragment (`moof` + `mdat`...), with its timing relative to the recording's start.
-    Media { bytes: Vec<u8>, start_us: u64, duration_us: u64 },
+    Media {
+        bytes: Vec<u8>,
+        start_us: u64,
+        duration_us: u64,
+    },
 }
 
 /// The built pipeline, plus which encoders it uses (reported in logs and status).
@@ -70,7 +74,10 @@ fn video_encoder_desc(name: &str, c: &Config) -> String {
 /// `gst-launch-1.0` for comparison benchmarks).
 pub fn describe(c: &Config, video_encoder: &str, audio_encoder: &str) -> String {
     let v = &c.video;
-    let raw = format!("video/x-raw,width={},height={},framerate={}/1", v.width, v.height, v.fps);
+    let raw = format!(
+        "video/x-raw,width={},height={},framerate={}/1",
+        v.width, v.height, v.fps
+    );
     let video_src = match v.source.as_str() {
         "v4l2" => format!("v4l2src device={} ! videoconvert ! videoscale ! videorate ! {raw}", v.device),
         _ => format!(
@@ -97,7 +104,10 @@ pub fn describe(c: &Config, video_encoder: &str, audio_encoder: &str) -> String 
 
 /// Builds the pipeline and connects its appsink to `out` (which returns false once nobody listens).
 /// The callback only copies bytes and hands them on; sealing happens on another thread so encoding never waits on crypto or disk.
-pub fn build(c: &Config, out: impl Fn(Fragment) -> bool + Send + 'static) -> anyhow::Result<Capture> {
+pub fn build(
+    c: &Config,
+    out: impl Fn(Fragment) -> bool + Send + 'static,
+) -> anyhow::Result<Capture> {
     let video_encoder = pick_video_encoder()?;
     let audio_encoder = pick_audio_encoder()?;
     let desc = describe(c, video_encoder, audio_encoder);
@@ -122,7 +132,10 @@ pub fn build(c: &Config, out: impl Fn(Fragment) -> bool + Send + 'static) -> any
                 let Some(first) = buffers.first() else {
                     return Ok(gst::FlowSuccess::Ok);
                 };
-                if first.flags().contains(gst::BufferFlags::DISCONT | gst::BufferFlags::HEADER) {
+                if first
+                    .flags()
+                    .contains(gst::BufferFlags::DISCONT | gst::BufferFlags::HEADER)
+                {
                     // An init segment. A second one would be an updated header at EOS, which
                     // this muxer mode does not send; ignore rather than confuse the playlist.
                     if !init_sent {
@@ -137,7 +150,9 @@ pub fn build(c: &Config, out: impl Fn(Fragment) -> bool + Send + 'static) -> any
                 let Some(head) = buffers.first() else {
                     return Ok(gst::FlowSuccess::Ok);
                 };
-                let segment = sample.segment().and_then(|s| s.downcast_ref::<gst::ClockTime>());
+                let segment = sample
+                    .segment()
+                    .and_then(|s| s.downcast_ref::<gst::ClockTime>());
                 let pts = head
                     .pts()
                     .and_then(|p| segment.and_then(|s| s.to_running_time(p)))
@@ -154,36 +169,56 @@ pub fn build(c: &Config, out: impl Fn(Fragment) -> bool + Send + 'static) -> any
                     start_us: pts.saturating_sub(start).useconds(),
                     duration_us: duration.useconds(),
                 });
-                if sent { Ok(gst::FlowSuccess::Ok) } else { Err(gst::FlowError::Flushing) }
+                if sent {
+                    Ok(gst::FlowSuccess::Ok)
+                } else {
+                    Err(gst::FlowError::Flushing)
+                }
             })
             .build(),
     );
-    Ok(Capture { pipeline, video_encoder, audio_encoder })
+    Ok(Capture {
+        pipeline,
+        video_encoder,
+        audio_encoder,
+    })
 }
 
 impl Capture {
     /// Runs until `should_stop` says so (or the pipeline ends or fails), then sends EOS so the last
     /// partial fragment is flushed, and waits for it. Returns the recorded media duration.
-    pub fn run(&self, mut should_stop: impl FnMut(gst::ClockTime) -> bool) -> anyhow::Result<gst::ClockTime> {
+    pub fn run(
+        &self,
+        mut should_stop: impl FnMut(gst::ClockTime) -> bool,
+    ) -> anyhow::Result<gst::ClockTime> {
         self.pipeline
             .set_state(gst::State::Playing)
             .context("cannot start the capture pipeline (is the camera or microphone in use?)")?;
         let bus = self.pipeline.bus().expect("pipeline has a bus");
         let mut eos_sent = false;
         let result = loop {
-            let position = self.pipeline.query_position::<gst::ClockTime>().unwrap_or(gst::ClockTime::ZERO);
+            // Running time of the pipeline clock, i.e. how much the sources have captured; the sink lags
+            // by up to one fragment because the muxer emits whole fragments.
+            let position = self
+                .pipeline
+                .current_running_time()
+                .unwrap_or(gst::ClockTime::ZERO);
             if !eos_sent && should_stop(position) {
                 tracing::info!(%position, "stopping: sending end-of-stream");
                 self.pipeline.send_event(gst::event::Eos::new());
                 eos_sent = true;
             }
-            let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(20)) else { continue };
+            let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(20)) else {
+                continue;
+            };
             match msg.view() {
                 gst::MessageView::Eos(..) => break Ok(position),
                 gst::MessageView::Error(err) => {
                     break Err(anyhow!(
                         "capture pipeline failed in {}: {} ({})",
-                        err.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
+                        err.src()
+                            .map(|s| s.path_string().to_string())
+                            .unwrap_or_default(),
                         err.error(),
                         err.debug().unwrap_or_default()
                     ))
@@ -191,7 +226,9 @@ impl Capture {
                 _ => {}
             }
         };
-        self.pipeline.set_state(gst::State::Null).context("cannot stop the capture pipeline")?;
+        self.pipeline
+            .set_state(gst::State::Null)
+            .context("cannot stop the capture pipeline")?;
         let position = result?;
         if position == gst::ClockTime::ZERO {
             bail!("the pipeline ended before recording anything");

@@ -33,13 +33,20 @@ pub struct Report {
     pub uploaded: bool,
 }
 
-pub fn record(config: &Config, opts: &RecordOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Report> {
+pub fn record(
+    config: &Config,
+    opts: &RecordOptions,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<Report> {
     pipeline::init()?;
     let client = Client::new(config)?;
     let spool = Spool::open(&config.spool_dir)?;
     let recovered = spool.recover(None)?;
     if recovered > 0 {
-        tracing::warn!(recovered, "found recordings interrupted by a crash; they will be uploaded as incomplete");
+        tracing::warn!(
+            recovered,
+            "found recordings interrupted by a crash; they will be uploaded as incomplete"
+        );
     }
     let recipient = client
         .teacher_key(&opts.teacher)
@@ -52,13 +59,24 @@ pub fn record(config: &Config, opts: &RecordOptions, stop: Arc<AtomicBool>) -> a
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    spool.begin(&RecordingMeta { recording, recipient: recipient.to_hex(), started_at, room: config.room.clone() })?;
+    spool.begin(&RecordingMeta {
+        recording,
+        recipient: recipient.to_hex(),
+        started_at,
+        room: config.room.clone(),
+    })?;
     tracing::info!(%recording, teacher = %opts.teacher, "recording started");
 
     let (tx, rx) = mpsc::channel::<Input>();
     let frag_tx = tx.clone();
-    let capture = pipeline::build(config, move |f: Fragment| frag_tx.send(Input::Fragment(f)).is_ok())?;
-    let sealer = Sealer { spool: spool.clone(), recording, recipient };
+    let capture = pipeline::build(config, move |f: Fragment| {
+        frag_tx.send(Input::Fragment(f)).is_ok()
+    })?;
+    let sealer = Sealer {
+        spool: spool.clone(),
+        recording,
+        recipient,
+    };
     let finished = Arc::new(AtomicBool::new(false));
 
     let (capture_result, seal_result, upload_result) = std::thread::scope(|s| {
@@ -67,14 +85,21 @@ pub fn record(config: &Config, opts: &RecordOptions, stop: Arc<AtomicBool>) -> a
             let (client, spool, finished) = (&client, &spool, finished.clone());
             s.spawn(move || upload::run(client, spool, &finished, opts.drain_for))
         };
-        let limit = opts.duration.map(|d| gst::ClockTime::from_nseconds(d.as_nanos() as u64));
-        let capture_result = capture.run(|pos| stop.load(Ordering::Acquire) || limit.is_some_and(|l| pos >= l));
+        let limit = opts
+            .duration
+            .map(|d| gst::ClockTime::from_nseconds(d.as_nanos() as u64));
+        let capture_result =
+            capture.run(|pos| stop.load(Ordering::Acquire) || limit.is_some_and(|l| pos >= l));
         let _ = tx.send(Input::Stop);
         let seal_result = sealer_thread.join().expect("sealer thread panicked");
         let closed = spool.finish(recording, capture_result.is_ok() && seal_result.is_ok());
         finished.store(true, Ordering::Release);
         let upload_result = uploader.join().expect("uploader thread panicked");
-        (capture_result.and(closed.map(|_| ())), seal_result, upload_result)
+        (
+            capture_result.and(closed.map(|_| ())),
+            seal_result,
+            upload_result,
+        )
     });
     capture_result?;
     let sealed = seal_result?;

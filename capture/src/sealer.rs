@@ -39,19 +39,35 @@ pub struct Sealer {
 }
 
 impl Sealer {
-    fn put(&self, index: SegmentIndex, mut plaintext: Vec<u8>, final_segment: bool, start_us: u64, duration_us: u64) -> anyhow::Result<()> {
+    fn put(
+        &self,
+        index: SegmentIndex,
+        mut plaintext: Vec<u8>,
+        final_segment: bool,
+        start_us: u64,
+        duration_us: u64,
+    ) -> anyhow::Result<()> {
         let params = SealParams {
-            label: Label { recording: self.recording, index },
+            label: Label {
+                recording: self.recording,
+                index,
+            },
             final_segment,
             start_us,
             duration_us,
             chunk_size: DEFAULT_CHUNK_SIZE,
         };
-        let sealed = seal(&params, &self.recipient, &plaintext, &mut OsRng.unwrap_err());
+        let sealed = seal(
+            &params,
+            &self.recipient,
+            &plaintext,
+            &mut OsRng.unwrap_err(),
+        );
         // The plaintext is no longer needed; wipe it before anything can fail further on.
         plaintext.zeroize();
         let sealed = sealed?;
-        self.spool.put_segment(self.recording, index, &sealed, (start_us, duration_us))?;
+        self.spool
+            .put_segment(self.recording, index, &sealed, (start_us, duration_us))?;
         tracing::debug!(recording = %self.recording, index, bytes = sealed.len(), final_segment, "segment spooled");
         Ok(())
     }
@@ -66,8 +82,16 @@ impl Sealer {
         for input in rx {
             let step = match input {
                 Input::Fragment(Fragment::Init(bytes)) => self.put(0, bytes, false, 0, 0),
-                Input::Fragment(Fragment::Media { bytes, start_us, duration_us }) => {
-                    let previous = held.replace(Held { bytes, start_us, duration_us });
+                Input::Fragment(Fragment::Media {
+                    bytes,
+                    start_us,
+                    duration_us,
+                }) => {
+                    let previous = held.replace(Held {
+                        bytes,
+                        start_us,
+                        duration_us,
+                    });
                     match previous {
                         Some(h) => {
                             let r = self.put(next_index, h.bytes, false, h.start_us, h.duration_us);

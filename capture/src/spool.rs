@@ -12,7 +12,9 @@
 use anyhow::Context;
 use lessonlens_proto::envelope::SegmentHeader;
 use lessonlens_proto::manifest::MANIFEST_VERSION;
-use lessonlens_proto::{KeyFingerprint, Manifest, ManifestSegment, PublicKey, RecordingId, SegmentIndex};
+use lessonlens_proto::{
+    KeyFingerprint, Manifest, ManifestSegment, PublicKey, RecordingId, SegmentIndex,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -37,8 +39,15 @@ pub struct RecordingMeta {
 /// Something the uploader should send next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pending {
-    Segment { recording: RecordingId, index: SegmentIndex, path: PathBuf },
-    Manifest { recording: RecordingId, path: PathBuf },
+    Segment {
+        recording: RecordingId,
+        index: SegmentIndex,
+        path: PathBuf,
+    },
+    Manifest {
+        recording: RecordingId,
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -83,7 +92,9 @@ impl Spool {
     pub fn open(root: &Path) -> anyhow::Result<Spool> {
         fs::create_dir_all(root)
             .with_context(|| format!("cannot create the spool folder {}", root.display()))?;
-        Ok(Spool { root: root.to_path_buf() })
+        Ok(Spool {
+            root: root.to_path_buf(),
+        })
     }
 
     fn dir(&self, rec: RecordingId) -> PathBuf {
@@ -99,11 +110,20 @@ impl Spool {
     }
 
     /// Stores a sealed segment durably, then notes it in the journal. Returns its sha256.
-    pub fn put_segment(&self, rec: RecordingId, index: SegmentIndex, sealed: &[u8], entry_timing: (u64, u64)) -> anyhow::Result<String> {
+    pub fn put_segment(
+        &self,
+        rec: RecordingId,
+        index: SegmentIndex,
+        sealed: &[u8],
+        entry_timing: (u64, u64),
+    ) -> anyhow::Result<String> {
         let dir = self.dir(rec);
         let sha = hex::encode(Sha256::digest(sealed));
         write_durable(&dir, &segment_name(index), sealed).with_context(|| {
-            format!("cannot spool segment {index} of {rec} in {} (disk full?)", dir.display())
+            format!(
+                "cannot spool segment {index} of {rec} in {} (disk full?)",
+                dir.display()
+            )
         })?;
         let entry = ManifestSegment {
             index,
@@ -113,7 +133,10 @@ impl Spool {
         };
         let mut line = serde_json::to_vec(&entry)?;
         line.push(b'\n');
-        let mut j = OpenOptions::new().create(true).append(true).open(dir.join(JOURNAL))?;
+        let mut j = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(JOURNAL))?;
         j.write_all(&line)?;
         j.sync_data()?;
         Ok(sha)
@@ -128,7 +151,10 @@ impl Spool {
         let mut segments: BTreeMap<SegmentIndex, ManifestSegment> = BTreeMap::new();
         if let Ok(text) = fs::read_to_string(dir.join(JOURNAL)) {
             // A torn last line (crash mid-append) does not parse and is covered by the file scan.
-            for e in text.lines().filter_map(|l| serde_json::from_str::<ManifestSegment>(l).ok()) {
+            for e in text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<ManifestSegment>(l).ok())
+            {
                 segments.insert(e.index, e);
             }
         }
@@ -138,12 +164,15 @@ impl Spool {
             }
             let bytes = fs::read(&path)?;
             if let Ok(h) = SegmentHeader::parse(&bytes) {
-                segments.insert(index, ManifestSegment {
+                segments.insert(
                     index,
-                    sha256: hex::encode(Sha256::digest(&bytes)),
-                    start_us: h.start_us,
-                    duration_us: h.duration_us,
-                });
+                    ManifestSegment {
+                        index,
+                        sha256: hex::encode(Sha256::digest(&bytes)),
+                        start_us: h.start_us,
+                        duration_us: h.duration_us,
+                    },
+                );
             }
         }
         let recipient = PublicKey::from_hex(&meta.recipient)
@@ -210,10 +239,17 @@ impl Spool {
             let rec = meta.recording;
             let segs = self.segment_files(rec)?;
             let no_segments = segs.is_empty();
-            out.extend(segs.into_iter().map(|(index, path)| Pending::Segment { recording: rec, index, path }));
+            out.extend(segs.into_iter().map(|(index, path)| Pending::Segment {
+                recording: rec,
+                index,
+                path,
+            }));
             let manifest = self.dir(rec).join(MANIFEST);
             if no_segments && manifest.exists() {
-                out.push(Pending::Manifest { recording: rec, path: manifest });
+                out.push(Pending::Manifest {
+                    recording: rec,
+                    path: manifest,
+                });
             }
         }
         Ok(out)
@@ -257,7 +293,12 @@ mod tests {
     use super::*;
 
     fn meta(rec: RecordingId, started_at: i64) -> RecordingMeta {
-        RecordingMeta { recording: rec, recipient: "00".repeat(32), started_at, room: "r1".into() }
+        RecordingMeta {
+            recording: rec,
+            recipient: "00".repeat(32),
+            started_at,
+            room: "r1".into(),
+        }
     }
 
     #[test]
@@ -275,17 +316,17 @@ mod tests {
         let order: Vec<_> = p
             .iter()
             .map(|x| match x {
-                Pending::Segment { recording, index, .. } => (*recording, *index),
+                Pending::Segment {
+                    recording, index, ..
+                } => (*recording, *index),
                 Pending::Manifest { .. } => panic!("no manifest yet"),
             })
             .collect();
         assert_eq!(order, vec![(old, 0), (old, 1), (new, 0)]);
         // Nothing half-written is left behind.
-        assert!(fs::read_dir(tmp.path().join(old.to_string())).unwrap().all(|e| !e
+        assert!(fs::read_dir(tmp.path().join(old.to_string()))
             .unwrap()
-            .file_name()
-            .to_string_lossy()
-            .ends_with(".tmp")));
+            .all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
     }
 
     #[test]
@@ -298,16 +339,25 @@ mod tests {
         spool.begin(&meta(active, 2)).unwrap();
         spool.put_segment(crashed, 0, b"x", (0, 0)).unwrap();
         // A torn journal line from a crash mid-append is ignored.
-        let mut j = OpenOptions::new().append(true).open(tmp.path().join(crashed.to_string()).join(JOURNAL)).unwrap();
+        let mut j = OpenOptions::new()
+            .append(true)
+            .open(tmp.path().join(crashed.to_string()).join(JOURNAL))
+            .unwrap();
         j.write_all(b"{\"index\":").unwrap();
         assert_eq!(spool.recover(Some(active)).unwrap(), 1);
-        let m: Manifest = Manifest::parse(&fs::read(tmp.path().join(crashed.to_string()).join(MANIFEST)).unwrap()).unwrap();
+        let m: Manifest = Manifest::parse(
+            &fs::read(tmp.path().join(crashed.to_string()).join(MANIFEST)).unwrap(),
+        )
+        .unwrap();
         assert!(!m.clean_stop);
         assert_eq!(m.segments.len(), 1);
         assert!(!tmp.path().join(active.to_string()).join(MANIFEST).exists());
         // Once the segments are gone, the manifest is what is pending.
         let seg = tmp.path().join(crashed.to_string()).join(segment_name(0));
         spool.remove(&seg).unwrap();
-        assert!(matches!(spool.pending().unwrap()[0], Pending::Manifest { .. }));
+        assert!(matches!(
+            spool.pending().unwrap()[0],
+            Pending::Manifest { .. }
+        ));
     }
 }

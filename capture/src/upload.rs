@@ -5,8 +5,8 @@ use crate::spool::{Pending, Spool};
 use anyhow::{anyhow, Context};
 use lessonlens_proto::wire::{ErrorBody, Receipt, TeacherKey, SHA256_HEADER};
 use lessonlens_proto::{PublicKey, RecordingId, SegmentIndex};
-use sha2::{Digest, Sha256};
 use rand_core::TryRngCore;
+use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,8 +31,12 @@ pub struct Client {
 impl Client {
     /// A client that trusts only the school CA in `config.ca_file`.
     pub fn new(config: &Config) -> anyhow::Result<Client> {
-        let pem = std::fs::read(&config.ca_file)
-            .with_context(|| format!("cannot read the school CA certificate {}", config.ca_file.display()))?;
+        let pem = std::fs::read(&config.ca_file).with_context(|| {
+            format!(
+                "cannot read the school CA certificate {}",
+                config.ca_file.display()
+            )
+        })?;
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
             roots.add(cert.context("the school CA file is not valid PEM")?)?;
@@ -40,16 +44,22 @@ impl Client {
         if roots.is_empty() {
             anyhow::bail!("{} holds no certificate", config.ca_file.display());
         }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         let agent = ureq::AgentBuilder::new()
             .tls_config(Arc::new(tls))
             .timeout_connect(Duration::from_secs(5))
             .timeout(Duration::from_secs(60))
             .build();
-        Ok(Client { agent, base: config.server_url.trim_end_matches('/').to_string(), token: config.token()? })
+        Ok(Client {
+            agent,
+            base: config.server_url.trim_end_matches('/').to_string(),
+            token: config.token()?,
+        })
     }
 
     fn auth(&self, req: ureq::Request) -> ureq::Request {
@@ -77,12 +87,23 @@ impl Client {
             .map_err(Self::map_err)?
             .into_json()
             .map_err(|e| UploadError::Unreachable(e.to_string()))?;
-        PublicKey::from_hex(&key.public_key).map_err(|e| UploadError::Refused { status: 200, message: e.to_string() })
+        PublicKey::from_hex(&key.public_key).map_err(|e| UploadError::Refused {
+            status: 200,
+            message: e.to_string(),
+        })
     }
 
-    pub fn put_segment(&self, rec: RecordingId, index: SegmentIndex, body: &[u8]) -> Result<Receipt, UploadError> {
+    pub fn put_segment(
+        &self,
+        rec: RecordingId,
+        index: SegmentIndex,
+        body: &[u8],
+    ) -> Result<Receipt, UploadError> {
         let sha = hex::encode(Sha256::digest(body));
-        let url = format!("{}/api/device/v1/recordings/{rec}/segments/{index}", self.base);
+        let url = format!(
+            "{}/api/device/v1/recordings/{rec}/segments/{index}",
+            self.base
+        );
         let receipt: Receipt = self
             .auth(self.agent.put(&url))
             .set(SHA256_HEADER, &sha)
@@ -92,7 +113,10 @@ impl Client {
             .into_json()
             .map_err(|e| UploadError::Unreachable(e.to_string()))?;
         if receipt.sha256 != sha {
-            return Err(UploadError::ReceiptMismatch { sent: sha, stored: receipt.sha256 });
+            return Err(UploadError::ReceiptMismatch {
+                sent: sha,
+                stored: receipt.sha256,
+            });
         }
         Ok(receipt)
     }
@@ -113,7 +137,11 @@ pub fn drain_once(client: &Client, spool: &Spool) -> anyhow::Result<usize> {
     let mut sent = 0;
     for item in spool.pending()? {
         match item {
-            Pending::Segment { recording, index, path } => {
+            Pending::Segment {
+                recording,
+                index,
+                path,
+            } => {
                 let body = std::fs::read(&path)?;
                 client.put_segment(recording, index, &body)?;
                 // Only now, with a receipt whose hash matches, may the device forget the segment.
@@ -133,7 +161,12 @@ pub fn drain_once(client: &Client, spool: &Spool) -> anyhow::Result<usize> {
 
 /// Drains the spool until `finished` is set and nothing is left, or `deadline` passes after
 /// `finished`. Backs off exponentially (with jitter) while the server is unreachable.
-pub fn run(client: &Client, spool: &Spool, finished: &AtomicBool, drain_for: Duration) -> anyhow::Result<()> {
+pub fn run(
+    client: &Client,
+    spool: &Spool,
+    finished: &AtomicBool,
+    drain_for: Duration,
+) -> anyhow::Result<()> {
     let mut backoff = Duration::from_millis(250);
     let mut finished_at: Option<Instant> = None;
     loop {
@@ -151,7 +184,9 @@ pub fn run(client: &Client, spool: &Spool, finished: &AtomicBool, drain_for: Dur
             }
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "upload failed; will retry");
-                let jitter = Duration::from_millis(u64::from(rand_core::RngCore::next_u32(&mut rand_core::OsRng.unwrap_err()) % 250));
+                let jitter = Duration::from_millis(u64::from(
+                    rand_core::RngCore::next_u32(&mut rand_core::OsRng.unwrap_err()) % 250,
+                ));
                 std::thread::sleep(backoff + jitter);
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }

@@ -28,7 +28,13 @@ fn main() {
             duration_us: 2_000_000,
             chunk_size,
         };
-        let env = seal(&params, &pk, &plaintext, &mut ChaCha20Rng::seed_from_u64(seed)).unwrap();
+        let env = seal(
+            &params,
+            &pk,
+            &plaintext,
+            &mut ChaCha20Rng::seed_from_u64(seed),
+        )
+        .unwrap();
         out.push(serde_json::json!({
             "name": name,
             "secret_key": hex::encode(sk.to_bytes().as_ref()),

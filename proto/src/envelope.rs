@@ -71,7 +71,6 @@ const DEK_LEN: usize = 32;
 const ENCAPPED_LEN: usize = 32;
 const SEALED_DEK_LEN: usize = DEK_LEN + TAG_LEN;
 
-
 /// What a segment claims to be. The server checks this against the upload URL; a viewer checks it
 /// against the segment it asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,7 +94,9 @@ pub struct SegmentHeader {
 
 impl SegmentHeader {
     fn chunk_count(&self) -> u64 {
-        self.plaintext_len.div_ceil(u64::from(self.chunk_size)).max(1)
+        self.plaintext_len
+            .div_ceil(u64::from(self.chunk_size))
+            .max(1)
     }
 
     /// Exact length of a well-formed envelope with this header.
@@ -107,7 +108,11 @@ impl SegmentHeader {
         let mut h = [0u8; HEADER_LEN];
         h[0..4].copy_from_slice(&MAGIC);
         h[4] = FORMAT_VERSION;
-        h[5] = if self.final_segment { FLAG_FINAL_SEGMENT } else { 0 };
+        h[5] = if self.final_segment {
+            FLAG_FINAL_SEGMENT
+        } else {
+            0
+        };
         h[8..24].copy_from_slice(self.label.recording.as_bytes());
         h[24..28].copy_from_slice(&self.label.index.to_be_bytes());
         h[28..32].copy_from_slice(&self.chunk_size.to_be_bytes());
@@ -133,7 +138,9 @@ impl SegmentHeader {
             return Err(OpenError::UnsupportedVersion(bytes[4]));
         }
         if bytes[5] & !FLAG_FINAL_SEGMENT != 0 || bytes[6..8] != [0, 0] {
-            return Err(OpenError::Malformed("unknown flags or non-zero reserved bytes"));
+            return Err(OpenError::Malformed(
+                "unknown flags or non-zero reserved bytes",
+            ));
         }
         let u32_at = |o: usize| u32::from_be_bytes(bytes[o..o + 4].try_into().expect("4 bytes"));
         let u64_at = |o: usize| u64::from_be_bytes(bytes[o..o + 8].try_into().expect("8 bytes"));
@@ -223,7 +230,12 @@ fn nonce(chunk: u64, final_chunk: bool) -> [u8; 12] {
     n
 }
 
-fn chunk_ad(header: &[u8; HEADER_LEN], chunk: u64, final_chunk: bool, final_segment: bool) -> Vec<u8> {
+fn chunk_ad(
+    header: &[u8; HEADER_LEN],
+    chunk: u64,
+    final_chunk: bool,
+    final_segment: bool,
+) -> Vec<u8> {
     let mut ad = Vec::with_capacity(HEADER_LEN + 10);
     ad.extend_from_slice(header);
     ad.extend_from_slice(&chunk.to_be_bytes());
@@ -267,7 +279,13 @@ pub fn seal<R: RngCore + CryptoRng>(
         let last = i + 1 == n;
         let ad = chunk_ad(&header_bytes, i, last, params.final_segment);
         let ct = cipher
-            .encrypt(Nonce::from_slice(&nonce(i, last)), Payload { msg: piece, aad: &ad })
+            .encrypt(
+                Nonce::from_slice(&nonce(i, last)),
+                Payload {
+                    msg: piece,
+                    aad: &ad,
+                },
+            )
             .expect("AES-GCM encryption of a bounded chunk cannot fail");
         out.extend_from_slice(&ct);
     }
@@ -318,8 +336,9 @@ fn unwrap_dek(
         });
     }
     let kb = &bytes[HEADER_LEN..CONTENT_OFFSET];
-    let encapped = <<KemT as Kem>::EncappedKey as Deserializable>::from_bytes(&kb[16..16 + ENCAPPED_LEN])
-        .map_err(|_| OpenError::HeaderOrKeyBlockAltered)?;
+    let encapped =
+        <<KemT as Kem>::EncappedKey as Deserializable>::from_bytes(&kb[16..16 + ENCAPPED_LEN])
+            .map_err(|_| OpenError::HeaderOrKeyBlockAltered)?;
     let sealed = &kb[16 + ENCAPPED_LEN..16 + ENCAPPED_LEN + SEALED_DEK_LEN];
     let dek_vec = Zeroizing::new(
         hpke::single_shot_open::<AesGcm256, HkdfSha256, KemT>(
@@ -378,7 +397,10 @@ pub fn open(expected: Option<Label>, sk: &SecretKey, bytes: &[u8]) -> Result<Ope
         let attempt = |at: u64| {
             let last = at + 1 == n;
             let ad = chunk_ad(&header_bytes, at, last, header.final_segment);
-            cipher.decrypt(Nonce::from_slice(&nonce(at, last)), Payload { msg: ct, aad: &ad })
+            cipher.decrypt(
+                Nonce::from_slice(&nonce(at, last)),
+                Payload { msg: ct, aad: &ad },
+            )
         };
         match attempt(i) {
             Ok(pt) => {
@@ -415,7 +437,8 @@ pub fn rewrap<R: RngCore + CryptoRng>(
     let header_bytes: [u8; HEADER_LEN] = bytes[..HEADER_LEN].try_into().expect("length checked");
     let mut out = Vec::with_capacity(bytes.len());
     out.extend_from_slice(&header_bytes);
-    write_key_block(&mut out, &header_bytes, &dek, to, rng).map_err(|_| OpenError::HeaderOrKeyBlockAltered)?;
+    write_key_block(&mut out, &header_bytes, &dek, to, rng)
+        .map_err(|_| OpenError::HeaderOrKeyBlockAltered)?;
     out.extend_from_slice(&bytes[CONTENT_OFFSET..]);
     Ok(out)
 }

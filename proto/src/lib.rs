@@ -17,7 +17,9 @@ pub mod keys;
 pub mod manifest;
 pub mod wire;
 
-pub use envelope::{open, rewrap, seal, Label, OpenError, Opened, SealError, SealParams, SegmentHeader};
+pub use envelope::{
+    open, rewrap, seal, Label, OpenError, Opened, SealError, SealParams, SegmentHeader,
+};
 pub use ids::{RecordingId, SegmentIndex};
 pub use keys::{KeyFingerprint, PublicKey, SecretKey};
 pub use manifest::{Manifest, ManifestSegment};

@@ -89,8 +89,18 @@ mod tests {
             recipient: KeyFingerprint([1; 16]),
             started_at: 1_700_000_000,
             segments: vec![
-                ManifestSegment { index: 0, sha256: "a".repeat(64), start_us: 0, duration_us: 0 },
-                ManifestSegment { index: 1, sha256: "b".repeat(64), start_us: 0, duration_us: 2_000_000 },
+                ManifestSegment {
+                    index: 0,
+                    sha256: "a".repeat(64),
+                    start_us: 0,
+                    duration_us: 0,
+                },
+                ManifestSegment {
+                    index: 1,
+                    sha256: "b".repeat(64),
+                    start_us: 0,
+                    duration_us: 2_000_000,
+                },
             ],
             clean_stop: true,
         }
@@ -106,13 +116,22 @@ mod tests {
     fn rejects_duplicates_and_bad_hashes() {
         let mut m = sample();
         m.segments[1].index = 0;
-        assert_eq!(Manifest::parse(&m.to_json()), Err(ManifestError::DuplicateSegment(0)));
+        assert_eq!(
+            Manifest::parse(&m.to_json()),
+            Err(ManifestError::DuplicateSegment(0))
+        );
         let mut m = sample();
         m.segments[1].sha256 = "zz".into();
-        assert_eq!(Manifest::parse(&m.to_json()), Err(ManifestError::BadHash(1)));
+        assert_eq!(
+            Manifest::parse(&m.to_json()),
+            Err(ManifestError::BadHash(1))
+        );
         let mut m = sample();
         m.version = 9;
-        assert_eq!(Manifest::parse(&m.to_json()), Err(ManifestError::Version(9)));
+        assert_eq!(
+            Manifest::parse(&m.to_json()),
+            Err(ManifestError::Version(9))
+        );
     }
 
     #[test]

@@ -14,7 +14,10 @@ fn rng() -> ChaCha20Rng {
 }
 
 fn label(index: u32) -> Label {
-    Label { recording: RecordingId::from_random_bytes([9; 16]), index }
+    Label {
+        recording: RecordingId::from_random_bytes([9; 16]),
+        index,
+    }
 }
 
 fn params(index: u32, final_segment: bool) -> SealParams {
@@ -29,7 +32,9 @@ fn params(index: u32, final_segment: bool) -> SealParams {
 
 /// 3.5 chunks of plaintext: three full chunks and a partial last one.
 fn plaintext() -> Vec<u8> {
-    (0..(CHUNK as usize * 3 + 512)).map(|i| (i % 251) as u8).collect()
+    (0..(CHUNK as usize * 3 + 512))
+        .map(|i| (i % 251) as u8)
+        .collect()
 }
 
 fn sealed() -> (SecretKey, Vec<u8>) {
@@ -71,16 +76,25 @@ fn empty_and_exact_multiple_round_trip() {
 fn truncated_segment_fails() {
     let (sk, env) = sealed();
     let cut = &env[..env.len() - 100];
-    assert!(matches!(open(None, &sk, cut), Err(OpenError::Truncated { .. })));
+    assert!(matches!(
+        open(None, &sk, cut),
+        Err(OpenError::Truncated { .. })
+    ));
     let cut = &env[..HEADER_LEN + 10];
-    assert!(matches!(open(None, &sk, cut), Err(OpenError::Truncated { .. })));
+    assert!(matches!(
+        open(None, &sk, cut),
+        Err(OpenError::Truncated { .. })
+    ));
 }
 
 #[test]
 fn dropped_last_chunk_fails() {
     let (sk, env) = sealed();
     let dropped = &env[..CONTENT_OFFSET + 3 * SEALED_CHUNK];
-    assert_eq!(open(None, &sk, dropped).unwrap_err(), OpenError::MissingChunks { missing: 1 });
+    assert_eq!(
+        open(None, &sk, dropped).unwrap_err(),
+        OpenError::MissingChunks { missing: 1 }
+    );
 }
 
 #[test]
@@ -93,7 +107,10 @@ fn swapped_chunks_fail() {
     env[b..b + SEALED_CHUNK].copy_from_slice(&first);
     assert_eq!(
         open(None, &sk, &env).unwrap_err(),
-        OpenError::ChunksReordered { found_at: 0, belongs_at: 1 }
+        OpenError::ChunksReordered {
+            found_at: 0,
+            belongs_at: 1
+        }
     );
 }
 
@@ -106,8 +123,14 @@ fn relabelled_segment_fails() {
         Err(OpenError::Relabelled { .. })
     ));
     // Or as the same index of another recording.
-    let other = Label { recording: RecordingId::from_random_bytes([8; 16]), index: 3 };
-    assert!(matches!(open(Some(other), &sk, &env), Err(OpenError::Relabelled { .. })));
+    let other = Label {
+        recording: RecordingId::from_random_bytes([8; 16]),
+        index: 3,
+    };
+    assert!(matches!(
+        open(Some(other), &sk, &env),
+        Err(OpenError::Relabelled { .. })
+    ));
     // Editing the header to claim another index breaks its authentication.
     let mut edited = env.clone();
     edited[24..28].copy_from_slice(&4u32.to_be_bytes());
@@ -128,34 +151,52 @@ fn flipped_bit_anywhere_fails() {
         for bit in 0..8 {
             let mut bad = env.clone();
             bad[byte] ^= 1 << bit;
-            assert!(open(Some(label(1)), &sk, &bad).is_err(), "bit {bit} of byte {byte}");
+            assert!(
+                open(Some(label(1)), &sk, &bad).is_err(),
+                "bit {bit} of byte {byte}"
+            );
         }
     }
     let mut bad = env.clone();
     bad[CONTENT_OFFSET + 5] ^= 1;
-    assert_eq!(open(None, &sk, &bad).unwrap_err(), OpenError::ChunkAltered(0));
+    assert_eq!(
+        open(None, &sk, &bad).unwrap_err(),
+        OpenError::ChunkAltered(0)
+    );
 }
 
 #[test]
 fn wrong_private_key_fails() {
     let (_, env) = sealed();
     let (other, _) = SecretKey::generate(&mut ChaCha20Rng::seed_from_u64(7));
-    assert!(matches!(open(None, &other, &env), Err(OpenError::WrongKey { .. })));
+    assert!(matches!(
+        open(None, &other, &env),
+        Err(OpenError::WrongKey { .. })
+    ));
 }
 
 #[test]
 fn trailing_bytes_fail() {
     let (sk, mut env) = sealed();
     env.extend_from_slice(b"junk");
-    assert_eq!(open(None, &sk, &env).unwrap_err(), OpenError::TrailingBytes { extra: 4 });
+    assert_eq!(
+        open(None, &sk, &env).unwrap_err(),
+        OpenError::TrailingBytes { extra: 4 }
+    );
 }
 
 #[test]
 fn not_a_segment_and_unknown_version_fail() {
     let (sk, mut env) = sealed();
-    assert_eq!(open(None, &sk, b"\0\0\0\0ftypisom").unwrap_err(), OpenError::NotASegment);
+    assert_eq!(
+        open(None, &sk, b"\0\0\0\0ftypisom").unwrap_err(),
+        OpenError::NotASegment
+    );
     env[4] = 2;
-    assert_eq!(open(None, &sk, &env).unwrap_err(), OpenError::UnsupportedVersion(2));
+    assert_eq!(
+        open(None, &sk, &env).unwrap_err(),
+        OpenError::UnsupportedVersion(2)
+    );
 }
 
 #[test]
@@ -166,9 +207,19 @@ fn rewrap_keeps_content_and_changes_recipient() {
     let moved = rewrap(&env, &school_sk, &teacher_pk, &mut r).unwrap();
     assert_eq!(moved.len(), env.len());
     assert_eq!(moved[..HEADER_LEN], env[..HEADER_LEN]);
-    assert_eq!(moved[CONTENT_OFFSET..], env[CONTENT_OFFSET..], "content must not change");
-    assert_eq!(*open(Some(label(3)), &teacher_sk, &moved).unwrap().plaintext, plaintext());
-    assert!(matches!(open(None, &school_sk, &moved), Err(OpenError::WrongKey { .. })));
+    assert_eq!(
+        moved[CONTENT_OFFSET..],
+        env[CONTENT_OFFSET..],
+        "content must not change"
+    );
+    assert_eq!(
+        *open(Some(label(3)), &teacher_sk, &moved).unwrap().plaintext,
+        plaintext()
+    );
+    assert!(matches!(
+        open(None, &school_sk, &moved),
+        Err(OpenError::WrongKey { .. })
+    ));
     // Re-wrapping damaged input is refused rather than producing a segment that cannot open.
     assert!(rewrap(&env[..env.len() - 1], &school_sk, &teacher_pk, &mut r).is_err());
 }

@@ -32,7 +32,11 @@ fn vectors_seal_and_open_exactly() {
         };
         let mut rng = ChaCha20Rng::seed_from_u64(case["rng_seed"].as_u64().unwrap());
         let resealed = seal(&params, &sk.public_key(), &plaintext, &mut rng).unwrap();
-        assert_eq!(hex::encode(&resealed), hex::encode(&envelope), "{name}: seal changed");
+        assert_eq!(
+            hex::encode(&resealed),
+            hex::encode(&envelope),
+            "{name}: seal changed"
+        );
         let opened = open(Some(label), &sk, &envelope).unwrap();
         assert_eq!(*opened.plaintext, plaintext, "{name}: open changed");
         assert_eq!(opened.header.final_segment, params.final_segment, "{name}");

@@ -1,1 +1,174 @@
-fn main(){}
+//! `lessonlens-server`: wires the CLI and config to the library; see `lib.rs` for the parts.
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use lessonlens_server::accounts::{self, Role};
+use lessonlens_server::app::{self, AppState};
+use lessonlens_server::blobs::LocalBlobs;
+use lessonlens_server::config::Config;
+use lessonlens_server::vault::{write_secret_file, MasterKey, Vault};
+use lessonlens_server::{db, tls};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+#[derive(Parser)]
+#[command(
+    name = "lessonlens-server",
+    version,
+    about = "The lessonlens school server"
+)]
+struct Cli {
+    /// Server config file (see config/server.example.toml).
+    #[arg(
+        long,
+        env = "LESSONLENS_SERVER_CONFIG",
+        default_value = "/etc/lessonlens/server.toml"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage classroom devices.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user. The password is read from standard input (one line), never from arguments.
+    Add {
+        username: String,
+        #[arg(long)]
+        display_name: String,
+        /// teacher, coach or admin; repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// Register a device and write its token to a new file (mode 0600).
+    Add {
+        name: String,
+        #[arg(long)]
+        token_file: PathBuf,
+    },
+}
+
+struct Opened {
+    config: Config,
+    conn: rusqlite::Connection,
+    vault: Vault,
+}
+
+fn open(config: Config) -> anyhow::Result<Opened> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    let master = MasterKey::load_or_create(&config.master_key_file)?;
+    let conn = db::open(&config.db_path())?;
+    let vault = Vault::open(&config.vault_path(), master)?;
+    Ok(Opened {
+        config,
+        conn,
+        vault,
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = Config::load(&cli.config)?;
+    match cli.command {
+        Command::Serve => serve(open(config)?),
+        Command::User(UserCommand::Add {
+            username,
+            display_name,
+            roles,
+        }) => {
+            let roles = roles
+                .iter()
+                .map(|r| {
+                    Role::parse(r)
+                        .with_context(|| format!("unknown role {r:?}: use teacher, coach or admin"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let password =
+                zeroize::Zeroizing::new(password.trim_end_matches(['\r', '\n']).to_string());
+            let o = open(config)?;
+            let id = accounts::add_user(&o.conn, &username, &display_name, &password, &roles)?;
+            if roles.contains(&Role::Teacher) {
+                let pk = o.vault.create_key(id, accounts::now())?;
+                eprintln!("teacher key {} created", pk.fingerprint());
+            }
+            accounts::audit(&o.conn, "cli", "user-add", &id.to_string())?;
+            println!("user {username} added (id {id})");
+            Ok(())
+        }
+        Command::Device(DeviceCommand::Add { name, token_file }) => {
+            let o = open(config)?;
+            if token_file.exists() {
+                bail!(
+                    "{} already exists; choose another path so no token is overwritten",
+                    token_file.display()
+                );
+            }
+            let token = accounts::add_device(&o.conn, &name)?;
+            write_secret_file(&token_file, token.as_bytes())?;
+            accounts::audit(&o.conn, "cli", "device-add", &name)?;
+            println!(
+                "device {name} added; its token is in {}",
+                token_file.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn serve(o: Opened) -> anyhow::Result<()> {
+    let tls = tls::load_or_create(&o.config.tls_dir(), &o.config.hostnames)?;
+    let listener = std::net::TcpListener::bind(o.config.listen)
+        .with_context(|| format!("cannot listen on {} (in use?)", o.config.listen))?;
+    let addr = listener.local_addr()?;
+    let blobs = LocalBlobs::open(&o.config.blob_dir())?;
+    let state = Arc::new(AppState {
+        config: o.config,
+        db: Mutex::new(o.conn),
+        vault: Mutex::new(o.vault),
+        blobs,
+    });
+    // Machine-readable lines on stdout: tests and scripts read the address and the CA fingerprint.
+    println!("listening on https://{addr}");
+    println!("school CA fingerprint (SHA-256) {}", tls.ca_fingerprint);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async move {
+            let shutdown = async {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("SIGTERM handler");
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+                tracing::info!("shutting down");
+            };
+            app::run(listener, state, tls.server_config, shutdown).await
+        })
+}

@@ -1,1 +1,280 @@
-//! End-to-end tests live in tests/.
+//! Helpers for the end-to-end tests: locating the built binaries, starting a real server in a temp
+//! dir, and the structural scanner that proves no plaintext media rests on disk.
+//!
+//! The binaries are built by `cargo build --workspace --bins` (README's test command does it).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Path of a workspace binary next to the test executable (`target/<profile>/NAME`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// A running `lessonlens-server` in its own temp dir, killed on drop.
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Child,
+}
+
+impl Server {
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("server.toml")
+    }
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+    pub fn ca_file(&self) -> PathBuf {
+        self.data_dir().join("tls/ca.pem")
+    }
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Creates the config, then starts the server and waits for its address.
+    pub fn start(web_dir: &Path) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("secrets");
+        std::fs::create_dir(&secrets).unwrap();
+        std::fs::write(
+            dir.path().join("server.toml"),
+            format!(
+                "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nmaster_key_file = \"{}\"\nweb_dir = \"{}\"\n",
+                dir.path().join("data").display(),
+                secrets.join("master.key").display(),
+                web_dir.display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(bin("lessonlens-server"))
+            .arg("--config")
+            .arg(dir.path().join("server.toml"))
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = lines.next().expect("server printed nothing").unwrap();
+        let port = line
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        // Keep reading stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Server { dir, port, child }
+    }
+
+    /// Runs a `lessonlens-server` admin command against this server's files.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        let mut child = Command::new(bin("lessonlens-server"))
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    pub fn add_user(&self, username: &str, password: &str, role: &str) {
+        let out = self.cli(
+            &[
+                "user",
+                "add",
+                username,
+                "--display-name",
+                username,
+                "--role",
+                role,
+            ],
+            &format!("{password}\n"),
+        );
+        assert!(
+            out.status.success(),
+            "user add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Registers a device; returns the path of its token file.
+    pub fn add_device(&self, name: &str) -> PathBuf {
+        let token = self
+            .dir
+            .path()
+            .join("secrets")
+            .join(format!("{name}.token"));
+        let out = self.cli(
+            &[
+                "device",
+                "add",
+                name,
+                "--token-file",
+                token.to_str().unwrap(),
+            ],
+            "",
+        );
+        assert!(
+            out.status.success(),
+            "device add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        token
+    }
+
+    /// An HTTPS agent that trusts this server's CA only.
+    pub fn agent(&self) -> ureq::Agent {
+        let pem = std::fs::read(self.ca_file()).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        ureq::AgentBuilder::new()
+            .tls_config(Arc::new(tls))
+            .timeout(Duration::from_secs(30))
+            .build()
+    }
+
+    /// Signs in and returns the session cookie header value.
+    pub fn login(&self, agent: &ureq::Agent, username: &str, password: &str) -> String {
+        let res = agent
+            .post(&format!("{}/api/login", self.url()))
+            .send_json(serde_json::json!({"username": username, "password": password}))
+            .expect("login");
+        let cookie = res
+            .header("set-cookie")
+            .expect("session cookie")
+            .to_string();
+        for attr in ["HttpOnly", "Secure", "SameSite=Strict"] {
+            assert!(cookie.contains(attr), "cookie lacks {attr}: {cookie}");
+        }
+        cookie.split(';').next().unwrap().to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const BRANDS: [&[u8; 4]; 8] = [
+    b"isom", b"iso5", b"iso6", b"mp41", b"mp42", b"cmfc", b"dash", b"avc1",
+];
+
+/// Looks for plaintext media structurally (see DESIGN.md, "Testing the promises"): an `ftyp` box
+/// with a plausible size and a known major brand, a `moof` whose first child is `mfhd`, an `mdat`
+/// whose size fits in the file, or an H.264 start code followed by an SPS NAL header and a known
+/// profile. Returns the offset and what was found.
+pub fn find_plaintext_media(bytes: &[u8]) -> Option<(usize, &'static str)> {
+    let be32 = |o: usize| u32::from_be_bytes(bytes[o..o + 4].try_into().unwrap()) as usize;
+    for i in 4..bytes.len().saturating_sub(8) {
+        match &bytes[i..i + 4] {
+            b"ftyp" => {
+                let size = be32(i - 4);
+                if (8..=1024).contains(&size) && BRANDS.iter().any(|b| &bytes[i + 4..i + 8] == *b) {
+                    return Some((i - 4, "ftyp box"));
+                }
+            }
+            b"moof" if i + 12 <= bytes.len() && &bytes[i + 8..i + 12] == b"mfhd" => {
+                return Some((i - 4, "moof box"));
+            }
+            b"mdat" => {
+                let size = be32(i - 4);
+                // Together with the neighbouring checks this keeps random ciphertext from matching.
+                if size >= 16 && i - 4 + size == bytes.len() && i >= 12 {
+                    return Some((i - 4, "mdat box"));
+                }
+            }
+            [0, 0, 0, 1] => {
+                let nal = bytes[i + 4];
+                if nal & 0x80 == 0
+                    && nal & 0x1f == 7
+                    && [66, 77, 88, 100, 110, 122, 244].contains(&bytes[i + 5])
+                {
+                    return Some((i, "H.264 SPS"));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Scans every file under `dir`; returns the first plaintext media found, with its path.
+pub fn scan_tree(dir: &Path) -> Option<String> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return None;
+    };
+    for e in rd.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            if let Some(hit) = scan_tree(&path) {
+                return Some(hit);
+            }
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            if let Some((off, what)) = find_plaintext_media(&bytes) {
+                return Some(format!("{what} at offset {off} of {}", path.display()));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scanner_finds_planted_boxes_and_ignores_noise() {
+        // Pseudo-random noise (xorshift) stands in for ciphertext.
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        let mut noise: Vec<u8> = (0..1 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        assert_eq!(find_plaintext_media(&noise), None);
+        let mut with_ftyp = noise.clone();
+        with_ftyp[5000..5016].copy_from_slice(b"\0\0\0\x18ftypiso6\0\0\0\0");
+        assert_eq!(find_plaintext_media(&with_ftyp), Some((5000, "ftyp box")));
+        noise[700..716].copy_from_slice(b"\0\0\x01\0moof\0\0\0\x10mfhd");
+        assert_eq!(find_plaintext_media(&noise), Some((700, "moof box")));
+    }
+}

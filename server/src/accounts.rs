@@ -1,0 +1,335 @@
+//! Users, roles, passwords, sessions and device tokens. Plain functions over a SQLite connection,
+//! so they are tested without a server and called from handlers off the async runtime.
+//!
+//! Secrets handed out (session and device tokens) are 32 random bytes; only their SHA-256 is
+//! stored, so a copy of the database does not let anyone sign in, and lookup by hash means no
+//! secret is ever compared byte by byte in variable time.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rand_core::{OsRng, RngCore, TryRngCore};
+use rusqlite::{params, Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Teacher,
+    Coach,
+    Admin,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "teacher" => Some(Role::Teacher),
+            "coach" => Some(Role::Coach),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Teacher => "teacher",
+            Role::Coach => "coach",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub roles: Vec<Role>,
+}
+
+impl User {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccountError {
+    #[error("password must be at least 8 characters")]
+    WeakPassword,
+    #[error("username must be 1-64 characters of a-z, 0-9, '.', '-' or '_'")]
+    BadUsername,
+    #[error("a user named {0:?} already exists")]
+    Exists(String),
+    #[error(transparent)]
+    Db(#[from] rusqlite::Error),
+    #[error("password hashing failed")]
+    Hash,
+}
+
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn roles_from(s: &str) -> Vec<Role> {
+    s.split(',').filter_map(Role::parse).collect()
+}
+
+pub fn hash_password(password: &str) -> Result<String, AccountError> {
+    if password.chars().count() < 8 {
+        return Err(AccountError::WeakPassword);
+    }
+    let mut salt = [0u8; 16];
+    OsRng.unwrap_err().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|_| AccountError::Hash)?;
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|_| AccountError::Hash)?
+        .to_string())
+}
+
+pub fn add_user(
+    conn: &Connection,
+    username: &str,
+    display_name: &str,
+    password: &str,
+    roles: &[Role],
+) -> Result<i64, AccountError> {
+    let valid = !username.is_empty()
+        && username.len() <= 64
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if !valid {
+        return Err(AccountError::BadUsername);
+    }
+    let hash = hash_password(password)?;
+    let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    match conn.execute(
+        "INSERT INTO users (username, display_name, password_hash, roles, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![username, display_name, hash, roles.join(","), now()],
+    ) {
+        Ok(_) => Ok(conn.last_insert_rowid()),
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Err(AccountError::Exists(username.to_string()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        display_name: r.get(2)?,
+        roles: roles_from(&r.get::<_, String>(3)?),
+    })
+}
+
+pub fn find_user(conn: &Connection, username: &str) -> rusqlite::Result<Option<User>> {
+    conn.query_row(
+        "SELECT id, username, display_name, roles FROM users WHERE username = ?1 AND disabled = 0",
+        [username],
+        user_from_row,
+    )
+    .optional()
+}
+
+/// A hash of a password nobody has, so that checking an unknown username costs as much as checking
+/// a known one and response times do not reveal which usernames exist.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password("decoy password that never matches").expect("hashing works"))
+}
+
+/// Checks a username and password. Takes the same time whether or not the user exists.
+pub fn verify_login(
+    conn: &Connection,
+    username: &str,
+    password: &str,
+) -> rusqlite::Result<Option<User>> {
+    let row: Option<(String, User)> = conn
+        .query_row(
+            "SELECT password_hash, id, username, display_name, roles FROM users WHERE username = ?1 AND disabled = 0",
+            [username],
+            |r| Ok((r.get(0)?, User { id: r.get(1)?, username: r.get(2)?, display_name: r.get(3)?, roles: roles_from(&r.get::<_, String>(4)?) })),
+        )
+        .optional()?;
+    let hash = row
+        .as_ref()
+        .map(|(h, _)| h.as_str())
+        .unwrap_or(decoy_hash());
+    let ok = PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false);
+    Ok(if ok { row.map(|(_, u)| u) } else { None })
+}
+
+/// A fresh random token (returned once, to be given to its holder) and the hash to store.
+pub fn new_token() -> (Zeroizing<String>, Vec<u8>) {
+    let mut raw = Zeroizing::new([0u8; 32]);
+    OsRng.unwrap_err().fill_bytes(raw.as_mut());
+    let token = Zeroizing::new(hex::encode(raw.as_ref()));
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+pub fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+pub fn create_session(
+    conn: &Connection,
+    user_id: i64,
+    hours: u32,
+) -> rusqlite::Result<Zeroizing<String>> {
+    let (token, hash) = new_token();
+    let t = now();
+    conn.execute(
+        "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+        params![hash, user_id, t, t + i64::from(hours) * 3600],
+    )?;
+    Ok(token)
+}
+
+/// The user behind a session token, if the session is live and the account enabled.
+pub fn session_user(conn: &Connection, token: &str) -> rusqlite::Result<Option<User>> {
+    conn.query_row(
+        "SELECT u.id, u.username, u.display_name, u.roles FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.disabled = 0",
+        params![token_hash(token), now()],
+        user_from_row,
+    )
+    .optional()
+}
+
+pub fn end_session(conn: &Connection, token: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "DELETE FROM sessions WHERE token_hash = ?1",
+        [token_hash(token)],
+    )?;
+    Ok(())
+}
+
+pub fn add_device(conn: &Connection, name: &str) -> rusqlite::Result<Zeroizing<String>> {
+    let (token, hash) = new_token();
+    conn.execute(
+        "INSERT INTO devices (name, token_hash, created_at) VALUES (?1, ?2, ?3)",
+        params![name, hash, now()],
+    )?;
+    Ok(token)
+}
+
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub id: i64,
+    pub name: String,
+}
+
+pub fn device_by_token(conn: &Connection, token: &str) -> rusqlite::Result<Option<Device>> {
+    let device = conn
+        .query_row(
+            "SELECT id, name FROM devices WHERE token_hash = ?1 AND revoked = 0",
+            [token_hash(token)],
+            |r| {
+                Ok(Device {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                })
+            },
+        )
+        .optional()?;
+    if let Some(d) = &device {
+        conn.execute(
+            "UPDATE devices SET last_seen = ?1 WHERE id = ?2",
+            params![now(), d.id],
+        )?;
+    }
+    Ok(device)
+}
+
+pub fn audit(conn: &Connection, actor: &str, action: &str, target: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO audit (at, actor, action, target) VALUES (?1, ?2, ?3, ?4)",
+        params![now(), actor, action, target],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, Connection) {
+        let tmp = tempfile::tempdir().unwrap();
+        let conn = crate::db::open(&tmp.path().join("db")).unwrap();
+        (tmp, conn)
+    }
+
+    #[test]
+    fn login_checks_password_and_disabled_accounts() {
+        let (_t, conn) = db();
+        let id = add_user(&conn, "alice", "Alice", "correct horse", &[Role::Teacher]).unwrap();
+        assert_eq!(
+            verify_login(&conn, "alice", "correct horse")
+                .unwrap()
+                .unwrap()
+                .id,
+            id
+        );
+        assert!(verify_login(&conn, "alice", "wrong password")
+            .unwrap()
+            .is_none());
+        assert!(verify_login(&conn, "nobody", "correct horse")
+            .unwrap()
+            .is_none());
+        let token = create_session(&conn, id, 1).unwrap();
+        assert!(session_user(&conn, &token).unwrap().is_some());
+        conn.execute("UPDATE users SET disabled = 1 WHERE id = ?1", [id])
+            .unwrap();
+        assert!(verify_login(&conn, "alice", "correct horse")
+            .unwrap()
+            .is_none());
+        assert!(
+            session_user(&conn, &token).unwrap().is_none(),
+            "disabling revokes sessions at once"
+        );
+    }
+
+    #[test]
+    fn rejects_weak_passwords_bad_names_and_duplicates() {
+        let (_t, conn) = db();
+        assert!(matches!(
+            add_user(&conn, "bob", "Bob", "short", &[]),
+            Err(AccountError::WeakPassword)
+        ));
+        assert!(matches!(
+            add_user(&conn, "Bob Smith", "Bob", "long enough", &[]),
+            Err(AccountError::BadUsername)
+        ));
+        add_user(&conn, "bob", "Bob", "long enough", &[]).unwrap();
+        assert!(matches!(
+            add_user(&conn, "bob", "Bob", "long enough", &[]),
+            Err(AccountError::Exists(_))
+        ));
+    }
+
+    #[test]
+    fn tokens_are_stored_hashed() {
+        let (_t, conn) = db();
+        let token = add_device(&conn, "room-1").unwrap();
+        let stored: Vec<u8> = conn
+            .query_row("SELECT token_hash FROM devices", [], |r| r.get(0))
+            .unwrap();
+        assert_ne!(stored, token.as_bytes());
+        assert_eq!(
+            device_by_token(&conn, &token).unwrap().unwrap().name,
+            "room-1"
+        );
+        assert!(device_by_token(&conn, "not-a-token").unwrap().is_none());
+    }
+}

@@ -1,0 +1,198 @@
+//! Shared state, request extractors, the router and the HTTPS listener.
+
+use crate::accounts::{self, Device, User};
+use crate::blobs::LocalBlobs;
+use crate::config::Config;
+use crate::error::{AppError, AppResult};
+use crate::routes;
+use crate::vault::Vault;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Router;
+use rusqlite::Connection;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+/// The session cookie. `__Host-` makes the browser refuse it unless it is Secure, host-only and
+/// for path `/`.
+pub const SESSION_COOKIE: &str = "__Host-lessonlens";
+
+pub struct AppState {
+    pub config: Config,
+    /// One connection, one writer: SQLite serialises writes anyway, and a mutex makes it explicit.
+    pub db: Mutex<Connection>,
+    pub vault: Mutex<Vault>,
+    pub blobs: LocalBlobs,
+}
+
+pub type Shared = Arc<AppState>;
+
+impl AppState {
+    /// Runs blocking database work off the async runtime.
+    pub async fn db<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Connection) -> AppResult<T> + Send + 'static,
+    ) -> AppResult<T> {
+        let st = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = st
+                .db
+                .lock()
+                .map_err(|_| anyhow::anyhow!("database lock poisoned"))?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+    }
+
+    pub async fn vault<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Vault) -> AppResult<T> + Send + 'static,
+    ) -> AppResult<T> {
+        let st = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let vault = st
+                .vault
+                .lock()
+                .map_err(|_| anyhow::anyhow!("vault lock poisoned"))?;
+            f(&vault)
+        })
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+    }
+}
+
+pub fn session_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The signed-in person, from the session cookie.
+pub struct CurrentUser(pub User);
+
+impl FromRequestParts<Shared> for CurrentUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Shared,
+    ) -> Result<Self, Self::Rejection> {
+        let token = session_token(&parts.headers).ok_or(AppError::Unauthenticated)?;
+        let user = state
+            .db(move |c| Ok(accounts::session_user(c, &token)?))
+            .await?;
+        user.map(CurrentUser).ok_or(AppError::Unauthenticated)
+    }
+}
+
+/// A classroom device, from its bearer token.
+pub struct DeviceAuth(pub Device);
+
+impl FromRequestParts<Shared> for DeviceAuth {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Shared,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_string)
+            .ok_or(AppError::Unauthenticated)?;
+        let device = state
+            .db(move |c| Ok(accounts::device_by_token(c, &token)?))
+            .await?;
+        device.map(DeviceAuth).ok_or(AppError::Unauthenticated)
+    }
+}
+
+/// Refuses cross-site state-changing requests from browsers (on top of SameSite=Strict cookies):
+/// a request that says it comes from another site, or from another origin, is turned away.
+async fn csrf_guard(req: Request, next: Next) -> Result<Response, AppError> {
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if unsafe_method && !req.uri().path().starts_with("/api/device/") {
+        let h = req.headers();
+        if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+            if site != "same-origin" && site != "none" {
+                return Err(AppError::Forbidden("cross-site request refused"));
+            }
+        }
+        if let (Some(origin), Some(host)) = (
+            h.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+            h.get(header::HOST).and_then(|v| v.to_str().ok()),
+        ) {
+            if origin.strip_prefix("https://") != Some(host) {
+                return Err(AppError::Forbidden("cross-origin request refused"));
+            }
+        }
+    }
+    Ok(next.run(req).await)
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, k: &'static str, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    // hls.js feeds MediaSource through blob: URLs; nothing else is loaded from anywhere but here.
+    set(
+        h,
+        "content-security-policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; \
+         worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    );
+    set(h, "strict-transport-security", "max-age=31536000");
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "referrer-policy", "no-referrer");
+    set(h, "x-frame-options", "DENY");
+    res
+}
+
+pub fn router(state: Shared) -> Router {
+    let max = state.config.max_segment_bytes as usize;
+    Router::new()
+        .merge(routes::device::router(max))
+        .merge(routes::web::router())
+        .merge(routes::playback::router())
+        .merge(routes::assets::router())
+        .layer(axum::middleware::from_fn(csrf_guard))
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// Serves HTTPS on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: std::net::TcpListener,
+    state: Shared,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    listener.set_nonblocking(true)?;
+    axum_server::from_tcp_rustls(
+        listener,
+        axum_server::tls_rustls::RustlsConfig::from_config(tls),
+    )
+    .handle(handle)
+    .serve(router(state).into_make_service())
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! Server configuration: a TOML file (see `config/server.example.toml`), every setting documented
+//! here once with its default.
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address of the HTTPS listener (web app and device API). Port 0 picks a free port; the chosen
+    /// address is printed at start. Default `127.0.0.1:8443`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Metadata database, blobs, CA and certificates live here. Holds ciphertext only.
+    pub data_dir: PathBuf,
+    /// 32-byte master key that wraps the key vault's entries. Must be mode 0600 and should live
+    /// apart from `data_dir` (and from its backups). Created on first start if missing.
+    pub master_key_file: PathBuf,
+    /// The web app's files (`web/` in the source tree, with `npm ci` run in it for hls.js).
+    #[serde(default = "default_web_dir")]
+    pub web_dir: PathBuf,
+    /// Names the server certificate is valid for (DNS names or IP addresses).
+    #[serde(default = "default_hostnames")]
+    pub hostnames: Vec<String>,
+    /// How long a browser session lasts, in hours. Default 12.
+    #[serde(default = "default_session_hours")]
+    pub session_hours: u32,
+    /// Largest segment upload accepted, in bytes. Default 64 MiB.
+    #[serde(default = "default_max_segment_bytes")]
+    pub max_segment_bytes: u64,
+}
+
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:8443".parse().expect("valid default")
+}
+fn default_web_dir() -> PathBuf {
+    "/usr/share/lessonlens/web".into()
+}
+fn default_hostnames() -> Vec<String> {
+    vec!["localhost".into(), "127.0.0.1".into()]
+}
+fn default_session_hours() -> u32 {
+    12
+}
+fn default_max_segment_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+impl Config {
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let config: Config = toml::from_str(&text)
+            .with_context(|| format!("config file {} is not valid", path.display()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.hostnames.is_empty() {
+            bail!("hostnames must name at least one DNS name or IP address for the certificate");
+        }
+        if !(1..=24 * 7).contains(&self.session_hours) {
+            bail!("session_hours must be between 1 and 168");
+        }
+        if self.max_segment_bytes < 1024 {
+            bail!("max_segment_bytes is too small to hold a segment");
+        }
+        if self.master_key_file.starts_with(&self.data_dir) {
+            tracing::warn!("master_key_file is inside data_dir: a backup of data_dir would carry the key that opens it");
+        }
+        Ok(())
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("lessonlens.db")
+    }
+    pub fn vault_path(&self) -> PathBuf {
+        self.data_dir.join("vault.db")
+    }
+    pub fn blob_dir(&self) -> PathBuf {
+        self.data_dir.join("blobs")
+    }
+    pub fn tls_dir(&self) -> PathBuf {
+        self.data_dir.join("tls")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_validation() {
+        let c: Config = toml::from_str("data_dir = \"/d\"\nmaster_key_file = \"/k\"\n").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.listen.port(), 8443);
+        let c: Config =
+            toml::from_str("data_dir = \"/d\"\nmaster_key_file = \"/k\"\nhostnames = []\n")
+                .unwrap();
+        assert!(c.validate().is_err());
+        assert!(toml::from_str::<Config>(
+            "data_dir = \"/d\"\nmaster_key_file = \"/k\"\ntypo = 1\n"
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,113 @@
+//! The metadata database: SQLite in WAL mode with `synchronous=FULL`, so a row that was committed
+//! survives a power cut. Migrations are numbered and applied once, in order. Parameterised SQL only.
+
+use anyhow::Context;
+use rusqlite::Connection;
+use std::path::Path;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts, devices, recordings, segments, audit.
+    "CREATE TABLE users (
+         id INTEGER PRIMARY KEY,
+         username TEXT NOT NULL UNIQUE,
+         display_name TEXT NOT NULL,
+         password_hash TEXT NOT NULL,
+         roles TEXT NOT NULL,
+         disabled INTEGER NOT NULL DEFAULT 0,
+         created_at INTEGER NOT NULL
+     );
+     CREATE TABLE sessions (
+         token_hash BLOB PRIMARY KEY,
+         user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+         created_at INTEGER NOT NULL,
+         expires_at INTEGER NOT NULL
+     );
+     CREATE TABLE devices (
+         id INTEGER PRIMARY KEY,
+         name TEXT NOT NULL UNIQUE,
+         token_hash BLOB NOT NULL UNIQUE,
+         revoked INTEGER NOT NULL DEFAULT 0,
+         created_at INTEGER NOT NULL,
+         last_seen INTEGER
+     );
+     CREATE TABLE recordings (
+         id TEXT PRIMARY KEY,
+         owner_id INTEGER NOT NULL REFERENCES users(id),
+         device_id INTEGER NOT NULL REFERENCES devices(id),
+         created_at INTEGER NOT NULL,
+         started_at INTEGER,
+         manifest TEXT,
+         clean_stop INTEGER
+     );
+     CREATE INDEX recordings_owner ON recordings(owner_id);
+     CREATE TABLE segments (
+         recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,
+         idx INTEGER NOT NULL,
+         sha256 TEXT NOT NULL,
+         bytes INTEGER NOT NULL,
+         start_us INTEGER NOT NULL,
+         duration_us INTEGER NOT NULL,
+         final INTEGER NOT NULL,
+         stored_at INTEGER NOT NULL,
+         PRIMARY KEY (recording_id, idx)
+     );
+     CREATE TABLE audit (
+         id INTEGER PRIMARY KEY,
+         at INTEGER NOT NULL,
+         actor TEXT NOT NULL,
+         action TEXT NOT NULL,
+         target TEXT NOT NULL
+     );",
+];
+
+pub fn open(path: &Path) -> anyhow::Result<Connection> {
+    let mut conn = Connection::open(path)
+        .with_context(|| format!("cannot open the database {}", path.display()))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 5000;",
+    )?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > MIGRATIONS.len() {
+        anyhow::bail!(
+            "the database is at schema version {version}, newer than this build ({}); run the newer lessonlens-server",
+            MIGRATIONS.len()
+        );
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)
+            .with_context(|| format!("migration {} failed", i + 1))?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrates_once_and_refuses_newer_schemas() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("db");
+        super::open(&p).unwrap();
+        let conn = super::open(&p).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        assert!(super::open(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("newer than this build"));
+    }
+}

@@ -1,0 +1,24 @@
+//! `lessonlens-server`: the school's server. It accepts sealed segments from classroom devices,
+//! stores them as ciphertext, keeps each teacher's keys in a vault, and decrypts on the fly for the
+//! people allowed to watch.
+//!
+//! # Layout
+//! - [`config`]: the TOML config, documented setting by setting, validated once at start.
+//! - [`tls`]: the school CA and the server's certificate (made on first start).
+//! - [`db`]: the metadata database (SQLite, WAL, `synchronous=FULL`) and its migrations.
+//! - [`vault`]: the master key and the key vault (teachers' X25519 keys, wrapped).
+//! - [`blobs`]: where ciphertext lives: durable, content-addressed files.
+//! - [`accounts`]: users, roles, passwords, sessions and device tokens.
+//! - [`error`]: one error type, one mapping to HTTP status.
+//! - [`routes`]: one file per route group (device API, web API, playback, static files).
+//! - [`app`]: shared state, the router and `run(listener, state)`.
+
+pub mod accounts;
+pub mod app;
+pub mod blobs;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod routes;
+pub mod tls;
+pub mod vault;

@@ -1,0 +1,50 @@
+//! The web app's files, served from `web_dir`. Only the files named here are served, so no request
+//! path can reach anything else on disk.
+
+use crate::app::Shared;
+use crate::error::{AppError, AppResult};
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("/", "index.html", "text/html; charset=utf-8"),
+    ("/app.js", "app.js", "text/javascript; charset=utf-8"),
+    ("/style.css", "style.css", "text/css; charset=utf-8"),
+    (
+        "/vendor/hls.min.js",
+        "node_modules/hls.js/dist/hls.min.js",
+        "text/javascript; charset=utf-8",
+    ),
+];
+
+pub fn router() -> Router<Shared> {
+    ASSETS
+        .iter()
+        .fold(Router::new(), |r, &(route, file, ctype)| {
+            r.route(
+                route,
+                get(move |State(st): State<Shared>| serve(st, file, ctype)),
+            )
+        })
+}
+
+async fn serve(st: Shared, file: &'static str, ctype: &'static str) -> AppResult<Response> {
+    let path = st.config.web_dir.join(file);
+    let bytes = tokio::fs::read(&path).await.map_err(|e| {
+        AppError::Internal(anyhow::anyhow!(
+            "cannot read web asset {} ({e}); is web_dir right and `npm ci` run in it?",
+            path.display()
+        ))
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, ctype),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        bytes,
+    )
+        .into_response())
+}

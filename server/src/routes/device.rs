@@ -1,0 +1,272 @@
+//! The device API: what a classroom device may do, and nothing more: fetch a teacher's public key,
+//! upload sealed segments, upload the recording's manifest.
+
+use crate::accounts::{self, Role};
+use crate::app::{DeviceAuth, Shared};
+use crate::error::{AppError, AppResult};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use futures_util::StreamExt;
+use lessonlens_proto::envelope::{Label, SegmentHeader};
+use lessonlens_proto::wire::{Receipt, TeacherKey, SHA256_HEADER};
+use lessonlens_proto::{Manifest, RecordingId, SegmentIndex};
+use rusqlite::{params, OptionalExtension};
+
+pub fn router(max_segment_bytes: usize) -> Router<Shared> {
+    Router::new()
+        .route("/api/device/v1/teachers/{username}/key", get(teacher_key))
+        .route(
+            "/api/device/v1/recordings/{id}/segments/{index}",
+            put(put_segment),
+        )
+        .route("/api/device/v1/recordings/{id}/manifest", put(put_manifest))
+        .layer(DefaultBodyLimit::max(max_segment_bytes))
+}
+
+async fn teacher_key(
+    State(st): State<Shared>,
+    DeviceAuth(_): DeviceAuth,
+    Path(username): Path<String>,
+) -> AppResult<Json<TeacherKey>> {
+    let lookup = username.clone();
+    let user = st
+        .db(move |c| Ok(accounts::find_user(c, &lookup)?))
+        .await?
+        .filter(|u| u.has(Role::Teacher))
+        .ok_or(AppError::NotFound)?;
+    let pk = st
+        .vault(move |v| Ok(v.public_key(user.id)?))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok(Json(TeacherKey {
+        username,
+        public_key: pk.to_hex(),
+    }))
+}
+
+fn parse_id(id: &str) -> AppResult<RecordingId> {
+    id.parse()
+        .map_err(|_| AppError::BadRequest(format!("{id:?} is not a recording id")))
+}
+
+/// Stores a recording row for `device` if it does not exist; refuses a recording that belongs to
+/// another device or another owner.
+fn claim_recording(
+    c: &rusqlite::Connection,
+    rec: RecordingId,
+    device: i64,
+    owner: i64,
+    started_at: Option<i64>,
+) -> AppResult<()> {
+    let existing: Option<(i64, i64)> = c
+        .query_row(
+            "SELECT device_id, owner_id FROM recordings WHERE id = ?1",
+            [rec.to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match existing {
+        None => {
+            c.execute(
+                "INSERT INTO recordings (id, owner_id, device_id, created_at, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![rec.to_string(), owner, device, accounts::now(), started_at],
+            )?;
+            Ok(())
+        }
+        Some((d, _)) if d != device => Err(AppError::Forbidden(
+            "this recording belongs to another device",
+        )),
+        Some((_, o)) if o != owner => Err(AppError::Conflict(
+            "this segment is sealed to a different teacher than the rest of the recording".into(),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+async fn put_segment(
+    State(st): State<Shared>,
+    DeviceAuth(device): DeviceAuth,
+    Path((id, index)): Path<(String, SegmentIndex)>,
+    headers: HeaderMap,
+    body: Body,
+) -> AppResult<Json<Receipt>> {
+    let rec = parse_id(&id)?;
+    let claimed = headers
+        .get(SHA256_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_ascii_lowercase)
+        .ok_or_else(|| {
+            AppError::BadRequest(format!("missing or malformed {SHA256_HEADER} header"))
+        })?;
+
+    // Stream the body to a temp file while hashing; nothing is visible until the row is written.
+    let max = st.config.max_segment_bytes;
+    let mut incoming = st.blobs.begin()?;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                incoming.discard();
+                return Err(AppError::BadRequest(format!(
+                    "upload interrupted ({e}); the device should retry"
+                )));
+            }
+        };
+        if incoming.len() + chunk.len() as u64 > max {
+            incoming.discard();
+            return Err(AppError::TooLarge(format!(
+                "segment is larger than the {max}-byte limit"
+            )));
+        }
+        incoming.write(&chunk)?;
+    }
+    let checked = (|| {
+        let header = SegmentHeader::parse(incoming.head())
+            .map_err(|e| AppError::Unprocessable(format!("not a valid segment: {e}")))?;
+        let want = Label {
+            recording: rec,
+            index,
+        };
+        if header.label != want {
+            return Err(AppError::Unprocessable(format!(
+                "segment says it is segment {} of {} but was uploaded as segment {index} of {rec}",
+                header.label.index, header.label.recording
+            )));
+        }
+        if incoming.len() != header.envelope_len() {
+            return Err(AppError::Unprocessable(format!(
+                "segment is {} bytes but its header promises {}: truncated or padded in transit; the device keeps it and retries",
+                incoming.len(),
+                header.envelope_len()
+            )));
+        }
+        if incoming.sha256_so_far() != claimed {
+            return Err(AppError::Unprocessable(
+                "body does not match its sha256 header; the device keeps it and retries".into(),
+            ));
+        }
+        Ok(header)
+    })();
+    let header = match checked {
+        Ok(h) => h,
+        Err(e) => {
+            incoming.discard();
+            return Err(e);
+        }
+    };
+    let fp = header.recipient;
+    let owner = st
+        .vault(move |v| Ok(v.owner_of(&fp)?))
+        .await?
+        .ok_or_else(|| AppError::Unprocessable("segment is sealed to a key this server does not know; re-sync the device's teacher keys".into()))?;
+
+    let existing: Option<String> = st
+        .db(move |c| {
+            Ok(c.query_row(
+                "SELECT sha256 FROM segments WHERE recording_id = ?1 AND idx = ?2",
+                params![rec.to_string(), index],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await?;
+    let bytes = incoming.len();
+    if let Some(stored) = existing {
+        incoming.discard();
+        if stored == claimed {
+            // The device did not see our receipt (e.g. the network dropped); same answer again.
+            return Ok(Json(Receipt {
+                recording: rec,
+                index,
+                sha256: stored,
+                bytes,
+            }));
+        }
+        return Err(AppError::Conflict(format!(
+            "segment {index} of {rec} is already stored with different content"
+        )));
+    }
+
+    let st2 = st.clone();
+    let sha = tokio::task::spawn_blocking(move || st2.blobs.commit(incoming))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))??;
+    let device_id = device.id;
+    let sha_row = sha.clone();
+    st.db(move |c| {
+        claim_recording(c, rec, device_id, owner, None)?;
+        // The row is the commit point; the blob is already durable.
+        c.execute(
+            "INSERT INTO segments (recording_id, idx, sha256, bytes, start_us, duration_us, final, stored_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                rec.to_string(),
+                index,
+                sha_row,
+                bytes as i64,
+                header.start_us as i64,
+                header.duration_us as i64,
+                header.final_segment,
+                accounts::now()
+            ],
+        )?;
+        Ok(())
+    })
+    .await?;
+    tracing::info!(recording = %rec, index, bytes, device = %device.name, "segment stored");
+    Ok(Json(Receipt {
+        recording: rec,
+        index,
+        sha256: sha,
+        bytes,
+    }))
+}
+
+async fn put_manifest(
+    State(st): State<Shared>,
+    DeviceAuth(device): DeviceAuth,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> AppResult<Json<serde_json::Value>> {
+    let rec = parse_id(&id)?;
+    let manifest = Manifest::parse(&body).map_err(|e| AppError::Unprocessable(e.to_string()))?;
+    if manifest.recording != rec {
+        return Err(AppError::Unprocessable(format!(
+            "manifest is for {} but was uploaded for {rec}",
+            manifest.recording
+        )));
+    }
+    let fp = manifest.recipient;
+    let owner = st
+        .vault(move |v| Ok(v.owner_of(&fp)?))
+        .await?
+        .ok_or_else(|| {
+            AppError::Unprocessable("manifest names a key this server does not know".into())
+        })?;
+    let json = String::from_utf8_lossy(&body).into_owned();
+    let device_id = device.id;
+    let clean_stop = manifest.clean_stop;
+    let missing = st
+        .db(move |c| {
+            claim_recording(c, rec, device_id, owner, Some(manifest.started_at))?;
+            c.execute(
+                "UPDATE recordings SET manifest = ?1, clean_stop = ?2, started_at = ?3 WHERE id = ?4",
+                params![json, manifest.clean_stop, manifest.started_at, rec.to_string()],
+            )?;
+            let mut stmt = c.prepare("SELECT idx FROM segments WHERE recording_id = ?1")?;
+            let present = stmt
+                .query_map([rec.to_string()], |r| r.get::<_, SegmentIndex>(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(manifest.missing_from(&present))
+        })
+        .await?;
+    tracing::info!(recording = %rec, missing = missing.len(), clean_stop, "manifest stored");
+    Ok(Json(
+        serde_json::json!({ "recording": rec, "missing": missing }),
+    ))
+}

@@ -1,0 +1,215 @@
+//! Playback: an HLS playlist per recording and per-segment decryption on the fly. Plaintext exists
+//! only in memory while a response is being sent; responses say `Cache-Control: no-store` so the
+//! browser keeps no copy on disk either.
+
+use crate::accounts::{self, User};
+use crate::app::{CurrentUser, Shared};
+use crate::error::{AppError, AppResult};
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use lessonlens_proto::envelope::Label;
+use lessonlens_proto::{RecordingId, SegmentIndex};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::fmt::Write;
+
+pub fn router() -> Router<Shared> {
+    Router::new()
+        .route("/api/recordings/{id}/playlist.m3u8", get(playlist))
+        .route("/api/recordings/{id}/init.mp4", get(init_segment))
+        .route("/api/recordings/{id}/segments/{index}", get(media_segment))
+}
+
+/// The recording's owner, if `user` may watch it. Anyone else gets "not found", so the answer does
+/// not reveal that the recording exists.
+fn authorise(c: &Connection, user: &User, rec: RecordingId) -> AppResult<i64> {
+    let owner: Option<i64> = c
+        .query_row(
+            "SELECT owner_id FROM recordings WHERE id = ?1",
+            [rec.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match owner {
+        Some(o) if o == user.id => Ok(o),
+        _ => Err(AppError::NotFound),
+    }
+}
+
+fn parse_id(id: &str) -> AppResult<RecordingId> {
+    id.parse().map_err(|_| AppError::NotFound)
+}
+
+async fn playlist(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let rec = parse_id(&id)?;
+    let (segments, finished) = st
+        .db(move |c| {
+            authorise(c, &user, rec)?;
+            accounts::audit(c, &user.username, "view", &rec.to_string())?;
+            let finished: bool = c.query_row(
+                "SELECT manifest IS NOT NULL FROM recordings WHERE id = ?1",
+                [rec.to_string()],
+                |r| r.get(0),
+            )?;
+            let mut stmt = c.prepare(
+                "SELECT idx, duration_us FROM segments WHERE recording_id = ?1 ORDER BY idx",
+            )?;
+            let segs: Vec<(SegmentIndex, i64)> = stmt
+                .query_map([rec.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            Ok((segs, finished))
+        })
+        .await?;
+    Ok(m3u8(&segments, finished).into_response_with_type("application/vnd.apple.mpegurl"))
+}
+
+/// The HLS playlist for the stored segments. A gap (a segment lost to a crash) is marked as a
+/// discontinuity so the player skips it instead of stalling.
+fn m3u8(segments: &[(SegmentIndex, i64)], finished: bool) -> String {
+    let has_init = segments.first().is_some_and(|(i, _)| *i == 0);
+    let media: Vec<_> = segments.iter().filter(|(i, _)| *i > 0).collect();
+    let target = media
+        .iter()
+        .map(|(_, d)| (*d as f64 / 1e6).ceil() as u64)
+        .max()
+        .unwrap_or(2)
+        .max(1);
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:{}\n#EXT-X-INDEPENDENT-SEGMENTS\n",
+        if finished { "VOD" } else { "EVENT" }
+    );
+    if has_init {
+        out.push_str("#EXT-X-MAP:URI=\"init.mp4\"\n");
+        let mut expected = 1;
+        for (idx, dur) in media {
+            if *idx != expected {
+                out.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            let _ = write!(out, "#EXTINF:{:.3},\nsegments/{idx}\n", *dur as f64 / 1e6);
+            expected = idx + 1;
+        }
+    }
+    if finished {
+        out.push_str("#EXT-X-ENDLIST\n");
+    }
+    out
+}
+
+trait WithType {
+    fn into_response_with_type(self, content_type: &'static str) -> Response;
+}
+
+impl<T: IntoResponse> WithType for T {
+    fn into_response_with_type(self, content_type: &'static str) -> Response {
+        (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            self,
+        )
+            .into_response()
+    }
+}
+
+/// Reads, authorises and decrypts one segment.
+async fn decrypt(
+    st: Shared,
+    user: User,
+    rec: RecordingId,
+    index: SegmentIndex,
+) -> AppResult<Vec<u8>> {
+    let (owner, sha) = st
+        .db(move |c| {
+            let owner = authorise(c, &user, rec)?;
+            let sha: String = c
+                .query_row(
+                    "SELECT sha256 FROM segments WHERE recording_id = ?1 AND idx = ?2",
+                    params![rec.to_string(), index],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or(AppError::NotFound)?;
+            Ok((owner, sha))
+        })
+        .await?;
+    let st2 = st.clone();
+    let sealed = tokio::task::spawn_blocking(move || st2.blobs.read(&sha))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))??;
+    st.vault(move |v| {
+        let sk = v.secret_key(owner)?.ok_or(AppError::NotFound)?;
+        let mut opened = lessonlens_proto::open(
+            Some(Label {
+                recording: rec,
+                index,
+            }),
+            &sk,
+            &sealed,
+        )
+        .map_err(|e| {
+            AppError::Internal(anyhow::anyhow!(
+                "segment {index} of {rec} failed its integrity check: {e}"
+            ))
+        })?;
+        // Hand the buffer to the response; it is freed once sent.
+        Ok(std::mem::take(&mut *opened.plaintext))
+    })
+    .await
+}
+
+async fn init_segment(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let rec = parse_id(&id)?;
+    Ok(decrypt(st, user, rec, 0)
+        .await?
+        .into_response_with_type("video/mp4"))
+}
+
+async fn media_segment(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+    Path((id, index)): Path<(String, SegmentIndex)>,
+) -> AppResult<Response> {
+    let rec = parse_id(&id)?;
+    if index == 0 {
+        return Err(AppError::NotFound);
+    }
+    Ok(decrypt(st, user, rec, index)
+        .await?
+        .into_response_with_type("video/iso.segment"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::m3u8;
+
+    #[test]
+    fn playlist_lists_segments_and_marks_gaps() {
+        let p = m3u8(
+            &[(0, 0), (1, 2_000_000), (2, 2_000_000), (4, 1_500_000)],
+            true,
+        );
+        assert!(p.contains("#EXT-X-MAP:URI=\"init.mp4\""));
+        assert!(p.contains("#EXTINF:2.000,\nsegments/1\n"));
+        assert!(p.contains("#EXT-X-DISCONTINUITY\n#EXTINF:1.500,\nsegments/4\n"));
+        assert!(p.ends_with("#EXT-X-ENDLIST\n"));
+        let live = m3u8(&[(0, 0), (1, 2_000_000)], false);
+        assert!(live.contains("EVENT") && !live.contains("ENDLIST"));
+        assert!(
+            !m3u8(&[(1, 2_000_000)], false).contains("segments/1"),
+            "no media without an init segment"
+        );
+    }
+}

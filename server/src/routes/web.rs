@@ -1,0 +1,146 @@
+//! Sign-in and the viewer's own recordings.
+
+use crate::accounts::{self, User};
+use crate::app::{session_token, CurrentUser, Shared, SESSION_COOKIE};
+use crate::error::{AppError, AppResult};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use lessonlens_proto::wire::RecordingSummary;
+use lessonlens_proto::{Manifest, SegmentIndex};
+use rusqlite::Connection;
+use serde::Deserialize;
+use std::collections::BTreeSet;
+
+pub fn router() -> Router<Shared> {
+    Router::new()
+        .route("/api/login", post(login))
+        .route("/api/logout", post(logout))
+        .route("/api/me", get(me))
+        .route("/api/recordings", get(my_recordings))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+}
+
+fn me_json(u: &User) -> serde_json::Value {
+    serde_json::json!({
+        "id": u.id,
+        "username": u.username,
+        "display_name": u.display_name,
+        "roles": u.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+    })
+}
+
+async fn login(State(st): State<Shared>, Json(form): Json<LoginForm>) -> AppResult<Response> {
+    let hours = st.config.session_hours;
+    let username = form.username.trim().to_ascii_lowercase();
+    let (user, token) = st
+        .db(move |c| {
+            let user = accounts::verify_login(c, &username, &form.password)?;
+            let Some(user) = user else {
+                accounts::audit(c, &username, "login-failed", "")?;
+                return Err(AppError::Unauthenticated);
+            };
+            let token = accounts::create_session(c, user.id, hours)?;
+            accounts::audit(c, &user.username, "login", "")?;
+            Ok((user, token))
+        })
+        .await
+        .map_err(|e| match e {
+            AppError::Unauthenticated => AppError::BadRequest("wrong username or password".into()),
+            other => other,
+        })?;
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
+        token.as_str(),
+        u64::from(hours) * 3600
+    );
+    let mut res = Json(me_json(&user)).into_response();
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(|e| AppError::Internal(e.into()))?,
+    );
+    Ok(res)
+}
+
+async fn logout(State(st): State<Shared>, headers: HeaderMap) -> AppResult<Response> {
+    if let Some(token) = session_token(&headers) {
+        st.db(move |c| Ok(accounts::end_session(c, &token)?))
+            .await?;
+    }
+    let mut res = Json(serde_json::json!({"signed_out": true})).into_response();
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "__Host-lessonlens=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0",
+        ),
+    );
+    Ok(res)
+}
+
+async fn me(CurrentUser(user): CurrentUser) -> Json<serde_json::Value> {
+    Json(me_json(&user))
+}
+
+/// A recording's summary: status is "recording" until the manifest arrives, then "complete" when
+/// every segment is present after a clean stop, else "incomplete" with the missing indices.
+pub fn summary(c: &Connection, id: &str) -> rusqlite::Result<RecordingSummary> {
+    let (created_at, device, manifest, clean_stop): (i64, String, Option<String>, Option<bool>) = c.query_row(
+        "SELECT r.created_at, d.name, r.manifest, r.clean_stop FROM recordings r JOIN devices d ON d.id = r.device_id WHERE r.id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    let mut stmt = c.prepare("SELECT idx, duration_us FROM segments WHERE recording_id = ?1")?;
+    let rows: Vec<(SegmentIndex, i64)> = stmt
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let present: BTreeSet<SegmentIndex> = rows.iter().map(|(i, _)| *i).collect();
+    let duration_us: i64 = rows.iter().map(|(_, d)| d).sum();
+    let manifest = manifest.and_then(|m| Manifest::parse(m.as_bytes()).ok());
+    let (status, missing) = match manifest {
+        None => ("recording", Vec::new()),
+        Some(m) => {
+            let missing = m.missing_from(&present);
+            let complete = missing.is_empty() && clean_stop == Some(true);
+            (if complete { "complete" } else { "incomplete" }, missing)
+        }
+    };
+    Ok(RecordingSummary {
+        id: id
+            .parse()
+            .map_err(|e: uuid::Error| rusqlite::Error::ToSqlConversionFailure(e.into()))?,
+        created_at,
+        device,
+        segments: present.iter().filter(|&&i| i > 0).count() as u32,
+        duration_seconds: duration_us as f64 / 1e6,
+        status: status.into(),
+        missing,
+    })
+}
+
+async fn my_recordings(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+) -> AppResult<Json<Vec<RecordingSummary>>> {
+    let list = st
+        .db(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT id FROM recordings WHERE owner_id = ?1 ORDER BY created_at DESC",
+            )?;
+            let ids: Vec<String> = stmt
+                .query_map([user.id], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(ids
+                .iter()
+                .map(|id| summary(c, id))
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await?;
+    Ok(Json(list))
+}

@@ -1,0 +1,254 @@
+//! The master key and the key vault.
+//!
+//! The vault is its own SQLite file (`vault.db`) with `secure_delete=ON`, so a deleted key's bytes
+//! are overwritten rather than left in free pages. Each teacher's X25519 secret key is stored
+//! wrapped (AES-256-GCM) by the master key, with the owner's id as associated data so a wrapped key
+//! cannot be moved to another account. The master key is a 32-byte file, mode 0600, kept apart from
+//! the data folder: a copy of `data_dir` alone opens nothing.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use anyhow::{bail, Context};
+use lessonlens_proto::{KeyFingerprint, PublicKey, SecretKey};
+use rand_core::{OsRng, RngCore, TryRngCore};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use zeroize::Zeroizing;
+
+/// Writes a file only its owner can read, creating it with mode 0600 from the start (never
+/// world-readable, not even for a moment).
+pub fn write_secret_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create secret file {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// The key that wraps every vault entry. Wiped from memory when dropped.
+pub struct MasterKey(Zeroizing<[u8; 32]>);
+
+impl MasterKey {
+    /// Loads the master key, creating it if the file does not exist. Refuses a file that group or
+    /// others can read.
+    pub fn load_or_create(path: &Path) -> anyhow::Result<MasterKey> {
+        if !path.exists() {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let mut key = Zeroizing::new([0u8; 32]);
+            OsRng.unwrap_err().fill_bytes(key.as_mut());
+            write_secret_file(path, key.as_ref())?;
+            tracing::info!(path = %path.display(), "created a new master key; back it up separately from the data folder");
+        }
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            bail!(
+                "master key file {} has permissions {mode:o}, which lets other users read it; \
+                 fix with `chmod 600 {}` and make sure it is owned by the server's user",
+                path.display(),
+                path.display()
+            );
+        }
+        let bytes = Zeroizing::new(
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+        );
+        let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            anyhow::anyhow!(
+                "master key file {} must hold exactly 32 bytes",
+                path.display()
+            )
+        })?;
+        Ok(MasterKey(Zeroizing::new(key)))
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new_from_slice(self.0.as_ref()).expect("32-byte key")
+    }
+
+    fn ad(user_id: i64) -> Vec<u8> {
+        let mut ad = b"lessonlens-vault-v1".to_vec();
+        ad.extend_from_slice(&user_id.to_be_bytes());
+        ad
+    }
+
+    fn wrap(&self, user_id: i64, sk: &SecretKey) -> (Vec<u8>, [u8; 12]) {
+        let mut nonce = [0u8; 12];
+        OsRng.unwrap_err().fill_bytes(&mut nonce);
+        let secret = sk.to_bytes();
+        let ct = self
+            .cipher()
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: secret.as_ref(),
+                    aad: &Self::ad(user_id),
+                },
+            )
+            .expect("AES-GCM wrap cannot fail");
+        (ct, nonce)
+    }
+
+    fn unwrap(&self, user_id: i64, wrapped: &[u8], nonce: &[u8]) -> anyhow::Result<SecretKey> {
+        if nonce.len() != 12 {
+            bail!("vault entry for user {user_id} is damaged (bad nonce length)");
+        }
+        let pt = Zeroizing::new(
+            self.cipher()
+                .decrypt(
+                    Nonce::from_slice(nonce),
+                    Payload {
+                        msg: wrapped,
+                        aad: &Self::ad(user_id),
+                    },
+                )
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "vault entry for user {user_id} does not open with this master key \
+                         (wrong master_key_file, or the vault was altered)"
+                    )
+                })?,
+        );
+        Ok(SecretKey::from_bytes(&pt)?)
+    }
+}
+
+/// The key vault: a separate SQLite database of wrapped teacher keys.
+pub struct Vault {
+    conn: Connection,
+    master: MasterKey,
+}
+
+impl Vault {
+    pub fn open(path: &Path, master: MasterKey) -> anyhow::Result<Vault> {
+        let conn = Connection::open(path)
+            .with_context(|| format!("cannot open the key vault {}", path.display()))?;
+        conn.execute_batch(
+            "PRAGMA secure_delete = ON;
+             PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             CREATE TABLE IF NOT EXISTS teacher_keys (
+                 user_id INTEGER PRIMARY KEY,
+                 fingerprint TEXT NOT NULL UNIQUE,
+                 public_key BLOB NOT NULL,
+                 wrapped_secret BLOB NOT NULL,
+                 nonce BLOB NOT NULL,
+                 created_at INTEGER NOT NULL
+             );",
+        )?;
+        Ok(Vault { conn, master })
+    }
+
+    /// Makes and stores a fresh key pair for `user_id`; returns the public key.
+    pub fn create_key(&self, user_id: i64, now: i64) -> anyhow::Result<PublicKey> {
+        let (sk, pk) = SecretKey::generate(&mut OsRng.unwrap_err());
+        let (wrapped, nonce) = self.master.wrap(user_id, &sk);
+        self.conn.execute(
+            "INSERT INTO teacher_keys (user_id, fingerprint, public_key, wrapped_secret, nonce, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![user_id, pk.fingerprint().to_string(), pk.to_bytes().to_vec(), wrapped, nonce.to_vec(), now],
+        )?;
+        Ok(pk)
+    }
+
+    pub fn public_key(&self, user_id: i64) -> anyhow::Result<Option<PublicKey>> {
+        let bytes: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT public_key FROM teacher_keys WHERE user_id = ?1",
+                [user_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        bytes
+            .map(|b| PublicKey::from_bytes(&b).map_err(Into::into))
+            .transpose()
+    }
+
+    /// Whose key has this fingerprint.
+    pub fn owner_of(&self, fp: &KeyFingerprint) -> anyhow::Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT user_id FROM teacher_keys WHERE fingerprint = ?1",
+                [fp.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn secret_key(&self, user_id: i64) -> anyhow::Result<Option<SecretKey>> {
+        let row: Option<(Vec<u8>, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT wrapped_secret, nonce FROM teacher_keys WHERE user_id = ?1",
+                [user_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(w, n)| self.master.unwrap(user_id, &w, &n))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_a_readable_master_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("master.key");
+        MasterKey::load_or_create(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = MasterKey::load_or_create(&path).err().unwrap().to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn keys_round_trip_and_are_bound_to_their_owner() {
+        let tmp = tempfile::tempdir().unwrap();
+        let master = MasterKey::load_or_create(&tmp.path().join("k")).unwrap();
+        let vault = Vault::open(&tmp.path().join("vault.db"), master).unwrap();
+        let pk = vault.create_key(7, 0).unwrap();
+        assert_eq!(vault.secret_key(7).unwrap().unwrap().public_key(), pk);
+        assert_eq!(vault.owner_of(&pk.fingerprint()).unwrap(), Some(7));
+        // A wrapped key moved to another account does not open.
+        vault
+            .conn
+            .execute("UPDATE teacher_keys SET user_id = 8 WHERE user_id = 7", [])
+            .unwrap();
+        assert!(vault.secret_key(8).is_err());
+        // The secret key's bytes are not stored in the clear.
+        let raw = std::fs::read(tmp.path().join("vault.db")).unwrap();
+        let wal = std::fs::read(tmp.path().join("vault.db-wal")).unwrap_or_default();
+        let master2 = MasterKey::load_or_create(&tmp.path().join("k")).unwrap();
+        let sk = master2
+            .unwrap(
+                7,
+                &vault
+                    .conn
+                    .query_row("SELECT wrapped_secret FROM teacher_keys", [], |r| {
+                        r.get::<_, Vec<u8>>(0)
+                    })
+                    .unwrap(),
+                &vault
+                    .conn
+                    .query_row("SELECT nonce FROM teacher_keys", [], |r| {
+                        r.get::<_, Vec<u8>>(0)
+                    })
+                    .unwrap(),
+            )
+            .unwrap();
+        let secret = sk.to_bytes();
+        for file in [raw, wal] {
+            assert!(!file.windows(32).any(|w| w == secret.as_ref()));
+        }
+    }
+}
