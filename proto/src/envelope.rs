@@ -366,7 +366,7 @@ fn check_length(header: &SegmentHeader, have: u64) -> Result<(), OpenError> {
         // A cut exactly at a chunk boundary means whole chunks were dropped from the end.
         let sealed_chunk = u64::from(header.chunk_size) + TAG_LEN as u64;
         let content = have - CONTENT_OFFSET as u64;
-        if content % sealed_chunk == 0 {
+        if content.is_multiple_of(sealed_chunk) {
             return Err(OpenError::MissingChunks {
                 missing: header.chunk_count() - content / sealed_chunk,
             });

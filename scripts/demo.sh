@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The main job: a school server on the embedded default (SQLite + a local folder) with a demo
+# school (an admin, a teacher, a coach), a classroom device recording a 30-second lesson from test
+# sources, uploaded sealed; then the URL and demo logins so you can watch it. Ctrl-C stops the server.
+#
+#   DEMO_DIR   where the demo keeps its files (default ./demo-data; delete it to start afresh)
+#   DEMO_PORT  HTTPS port (default 8443)
+#   DEMO_SECONDS  length of the demo lesson (default 30)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+
+DIR="${DEMO_DIR:-$PWD/demo-data}"
+PORT="${DEMO_PORT:-8443}"
+SECONDS_TO_RECORD="${DEMO_SECONDS:-30}"
+mkdir -p "$DIR/secrets"
+chmod 700 "$DIR/secrets"
+
+cargo build --workspace --bins --locked
+SERVER=target/debug/lessonlens-server
+CAPTURE=target/debug/lessonlens-capture
+
+cat > "$DIR/server.toml" <<TOML
+listen = "127.0.0.1:$PORT"
+data_dir = "$DIR/data"
+master_key_file = "$DIR/secrets/master.key"
+web_dir = "$PWD/web"
+TOML
+
+if [ ! -f "$DIR/secrets/room-12.token" ]; then
+  echo "demo-admin-pw"   | $SERVER --config "$DIR/server.toml" user add admin   --display-name "Ada Admin"     --role admin
+  echo "demo-teacher-pw" | $SERVER --config "$DIR/server.toml" user add teacher --display-name "Tom Teacher"   --role teacher
+  echo "demo-coach-pw"   | $SERVER --config "$DIR/server.toml" user add coach   --display-name "Cleo Coach"    --role coach
+  $SERVER --config "$DIR/server.toml" device add room-12 --token-file "$DIR/secrets/room-12.token"
+fi
+
+$SERVER --config "$DIR/server.toml" serve > "$DIR/server.out" 2> "$DIR/server.log" &
+SERVER_PID=$!
+trap 'kill $SERVER_PID 2>/dev/null || true' EXIT
+for _ in $(seq 50); do grep -q "listening on" "$DIR/server.out" 2>/dev/null && break; sleep 0.2; done
+grep -q "listening on" "$DIR/server.out" || { echo "server did not start; see $DIR/server.log" >&2; exit 1; }
+
+cat > "$DIR/capture.toml" <<TOML
+server_url = "https://127.0.0.1:$PORT"
+ca_file = "$DIR/data/tls/ca.pem"
+token_file = "$DIR/secrets/room-12.token"
+spool_dir = "$DIR/spool"
+room = "Room 12"
+TOML
+
+echo "Recording a ${SECONDS_TO_RECORD}-second lesson from test sources for teacher 'teacher'..."
+$CAPTURE --config "$DIR/capture.toml" record --teacher teacher --seconds "$SECONDS_TO_RECORD" 2> "$DIR/capture.log"
+
+cat <<MSG
+
+lessonlens is running: https://localhost:$PORT/
+  $(grep "fingerprint" "$DIR/server.out")
+  The certificate is signed by the demo school's own CA ($DIR/data/tls/ca.pem): your browser will
+  warn until you trust that CA; check the fingerprint above before you do.
+
+Demo logins
+  teacher / demo-teacher-pw   (owns the recorded lesson: open it and press play)
+  coach   / demo-coach-pw
+  admin   / demo-admin-pw     (cannot watch unshared lessons)
+
+Logs: $DIR/server.log, $DIR/capture.log. Press Ctrl-C to stop the server.
+MSG
+wait $SERVER_PID

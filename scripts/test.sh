@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, clippy, unit and integration tests, and the end-to-end
+# tests that drive the real server and capture binaries. CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+# The end-to-end tests run the real binaries, so build them first.
+cargo build --workspace --bins --locked
+cargo test --workspace --locked
