@@ -45,7 +45,7 @@
 
 use crate::ids::{RecordingId, SegmentIndex};
 use crate::keys::{KemT, KeyFingerprint, PublicKey, SecretKey};
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use hpke::aead::AesGcm256;
 use hpke::kdf::HkdfSha256;
@@ -397,27 +397,24 @@ pub fn open(expected: Option<Label>, sk: &SecretKey, bytes: &[u8]) -> Result<Ope
         let attempt = |at: u64| {
             let last = at + 1 == n;
             let ad = chunk_ad(&header_bytes, at, last, header.final_segment);
-            cipher.decrypt(
-                Nonce::from_slice(&nonce(at, last)),
-                Payload { msg: ct, aad: &ad },
-            )
+            cipher.decrypt(Nonce::from_slice(&nonce(at, last)), Payload { msg: ct, aad: &ad })
         };
-        match attempt(i) {
-            Ok(pt) => {
-                plaintext.extend_from_slice(&pt);
-                drop(Zeroizing::new(pt));
-            }
-            Err(_) => {
-                // Only on the failure path: find out whether the chunk is intact but misplaced.
-                let belongs = (0..n).find(|&j| j != i && attempt(j).is_ok());
-                return Err(match belongs {
-                    Some(j) => OpenError::ChunksReordered {
-                        found_at: i,
-                        belongs_at: j,
-                    },
-                    None => OpenError::ChunkAltered(i),
-                });
-            }
+        // Decrypt in place at the end of the output buffer: no per-chunk allocation or copy.
+        let (body, tag) = ct.split_at(ct.len() - TAG_LEN);
+        let start = plaintext.len();
+        plaintext.extend_from_slice(body);
+        let last = i + 1 == n;
+        let ad = chunk_ad(&header_bytes, i, last, header.final_segment);
+        let ok = cipher
+            .decrypt_in_place_detached(Nonce::from_slice(&nonce(i, last)), &ad, &mut plaintext[start..], tag.into())
+            .is_ok();
+        if !ok {
+            // Only on the failure path: find out whether the chunk is intact but misplaced.
+            let belongs = (0..n).find(|&j| j != i && attempt(j).is_ok());
+            return Err(match belongs {
+                Some(j) => OpenError::ChunksReordered { found_at: i, belongs_at: j },
+                None => OpenError::ChunkAltered(i),
+            });
         }
     }
     Ok(Opened { header, plaintext })
