@@ -40,6 +40,8 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         drain_seconds: u64,
     },
+    /// Print the GStreamer pipeline this config builds, in gst-launch-1.0 syntax.
+    Pipeline,
     /// Upload whatever the spool holds, then exit.
     Drain {
         #[arg(long, default_value_t = 120)]
@@ -74,6 +76,7 @@ fn main() -> anyhow::Result<()> {
             let report = recorder::record(&config, &opts, stop)?;
             println!("{}", serde_json::to_string(&report)?);
         }
+        Command::Pipeline => println!("{}", lessonlens_capture::pipeline::describe_for(&config)?),
         Command::Drain { drain_seconds } => {
             recorder::drain(&config, Duration::from_secs(drain_seconds))?
         }

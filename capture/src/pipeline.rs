@@ -102,6 +102,12 @@ pub fn describe(c: &Config, video_encoder: &str, audio_encoder: &str) -> String 
     )
 }
 
+/// The description `build` would use with this config, with the encoders it would pick.
+pub fn describe_for(c: &Config) -> anyhow::Result<String> {
+    init()?;
+    Ok(describe(c, pick_video_encoder()?, pick_audio_encoder()?))
+}
+
 /// Builds the pipeline and connects its appsink to `out` (which returns false once nobody listens).
 /// The callback only copies bytes and hands them on; sealing happens on another thread so encoding never waits on crypto or disk.
 pub fn build(
