@@ -45,7 +45,6 @@ server_url = "https://127.0.0.1:$PORT"
 ca_file = "$DIR/data/tls/ca.pem"
 token_file = "$DIR/secrets/room-12.token"
 spool_dir = "$DIR/spool"
-room = "Room 12"
 TOML
 
 echo "Recording a ${SECONDS_TO_RECORD}-second lesson from test sources for teacher 'teacher'..."

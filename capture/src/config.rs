@@ -17,9 +17,6 @@ pub struct Config {
     pub token_file: PathBuf,
     /// Where sealed segments wait for upload. Holds ciphertext only.
     pub spool_dir: PathBuf,
-    /// Room or device name, shown with each recording.
-    #[serde(default = "default_room")]
-    pub room: String,
     #[serde(default)]
     pub video: VideoConfig,
     #[serde(default)]
@@ -60,9 +57,6 @@ pub struct AudioConfig {
     pub device: String,
 }
 
-fn default_room() -> String {
-    "classroom".into()
-}
 fn default_test() -> String {
     "test".into()
 }

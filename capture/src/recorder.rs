@@ -63,7 +63,6 @@ pub fn record(
         recording,
         recipient: recipient.to_hex(),
         started_at,
-        room: config.room.clone(),
     })?;
     tracing::info!(%recording, teacher = %opts.teacher, "recording started");
 

@@ -33,7 +33,6 @@ pub struct RecordingMeta {
     /// Hex X25519 public key every segment is sealed to.
     pub recipient: String,
     pub started_at: i64,
-    pub room: String,
 }
 
 /// Something the uploader should send next.
@@ -297,7 +296,6 @@ mod tests {
             recording: rec,
             recipient: "00".repeat(32),
             started_at,
-            room: "r1".into(),
         }
     }
 

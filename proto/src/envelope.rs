@@ -397,7 +397,10 @@ pub fn open(expected: Option<Label>, sk: &SecretKey, bytes: &[u8]) -> Result<Ope
         let attempt = |at: u64| {
             let last = at + 1 == n;
             let ad = chunk_ad(&header_bytes, at, last, header.final_segment);
-            cipher.decrypt(Nonce::from_slice(&nonce(at, last)), Payload { msg: ct, aad: &ad })
+            cipher.decrypt(
+                Nonce::from_slice(&nonce(at, last)),
+                Payload { msg: ct, aad: &ad },
+            )
         };
         // Decrypt in place at the end of the output buffer: no per-chunk allocation or copy.
         let (body, tag) = ct.split_at(ct.len() - TAG_LEN);
@@ -406,13 +409,21 @@ pub fn open(expected: Option<Label>, sk: &SecretKey, bytes: &[u8]) -> Result<Ope
         let last = i + 1 == n;
         let ad = chunk_ad(&header_bytes, i, last, header.final_segment);
         let ok = cipher
-            .decrypt_in_place_detached(Nonce::from_slice(&nonce(i, last)), &ad, &mut plaintext[start..], tag.into())
+            .decrypt_in_place_detached(
+                Nonce::from_slice(&nonce(i, last)),
+                &ad,
+                &mut plaintext[start..],
+                tag.into(),
+            )
             .is_ok();
         if !ok {
             // Only on the failure path: find out whether the chunk is intact but misplaced.
             let belongs = (0..n).find(|&j| j != i && attempt(j).is_ok());
             return Err(match belongs {
-                Some(j) => OpenError::ChunksReordered { found_at: i, belongs_at: j },
+                Some(j) => OpenError::ChunksReordered {
+                    found_at: i,
+                    belongs_at: j,
+                },
                 None => OpenError::ChunkAltered(i),
             });
         }

@@ -106,7 +106,7 @@ fn recorded_lesson_end_to_end() {
     std::fs::write(
         &config,
         format!(
-            "server_url = \"{}\"\nca_file = \"{}\"\ntoken_file = \"{}\"\nspool_dir = \"{}\"\nroom = \"Room 12\"\n[video]\nwidth = 640\nheight = 360\nbitrate_kbps = 1000\n",
+            "server_url = \"{}\"\nca_file = \"{}\"\ntoken_file = \"{}\"\nspool_dir = \"{}\"\n[video]\nwidth = 640\nheight = 360\nbitrate_kbps = 1000\n",
             server.url(),
             server.ca_file().display(),
             token.display(),
@@ -231,6 +231,31 @@ fn recorded_lesson_end_to_end() {
         (duration - SECONDS).abs() <= 1.0,
         "recorded {SECONDS} s but the media lasts {duration:.3} s"
     );
+
+    // In a real browser the teacher finds the lesson and it plays.
+    let shots = bin("lessonlens-server")
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("screenshots");
+    let browser = Command::new("node")
+        .arg(web_dir().join("tests/watch.mjs"))
+        .env("LL_URL", format!("{base}/"))
+        .env("LL_USER", "alice")
+        .env("LL_PASSWORD", "alice-password")
+        .env("LL_RECORDING", &rec)
+        .env("LL_SERVER_CERT", server.data_dir().join("tls/server.pem"))
+        .env("LL_SCREENSHOTS", &shots)
+        .output()
+        .unwrap();
+    assert!(
+        browser.status.success(),
+        "browser check failed:\n{}{}",
+        String::from_utf8_lossy(&browser.stdout),
+        String::from_utf8_lossy(&browser.stderr)
+    );
+    assert!(shots.join("recording.png").exists());
 
     // Another teacher gets 404 for everything of this recording; nobody signed in gets 401.
     let bob = server.login(&agent, "bob", "bob-password");

@@ -13,6 +13,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("/", "index.html", "text/html; charset=utf-8"),
     ("/app.js", "app.js", "text/javascript; charset=utf-8"),
     ("/style.css", "style.css", "text/css; charset=utf-8"),
+    ("/favicon.svg", "favicon.svg", "image/svg+xml"),
     (
         "/vendor/hls.min.js",
         "node_modules/hls.js/dist/hls.min.js",
