@@ -43,7 +43,8 @@ TOML
     | sed "s|isofmp4mux name=mux fragment-duration=2000000000 ! appsink name=sink sync=false buffer-list=true|mp4mux name=mux fragment-duration=2000 ! filesink location=$W/bare.mp4|")
   # -e: Ctrl-C sends EOS, as the capture daemon does on stop.
   eval "/usr/bin/time -f '%U %S %M' -o '$W/bare.time' timeout -s INT $SECS gst-launch-1.0 -q -e $desc" >/dev/null 2>&1 || true
-  read -r lu ls lm < "$W/ll.time"; read -r bu bs bm < "$W/bare.time"
+  # GNU time prefixes "Command exited with non-zero status" when timeout stops gst-launch.
+  read -r lu ls lm < <(tail -n 1 "$W/ll.time"); read -r bu bs bm < <(tail -n 1 "$W/bare.time")
   awk -v s="$size" -v lu="$lu" -v ls="$ls" -v lm="$lm" -v bu="$bu" -v bs="$bs" -v bm="$bm" -v secs="$SECS" 'BEGIN {
     l=(lu+ls)*60/secs; b=(bu+bs)*60/secs;
     printf "%-10s %-18s %12.2f %14.1f %12s\n", s, "bare gst-launch", b, bm/1024, "1.00";
