@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::spool::{Pending, Spool};
 use anyhow::{anyhow, Context};
-use lessonlens_proto::wire::{ErrorBody, Receipt, TeacherKey, SHA256_HEADER};
+use lessonlens_proto::wire::{ErrorBody, ManifestReceipt, Receipt, TeacherKey, SHA256_HEADER};
 use lessonlens_proto::{PublicKey, RecordingId, SegmentIndex};
 use rand_core::TryRngCore;
 use sha2::{Digest, Sha256};
@@ -121,13 +121,28 @@ impl Client {
         Ok(receipt)
     }
 
-    pub fn put_manifest(&self, rec: RecordingId, body: &[u8]) -> Result<(), UploadError> {
+    /// Uploads the manifest; succeeds only when the server's receipt hash matches what was sent.
+    pub fn put_manifest(
+        &self,
+        rec: RecordingId,
+        body: &[u8],
+    ) -> Result<ManifestReceipt, UploadError> {
+        let sha = hex::encode(Sha256::digest(body));
         let url = format!("{}/api/device/v1/recordings/{rec}/manifest", self.base);
-        self.auth(self.agent.put(&url))
+        let receipt: ManifestReceipt = self
+            .auth(self.agent.put(&url))
             .set("content-type", "application/json")
             .send_bytes(body)
-            .map_err(Self::map_err)?;
-        Ok(())
+            .map_err(Self::map_err)?
+            .into_json()
+            .map_err(|e| UploadError::Unreachable(e.to_string()))?;
+        if receipt.sha256 != sha {
+            return Err(UploadError::ReceiptMismatch {
+                sent: sha,
+                stored: receipt.sha256,
+            });
+        }
+        Ok(receipt)
     }
 }
 
@@ -149,9 +164,13 @@ pub fn drain_once(client: &Client, spool: &Spool) -> anyhow::Result<usize> {
                 tracing::debug!(%recording, index, "segment acknowledged");
             }
             Pending::Manifest { recording, path } => {
-                client.put_manifest(recording, &std::fs::read(&path)?)?;
+                let receipt = client.put_manifest(recording, &std::fs::read(&path)?)?;
                 spool.remove_recording(recording)?;
-                tracing::info!(%recording, "recording fully uploaded");
+                if receipt.missing.is_empty() {
+                    tracing::info!(%recording, "recording fully uploaded");
+                } else {
+                    tracing::warn!(%recording, missing = ?receipt.missing, "recording uploaded; the server is missing segments lost on this device");
+                }
             }
         }
         sent += 1;

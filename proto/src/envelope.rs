@@ -65,6 +65,9 @@ pub const MAX_CHUNK_SIZE: u32 = 16 * 1024 * 1024;
 /// The chunk size devices use: large enough that the per-chunk overhead is negligible, small enough
 /// that a streaming reader never holds much plaintext at once.
 pub const DEFAULT_CHUNK_SIZE: u32 = 64 * 1024;
+/// Largest plaintext a segment may declare (a 6 s segment is a few MB); keeps every length
+/// computed from an unauthenticated header far from overflow.
+pub const MAX_PLAINTEXT_LEN: u64 = 1 << 30;
 
 const FLAG_FINAL_SEGMENT: u8 = 0b0000_0001;
 const DEK_LEN: usize = 32;
@@ -148,6 +151,11 @@ impl SegmentHeader {
         if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
             return Err(OpenError::Malformed("chunk size out of range"));
         }
+        if u64_at(32) > MAX_PLAINTEXT_LEN {
+            return Err(OpenError::Malformed(
+                "declared plaintext length is over 1 GiB",
+            ));
+        }
         let mut rec = [0u8; 16];
         rec.copy_from_slice(&bytes[8..24]);
         let mut fp = [0u8; 16];
@@ -190,6 +198,8 @@ pub struct Opened {
 pub enum SealError {
     #[error("chunk size {0} is outside {MIN_CHUNK_SIZE}..={MAX_CHUNK_SIZE}")]
     ChunkSize(u32),
+    #[error("segment of {0} bytes is over the 1 GiB limit")]
+    TooLarge(u64),
     #[error("sealing the data key to the recipient failed")]
     Hpke,
 }
@@ -253,6 +263,9 @@ pub fn seal<R: RngCore + CryptoRng>(
 ) -> Result<Vec<u8>, SealError> {
     if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&params.chunk_size) {
         return Err(SealError::ChunkSize(params.chunk_size));
+    }
+    if plaintext.len() as u64 > MAX_PLAINTEXT_LEN {
+        return Err(SealError::TooLarge(plaintext.len() as u64));
     }
     let header = SegmentHeader {
         label: params.label,

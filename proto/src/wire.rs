@@ -16,6 +16,15 @@ pub struct Receipt {
     pub bytes: u64,
 }
 
+/// The server's answer to a stored manifest: its hash (so the device knows the server has exactly
+/// what it sent) and the segments still missing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestReceipt {
+    pub recording: RecordingId,
+    pub sha256: String,
+    pub missing: Vec<SegmentIndex>,
+}
+
 /// A teacher's public key as the device fetches it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TeacherKey {
@@ -40,4 +49,6 @@ pub struct RecordingSummary {
     /// "recording", "complete" or "incomplete".
     pub status: String,
     pub missing: Vec<SegmentIndex>,
+    /// Segments whose stored bytes differ from the hash the device listed in its manifest.
+    pub mismatched: Vec<SegmentIndex>,
 }

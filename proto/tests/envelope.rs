@@ -223,3 +223,13 @@ fn rewrap_keeps_content_and_changes_recipient() {
     // Re-wrapping damaged input is refused rather than producing a segment that cannot open.
     assert!(rewrap(&env[..env.len() - 1], &school_sk, &teacher_pk, &mut r).is_err());
 }
+
+#[test]
+fn absurd_declared_length_is_malformed_not_a_panic() {
+    let (sk, mut env) = sealed();
+    env[32..40].copy_from_slice(&u64::MAX.to_be_bytes());
+    assert!(matches!(
+        open(None, &sk, &env),
+        Err(OpenError::Malformed(_))
+    ));
+}

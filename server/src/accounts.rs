@@ -142,31 +142,50 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password("decoy password that never matches").expect("hashing works"))
 }
 
-/// Checks a username and password. Takes the same time whether or not the user exists.
-pub fn verify_login(
+/// The enabled user called `username` (if any) and the password hash to check against: theirs, or
+/// a decoy that never matches. Read under the database lock; the slow check happens outside it.
+pub fn login_candidate(
     conn: &Connection,
     username: &str,
-    password: &str,
-) -> rusqlite::Result<Option<User>> {
+) -> rusqlite::Result<(Option<User>, String)> {
     let row: Option<(String, User)> = conn
         .query_row(
             "SELECT password_hash, id, username, display_name, roles FROM users WHERE username = ?1 AND disabled = 0",
             [username],
-            |r| Ok((r.get(0)?, User { id: r.get(1)?, username: r.get(2)?, display_name: r.get(3)?, roles: roles_from(&r.get::<_, String>(4)?) })),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    User { id: r.get(1)?, username: r.get(2)?, display_name: r.get(3)?, roles: roles_from(&r.get::<_, String>(4)?) },
+                ))
+            },
         )
         .optional()?;
-    let hash = row
-        .as_ref()
-        .map(|(h, _)| h.as_str())
-        .unwrap_or(decoy_hash());
-    let ok = PasswordHash::new(hash)
+    Ok(match row {
+        Some((hash, user)) => (Some(user), hash),
+        None => (None, decoy_hash().to_string()),
+    })
+}
+
+/// Argon2id check; as slow for the decoy as for a real hash, so timing does not reveal which
+/// usernames exist.
+pub fn password_matches(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
         .map(|parsed| {
             Argon2::default()
                 .verify_password(password.as_bytes(), &parsed)
                 .is_ok()
         })
-        .unwrap_or(false);
-    Ok(if ok { row.map(|(_, u)| u) } else { None })
+        .unwrap_or(false)
+}
+
+/// Checks a username and password in one step (for tests and the CLI).
+pub fn verify_login(
+    conn: &Connection,
+    username: &str,
+    password: &str,
+) -> rusqlite::Result<Option<User>> {
+    let (user, hash) = login_candidate(conn, username)?;
+    Ok(user.filter(|_| password_matches(&hash, password)))
 }
 
 /// A fresh random token (returned once, to be given to its holder) and the hash to store.
@@ -325,7 +344,11 @@ mod tests {
         let stored: Vec<u8> = conn
             .query_row("SELECT token_hash FROM devices", [], |r| r.get(0))
             .unwrap();
-        assert_ne!(stored, token.as_bytes());
+        assert_eq!(
+            stored,
+            Sha256::digest(token.as_bytes()).to_vec(),
+            "only the hash is stored"
+        );
         assert_eq!(
             device_by_token(&conn, &token).unwrap().unwrap().name,
             "room-1"

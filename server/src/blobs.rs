@@ -13,7 +13,8 @@ pub struct LocalBlobs {
 
 /// A blob being received: bytes go to a temp file while they are hashed.
 pub struct Incoming {
-    tmp: PathBuf,
+    /// `None` once committed; otherwise removed on drop, so an interrupted upload leaves nothing.
+    tmp: Option<PathBuf>,
     file: File,
     hasher: Sha256,
     len: u64,
@@ -23,9 +24,21 @@ pub struct Incoming {
 
 const HEAD_LEN: usize = lessonlens_proto::envelope::CONTENT_OFFSET;
 
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
 impl LocalBlobs {
     pub fn open(root: &Path) -> std::io::Result<LocalBlobs> {
+        let fresh = !root.exists();
         std::fs::create_dir_all(root.join("tmp"))?;
+        if fresh {
+            // Make the new folders themselves durable before any blob relies on them.
+            fsync_dir(root)?;
+            if let Some(parent) = root.parent() {
+                fsync_dir(parent)?;
+            }
+        }
         // Temp files left by a crash were never committed; remove them.
         for e in std::fs::read_dir(root.join("tmp"))?.flatten() {
             let _ = std::fs::remove_file(e.path());
@@ -48,7 +61,7 @@ impl LocalBlobs {
         let tmp = self.root.join("tmp").join(hex::encode(name));
         let file = File::create(&tmp)?;
         Ok(Incoming {
-            tmp,
+            tmp: Some(tmp),
             file,
             hasher: Sha256::new(),
             len: 0,
@@ -57,22 +70,31 @@ impl LocalBlobs {
     }
 
     /// Makes a received blob durable under its hash: fsync the file, rename, fsync the folder.
-    pub fn commit(&self, incoming: Incoming) -> std::io::Result<String> {
-        let Incoming {
-            tmp, file, hasher, ..
-        } = incoming;
-        let sha = hex::encode(hasher.finalize());
+    pub fn commit(&self, mut incoming: Incoming) -> std::io::Result<String> {
+        let sha = incoming.sha256_so_far();
         // 1. The bytes must be on disk before the name points at them.
-        file.sync_all()?;
-        drop(file);
+        incoming.file.sync_all()?;
         let final_path = self.path(&sha);
         let dir = final_path.parent().expect("blob path has a parent");
-        std::fs::create_dir_all(dir)?;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+            // A new shard folder must itself survive a power cut.
+            fsync_dir(&self.root)?;
+        }
         // 2. Atomic rename: readers see the whole blob or nothing.
-        std::fs::rename(&tmp, &final_path)?;
+        let tmp = incoming.tmp.take().expect("not yet committed");
+        if let Err(e) = std::fs::rename(&tmp, &final_path) {
+            incoming.tmp = Some(tmp);
+            return Err(e);
+        }
         // 3. Make the rename durable.
-        File::open(dir)?.sync_all()?;
+        fsync_dir(dir)?;
         Ok(sha)
+    }
+
+    /// Removes a blob no row refers to (the losing side of a conflicting upload).
+    pub fn remove(&self, sha: &str) -> std::io::Result<()> {
+        std::fs::remove_file(self.path(sha))
     }
 
     pub fn read(&self, sha: &str) -> std::io::Result<Vec<u8>> {
@@ -106,10 +128,13 @@ impl Incoming {
     pub fn sha256_so_far(&self) -> String {
         hex::encode(self.hasher.clone().finalize())
     }
+}
 
-    /// Drops a blob that will not be committed.
-    pub fn discard(self) {
-        let _ = std::fs::remove_file(&self.tmp);
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
     }
 }
 
@@ -131,8 +156,10 @@ mod tests {
             std::fs::read_dir(tmp.path().join("tmp")).unwrap().count(),
             0
         );
-        let inc = blobs.begin().unwrap();
-        inc.discard();
+        // An upload dropped half-way (client gone, bad body) leaves no temp file.
+        let mut inc = blobs.begin().unwrap();
+        inc.write(b"half").unwrap();
+        drop(inc);
         assert_eq!(
             std::fs::read_dir(tmp.path().join("tmp")).unwrap().count(),
             0

@@ -73,6 +73,15 @@ struct Opened {
 fn open(config: Config) -> anyhow::Result<Opened> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    if !config.master_key_file.exists() && config.vault_path().exists() {
+        // A new master key would make every key in the vault unreadable.
+        bail!(
+            "master key file {} is missing but the key vault {} exists: restore the master key from \
+             its backup (or, on a server with no teachers yet, remove the vault to start afresh)",
+            config.master_key_file.display(),
+            config.vault_path().display()
+        );
+    }
     let master = MasterKey::load_or_create(&config.master_key_file)?;
     let conn = db::open(&config.db_path())?;
     let vault = Vault::open(&config.vault_path(), master)?;
@@ -106,12 +115,11 @@ fn main() -> anyhow::Result<()> {
                         .with_context(|| format!("unknown role {r:?}: use teacher, coach or admin"))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let mut password = String::new();
-            std::io::stdin().read_line(&mut password)?;
-            let password =
-                zeroize::Zeroizing::new(password.trim_end_matches(['\r', '\n']).to_string());
+            let mut line = zeroize::Zeroizing::new(String::new());
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\r', '\n']);
             let o = open(config)?;
-            let id = accounts::add_user(&o.conn, &username, &display_name, &password, &roles)?;
+            let id = accounts::add_user(&o.conn, &username, &display_name, password, &roles)?;
             if roles.contains(&Role::Teacher) {
                 let pk = o.vault.create_key(id, accounts::now())?;
                 eprintln!("teacher key {} created", pk.fingerprint());

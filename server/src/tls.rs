@@ -25,42 +25,72 @@ fn fingerprint(der: &[u8]) -> String {
         .join(":")
 }
 
+fn write_public(path: &Path, text: &str) -> anyhow::Result<()> {
+    let mut f = std::fs::File::create(path)?;
+    std::io::Write::write_all(&mut f, text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn create(dir: &Path, hostnames: &[String]) -> anyhow::Result<()> {
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::default();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "lessonlens school CA");
+    ca.distinguished_name = dn;
+    ca.not_after = rcgen::date_time_ymd(2046, 1, 1);
+    let ca_cert = ca.self_signed(&ca_key)?;
+
+    let server_key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(hostnames.to_vec())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "lessonlens server");
+    params.not_after = rcgen::date_time_ymd(2028, 1, 1);
+    let server_cert = params.signed_by(&server_key, &ca_cert, &ca_key)?;
+
+    write_secret_file(&dir.join("ca.key"), ca_key.serialize_pem().as_bytes())?;
+    write_secret_file(
+        &dir.join("server.key"),
+        server_key.serialize_pem().as_bytes(),
+    )?;
+    write_public(
+        &dir.join("server.pem"),
+        &format!("{}{}", server_cert.pem(), ca_cert.pem()),
+    )?;
+    write_public(&dir.join("ca.pem"), &ca_cert.pem())?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
 /// Creates the CA and server certificate if missing, then loads them.
 pub fn load_or_create(dir: &Path, hostnames: &[String]) -> anyhow::Result<Tls> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let (ca_pem, cert_pem, key_pem) = (
-        dir.join("ca.pem"),
-        dir.join("server.pem"),
-        dir.join("server.key"),
-    );
-    if !ca_pem.exists() {
-        let ca_key = KeyPair::generate()?;
-        let mut ca = CertificateParams::default();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "lessonlens school CA");
-        ca.distinguished_name = dn;
-        ca.not_after = rcgen::date_time_ymd(2046, 1, 1);
-        let ca_cert = ca.self_signed(&ca_key)?;
-
-        let server_key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(hostnames.to_vec())?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "lessonlens server");
-        params.not_after = rcgen::date_time_ymd(2028, 1, 1);
-        let server_cert = params.signed_by(&server_key, &ca_cert, &ca_key)?;
-
-        write_secret_file(&dir.join("ca.key"), ca_key.serialize_pem().as_bytes())?;
-        write_secret_file(&key_pem, server_key.serialize_pem().as_bytes())?;
-        std::fs::write(&cert_pem, format!("{}{}", server_cert.pem(), ca_cert.pem()))?;
-        std::fs::write(&ca_pem, ca_cert.pem())?;
+    if !dir.exists() {
+        // Make everything in a staging folder and rename it into place, so a crash during first
+        // start never leaves half a CA behind.
+        let staging = dir.with_extension("new");
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging)?;
+        }
+        std::fs::create_dir_all(&staging)
+            .with_context(|| format!("cannot create {}", staging.display()))?;
+        create(&staging, hostnames)?;
+        std::fs::rename(&staging, dir)?;
+        if let Some(parent) = dir.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
         tracing::info!(
             "created the school CA and server certificate in {}",
             dir.display()
         );
     }
+    let (ca_pem, cert_pem, key_pem) = (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    );
     let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
     let ca_der = rustls_pemfile::certs(&mut read(&ca_pem)?.as_slice())
         .next()

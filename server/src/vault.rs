@@ -183,17 +183,25 @@ impl Vault {
             .optional()?)
     }
 
+    /// The teacher's secret key, checked against the stored public key so that a swapped public
+    /// key column (which would send new recordings to someone else) is noticed.
     pub fn secret_key(&self, user_id: i64) -> anyhow::Result<Option<SecretKey>> {
-        let row: Option<(Vec<u8>, Vec<u8>)> = self
+        let row: Option<(Vec<u8>, Vec<u8>, Vec<u8>)> = self
             .conn
             .query_row(
-                "SELECT wrapped_secret, nonce FROM teacher_keys WHERE user_id = ?1",
+                "SELECT wrapped_secret, nonce, public_key FROM teacher_keys WHERE user_id = ?1",
                 [user_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
-        row.map(|(w, n)| self.master.unwrap(user_id, &w, &n))
-            .transpose()
+        let Some((wrapped, nonce, public)) = row else {
+            return Ok(None);
+        };
+        let sk = self.master.unwrap(user_id, &wrapped, &nonce)?;
+        if sk.public_key().to_bytes().as_slice() != public.as_slice() {
+            bail!("vault entry for user {user_id} was altered: its public key does not belong to its secret key");
+        }
+        Ok(Some(sk))
     }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::accounts::{self, Role};
 use crate::app::{DeviceAuth, Shared};
+use crate::blobs::Incoming;
 use crate::error::{AppError, AppResult};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -11,9 +12,10 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use lessonlens_proto::envelope::{Label, SegmentHeader};
-use lessonlens_proto::wire::{Receipt, TeacherKey, SHA256_HEADER};
+use lessonlens_proto::wire::{ManifestReceipt, Receipt, TeacherKey, SHA256_HEADER};
 use lessonlens_proto::{Manifest, RecordingId, SegmentIndex};
 use rusqlite::{params, OptionalExtension};
+use sha2::{Digest, Sha256};
 
 pub fn router(max_segment_bytes: usize) -> Router<Shared> {
     Router::new()
@@ -111,85 +113,31 @@ async fn put_segment(
         let chunk = match chunk {
             Ok(c) => c,
             Err(e) => {
-                incoming.discard();
                 return Err(AppError::BadRequest(format!(
                     "upload interrupted ({e}); the device should retry"
                 )));
             }
         };
         if incoming.len() + chunk.len() as u64 > max {
-            incoming.discard();
             return Err(AppError::TooLarge(format!(
                 "segment is larger than the {max}-byte limit"
             )));
         }
         incoming.write(&chunk)?;
     }
-    let checked = (|| {
-        let header = SegmentHeader::parse(incoming.head())
-            .map_err(|e| AppError::Unprocessable(format!("not a valid segment: {e}")))?;
-        let want = Label {
-            recording: rec,
-            index,
-        };
-        if header.label != want {
-            return Err(AppError::Unprocessable(format!(
-                "segment says it is segment {} of {} but was uploaded as segment {index} of {rec}",
-                header.label.index, header.label.recording
-            )));
-        }
-        if incoming.len() != header.envelope_len() {
-            return Err(AppError::Unprocessable(format!(
-                "segment is {} bytes but its header promises {}: truncated or padded in transit; the device keeps it and retries",
-                incoming.len(),
-                header.envelope_len()
-            )));
-        }
-        if incoming.sha256_so_far() != claimed {
-            return Err(AppError::Unprocessable(
-                "body does not match its sha256 header; the device keeps it and retries".into(),
-            ));
-        }
-        Ok(header)
-    })();
-    let header = match checked {
-        Ok(h) => h,
-        Err(e) => {
-            incoming.discard();
-            return Err(e);
-        }
-    };
+    let header = check_upload(&incoming, rec, index, &claimed)?;
     let fp = header.recipient;
-    let owner = st
-        .vault(move |v| Ok(v.owner_of(&fp)?))
-        .await?
-        .ok_or_else(|| AppError::Unprocessable("segment is sealed to a key this server does not know; re-sync the device's teacher keys".into()))?;
+    let owner = st.vault(move |v| Ok(v.owner_of(&fp)?)).await?.ok_or_else(|| {
+        AppError::Unprocessable(
+            "segment is sealed to a key this server does not know; re-sync the device's teacher keys".into(),
+        )
+    })?;
 
-    let existing: Option<String> = st
-        .db(move |c| {
-            Ok(c.query_row(
-                "SELECT sha256 FROM segments WHERE recording_id = ?1 AND idx = ?2",
-                params![rec.to_string(), index],
-                |r| r.get(0),
-            )
-            .optional()?)
-        })
-        .await?;
     let bytes = incoming.len();
-    if let Some(stored) = existing {
-        incoming.discard();
-        if stored == claimed {
-            // The device did not see our receipt (e.g. the network dropped); same answer again.
-            return Ok(Json(Receipt {
-                recording: rec,
-                index,
-                sha256: stored,
-                bytes,
-            }));
-        }
-        return Err(AppError::Conflict(format!(
-            "segment {index} of {rec} is already stored with different content"
-        )));
+    // An upload the server already holds (the device missed our receipt) is answered without
+    // writing anything.
+    if let Some(stored) = stored_sha(&st, rec, index).await? {
+        return same_or_conflict(rec, index, stored, &claimed, bytes);
     }
 
     let st2 = st.clone();
@@ -198,26 +146,41 @@ async fn put_segment(
         .map_err(|e| AppError::Internal(e.into()))??;
     let device_id = device.id;
     let sha_row = sha.clone();
-    st.db(move |c| {
-        claim_recording(c, rec, device_id, owner, None)?;
-        // The row is the commit point; the blob is already durable.
-        c.execute(
-            "INSERT INTO segments (recording_id, idx, sha256, bytes, start_us, duration_us, final, stored_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                rec.to_string(),
-                index,
-                sha_row,
-                bytes as i64,
-                header.start_us as i64,
-                header.duration_us as i64,
-                header.final_segment,
-                accounts::now()
-            ],
-        )?;
-        Ok(())
-    })
-    .await?;
+    // Claim, insert and read back in one transaction: the row is the commit point, and two
+    // concurrent uploads of the same segment cannot both insert.
+    let stored = st
+        .db(move |c| {
+            let tx = c.unchecked_transaction()?;
+            claim_recording(&tx, rec, device_id, owner, None)?;
+            tx.execute(
+                "INSERT INTO segments (recording_id, idx, sha256, bytes, start_us, duration_us, final, stored_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (recording_id, idx) DO NOTHING",
+                params![
+                    rec.to_string(),
+                    index,
+                    sha_row,
+                    bytes as i64,
+                    header.start_us as i64,
+                    header.duration_us as i64,
+                    header.final_segment,
+                    accounts::now()
+                ],
+            )?;
+            let stored: String = tx.query_row(
+                "SELECT sha256 FROM segments WHERE recording_id = ?1 AND idx = ?2",
+                params![rec.to_string(), index],
+                |r| r.get(0),
+            )?;
+            tx.commit()?;
+            Ok(stored)
+        })
+        .await?;
+    if stored != sha {
+        // Lost a race to different bytes for the same segment: our blob has no row; remove it.
+        let _ = st.blobs.remove(&sha);
+        return same_or_conflict(rec, index, stored, &claimed, bytes);
+    }
     tracing::info!(recording = %rec, index, bytes, device = %device.name, "segment stored");
     Ok(Json(Receipt {
         recording: rec,
@@ -227,12 +190,84 @@ async fn put_segment(
     }))
 }
 
+/// Everything checked about an upload before it is kept.
+fn check_upload(
+    incoming: &Incoming,
+    rec: RecordingId,
+    index: SegmentIndex,
+    claimed: &str,
+) -> AppResult<SegmentHeader> {
+    let header = SegmentHeader::parse(incoming.head())
+        .map_err(|e| AppError::Unprocessable(format!("not a valid segment: {e}")))?;
+    if header.label
+        != (Label {
+            recording: rec,
+            index,
+        })
+    {
+        return Err(AppError::Unprocessable(format!(
+            "segment says it is segment {} of {} but was uploaded as segment {index} of {rec}",
+            header.label.index, header.label.recording
+        )));
+    }
+    if incoming.len() != header.envelope_len() {
+        return Err(AppError::Unprocessable(format!(
+            "segment is {} bytes but its header promises {}: truncated or padded in transit; the device keeps it and retries",
+            incoming.len(),
+            header.envelope_len()
+        )));
+    }
+    if incoming.sha256_so_far() != claimed {
+        return Err(AppError::Unprocessable(
+            "body does not match its sha256 header; the device keeps it and retries".into(),
+        ));
+    }
+    Ok(header)
+}
+
+async fn stored_sha(
+    st: &Shared,
+    rec: RecordingId,
+    index: SegmentIndex,
+) -> AppResult<Option<String>> {
+    st.db(move |c| {
+        Ok(c.query_row(
+            "SELECT sha256 FROM segments WHERE recording_id = ?1 AND idx = ?2",
+            params![rec.to_string(), index],
+            |r| r.get(0),
+        )
+        .optional()?)
+    })
+    .await
+}
+
+/// The same bytes again get the same receipt; different bytes for a stored segment are refused.
+fn same_or_conflict(
+    rec: RecordingId,
+    index: SegmentIndex,
+    stored: String,
+    claimed: &str,
+    bytes: u64,
+) -> AppResult<Json<Receipt>> {
+    if stored == claimed {
+        return Ok(Json(Receipt {
+            recording: rec,
+            index,
+            sha256: stored,
+            bytes,
+        }));
+    }
+    Err(AppError::Conflict(format!(
+        "segment {index} of {rec} is already stored with different content"
+    )))
+}
+
 async fn put_manifest(
     State(st): State<Shared>,
     DeviceAuth(device): DeviceAuth,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> AppResult<Json<serde_json::Value>> {
+) -> AppResult<Json<ManifestReceipt>> {
     let rec = parse_id(&id)?;
     let manifest = Manifest::parse(&body).map_err(|e| AppError::Unprocessable(e.to_string()))?;
     if manifest.recording != rec {
@@ -266,7 +301,9 @@ async fn put_manifest(
         })
         .await?;
     tracing::info!(recording = %rec, missing = missing.len(), clean_stop, "manifest stored");
-    Ok(Json(
-        serde_json::json!({ "recording": rec, "missing": missing }),
-    ))
+    Ok(Json(ManifestReceipt {
+        recording: rec,
+        sha256: hex::encode(Sha256::digest(&body)),
+        missing,
+    }))
 }

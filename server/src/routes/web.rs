@@ -25,7 +25,7 @@ pub fn router() -> Router<Shared> {
 #[derive(Deserialize)]
 struct LoginForm {
     username: String,
-    password: String,
+    password: zeroize::Zeroizing<String>,
 }
 
 fn me_json(u: &User) -> serde_json::Value {
@@ -40,22 +40,28 @@ fn me_json(u: &User) -> serde_json::Value {
 async fn login(State(st): State<Shared>, Json(form): Json<LoginForm>) -> AppResult<Response> {
     let hours = st.config.session_hours;
     let username = form.username.trim().to_ascii_lowercase();
-    let (user, token) = st
-        .db(move |c| {
-            let user = accounts::verify_login(c, &username, &form.password)?;
-            let Some(user) = user else {
-                accounts::audit(c, &username, "login-failed", "")?;
-                return Err(AppError::Unauthenticated);
-            };
-            let token = accounts::create_session(c, user.id, hours)?;
-            accounts::audit(c, &user.username, "login", "")?;
-            Ok((user, token))
-        })
+    let (user, hash) = st
+        .db(move |c| Ok(accounts::login_candidate(c, &username)?))
+        .await?;
+    // Argon2 is deliberately slow: run it without holding the database.
+    let password = form.password;
+    let ok = tokio::task::spawn_blocking(move || accounts::password_matches(&hash, &password))
         .await
-        .map_err(|e| match e {
-            AppError::Unauthenticated => AppError::BadRequest("wrong username or password".into()),
-            other => other,
-        })?;
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let (user, token) = st
+        .db(move |c| match user.filter(|_| ok) {
+            Some(user) => {
+                let token = accounts::create_session(c, user.id, hours)?;
+                accounts::audit(c, &user.username, "login", "")?;
+                Ok((user, token))
+            }
+            None => {
+                // The typed username is not recorded: it is often a password typed in the wrong box.
+                accounts::audit(c, "unknown", "login-failed", "")?;
+                Err(AppError::BadRequest("wrong username or password".into()))
+            }
+        })
+        .await?;
     let cookie = format!(
         "{SESSION_COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
         token.as_str(),
@@ -96,19 +102,30 @@ pub fn summary(c: &Connection, id: &str) -> rusqlite::Result<RecordingSummary> {
         [id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
-    let mut stmt = c.prepare("SELECT idx, duration_us FROM segments WHERE recording_id = ?1")?;
-    let rows: Vec<(SegmentIndex, i64)> = stmt
-        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+    let mut stmt =
+        c.prepare("SELECT idx, duration_us, sha256 FROM segments WHERE recording_id = ?1")?;
+    let rows: Vec<(SegmentIndex, i64, String)> = stmt
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
-    let present: BTreeSet<SegmentIndex> = rows.iter().map(|(i, _)| *i).collect();
-    let duration_us: i64 = rows.iter().map(|(_, d)| d).sum();
+    let present: BTreeSet<SegmentIndex> = rows.iter().map(|(i, _, _)| *i).collect();
+    let duration_us: i64 = rows.iter().map(|(_, d, _)| d).sum();
     let manifest = manifest.and_then(|m| Manifest::parse(m.as_bytes()).ok());
-    let (status, missing) = match manifest {
-        None => ("recording", Vec::new()),
+    let (status, missing, mismatched) = match manifest {
+        None => ("recording", Vec::new(), Vec::new()),
         Some(m) => {
             let missing = m.missing_from(&present);
-            let complete = missing.is_empty() && clean_stop == Some(true);
-            (if complete { "complete" } else { "incomplete" }, missing)
+            // A stored segment whose hash is not the one the device listed was altered or swapped.
+            let mismatched: Vec<SegmentIndex> = rows
+                .iter()
+                .filter(|(i, _, sha)| m.segments.iter().any(|s| s.index == *i && s.sha256 != *sha))
+                .map(|(i, _, _)| *i)
+                .collect();
+            let complete = missing.is_empty() && mismatched.is_empty() && clean_stop == Some(true);
+            (
+                if complete { "complete" } else { "incomplete" },
+                missing,
+                mismatched,
+            )
         }
     };
     Ok(RecordingSummary {
@@ -121,6 +138,7 @@ pub fn summary(c: &Connection, id: &str) -> rusqlite::Result<RecordingSummary> {
         duration_seconds: duration_us as f64 / 1e6,
         status: status.into(),
         missing,
+        mismatched,
     })
 }
 
