@@ -130,6 +130,18 @@ impl Config {
                 self.audio.source
             );
         }
+        // Device names go into the pipeline description: allow only what device names contain.
+        for (what, value) in [
+            ("video.device", &self.video.device),
+            ("audio.device", &self.audio.device),
+        ] {
+            if !value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/:_.,-".contains(&b))
+            {
+                bail!("{what} {value:?} may contain only letters, digits and / : _ . , -");
+            }
+        }
         if !(1..=6).contains(&self.segment_seconds) {
             bail!(
                 "segment_seconds must be between 1 and 6, got {}",
@@ -182,5 +194,15 @@ mod tests {
             .to_string()
             .contains("video.source"));
         assert!(toml::from_str::<Config>(&format!("{}colour = 1\n", base())).is_err());
+        let c: Config = toml::from_str(&format!(
+            "{}[audio]\nsource = \"alsa\"\ndevice = \"hw:0 ! filesink location=x\"\n",
+            base()
+        ))
+        .unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("audio.device"));
     }
 }

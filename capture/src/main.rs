@@ -65,9 +65,12 @@ fn main() -> anyhow::Result<()> {
             drain_seconds,
         } => {
             let stop = Arc::new(AtomicBool::new(false));
-            // SIGINT/SIGTERM end the recording cleanly (EOS), keeping the last partial segment.
-            signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
-            signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+            // SIGINT/SIGTERM end the recording cleanly (EOS), keeping the last partial segment; a
+            // second one exits at once (what is spooled stays for the next start).
+            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())?;
+                signal_hook::flag::register(sig, stop.clone())?;
+            }
             let opts = RecordOptions {
                 teacher,
                 duration: seconds.map(Duration::from_secs_f64),

@@ -38,6 +38,17 @@ pub fn record(
     opts: &RecordOptions,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<Report> {
+    let valid = !opts.teacher.is_empty()
+        && opts
+            .teacher
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if !valid {
+        anyhow::bail!(
+            "{:?} is not a username: use the teacher's lessonlens username (a-z, 0-9, . _ -)",
+            opts.teacher
+        );
+    }
     pipeline::init()?;
     let client = Client::new(config)?;
     let spool = Spool::open(&config.spool_dir)?;

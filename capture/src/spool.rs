@@ -52,6 +52,9 @@ pub enum Pending {
 #[derive(Debug, Clone)]
 pub struct Spool {
     root: PathBuf,
+    /// Exclusive lock on `spool/.lock`, held while any clone lives: a second capture process
+    /// (or `drain` during a recording) would otherwise close the live recording under us.
+    _lock: std::sync::Arc<File>,
 }
 
 /// Removes a temp file if the write did not complete, so a failed write leaves nothing behind.
@@ -91,8 +94,16 @@ impl Spool {
     pub fn open(root: &Path) -> anyhow::Result<Spool> {
         fs::create_dir_all(root)
             .with_context(|| format!("cannot create the spool folder {}", root.display()))?;
+        let lock = File::create(root.join(".lock"))?;
+        lock.try_lock().map_err(|_| {
+            anyhow::anyhow!(
+                "another lessonlens-capture is using the spool {}; wait for it to finish or stop it first",
+                root.display()
+            )
+        })?;
         Ok(Spool {
             root: root.to_path_buf(),
+            _lock: std::sync::Arc::new(lock),
         })
     }
 
@@ -254,6 +265,24 @@ impl Spool {
         Ok(out)
     }
 
+    /// Moves a segment the server refused for good (it will never accept these bytes) out of the
+    /// upload queue, into `spool/quarantine/`, so the rest of the spool keeps flowing. It is kept,
+    /// not deleted: the server has not acknowledged it.
+    pub fn quarantine(
+        &self,
+        rec: RecordingId,
+        index: SegmentIndex,
+        path: &Path,
+    ) -> anyhow::Result<PathBuf> {
+        let q = self.root.join("quarantine");
+        fs::create_dir_all(&q)?;
+        let dest = q.join(format!("{rec}-{}", segment_name(index)));
+        fs::rename(path, &dest)?;
+        fsync_dir(&q)?;
+        fsync_dir(path.parent().unwrap_or(&self.root))?;
+        Ok(dest)
+    }
+
     /// Removes an acknowledged segment.
     pub fn remove(&self, path: &Path) -> anyhow::Result<()> {
         fs::remove_file(path)?;
@@ -325,6 +354,16 @@ mod tests {
         assert!(fs::read_dir(tmp.path().join(old.to_string()))
             .unwrap()
             .all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+    }
+
+    #[test]
+    fn a_second_process_cannot_use_the_same_spool() {
+        let tmp = tempfile::tempdir().unwrap();
+        let first = Spool::open(tmp.path()).unwrap();
+        let err = Spool::open(tmp.path()).unwrap_err().to_string();
+        assert!(err.contains("another lessonlens-capture"), "{err}");
+        drop(first);
+        Spool::open(tmp.path()).unwrap();
     }
 
     #[test]

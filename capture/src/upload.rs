@@ -158,7 +158,18 @@ pub fn drain_once(client: &Client, spool: &Spool) -> anyhow::Result<usize> {
                 path,
             } => {
                 let body = std::fs::read(&path)?;
-                client.put_segment(recording, index, &body)?;
+                match client.put_segment(recording, index, &body) {
+                    Ok(_) => {}
+                    Err(UploadError::Refused { status, message })
+                        if matches!(status, 409 | 413 | 422) =>
+                    {
+                        let kept = spool.quarantine(recording, index, &path)?;
+                        tracing::error!(%recording, index, status, %message, kept = %kept.display(),
+                            "the server refused this segment for good; it is kept in quarantine for support to inspect");
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
                 // Only now, with a receipt whose hash matches, may the device forget the segment.
                 spool.remove(&path)?;
                 tracing::debug!(%recording, index, "segment acknowledged");

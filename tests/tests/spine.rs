@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const SECONDS: f64 = 10.0;
+/// Not a multiple of the 2 s segment length, so the last segment is a partial one that only a
+/// clean end-of-stream keeps.
+const SECONDS: f64 = 9.0;
 
 fn web_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
@@ -167,7 +169,12 @@ fn recorded_lesson_end_to_end() {
     for dir in [&spool, &server.data_dir()] {
         assert_eq!(scan_tree(dir), None, "plaintext media after the recording");
     }
-    let left: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != ".lock")
+        .collect();
     assert!(
         left.is_empty(),
         "spool should be empty once every receipt arrived: {left:?}"
@@ -221,6 +228,16 @@ fn recorded_lesson_end_to_end() {
         assert_eq!(res.header("cache-control"), Some("no-store"));
         media.extend(body(res));
     }
+    assert_eq!(
+        report["segments"].as_u64().unwrap() as usize,
+        uris.len(),
+        "every sealed segment is in the playlist"
+    );
+    // Positive control for the scanner: the decrypted media is exactly what it must find.
+    assert!(
+        lessonlens_e2e::find_plaintext_media(&media).is_some(),
+        "the scanner misses real media"
+    );
     let out_dir = tempfile::tempdir().unwrap();
     let joined = out_dir.path().join("joined.mp4");
     std::fs::write(&joined, &media).unwrap();

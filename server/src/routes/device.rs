@@ -54,8 +54,20 @@ fn parse_id(id: &str) -> AppResult<RecordingId> {
         .map_err(|_| AppError::BadRequest(format!("{id:?} is not a recording id")))
 }
 
-/// Stores a recording row for `device` if it does not exist; refuses a recording that belongs to
-/// another device or another owner.
+/// Refuses a recording that belongs to another device or another teacher.
+fn check_claim(existing: Option<(i64, i64)>, device: i64, owner: i64) -> AppResult<()> {
+    match existing {
+        Some((d, _)) if d != device => Err(AppError::Forbidden(
+            "this recording belongs to another device",
+        )),
+        Some((_, o)) if o != owner => Err(AppError::Conflict(
+            "this segment is sealed to a different teacher than the rest of the recording".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Stores a recording row for `device` if it does not exist yet, after [`check_claim`].
 fn claim_recording(
     c: &rusqlite::Connection,
     rec: RecordingId,
@@ -70,22 +82,14 @@ fn claim_recording(
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    match existing {
-        None => {
-            c.execute(
-                "INSERT INTO recordings (id, owner_id, device_id, created_at, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![rec.to_string(), owner, device, accounts::now(), started_at],
-            )?;
-            Ok(())
-        }
-        Some((d, _)) if d != device => Err(AppError::Forbidden(
-            "this recording belongs to another device",
-        )),
-        Some((_, o)) if o != owner => Err(AppError::Conflict(
-            "this segment is sealed to a different teacher than the rest of the recording".into(),
-        )),
-        Some(_) => Ok(()),
+    check_claim(existing, device, owner)?;
+    if existing.is_none() {
+        c.execute(
+            "INSERT INTO recordings (id, owner_id, device_id, created_at, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![rec.to_string(), owner, device, accounts::now(), started_at],
+        )?;
     }
+    Ok(())
 }
 
 async fn put_segment(
@@ -136,7 +140,7 @@ async fn put_segment(
     let bytes = incoming.len();
     // An upload the server already holds (the device missed our receipt) is answered without
     // writing anything.
-    if let Some(stored) = stored_sha(&st, rec, index).await? {
+    if let Some(stored) = stored_sha(&st, rec, index, device.id, owner).await? {
         return same_or_conflict(rec, index, stored, &claimed, bytes);
     }
 
@@ -175,7 +179,15 @@ async fn put_segment(
             tx.commit()?;
             Ok(stored)
         })
-        .await?;
+        .await;
+    let stored = match stored {
+        Ok(s) => s,
+        Err(e) => {
+            // No row refers to the blob just written (its bytes name this very segment): remove it.
+            let _ = st.blobs.remove(&sha);
+            return Err(e);
+        }
+    };
     if stored != sha {
         // Lost a race to different bytes for the same segment: our blob has no row; remove it.
         let _ = st.blobs.remove(&sha);
@@ -225,12 +237,24 @@ fn check_upload(
     Ok(header)
 }
 
+/// What is already stored for this segment, after checking that the recording (if it exists)
+/// belongs to this device and this teacher, so nothing is written for an upload that will fail.
 async fn stored_sha(
     st: &Shared,
     rec: RecordingId,
     index: SegmentIndex,
+    device: i64,
+    owner: i64,
 ) -> AppResult<Option<String>> {
     st.db(move |c| {
+        let existing: Option<(i64, i64)> = c
+            .query_row(
+                "SELECT device_id, owner_id FROM recordings WHERE id = ?1",
+                [rec.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        check_claim(existing, device, owner)?;
         Ok(c.query_row(
             "SELECT sha256 FROM segments WHERE recording_id = ?1 AND idx = ?2",
             params![rec.to_string(), index],

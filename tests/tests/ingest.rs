@@ -1,0 +1,248 @@
+//! The device API against a real server: a stored segment gets a receipt with its sha256, the same
+//! bytes again get the same receipt, different bytes get 409, and damaged, relabelled, foreign or
+//! unauthenticated uploads are refused with a clear error and leave nothing behind.
+
+use lessonlens_e2e::Server;
+use lessonlens_proto::envelope::{seal, Label, SealParams, DEFAULT_CHUNK_SIZE};
+use lessonlens_proto::manifest::MANIFEST_VERSION;
+use lessonlens_proto::wire::{ManifestReceipt, Receipt, TeacherKey, SHA256_HEADER};
+use lessonlens_proto::{Manifest, ManifestSegment, PublicKey, RecordingId, SecretKey};
+use rand_core::{OsRng, TryRngCore};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+fn sha(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+fn status<T>(r: Result<T, ureq::Error>) -> u16 {
+    match r {
+        Ok(_) => 200,
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn sealed(pk: &PublicKey, rec: RecordingId, index: u32, fill: u8) -> Vec<u8> {
+    let params = SealParams {
+        label: Label {
+            recording: rec,
+            index,
+        },
+        final_segment: false,
+        start_us: 0,
+        duration_us: 2_000_000,
+        chunk_size: DEFAULT_CHUNK_SIZE,
+    };
+    seal(&params, pk, &vec![fill; 100_000], &mut OsRng.unwrap_err()).unwrap()
+}
+
+fn files_under(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        files_under(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn segment_uploads_are_checked_stored_once_and_acknowledged() {
+    let server = Server::start(Path::new(env!("CARGO_MANIFEST_DIR")));
+    server.add_user("alice", "alice-password", "teacher");
+    server.add_user("carol", "carol-password", "coach");
+    let token_a = std::fs::read_to_string(server.add_device("room-a")).unwrap();
+    let token_b = std::fs::read_to_string(server.add_device("room-b")).unwrap();
+    let agent = server.agent();
+    let base = server.url();
+    let auth = |t: &str| format!("Bearer {t}");
+
+    // Keys: only teachers have one; devices must authenticate.
+    let key_url = format!("{base}/api/device/v1/teachers/alice/key");
+    assert_eq!(status(agent.get(&key_url).call()), 401);
+    assert_eq!(
+        status(
+            agent
+                .get(&key_url)
+                .set("authorization", "Bearer nope")
+                .call()
+        ),
+        401
+    );
+    assert_eq!(
+        status(
+            agent
+                .get(&format!("{base}/api/device/v1/teachers/carol/key"))
+                .set("authorization", &auth(&token_a))
+                .call()
+        ),
+        404
+    );
+    let key: TeacherKey = agent
+        .get(&key_url)
+        .set("authorization", &auth(&token_a))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let pk = PublicKey::from_hex(&key.public_key).unwrap();
+
+    let mut id = [0u8; 16];
+    OsRng.try_fill_bytes(&mut id).unwrap();
+    let rec = RecordingId::from_random_bytes(id);
+    let url = |i: u32| format!("{base}/api/device/v1/recordings/{rec}/segments/{i}");
+    let put = |i: u32, token: &str, hash: Option<&str>, body: &[u8]| {
+        let mut req = agent.put(&url(i)).set("authorization", &auth(token));
+        if let Some(h) = hash {
+            req = req.set(SHA256_HEADER, h);
+        }
+        req.send_bytes(body)
+    };
+
+    let seg1 = sealed(&pk, rec, 1, 1);
+    let receipt: Receipt = put(1, &token_a, Some(&sha(&seg1)), &seg1)
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(receipt.sha256, sha(&seg1));
+    assert_eq!(receipt.bytes, seg1.len() as u64);
+    // The same bytes again (a lost receipt): the same answer.
+    let again: Receipt = put(1, &token_a, Some(&sha(&seg1)), &seg1)
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(again, receipt);
+    // Different bytes for a stored segment: conflict.
+    let other = sealed(&pk, rec, 1, 2);
+    assert_eq!(status(put(1, &token_a, Some(&sha(&other)), &other)), 409);
+    // Relabelled, truncated, padded, wrong hash, no hash.
+    assert_eq!(status(put(2, &token_a, Some(&sha(&seg1)), &seg1)), 422);
+    let cut = &seg1[..seg1.len() - 1];
+    assert_eq!(
+        status(put(1, &token_a, Some(&sha(cut)), cut)),
+        422,
+        "damaged bytes are refused, stored or not"
+    );
+    let seg3 = sealed(&pk, rec, 3, 3);
+    let cut = &seg3[..seg3.len() - 1];
+    assert_eq!(status(put(3, &token_a, Some(&sha(cut)), cut)), 422);
+    let mut padded = seg3.clone();
+    padded.push(0);
+    assert_eq!(status(put(3, &token_a, Some(&sha(&padded)), &padded)), 422);
+    assert_eq!(status(put(3, &token_a, Some(&sha(&seg1)), &seg3)), 422);
+    assert_eq!(status(put(3, &token_a, None, &seg3)), 400);
+    assert_eq!(status(put(3, "not-a-token", Some(&sha(&seg3)), &seg3)), 401);
+    assert_eq!(
+        status(put(3, &token_a, Some(&sha(b"ftyp")), b"\0\0\0\x18ftypisom")),
+        422
+    );
+    // Another device may not add to this recording.
+    assert_eq!(status(put(3, &token_b, Some(&sha(&seg3)), &seg3)), 403);
+    // A segment sealed to a key the server does not know.
+    let (_, stranger) = SecretKey::generate(&mut OsRng.unwrap_err());
+    let foreign = sealed(&stranger, rec, 4, 4);
+    assert_eq!(
+        status(put(4, &token_a, Some(&sha(&foreign)), &foreign)),
+        422
+    );
+
+    // Nothing refused was kept: one blob, no temp files.
+    let blobs = server.data_dir().join("blobs");
+    assert_eq!(
+        files_under(&blobs),
+        1,
+        "only the accepted segment is stored"
+    );
+
+    // The manifest says 0 and 1 were recorded; 0 never arrived.
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        recording: rec,
+        recipient: pk.fingerprint(),
+        started_at: 1_800_000_000,
+        segments: vec![
+            ManifestSegment {
+                index: 0,
+                sha256: "0".repeat(64),
+                start_us: 0,
+                duration_us: 0,
+            },
+            ManifestSegment {
+                index: 1,
+                sha256: sha(&seg1),
+                start_us: 0,
+                duration_us: 2_000_000,
+            },
+        ],
+        clean_stop: true,
+    };
+    let body = manifest.to_json();
+    let murl = format!("{base}/api/device/v1/recordings/{rec}/manifest");
+    let mr: ManifestReceipt = agent
+        .put(&murl)
+        .set("authorization", &auth(&token_a))
+        .send_bytes(&body)
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(mr.sha256, sha(&body));
+    assert_eq!(mr.missing, vec![0]);
+    assert_eq!(
+        status(
+            agent
+                .put(&murl)
+                .set("authorization", &auth(&token_b))
+                .send_bytes(&body)
+        ),
+        403
+    );
+    assert_eq!(
+        status(
+            agent
+                .put(&murl)
+                .set("authorization", &auth(&token_a))
+                .send_bytes(b"{}")
+        ),
+        422
+    );
+
+    // The teacher's library tells the truth: incomplete, segment 0 missing.
+    let alice = server.login(&agent, "alice", "alice-password");
+    let list: serde_json::Value = agent
+        .get(&format!("{base}/api/recordings"))
+        .set("cookie", &alice)
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(list[0]["status"], "incomplete");
+    assert_eq!(list[0]["missing"], serde_json::json!([0]));
+    // The coach, with nothing shared, sees nothing.
+    let carol = server.login(&agent, "carol", "carol-password");
+    let list: serde_json::Value = agent
+        .get(&format!("{base}/api/recordings"))
+        .set("cookie", &carol)
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(list, serde_json::json!([]));
+    // A wrong password is refused without saying which part was wrong.
+    let wrong = agent
+        .post(&format!("{base}/api/login"))
+        .send_json(serde_json::json!({"username": "alice", "password": "nope-nope"}));
+    match wrong {
+        Err(ureq::Error::Status(400, r)) => assert!(r
+            .into_string()
+            .unwrap()
+            .contains("wrong username or password")),
+        other => panic!("expected 400, got {other:?}"),
+    }
+}
