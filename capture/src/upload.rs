@@ -93,56 +93,57 @@ impl Client {
         })
     }
 
+    /// PUTs `body` and reads the receipt; succeeds only when the hash the server reports storing
+    /// (`stored` picks it from the receipt) equals the hash of what was sent.
+    fn put_checked<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: &[u8],
+        stored: impl Fn(&T) -> &str,
+    ) -> Result<T, UploadError> {
+        let sha = hex::encode(Sha256::digest(body));
+        let receipt: T = self
+            .auth(self.agent.put(url))
+            .set(SHA256_HEADER, &sha)
+            .set("content-type", content_type)
+            .send_bytes(body)
+            .map_err(Self::map_err)?
+            .into_json()
+            .map_err(|e| UploadError::Unreachable(e.to_string()))?;
+        if stored(&receipt) != sha {
+            return Err(UploadError::ReceiptMismatch {
+                sent: sha,
+                stored: stored(&receipt).to_string(),
+            });
+        }
+        Ok(receipt)
+    }
+
     pub fn put_segment(
         &self,
         rec: RecordingId,
         index: SegmentIndex,
         body: &[u8],
     ) -> Result<Receipt, UploadError> {
-        let sha = hex::encode(Sha256::digest(body));
         let url = format!(
             "{}/api/device/v1/recordings/{rec}/segments/{index}",
             self.base
         );
-        let receipt: Receipt = self
-            .auth(self.agent.put(&url))
-            .set(SHA256_HEADER, &sha)
-            .set("content-type", "application/octet-stream")
-            .send_bytes(body)
-            .map_err(Self::map_err)?
-            .into_json()
-            .map_err(|e| UploadError::Unreachable(e.to_string()))?;
-        if receipt.sha256 != sha {
-            return Err(UploadError::ReceiptMismatch {
-                sent: sha,
-                stored: receipt.sha256,
-            });
-        }
-        Ok(receipt)
+        self.put_checked(&url, "application/octet-stream", body, |r: &Receipt| {
+            &r.sha256
+        })
     }
 
-    /// Uploads the manifest; succeeds only when the server's receipt hash matches what was sent.
     pub fn put_manifest(
         &self,
         rec: RecordingId,
         body: &[u8],
     ) -> Result<ManifestReceipt, UploadError> {
-        let sha = hex::encode(Sha256::digest(body));
         let url = format!("{}/api/device/v1/recordings/{rec}/manifest", self.base);
-        let receipt: ManifestReceipt = self
-            .auth(self.agent.put(&url))
-            .set("content-type", "application/json")
-            .send_bytes(body)
-            .map_err(Self::map_err)?
-            .into_json()
-            .map_err(|e| UploadError::Unreachable(e.to_string()))?;
-        if receipt.sha256 != sha {
-            return Err(UploadError::ReceiptMismatch {
-                sent: sha,
-                stored: receipt.sha256,
-            });
-        }
-        Ok(receipt)
+        self.put_checked(&url, "application/json", body, |r: &ManifestReceipt| {
+            &r.sha256
+        })
     }
 }
 

@@ -54,6 +54,19 @@ fn parse_id(id: &str) -> AppResult<RecordingId> {
         .map_err(|_| AppError::BadRequest(format!("{id:?} is not a recording id")))
 }
 
+/// The (device, owner) of a recording, if it exists.
+fn recording_claim(
+    c: &rusqlite::Connection,
+    rec: RecordingId,
+) -> rusqlite::Result<Option<(i64, i64)>> {
+    c.query_row(
+        "SELECT device_id, owner_id FROM recordings WHERE id = ?1",
+        [rec.to_string()],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+}
+
 /// Refuses a recording that belongs to another device or another teacher.
 fn check_claim(existing: Option<(i64, i64)>, device: i64, owner: i64) -> AppResult<()> {
     match existing {
@@ -75,13 +88,7 @@ fn claim_recording(
     owner: i64,
     started_at: Option<i64>,
 ) -> AppResult<()> {
-    let existing: Option<(i64, i64)> = c
-        .query_row(
-            "SELECT device_id, owner_id FROM recordings WHERE id = ?1",
-            [rec.to_string()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
+    let existing = recording_claim(c, rec)?;
     check_claim(existing, device, owner)?;
     if existing.is_none() {
         c.execute(
@@ -247,14 +254,7 @@ async fn stored_sha(
     owner: i64,
 ) -> AppResult<Option<String>> {
     st.db(move |c| {
-        let existing: Option<(i64, i64)> = c
-            .query_row(
-                "SELECT device_id, owner_id FROM recordings WHERE id = ?1",
-                [rec.to_string()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        check_claim(existing, device, owner)?;
+        check_claim(recording_claim(c, rec)?, device, owner)?;
         Ok(c.query_row(
             "SELECT sha256 FROM segments WHERE recording_id = ?1 AND idx = ?2",
             params![rec.to_string(), index],
