@@ -100,7 +100,9 @@ pub fn record(
             .map(|d| gst::ClockTime::from_nseconds(d.as_nanos() as u64));
         let capture_result =
             capture.run(|pos| stop.load(Ordering::Acquire) || limit.is_some_and(|l| pos >= l));
-        let _ = tx.send(Input::Stop);
+        let _ = tx.send(Input::Stop {
+            clean: capture_result.is_ok(),
+        });
         let seal_result = sealer_thread.join().expect("sealer thread panicked");
         let closed = spool.finish(recording, capture_result.is_ok() && seal_result.is_ok());
         finished.store(true, Ordering::Release);

@@ -1,8 +1,9 @@
 //! Seals fragments into envelopes and spools them, on its own thread so the GStreamer streaming
 //! thread never waits on crypto or the disk.
 //!
-//! Each media fragment is held back until the next one arrives (or the recording stops), because
-//! only then is it known whether it is the final segment, which the envelope authenticates.
+//! Each fragment is sealed as soon as it arrives. A clean stop appends an empty end-marker segment
+//! flagged final (the envelope authenticates the flag), so a recording cut short is told apart
+//! from one that ended.
 
 use crate::pipeline::Fragment;
 use crate::spool::Spool;
@@ -16,20 +17,17 @@ use zeroize::Zeroize;
 #[derive(Debug)]
 pub enum Input {
     Fragment(Fragment),
-    /// The pipeline delivered its last fragment (EOS).
-    Stop,
+    /// The pipeline delivered its last fragment; `clean` when it ended with EOS rather than an
+    /// error (only a clean end gets the final end marker).
+    Stop {
+        clean: bool,
+    },
 }
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Sealed {
     pub segments: u32,
     pub media_us: u64,
-}
-
-struct Held {
-    bytes: Vec<u8>,
-    start_us: u64,
-    duration_us: u64,
 }
 
 pub struct Sealer {
@@ -72,14 +70,18 @@ impl Sealer {
         Ok(())
     }
 
-    /// Runs until `Stop` (or the sender goes away). On an error, keeps draining the channel so the
-    /// pipeline is not blocked, and reports the first error at the end.
+    /// Runs until `Stop` (or the sender goes away). Each fragment is sealed and spooled as soon as
+    /// it arrives, so a crash costs at most the fragment still in the muxer. A clean stop adds an
+    /// empty end marker flagged as the final segment, which proves the recording was not cut short.
+    /// On an error, keeps draining the channel so the pipeline is not blocked, and reports the
+    /// first error at the end.
     pub fn run(&self, rx: Receiver<Input>) -> anyhow::Result<Sealed> {
         let mut next_index: SegmentIndex = 1;
-        let mut held: Option<Held> = None;
         let mut stats = Sealed::default();
         let mut first_error: Option<anyhow::Error> = None;
+        let mut end_us = 0;
         for input in rx {
+            let stopping = matches!(input, Input::Stop { .. });
             let step = match input {
                 Input::Fragment(Fragment::Init(bytes)) => self.put(0, bytes, false, 0, 0),
                 Input::Fragment(Fragment::Media {
@@ -87,34 +89,22 @@ impl Sealer {
                     start_us,
                     duration_us,
                 }) => {
-                    let previous = held.replace(Held {
-                        bytes,
-                        start_us,
-                        duration_us,
-                    });
-                    match previous {
-                        Some(h) => {
-                            let r = self.put(next_index, h.bytes, false, h.start_us, h.duration_us);
-                            next_index += 1;
-                            stats.segments += 1;
-                            stats.media_us += h.duration_us;
-                            r
-                        }
-                        None => Ok(()),
-                    }
+                    let r = self.put(next_index, bytes, false, start_us, duration_us);
+                    next_index += 1;
+                    stats.segments += 1;
+                    stats.media_us += duration_us;
+                    end_us = start_us + duration_us;
+                    r
                 }
-                Input::Stop => break,
+                Input::Stop { clean: true } => self.put(next_index, Vec::new(), true, end_us, 0),
+                Input::Stop { clean: false } => Ok(()),
             };
             if let Err(e) = step {
                 tracing::error!(error = %format!("{e:#}"), "could not seal or spool a segment");
                 first_error.get_or_insert(e);
             }
-        }
-        if let Some(h) = held.take() {
-            stats.segments += 1;
-            stats.media_us += h.duration_us;
-            if let Err(e) = self.put(next_index, h.bytes, true, h.start_us, h.duration_us) {
-                first_error.get_or_insert(e);
+            if stopping {
+                break;
             }
         }
         match first_error {

@@ -29,7 +29,29 @@ pub fn bin(name: &str) -> PathBuf {
 pub struct Server {
     pub dir: tempfile::TempDir,
     pub port: u16,
-    child: Child,
+    child: Option<Child>,
+}
+
+/// Starts the server on the config in `dir`; returns the process and the port it listens on.
+fn spawn_server(dir: &Path) -> (Child, u16) {
+    let mut child = Command::new(bin("lessonlens-server"))
+        .arg("--config")
+        .arg(dir.join("server.toml"))
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next().expect("server printed nothing").unwrap();
+    let port = line
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    // Keep reading stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, port)
 }
 
 impl Server {
@@ -61,24 +83,61 @@ impl Server {
             ),
         )
         .unwrap();
-        let mut child = Command::new(bin("lessonlens-server"))
-            .arg("--config")
-            .arg(dir.path().join("server.toml"))
-            .arg("serve")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = lines.next().expect("server printed nothing").unwrap();
-        let port = line
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        // Keep reading stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Server { dir, port, child }
+        let (child, port) = spawn_server(dir.path());
+        Server {
+            dir,
+            port,
+            child: Some(child),
+        }
+    }
+
+    /// Kills the server (SIGKILL), as a power cut or crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and files.
+    pub fn restart(&mut self) {
+        self.kill();
+        let config = self.config_path();
+        let text = std::fs::read_to_string(&config).unwrap();
+        let text = text.replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{}\"", self.port),
+        );
+        std::fs::write(&config, text).unwrap();
+        let (child, port) = spawn_server(self.dir.path());
+        assert_eq!(port, self.port);
+        self.child = Some(child);
+    }
+
+    /// The server's metadata database, read-only, to check what was committed.
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open_with_flags(
+            self.data_dir().join("lessonlens.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap()
+    }
+
+    /// Writes a capture config for a device of this server; returns its path.
+    pub fn capture_config(&self, device_dir: &Path, token: &Path, extra: &str) -> PathBuf {
+        let path = device_dir.join("capture.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "server_url = \"{}\"\nca_file = \"{}\"\ntoken_file = \"{}\"\nspool_dir = \"{}\"\n{extra}",
+                self.url(),
+                self.ca_file().display(),
+                token.display(),
+                device_dir.join("spool").display()
+            ),
+        )
+        .unwrap();
+        path
     }
 
     /// Runs a `lessonlens-server` admin command against this server's files.
@@ -186,8 +245,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 

@@ -104,18 +104,11 @@ fn recorded_lesson_end_to_end() {
     let token = server.add_device("room-12");
     let device = tempfile::tempdir().unwrap();
     let spool = device.path().join("spool");
-    let config = device.path().join("capture.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "server_url = \"{}\"\nca_file = \"{}\"\ntoken_file = \"{}\"\nspool_dir = \"{}\"\n[video]\nwidth = 640\nheight = 360\nbitrate_kbps = 1000\n",
-            server.url(),
-            server.ca_file().display(),
-            token.display(),
-            spool.display()
-        ),
-    )
-    .unwrap();
+    let config = server.capture_config(
+        device.path(),
+        &token,
+        "[video]\nwidth = 640\nheight = 360\nbitrate_kbps = 1000\n",
+    );
 
     // Scan the spool and the server's data folder for plaintext media while recording.
     let stop = Arc::new(AtomicBool::new(false));

@@ -73,7 +73,8 @@ async fn playlist(
 /// discontinuity so the player skips it instead of stalling.
 fn m3u8(segments: &[(SegmentIndex, i64)], finished: bool) -> String {
     let has_init = segments.first().is_some_and(|(i, _)| *i == 0);
-    let media: Vec<_> = segments.iter().filter(|(i, _)| *i > 0).collect();
+    // Index 0 is the init segment; a zero-length final segment is the device's end marker.
+    let media: Vec<_> = segments.iter().filter(|(i, d)| *i > 0 && *d > 0).collect();
     let target = media
         .iter()
         .map(|(_, d)| (*d as f64 / 1e6).ceil() as u64)
@@ -198,13 +199,22 @@ mod tests {
     #[test]
     fn playlist_lists_segments_and_marks_gaps() {
         let p = m3u8(
-            &[(0, 0), (1, 2_000_000), (2, 2_000_000), (4, 1_500_000)],
+            &[
+                (0, 0),
+                (1, 2_000_000),
+                (2, 2_000_000),
+                (4, 1_500_000),
+                (5, 0),
+            ],
             true,
         );
         assert!(p.contains("#EXT-X-MAP:URI=\"init.mp4\""));
         assert!(p.contains("#EXTINF:2.000,\nsegments/1\n"));
         assert!(p.contains("#EXT-X-DISCONTINUITY\n#EXTINF:1.500,\nsegments/4\n"));
-        assert!(p.ends_with("#EXT-X-ENDLIST\n"));
+        assert!(
+            p.ends_with("#EXTINF:1.500,\nsegments/4\n#EXT-X-ENDLIST\n"),
+            "no end marker: {p}"
+        );
         let live = m3u8(&[(0, 0), (1, 2_000_000)], false);
         assert!(live.contains("EVENT") && !live.contains("ENDLIST"));
         assert!(

@@ -134,7 +134,7 @@ pub fn summary(c: &Connection, id: &str) -> rusqlite::Result<RecordingSummary> {
             .map_err(|e: uuid::Error| rusqlite::Error::ToSqlConversionFailure(e.into()))?,
         created_at,
         device,
-        segments: present.iter().filter(|&&i| i > 0).count() as u32,
+        segments: rows.iter().filter(|(i, d, _)| *i > 0 && *d > 0).count() as u32,
         duration_seconds: duration_us as f64 / 1e6,
         status: status.into(),
         missing,
