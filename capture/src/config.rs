@@ -24,6 +24,13 @@ pub struct Config {
     /// Target fragment (segment) length in seconds; keyframes are forced at this interval.
     #[serde(default = "default_segment_seconds")]
     pub segment_seconds: u32,
+    /// Most the spool may hold, in MB (10^6 bytes). Default 4000.
+    #[serde(default = "default_spool_budget_mb")]
+    pub spool_budget_mb: u64,
+    /// A recording starts only if this many minutes of it still fit in the spool budget, so a
+    /// lesson is never begun that the device cannot keep while offline. Default 60.
+    #[serde(default = "default_reserve_minutes")]
+    pub reserve_minutes: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,6 +81,12 @@ fn default_fps() -> u32 {
 }
 fn default_bitrate() -> u32 {
     2500
+}
+fn default_spool_budget_mb() -> u64 {
+    4000
+}
+fn default_reserve_minutes() -> u32 {
+    60
 }
 fn default_segment_seconds() -> u32 {
     2
@@ -152,6 +165,17 @@ impl Config {
             bail!("video width/height must be positive and fps between 1 and 60");
         }
         Ok(())
+    }
+
+    pub fn spool_budget_bytes(&self) -> u64 {
+        self.spool_budget_mb * 1_000_000
+    }
+
+    /// Spool bytes one minute of recording needs: video and audio bitrates plus 10 % for
+    /// container and envelope overhead.
+    pub fn bytes_per_minute(&self) -> u64 {
+        let kbps = u64::from(self.video.bitrate_kbps) + 128;
+        kbps * 1000 / 8 * 60 * 11 / 10
     }
 
     /// The device token, read from `token_file` and trimmed.

@@ -52,6 +52,7 @@ pub fn record(
     pipeline::init()?;
     let client = Client::new(config)?;
     let spool = Spool::open(&config.spool_dir)?;
+    check_budget(config, &spool)?;
     let recovered = spool.recover(None)?;
     if recovered > 0 {
         tracing::warn!(
@@ -86,6 +87,8 @@ pub fn record(
         spool: spool.clone(),
         recording,
         recipient,
+        budget: config.spool_budget_bytes(),
+        stop: stop.clone(),
     };
     let finished = Arc::new(AtomicBool::new(false));
 
@@ -126,6 +129,26 @@ pub fn record(
         video_encoder: capture.video_encoder,
         uploaded: upload_result.is_ok(),
     })
+}
+
+/// Refuses to start when the spool could not hold `reserve_minutes` more of recording. Nothing
+/// already in the spool is touched: it waits for the server.
+fn check_budget(config: &Config, spool: &Spool) -> anyhow::Result<()> {
+    let used = spool.usage_bytes();
+    let need = config.bytes_per_minute() * u64::from(config.reserve_minutes);
+    let budget = config.spool_budget_bytes();
+    if used + need > budget {
+        anyhow::bail!(
+            "cannot start recording: spool budget full. The spool holds {} MB waiting for upload, the budget is {} MB, \
+             and a lesson needs {} MB free ({} minutes). Nothing was deleted. Check the connection to the server \
+             and run `lessonlens-capture drain`, or raise spool_budget_mb.",
+            used / 1_000_000,
+            budget / 1_000_000,
+            need.div_ceil(1_000_000),
+            config.reserve_minutes
+        );
+    }
+    Ok(())
 }
 
 /// Uploads what the spool holds (closing crashed recordings as incomplete first) and returns.

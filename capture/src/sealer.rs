@@ -10,7 +10,9 @@ use crate::spool::Spool;
 use lessonlens_proto::envelope::{seal, Label, SealParams, DEFAULT_CHUNK_SIZE};
 use lessonlens_proto::{PublicKey, RecordingId, SegmentIndex};
 use rand_core::{OsRng, TryRngCore};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 use zeroize::Zeroize;
 
 /// What the sealer is told.
@@ -34,6 +36,11 @@ pub struct Sealer {
     pub spool: Spool,
     pub recording: RecordingId,
     pub recipient: PublicKey,
+    /// The spool budget in bytes. Reaching it ends the recording (the segment that reached it is
+    /// still kept: the budget is never enforced by dropping media).
+    pub budget: u64,
+    /// Set to end the recording cleanly.
+    pub stop: Arc<AtomicBool>,
 }
 
 impl Sealer {
@@ -66,6 +73,13 @@ impl Sealer {
         let sealed = sealed?;
         self.spool
             .put_segment(self.recording, index, &sealed, (start_us, duration_us))?;
+        if self.spool.usage_bytes() >= self.budget && !self.stop.swap(true, Ordering::AcqRel) {
+            tracing::error!(
+                recording = %self.recording,
+                budget_mb = self.budget / 1_000_000,
+                "spool budget reached while the server is unreachable: recording stopped; everything recorded so far is kept"
+            );
+        }
         tracing::debug!(recording = %self.recording, index, bytes = sealed.len(), final_segment, "segment spooled");
         Ok(())
     }

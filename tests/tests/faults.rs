@@ -274,3 +274,171 @@ fn killing_the_capture_at_random_moments_loses_at_most_the_segment_in_flight() {
         );
     }
 }
+
+#[test]
+fn a_full_spool_refuses_to_start_and_keeps_what_it_holds() {
+    let mut server = Server::start(&web_dir());
+    server.add_user("alice", "alice-password", "teacher");
+    let token = server.add_device("room-1");
+    let device = tempfile::tempdir().unwrap();
+    let spool = device.path().join("spool");
+    let config = server.capture_config(device.path(), &token, SMALL_VIDEO);
+    // Record offline for a while so segments wait in the spool, then crash.
+    let mut child = Command::new(bin("lessonlens-capture"))
+        .arg("--config")
+        .arg(&config)
+        .args(["record", "--teacher", "alice", "--seconds", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    server.kill();
+    std::thread::sleep(Duration::from_secs(5));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let snapshot = |dir: &Path| -> BTreeMap<String, String> {
+        walk(dir)
+            .into_iter()
+            .map(|p| {
+                (
+                    p.display().to_string(),
+                    hex::encode(Sha256::digest(std::fs::read(&p).unwrap())),
+                )
+            })
+            .collect()
+    };
+    let before = snapshot(&spool);
+    assert!(
+        before.keys().any(|k| k.ends_with(".seg")),
+        "segments should be waiting: {before:?}"
+    );
+
+    // A budget too small for another lesson: start is refused with the documented message.
+    server.restart();
+    let tight = server.capture_config(
+        device.path(),
+        &token,
+        &format!("spool_budget_mb = 5\nreserve_minutes = 10\n{SMALL_VIDEO}"),
+    );
+    let out = Command::new(bin("lessonlens-capture"))
+        .arg("--config")
+        .arg(&tight)
+        .args(["record", "--teacher", "alice", "--seconds", "5"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot start recording: spool budget full")
+            && err.contains("Nothing was deleted"),
+        "{err}"
+    );
+    assert_eq!(
+        snapshot(&spool),
+        before,
+        "a refused start must not touch the spool"
+    );
+
+    // What was waiting still reaches the server.
+    let out = Command::new(bin("lessonlens-capture"))
+        .arg("--config")
+        .arg(&tight)
+        .args(["drain", "--drain-seconds", "60"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (path, sha) in before.iter().filter(|(p, _)| p.ends_with(".seg")) {
+        let n: i64 = server
+            .db()
+            .query_row(
+                "SELECT COUNT(*) FROM segments WHERE sha256 = ?1",
+                [sha],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1, "{path} did not reach the server");
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if p.file_name().is_some_and(|n| n != ".lock") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn reaching_the_budget_offline_ends_the_recording_and_keeps_it() {
+    let mut server = Server::start(&web_dir());
+    server.add_user("alice", "alice-password", "teacher");
+    let token = server.add_device("room-1");
+    let device = tempfile::tempdir().unwrap();
+    let config = server.capture_config(
+        device.path(),
+        &token,
+        "spool_budget_mb = 2\nreserve_minutes = 0\n[video]\nwidth = 640\nheight = 360\nbitrate_kbps = 4000\n",
+    );
+    let child = Command::new(bin("lessonlens-capture"))
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "record",
+            "--teacher",
+            "alice",
+            "--seconds",
+            "60",
+            "--drain-seconds",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    server.kill();
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "the budget should have ended the recording early"
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("spool budget reached"));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!report["uploaded"].as_bool().unwrap());
+    server.restart();
+    let out = Command::new(bin("lessonlens-capture"))
+        .arg("--config")
+        .arg(&config)
+        .args(["drain", "--drain-seconds", "60"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rec = report["recording"].as_str().unwrap();
+    let media = report["segments"].as_u64().unwrap() as u32;
+    assert!(media >= 1);
+    assert_eq!(
+        stored(&server, rec).len() as u32,
+        media + 2,
+        "init, every segment and the end marker arrive"
+    );
+}
