@@ -38,7 +38,7 @@ height = $h
 bitrate_kbps = 4000
 TOML
   /usr/bin/time -f "%U %S %M" -o "$W/ll.time" $BIN/lessonlens-capture --config "$W/capture.toml" \
-    record --teacher t --seconds "$SECS" >/dev/null 2>&1
+    record once --teacher t --seconds "$SECS" >/dev/null 2>&1
   desc=$($BIN/lessonlens-capture --config "$W/capture.toml" pipeline 2>/dev/null \
     | sed "s|isofmp4mux name=mux fragment-duration=2000000000 ! appsink name=sink sync=false buffer-list=true|mp4mux name=mux fragment-duration=2000 ! filesink location=$W/bare.mp4|")
   # -e: Ctrl-C sends EOS, as the capture daemon does on stop.

@@ -48,7 +48,7 @@ spool_dir = "$DIR/spool"
 TOML
 
 echo "Recording a ${SECONDS_TO_RECORD}-second lesson from test sources for teacher 'teacher'..."
-$CAPTURE --config "$DIR/capture.toml" record --teacher teacher --seconds "$SECONDS_TO_RECORD" 2> "$DIR/capture.log"
+$CAPTURE --config "$DIR/capture.toml" record once --teacher teacher --seconds "$SECONDS_TO_RECORD" 2> "$DIR/capture.log"
 
 cat <<MSG
 

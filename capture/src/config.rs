@@ -24,6 +24,9 @@ pub struct Config {
     /// Target fragment (segment) length in seconds; keyframes are forced at this interval.
     #[serde(default = "default_segment_seconds")]
     pub segment_seconds: u32,
+    /// The local control API (`lessonlens-capture run`): loopback only, default 127.0.0.1:8765.
+    #[serde(default = "default_control_addr")]
+    pub control_addr: std::net::SocketAddr,
     /// Most the spool may hold, in MB (10^6 bytes). Default 4000.
     #[serde(default = "default_spool_budget_mb")]
     pub spool_budget_mb: u64,
@@ -81,6 +84,9 @@ fn default_fps() -> u32 {
 }
 fn default_bitrate() -> u32 {
     2500
+}
+fn default_control_addr() -> std::net::SocketAddr {
+    "127.0.0.1:8765".parse().expect("valid default")
 }
 fn default_spool_budget_mb() -> u64 {
     4000
@@ -154,6 +160,9 @@ impl Config {
             {
                 bail!("{what} {value:?} may contain only letters, digits and / : _ . , -");
             }
+        }
+        if !self.control_addr.ip().is_loopback() {
+            bail!("control_addr must be a loopback address (127.0.0.1 or ::1): the control API has no authentication of its own");
         }
         if !(1..=6).contains(&self.segment_seconds) {
             bail!(

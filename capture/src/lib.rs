@@ -11,8 +11,10 @@
 //! - [`recorder`]: one recording, start to stop, wiring the parts above together.
 
 pub mod config;
+pub mod daemon;
 pub mod pipeline;
 pub mod recorder;
 pub mod sealer;
 pub mod spool;
+pub mod status;
 pub mod upload;

@@ -1,5 +1,6 @@
 //! `lessonlens-capture`: wires the config and the CLI to the library; see `lib.rs` for the parts.
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lessonlens_capture::config::Config;
 use lessonlens_capture::recorder::{self, RecordOptions};
@@ -28,9 +29,34 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Record a lesson until SIGINT/SIGTERM (or --seconds), then upload it.
-    Record {
+    /// Run the capture service: uploads all day, records when told to (control API).
+    Run,
+    /// Start or stop a recording on the running service, or record once without it.
+    #[command(subcommand)]
+    Record(Record),
+    /// Show what the running service is doing.
+    Status,
+    /// Upload whatever the spool holds, then exit (without the service).
+    Drain {
+        #[arg(long, default_value_t = 120)]
+        drain_seconds: u64,
+    },
+    /// Print the GStreamer pipeline this config builds, in gst-launch-1.0 syntax.
+    Pipeline,
+}
+
+#[derive(Subcommand)]
+enum Record {
+    /// Start recording for a teacher (through the running service).
+    Start {
         /// The teacher's username on the school server; the recording is sealed to their key.
+        #[arg(long)]
+        teacher: String,
+    },
+    /// Stop the running recording (through the running service).
+    Stop,
+    /// Record without the service until SIGINT/SIGTERM (or --seconds), then upload and exit.
+    Once {
         #[arg(long)]
         teacher: String,
         /// Stop after this many seconds of media.
@@ -40,13 +66,52 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         drain_seconds: u64,
     },
-    /// Print the GStreamer pipeline this config builds, in gst-launch-1.0 syntax.
-    Pipeline,
-    /// Upload whatever the spool holds, then exit.
-    Drain {
-        #[arg(long, default_value_t = 120)]
-        drain_seconds: u64,
-    },
+}
+
+/// Stops on SIGTERM/SIGINT; a second signal exits at once (what is spooled stays for next time).
+fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())?;
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    Ok(stop)
+}
+
+/// Calls the running service's control API and prints its JSON answer.
+fn control(
+    config: &Config,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<()> {
+    let url = format!("http://{}{path}", config.control_addr);
+    let req = ureq::request(method, &url).timeout(Duration::from_secs(30));
+    let res = match body {
+        Some(b) => req.send_json(b),
+        None => req.call(),
+    };
+    match res {
+        Ok(r) => {
+            println!("{}", r.into_string()?);
+            Ok(())
+        }
+        Err(ureq::Error::Status(_, r)) => {
+            let v: serde_json::Value = r.into_json().unwrap_or_default();
+            anyhow::bail!(
+                "{}",
+                v["error"]
+                    .as_str()
+                    .unwrap_or("the service refused the request")
+            )
+        }
+        Err(e) => Err(e).with_context(|| {
+            format!(
+                "the capture service is not running on {} (start it with `lessonlens-capture run`)",
+                config.control_addr
+            )
+        }),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,30 +124,32 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(&cli.config)?;
     match cli.command {
-        Command::Record {
+        Command::Run => lessonlens_capture::daemon::run(config, stop_flag()?)?,
+        Command::Record(Record::Start { teacher }) => control(
+            &config,
+            "POST",
+            "/v1/record/start",
+            Some(serde_json::json!({ "teacher": teacher })),
+        )?,
+        Command::Record(Record::Stop) => control(&config, "POST", "/v1/record/stop", None)?,
+        Command::Status => control(&config, "GET", "/v1/status", None)?,
+        Command::Record(Record::Once {
             teacher,
             seconds,
             drain_seconds,
-        } => {
-            let stop = Arc::new(AtomicBool::new(false));
-            // SIGINT/SIGTERM end the recording cleanly (EOS), keeping the last partial segment; a
-            // second one exits at once (what is spooled stays for the next start).
-            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-                signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())?;
-                signal_hook::flag::register(sig, stop.clone())?;
-            }
+        }) => {
             let opts = RecordOptions {
                 teacher,
                 duration: seconds.map(Duration::from_secs_f64),
                 drain_for: Duration::from_secs(drain_seconds),
             };
-            let report = recorder::record(&config, &opts, stop)?;
+            let report = recorder::record(&config, &opts, stop_flag()?)?;
             println!("{}", serde_json::to_string(&report)?);
         }
-        Command::Pipeline => println!("{}", lessonlens_capture::pipeline::describe_for(&config)?),
         Command::Drain { drain_seconds } => {
             recorder::drain(&config, Duration::from_secs(drain_seconds))?
         }
+        Command::Pipeline => println!("{}", lessonlens_capture::pipeline::describe_for(&config)?),
     }
     Ok(())
 }

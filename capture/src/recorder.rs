@@ -4,9 +4,10 @@ use crate::config::Config;
 use crate::pipeline::{self, Fragment};
 use crate::sealer::{Input, Sealer};
 use crate::spool::{RecordingMeta, Spool};
+use crate::status::Stats;
 use crate::upload::{self, Client};
 use anyhow::Context;
-use lessonlens_proto::RecordingId;
+use lessonlens_proto::{PublicKey, RecordingId};
 use rand_core::{OsRng, RngCore, TryRngCore};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,37 +34,25 @@ pub struct Report {
     pub uploaded: bool,
 }
 
-pub fn record(
+/// Checks the teacher name and the spool budget, looks up the teacher's key and opens the
+/// recording in the spool. Nothing is captured yet.
+pub fn begin(
     config: &Config,
-    opts: &RecordOptions,
-    stop: Arc<AtomicBool>,
-) -> anyhow::Result<Report> {
-    let valid = !opts.teacher.is_empty()
-        && opts
-            .teacher
+    client: &Client,
+    spool: &Spool,
+    teacher: &str,
+) -> anyhow::Result<(RecordingId, PublicKey)> {
+    let valid = !teacher.is_empty()
+        && teacher
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
     if !valid {
-        anyhow::bail!(
-            "{:?} is not a username: use the teacher's lessonlens username (a-z, 0-9, . _ -)",
-            opts.teacher
-        );
+        anyhow::bail!("{teacher:?} is not a username: use the teacher's lessonlens username (a-z, 0-9, . _ -)");
     }
-    pipeline::init()?;
-    let client = Client::new(config)?;
-    let spool = Spool::open(&config.spool_dir)?;
-    check_budget(config, &spool)?;
-    let recovered = spool.recover(None)?;
-    if recovered > 0 {
-        tracing::warn!(
-            recovered,
-            "found recordings interrupted by a crash; they will be uploaded as incomplete"
-        );
-    }
+    check_budget(config, spool)?;
     let recipient = client
-        .teacher_key(&opts.teacher)
-        .with_context(|| format!("cannot start: no key for teacher {:?}", opts.teacher))?;
-
+        .teacher_key(teacher)
+        .with_context(|| format!("cannot start: no key for teacher {teacher:?}"))?;
     let mut id = [0u8; 16];
     OsRng.unwrap_err().fill_bytes(&mut id);
     let recording = RecordingId::from_random_bytes(id);
@@ -76,57 +65,108 @@ pub fn record(
         recipient: recipient.to_hex(),
         started_at,
     })?;
-    tracing::info!(%recording, teacher = %opts.teacher, "recording started");
+    tracing::info!(%recording, %teacher, "recording started");
+    Ok((recording, recipient))
+}
 
+/// What one capture produced.
+pub struct Captured {
+    pub segments: u32,
+    pub media_us: u64,
+    pub video_encoder: &'static str,
+}
+
+/// Captures until `stop` is set or `limit` of media is recorded, sealing and spooling every
+/// fragment, then writes the manifest. Uploading is someone else's job.
+pub fn capture(
+    config: &Config,
+    spool: &Spool,
+    recording: RecordingId,
+    recipient: PublicKey,
+    stop: &Arc<AtomicBool>,
+    limit: Option<Duration>,
+    stats: &Arc<Stats>,
+) -> anyhow::Result<Captured> {
     let (tx, rx) = mpsc::channel::<Input>();
     let frag_tx = tx.clone();
     let capture = pipeline::build(config, move |f: Fragment| {
         frag_tx.send(Input::Fragment(f)).is_ok()
     })?;
+    stats.set_encoder(capture.video_encoder);
     let sealer = Sealer {
         spool: spool.clone(),
         recording,
         recipient,
         budget: config.spool_budget_bytes(),
         stop: stop.clone(),
+        stats: stats.clone(),
     };
-    let finished = Arc::new(AtomicBool::new(false));
-
-    let (capture_result, seal_result, upload_result) = std::thread::scope(|s| {
+    let limit = limit.map(|d| gst::ClockTime::from_nseconds(d.as_nanos() as u64));
+    let (capture_result, seal_result) = std::thread::scope(|s| {
         let sealer_thread = s.spawn(|| sealer.run(rx));
-        let uploader = {
-            let (client, spool, finished) = (&client, &spool, finished.clone());
-            s.spawn(move || upload::run(client, spool, &finished, opts.drain_for))
-        };
-        let limit = opts
-            .duration
-            .map(|d| gst::ClockTime::from_nseconds(d.as_nanos() as u64));
         let capture_result =
             capture.run(|pos| stop.load(Ordering::Acquire) || limit.is_some_and(|l| pos >= l));
         let _ = tx.send(Input::Stop {
             clean: capture_result.is_ok(),
         });
-        let seal_result = sealer_thread.join().expect("sealer thread panicked");
-        let closed = spool.finish(recording, capture_result.is_ok() && seal_result.is_ok());
-        finished.store(true, Ordering::Release);
-        let upload_result = uploader.join().expect("uploader thread panicked");
         (
-            capture_result.and(closed.map(|_| ())),
-            seal_result,
-            upload_result,
+            capture_result,
+            sealer_thread.join().expect("sealer thread panicked"),
         )
     });
+    spool.finish(recording, capture_result.is_ok() && seal_result.is_ok())?;
     capture_result?;
     let sealed = seal_result?;
+    Ok(Captured {
+        segments: sealed.segments,
+        media_us: sealed.media_us,
+        video_encoder: capture.video_encoder,
+    })
+}
+
+/// A whole recording without the daemon: record, then upload, then return.
+pub fn record(
+    config: &Config,
+    opts: &RecordOptions,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<Report> {
+    pipeline::init()?;
+    let client = Client::new(config)?;
+    let spool = Spool::open(&config.spool_dir)?;
+    let recovered = spool.recover(None)?;
+    if recovered > 0 {
+        tracing::warn!(
+            recovered,
+            "found recordings interrupted by a crash; they will be uploaded as incomplete"
+        );
+    }
+    let (recording, recipient) = begin(config, &client, &spool, &opts.teacher)?;
+    let stats = Arc::new(Stats::default());
+    let finished = AtomicBool::new(false);
+    let (captured, upload_result) = std::thread::scope(|s| {
+        let uploader = s.spawn(|| upload::run(&client, &spool, &finished, opts.drain_for, &stats));
+        let captured = capture(
+            config,
+            &spool,
+            recording,
+            recipient,
+            &stop,
+            opts.duration,
+            &stats,
+        );
+        finished.store(true, Ordering::Release);
+        (captured, uploader.join().expect("uploader thread panicked"))
+    });
+    let captured = captured?;
     if let Err(e) = &upload_result {
         tracing::warn!(error = %format!("{e:#}"), "recording kept in the spool");
     }
     Ok(Report {
         recording,
         teacher: opts.teacher.clone(),
-        segments: sealed.segments,
-        media_seconds: sealed.media_us as f64 / 1e6,
-        video_encoder: capture.video_encoder,
+        segments: captured.segments,
+        media_seconds: captured.media_us as f64 / 1e6,
+        video_encoder: captured.video_encoder,
         uploaded: upload_result.is_ok(),
     })
 }
@@ -156,5 +196,11 @@ pub fn drain(config: &Config, drain_for: Duration) -> anyhow::Result<()> {
     let client = Client::new(config)?;
     let spool = Spool::open(&config.spool_dir)?;
     spool.recover(None)?;
-    upload::run(&client, &spool, &AtomicBool::new(true), drain_for)
+    upload::run(
+        &client,
+        &spool,
+        &AtomicBool::new(true),
+        drain_for,
+        &Stats::default(),
+    )
 }

@@ -7,6 +7,7 @@
 
 use crate::pipeline::Fragment;
 use crate::spool::Spool;
+use crate::status::Stats;
 use lessonlens_proto::envelope::{seal, Label, SealParams, DEFAULT_CHUNK_SIZE};
 use lessonlens_proto::{PublicKey, RecordingId, SegmentIndex};
 use rand_core::{OsRng, TryRngCore};
@@ -41,6 +42,7 @@ pub struct Sealer {
     pub budget: u64,
     /// Set to end the recording cleanly.
     pub stop: Arc<AtomicBool>,
+    pub stats: Arc<Stats>,
 }
 
 impl Sealer {
@@ -80,6 +82,7 @@ impl Sealer {
                 "spool budget reached while the server is unreachable: recording stopped; everything recorded so far is kept"
             );
         }
+        self.stats.spooled.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(recording = %self.recording, index, bytes = sealed.len(), final_segment, "segment spooled");
         Ok(())
     }

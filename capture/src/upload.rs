@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::spool::{Pending, Spool};
+use crate::status::Stats;
 use anyhow::{anyhow, Context};
 use lessonlens_proto::wire::{ErrorBody, ManifestReceipt, Receipt, TeacherKey, SHA256_HEADER};
 use lessonlens_proto::{PublicKey, RecordingId, SegmentIndex};
@@ -149,7 +150,7 @@ impl Client {
 
 /// Uploads everything pending, oldest first. Stops at the first failure so order is kept.
 /// Returns how many items were sent.
-pub fn drain_once(client: &Client, spool: &Spool) -> anyhow::Result<usize> {
+pub fn drain_once(client: &Client, spool: &Spool, stats: &Stats) -> anyhow::Result<usize> {
     let mut sent = 0;
     for item in spool.pending()? {
         match item {
@@ -173,6 +174,7 @@ pub fn drain_once(client: &Client, spool: &Spool) -> anyhow::Result<usize> {
                 }
                 // Only now, with a receipt whose hash matches, may the device forget the segment.
                 spool.remove(&path)?;
+                stats.uploaded.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(%recording, index, "segment acknowledged");
             }
             Pending::Manifest { recording, path } => {
@@ -197,6 +199,7 @@ pub fn run(
     spool: &Spool,
     finished: &AtomicBool,
     drain_for: Duration,
+    stats: &Stats,
 ) -> anyhow::Result<()> {
     let mut backoff = Duration::from_millis(250);
     let mut finished_at: Option<Instant> = None;
@@ -205,8 +208,9 @@ pub fn run(
         if done && finished_at.is_none() {
             finished_at = Some(Instant::now());
         }
-        match drain_once(client, spool) {
+        match drain_once(client, spool, stats) {
             Ok(_) => {
+                stats.server_reachable.store(true, Ordering::Relaxed);
                 backoff = Duration::from_millis(250);
                 if done && spool.pending()?.is_empty() {
                     return Ok(());
@@ -214,6 +218,13 @@ pub fn run(
                 std::thread::sleep(Duration::from_millis(100));
             }
             Err(e) => {
+                let unreachable = matches!(
+                    e.downcast_ref::<UploadError>(),
+                    Some(UploadError::Unreachable(_))
+                );
+                stats
+                    .server_reachable
+                    .store(!unreachable, Ordering::Relaxed);
                 tracing::warn!(error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "upload failed; will retry");
                 let jitter = Duration::from_millis(u64::from(
                     rand_core::RngCore::next_u32(&mut rand_core::OsRng.unwrap_err()) % 250,

@@ -133,6 +133,7 @@ fn recorded_lesson_end_to_end() {
         .arg(&config)
         .args([
             "record",
+            "once",
             "--teacher",
             "alice",
             "--seconds",

@@ -1,0 +1,39 @@
+//! Counters the daemon reports in `status` and `/metrics`. Shared by the sealer, the uploader and
+//! the control API; plain atomics, no locks on the media path.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Segments sealed and written to the spool since the daemon started.
+    pub spooled: AtomicU64,
+    /// Segments the server acknowledged (receipt hash matched) since the daemon started.
+    pub uploaded: AtomicU64,
+    /// Whether the last upload attempt reached the server.
+    pub server_reachable: AtomicBool,
+    /// The H.264 encoder of the current or last recording.
+    encoder: Mutex<Option<&'static str>>,
+}
+
+impl Stats {
+    pub fn set_encoder(&self, name: &'static str) {
+        *self.encoder.lock().expect("stats lock") = Some(name);
+    }
+
+    pub fn encoder(&self) -> Option<&'static str> {
+        *self.encoder.lock().expect("stats lock")
+    }
+
+    pub fn spooled(&self) -> u64 {
+        self.spooled.load(Ordering::Relaxed)
+    }
+
+    pub fn uploaded(&self) -> u64 {
+        self.uploaded.load(Ordering::Relaxed)
+    }
+
+    pub fn reachable(&self) -> bool {
+        self.server_reachable.load(Ordering::Relaxed)
+    }
+}

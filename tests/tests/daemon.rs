@@ -1,0 +1,132 @@
+//! The capture service and its control surface: start, refuse a second start, status, metrics,
+//! stop (the lesson is kept and uploaded), and a clean exit on SIGTERM.
+
+use lessonlens_e2e::{bin, Server};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn cli(config: &Path, args: &[&str]) -> Output {
+    Command::new(bin("lessonlens-capture"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_service_records_on_command_and_reports_what_it_does() {
+    let server = Server::start(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../web"));
+    server.add_user("alice", "alice-password", "teacher");
+    let token = server.add_device("room-1");
+    let device = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = server.capture_config(
+        device.path(),
+        &token,
+        &format!("control_addr = \"127.0.0.1:{port}\"\n[video]\nwidth = 320\nheight = 180\nbitrate_kbps = 500\n"),
+    );
+    let mut daemon = Command::new(bin("lessonlens-capture"))
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = BufReader::new(daemon.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert!(first.contains(&format!("127.0.0.1:{port}")), "{first}");
+
+    assert_eq!(json(&cli(&config, &["status"]))["state"], "idle");
+    let unknown = cli(&config, &["record", "start", "--teacher", "nobody"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no key for teacher"));
+
+    let started = json(&cli(&config, &["record", "start", "--teacher", "alice"]));
+    let rec = started["recording"].as_str().unwrap().to_string();
+    let second = cli(&config, &["record", "start", "--teacher", "alice"]);
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("already running"));
+
+    std::thread::sleep(Duration::from_secs(5));
+    let status = json(&cli(&config, &["status"]));
+    assert_eq!(status["state"], "recording");
+    assert_eq!(status["teacher"], "alice");
+    assert_eq!(status["recording"], rec.as_str());
+    assert!(status["elapsed_seconds"].as_u64().unwrap() >= 4);
+    assert_eq!(status["video_encoder"], "x264enc");
+    assert!(
+        status["segments_spooled"].as_u64().unwrap() >= 2,
+        "{status}"
+    );
+    let metrics = ureq::get(&format!("http://127.0.0.1:{port}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(metrics.contains("lessonlens_recording 1"), "{metrics}");
+
+    let stopped = json(&cli(&config, &["record", "stop"]));
+    assert_eq!(stopped["recording"], rec.as_str());
+    let segments = stopped["segments"].as_u64().unwrap();
+    assert!(segments >= 2);
+    assert!(
+        !cli(&config, &["record", "stop"]).status.success(),
+        "nothing left to stop"
+    );
+
+    // Everything the service spooled is uploaded, and the server has the whole lesson.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = json(&cli(&config, &["status"]));
+        if s["state"] == "idle"
+            && s["bytes_waiting"].as_u64().unwrap() == 0
+            && s["segments_uploaded"] == s["segments_spooled"]
+        {
+            assert_eq!(s["server_reachable"], true);
+            break;
+        }
+        assert!(Instant::now() < deadline, "uploads did not finish: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (n, clean): (i64, bool) = server
+        .db()
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM segments WHERE recording_id = ?1), clean_stop FROM recordings WHERE id = ?1",
+            [&rec],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(n as u64, segments + 2, "init, media and end marker");
+    assert!(clean);
+
+    // SIGTERM ends the service cleanly.
+    let t = Instant::now();
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(daemon.id().to_string())
+        .status()
+        .unwrap();
+    let status = daemon.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(t.elapsed() < Duration::from_secs(15));
+}
