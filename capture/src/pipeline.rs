@@ -41,15 +41,62 @@ pub fn init() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The first H.264 encoder present, in order of preference. Issue 3 adds probing of hardware
-/// encoders; software x264 gives the exact keyframe control the segmenter needs.
+/// H.264 encoders in order of preference: hardware first, then x264, then OpenH264.
+pub const VIDEO_ENCODERS: [&str; 7] = [
+    "nvh264enc",
+    "vah264enc",
+    "vaapih264enc",
+    "qsvh264enc",
+    "v4l2h264enc",
+    "x264enc",
+    "openh264enc",
+];
+
+/// True when a short pipeline really encodes a few frames with `encoder` (a hardware encoder's
+/// element can exist while the hardware or its driver does not).
+pub fn probe_encoder(encoder: &str) -> bool {
+    if gst::ElementFactory::find(encoder).is_none() {
+        return false;
+    }
+    let desc = format!(
+        "videotestsrc num-buffers=10 ! video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! {encoder} ! h264parse ! fakesink"
+    );
+    let Ok(pipeline) = gst::parse::launch(&desc) else {
+        return false;
+    };
+    if pipeline.set_state(gst::State::Playing).is_err() {
+        let _ = pipeline.set_state(gst::State::Null);
+        return false;
+    }
+    let bus = pipeline.bus().expect("pipeline has a bus");
+    let ok = matches!(
+        bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(5),
+            &[gst::MessageType::Eos, gst::MessageType::Error]
+        )
+        .map(|m| m.type_()),
+        Some(gst::MessageType::Eos)
+    );
+    let _ = pipeline.set_state(gst::State::Null);
+    ok
+}
+
+/// The first encoder in [`VIDEO_ENCODERS`] that passes [`probe_encoder`].
 fn pick_video_encoder() -> anyhow::Result<&'static str> {
-    ["x264enc", "openh264enc"]
-        .into_iter()
-        .find(|name| gst::ElementFactory::find(name).is_some())
-        .ok_or_else(|| {
-            anyhow!("no H.264 encoder found: install gstreamer1.0-plugins-ugly (x264enc) or gstreamer1.0-plugins-bad (openh264enc)")
-        })
+    for name in VIDEO_ENCODERS {
+        if probe_encoder(name) {
+            return Ok(name);
+        }
+        if gst::ElementFactory::find(name).is_some() {
+            tracing::warn!(
+                encoder = name,
+                "encoder present but its probe failed; trying the next"
+            );
+        }
+    }
+    Err(anyhow!(
+        "no working H.264 encoder: install gstreamer1.0-plugins-ugly (x264enc) or gstreamer1.0-plugins-bad (openh264enc)"
+    ))
 }
 
 fn pick_audio_encoder() -> anyhow::Result<&'static str> {
@@ -59,14 +106,24 @@ fn pick_audio_encoder() -> anyhow::Result<&'static str> {
         .ok_or_else(|| anyhow!("no AAC encoder found: install gstreamer1.0-libav (avenc_aac)"))
 }
 
+/// Encoder settings: the bitrate, a keyframe every segment and no scene-cut keyframes, so every
+/// fragment starts on a keyframe and has the same length. Property names differ per encoder.
 fn video_encoder_desc(name: &str, c: &Config) -> String {
     let gop = c.video.fps * c.segment_seconds;
+    let kbps = c.video.bitrate_kbps;
     match name {
         "x264enc" => format!(
-            "x264enc tune=zerolatency speed-preset=veryfast bitrate={} key-int-max={gop} option-string=scenecut=0",
-            c.video.bitrate_kbps
+            "x264enc tune=zerolatency speed-preset=veryfast bitrate={kbps} key-int-max={gop} option-string=scenecut=0"
         ),
-        _ => format!("openh264enc bitrate={} gop-size={gop} scene-change-detection=false", c.video.bitrate_kbps * 1000),
+        "nvh264enc" => format!("nvh264enc bitrate={kbps} gop-size={gop} zerolatency=true bframes=0"),
+        "vah264enc" => format!("vah264enc bitrate={kbps} key-int-max={gop} b-frames=0"),
+        "vaapih264enc" => format!("vaapih264enc bitrate={kbps} keyframe-period={gop} max-bframes=0"),
+        "qsvh264enc" => format!("qsvh264enc bitrate={kbps} gop-size={gop} b-frames=0"),
+        "v4l2h264enc" => format!(
+            "v4l2h264enc extra-controls=\"controls,video_bitrate={},h264_i_frame_period={gop}\"",
+            kbps * 1000
+        ),
+        _ => format!("openh264enc bitrate={} gop-size={gop} scene-change-detection=false", kbps * 1000),
     }
 }
 
@@ -117,7 +174,11 @@ pub fn build(
     let video_encoder = pick_video_encoder()?;
     let audio_encoder = pick_audio_encoder()?;
     let desc = describe(c, video_encoder, audio_encoder);
-    tracing::info!(video_encoder, audio_encoder, "building capture pipeline");
+    tracing::info!(
+        video_encoder,
+        audio_encoder,
+        "building capture pipeline (encoder chosen by probing)"
+    );
     let pipeline = gst::parse::launch(&desc)
         .with_context(|| format!("cannot build the capture pipeline: {desc}"))?
         .downcast::<gst::Pipeline>()
@@ -240,5 +301,23 @@ impl Capture {
             bail!("the pipeline ended before recording anything");
         }
         Ok(position)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probing_accepts_a_working_encoder_and_rejects_missing_ones() {
+        init().unwrap();
+        assert!(
+            probe_encoder("x264enc"),
+            "x264enc is installed by scripts/setup.sh"
+        );
+        assert!(!probe_encoder("no-such-h264enc"));
+        // The chosen encoder is one of the list, and on this machine (no GPU) a software one.
+        let chosen = pick_video_encoder().unwrap();
+        assert!(VIDEO_ENCODERS.contains(&chosen));
     }
 }
