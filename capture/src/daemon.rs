@@ -12,7 +12,7 @@
 //! users are the kiosk page and the button service.
 
 use crate::config::Config;
-use crate::recorder::{self, Captured};
+use crate::recorder::{self, Captured, Who};
 use crate::spool::Spool;
 use crate::status::Stats;
 use crate::upload::{self, Client};
@@ -34,7 +34,17 @@ struct Active {
     teacher: String,
     started: Instant,
     stop: Arc<AtomicBool>,
+    /// Set once a stop was asked for; the thread is flushing the last segment.
+    stopping: bool,
     thread: JoinHandle<anyhow::Result<Captured>>,
+}
+
+/// What the one recording slot holds. `Starting` keeps a second start out while the first one
+/// talks to the server, without holding the lock over the network.
+enum Slot {
+    Idle,
+    Starting,
+    Active(Active),
 }
 
 pub struct Daemon {
@@ -43,7 +53,9 @@ pub struct Daemon {
     spool: Spool,
     stats: Arc<Stats>,
     /// One recording at a time.
-    current: Mutex<Option<Active>>,
+    current: Mutex<Slot>,
+    /// Why the last recording ended by itself (camera gone, disk full, budget), for `status`.
+    last_error: Mutex<Option<String>>,
     /// Set at shutdown so the uploader finishes.
     finished: AtomicBool,
 }
@@ -61,11 +73,15 @@ pub struct Status {
     pub budget_left_bytes: u64,
     pub server_reachable: bool,
     pub video_encoder: Option<String>,
+    /// Why the last recording ended on its own, if it did.
+    pub last_error: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Start by username or by the teacher's device code (exactly one).
+#[derive(Deserialize)]
 struct StartRequest {
-    teacher: String,
+    teacher: Option<String>,
+    code: Option<zeroize::Zeroizing<String>>,
 }
 
 /// Error text for the CLI and the touchscreen: what happened and what to do.
@@ -78,69 +94,149 @@ impl IntoResponse for ApiError {
 }
 
 impl Daemon {
+    /// Collects a recording thread that ended by itself (pipeline error, disk full, budget), so
+    /// the slot does not claim "recording" forever.
+    fn reap(&self, slot: &mut Slot) {
+        let ended = matches!(slot, Slot::Active(a) if !a.stopping && a.thread.is_finished());
+        if !ended {
+            return;
+        }
+        let Slot::Active(a) = std::mem::replace(slot, Slot::Idle) else {
+            return;
+        };
+        let why = match a.thread.join() {
+            Ok(Ok(c)) => format!(
+                "recording {} ended by itself after {} segment(s) (spool budget reached?)",
+                a.recording, c.segments
+            ),
+            Ok(Err(e)) => format!("recording {} ended: {e:#}", a.recording),
+            Err(_) => format!(
+                "recording {} ended: the recording thread panicked",
+                a.recording
+            ),
+        };
+        tracing::error!(reason = %why, "recording ended without a stop");
+        *self.last_error.lock().expect("daemon lock") = Some(why);
+    }
+
     pub fn status(&self) -> Status {
-        let current = self.current.lock().expect("daemon lock");
+        let mut slot = self.current.lock().expect("daemon lock");
+        self.reap(&mut slot);
         let waiting = self.spool.usage_bytes();
+        let active = match &*slot {
+            Slot::Active(a) => Some(a),
+            _ => None,
+        };
+        let state = match &*slot {
+            Slot::Idle => "idle",
+            Slot::Starting => "starting",
+            Slot::Active(a) if a.stopping => "stopping",
+            Slot::Active(_) => "recording",
+        };
         Status {
-            state: if current.is_some() {
-                "recording"
-            } else {
-                "idle"
-            }
-            .into(),
-            recording: current.as_ref().map(|a| a.recording),
-            teacher: current.as_ref().map(|a| a.teacher.clone()),
-            elapsed_seconds: current.as_ref().map(|a| a.started.elapsed().as_secs()),
+            state: state.into(),
+            recording: active.map(|a| a.recording),
+            teacher: active.map(|a| a.teacher.clone()),
+            elapsed_seconds: active.map(|a| a.started.elapsed().as_secs()),
             segments_spooled: self.stats.spooled(),
             segments_uploaded: self.stats.uploaded(),
             bytes_waiting: waiting,
             budget_left_bytes: self.config.spool_budget_bytes().saturating_sub(waiting),
             server_reachable: self.stats.reachable(),
             video_encoder: self.stats.encoder().map(str::to_string),
+            last_error: self.last_error.lock().expect("daemon lock").clone(),
         }
     }
 
-    fn start(self: &Arc<Self>, teacher: &str) -> Result<RecordingId, ApiError> {
-        let mut current = self.current.lock().expect("daemon lock");
-        if let Some(a) = current.as_ref() {
-            return Err(ApiError(
-                StatusCode::CONFLICT,
-                format!(
-                    "a recording is already running (for {}, for {} s); stop it first",
-                    a.teacher,
-                    a.started.elapsed().as_secs()
-                ),
-            ));
+    fn start(self: &Arc<Self>, who: &Who) -> Result<RecordingId, ApiError> {
+        {
+            let mut slot = self.current.lock().expect("daemon lock");
+            self.reap(&mut slot);
+            match &*slot {
+                Slot::Idle => *slot = Slot::Starting,
+                Slot::Starting => {
+                    return Err(ApiError(
+                        StatusCode::CONFLICT,
+                        "a recording is already starting".into(),
+                    ))
+                }
+                Slot::Active(a) => {
+                    return Err(ApiError(
+                        StatusCode::CONFLICT,
+                        format!(
+                            "a recording is already running (for {}, for {} s); stop it first",
+                            a.teacher,
+                            a.started.elapsed().as_secs()
+                        ),
+                    ))
+                }
+            }
         }
-        let (recording, recipient) =
-            recorder::begin(&self.config, &self.client, &self.spool, teacher)
-                .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")))?;
+        let begun = recorder::begin(&self.config, &self.client, &self.spool, who);
+        let mut slot = self.current.lock().expect("daemon lock");
+        let (recording, teacher, recipient) = match begun {
+            Ok(b) => b,
+            Err(e) => {
+                *slot = Slot::Idle;
+                return Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")));
+            }
+        };
         let stop = Arc::new(AtomicBool::new(false));
-        let d = self.clone();
-        let stop2 = stop.clone();
+        let (d, stop2) = (self.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             recorder::capture(
                 &d.config, &d.spool, recording, recipient, &stop2, None, &d.stats,
             )
         });
-        *current = Some(Active {
+        *self.last_error.lock().expect("daemon lock") = None;
+        *slot = Slot::Active(Active {
             recording,
-            teacher: teacher.to_string(),
+            teacher,
             started: Instant::now(),
             stop,
+            stopping: false,
             thread,
         });
         Ok(recording)
     }
 
     fn stop(&self) -> Result<serde_json::Value, ApiError> {
-        let active = self
-            .current
-            .lock()
-            .expect("daemon lock")
-            .take()
-            .ok_or_else(|| ApiError(StatusCode::CONFLICT, "no recording is running".into()))?;
-        active.stop.store(true, Ordering::Release);
+        {
+            let mut slot = self.current.lock().expect("daemon lock");
+            self.reap(&mut slot);
+            match &mut *slot {
+                Slot::Active(a) if !a.stopping => {
+                    a.stopping = true;
+                    a.stop.store(true, Ordering::Release);
+                }
+                Slot::Active(_) => {
+                    return Err(ApiError(
+                        StatusCode::CONFLICT,
+                        "the recording is already stopping".into(),
+                    ))
+                }
+                _ => {
+                    return Err(ApiError(
+                        StatusCode::CONFLICT,
+                        "no recording is running".into(),
+                    ))
+                }
+            }
+        }
+        // Wait for the last segment to be flushed without holding the lock, so status keeps
+        // answering ("stopping") meanwhile.
+        let active = loop {
+            {
+                let mut slot = self.current.lock().expect("daemon lock");
+                if matches!(&*slot, Slot::Active(a) if a.thread.is_finished()) {
+                    let Slot::Active(a) = std::mem::replace(&mut *slot, Slot::Idle) else {
+                        unreachable!()
+                    };
+                    break a;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
         let captured = active
             .thread
             .join()
@@ -193,7 +289,17 @@ fn router(d: Arc<Daemon>) -> Router {
             "/v1/record/start",
             post(
                 |State(d): State<Arc<Daemon>>, Json(req): Json<StartRequest>| async move {
-                    blocking(move || d.start(&req.teacher))
+                    let who = match (req.teacher, req.code) {
+                        (Some(t), None) => Who::Username(t),
+                        (None, Some(c)) => Who::Code(c),
+                        _ => {
+                            return Err(ApiError(
+                                StatusCode::BAD_REQUEST,
+                                "give either a teacher or a code".into(),
+                            ))
+                        }
+                    };
+                    blocking(move || d.start(&who))
                         .await
                         .map(|r| Json(serde_json::json!({ "recording": r })))
                 },
@@ -201,13 +307,18 @@ fn router(d: Arc<Daemon>) -> Router {
         )
         .route(
             "/v1/record/stop",
-            post(|State(d): State<Arc<Daemon>>| async move {
-                blocking(move || d.stop()).await.map(Json)
-            }),
+            // A JSON body is required, so a web page cannot stop a lesson with a plain form post.
+            post(
+                |State(d): State<Arc<Daemon>>, Json(_): Json<serde_json::Value>| async move {
+                    blocking(move || d.stop()).await.map(Json)
+                },
+            ),
         )
         .route(
             "/v1/status",
-            get(|State(d): State<Arc<Daemon>>| async move { Json(d.status()) }),
+            get(|State(d): State<Arc<Daemon>>| async move {
+                blocking(move || Ok(Json(d.status()))).await
+            }),
         )
         .route(
             "/metrics",
@@ -242,7 +353,8 @@ pub fn run(config: Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
         client,
         spool,
         stats: Arc::new(Stats::default()),
-        current: Mutex::new(None),
+        current: Mutex::new(Slot::Idle),
+        last_error: Mutex::new(None),
         finished: AtomicBool::new(false),
     });
     let uploader = {
@@ -272,7 +384,7 @@ pub fn run(config: Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
             .await
     })?;
     tracing::info!("shutting down");
-    if d.current.lock().expect("daemon lock").is_some() {
+    if matches!(*d.current.lock().expect("daemon lock"), Slot::Active(_)) {
         if let Err(ApiError(_, e)) = d.stop() {
             tracing::error!(error = %e, "the recording did not stop cleanly");
         }

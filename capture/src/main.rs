@@ -50,8 +50,12 @@ enum Record {
     /// Start recording for a teacher (through the running service).
     Start {
         /// The teacher's username on the school server; the recording is sealed to their key.
+        #[arg(long, required_unless_present = "code", conflicts_with = "code")]
+        teacher: Option<String>,
+        /// Identify the teacher by their device code instead, read from standard input (so it
+        /// never shows in the process list).
         #[arg(long)]
-        teacher: String,
+        code: bool,
     },
     /// Stop the running recording (through the running service).
     Stop,
@@ -125,13 +129,23 @@ fn main() -> anyhow::Result<()> {
     let config = Config::load(&cli.config)?;
     match cli.command {
         Command::Run => lessonlens_capture::daemon::run(config, stop_flag()?)?,
-        Command::Record(Record::Start { teacher }) => control(
+        Command::Record(Record::Start { teacher, code }) => {
+            let body = match teacher {
+                Some(t) if !code => serde_json::json!({ "teacher": t }),
+                _ => {
+                    let mut line = zeroize::Zeroizing::new(String::new());
+                    std::io::stdin().read_line(&mut line)?;
+                    serde_json::json!({ "code": line.trim() })
+                }
+            };
+            control(&config, "POST", "/v1/record/start", Some(body))?
+        }
+        Command::Record(Record::Stop) => control(
             &config,
             "POST",
-            "/v1/record/start",
-            Some(serde_json::json!({ "teacher": teacher })),
+            "/v1/record/stop",
+            Some(serde_json::json!({})),
         )?,
-        Command::Record(Record::Stop) => control(&config, "POST", "/v1/record/stop", None)?,
         Command::Status => control(&config, "GET", "/v1/status", None)?,
         Command::Record(Record::Once {
             teacher,

@@ -258,11 +258,15 @@ impl Capture {
         &self,
         mut should_stop: impl FnMut(gst::ClockTime) -> bool,
     ) -> anyhow::Result<gst::ClockTime> {
-        self.pipeline
-            .set_state(gst::State::Playing)
-            .context("cannot start the capture pipeline (is the camera or microphone in use?)")?;
+        if let Err(e) = self.pipeline.set_state(gst::State::Playing) {
+            let _ = self.pipeline.set_state(gst::State::Null);
+            return Err(e).context(
+                "cannot start the capture pipeline (is the camera or microphone in use?)",
+            );
+        }
+        tracing::info!("capturing");
         let bus = self.pipeline.bus().expect("pipeline has a bus");
-        let mut eos_sent = false;
+        let mut eos_sent: Option<std::time::Instant> = None;
         let result = loop {
             // Running time of the pipeline clock, i.e. how much the sources have captured; the sink lags
             // by up to one fragment because the muxer emits whole fragments.
@@ -270,10 +274,14 @@ impl Capture {
                 .pipeline
                 .current_running_time()
                 .unwrap_or(gst::ClockTime::ZERO);
-            if !eos_sent && should_stop(position) {
+            if eos_sent.is_none() && should_stop(position) {
                 tracing::info!(%position, "stopping: sending end-of-stream");
                 self.pipeline.send_event(gst::event::Eos::new());
-                eos_sent = true;
+                eos_sent = Some(std::time::Instant::now());
+            }
+            // A wedged source must not hang the stop: what was spooled is kept either way.
+            if eos_sent.is_some_and(|t| t.elapsed() > std::time::Duration::from_secs(10)) {
+                break Err(anyhow!("the pipeline did not finish within 10 s of end-of-stream; the last segment may be lost"));
             }
             let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(20)) else {
                 continue;

@@ -34,25 +34,43 @@ pub struct Report {
     pub uploaded: bool,
 }
 
-/// Checks the teacher name and the spool budget, looks up the teacher's key and opens the
-/// recording in the spool. Nothing is captured yet.
+/// How the teacher says who they are when starting a recording.
+#[derive(Clone)]
+pub enum Who {
+    /// Their lessonlens username (admin tools, demos).
+    Username(String),
+    /// The short code they type on the device; checked by the server.
+    Code(zeroize::Zeroizing<String>),
+}
+
+/// Checks the spool budget, finds out whose recording this is (and their public key) and opens
+/// the recording in the spool. Nothing is captured yet. Returns the id, the teacher's username
+/// and their key.
 pub fn begin(
     config: &Config,
     client: &Client,
     spool: &Spool,
-    teacher: &str,
-) -> anyhow::Result<(RecordingId, PublicKey)> {
-    let valid = !teacher.is_empty()
-        && teacher
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-    if !valid {
-        anyhow::bail!("{teacher:?} is not a username: use the teacher's lessonlens username (a-z, 0-9, . _ -)");
-    }
+    who: &Who,
+) -> anyhow::Result<(RecordingId, String, PublicKey)> {
     check_budget(config, spool)?;
-    let recipient = client
-        .teacher_key(teacher)
-        .with_context(|| format!("cannot start: no key for teacher {teacher:?}"))?;
+    let (teacher, recipient) = match who {
+        Who::Username(name) => {
+            let valid = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+            if !valid {
+                anyhow::bail!("{name:?} is not a username: use the teacher's lessonlens username (a-z, 0-9, . _ -)");
+            }
+            let pk = client
+                .teacher_key(name)
+                .with_context(|| format!("cannot start: no key for teacher {name:?}"))?;
+            (name.clone(), pk)
+        }
+        Who::Code(code) => client
+            .identify(code)
+            .context("cannot start: the code was not accepted")?,
+    };
     let mut id = [0u8; 16];
     OsRng.unwrap_err().fill_bytes(&mut id);
     let recording = RecordingId::from_random_bytes(id);
@@ -66,7 +84,7 @@ pub fn begin(
         started_at,
     })?;
     tracing::info!(%recording, %teacher, "recording started");
-    Ok((recording, recipient))
+    Ok((recording, teacher, recipient))
 }
 
 /// What one capture produced.
@@ -89,9 +107,16 @@ pub fn capture(
 ) -> anyhow::Result<Captured> {
     let (tx, rx) = mpsc::channel::<Input>();
     let frag_tx = tx.clone();
-    let capture = pipeline::build(config, move |f: Fragment| {
+    let capture = match pipeline::build(config, move |f: Fragment| {
         frag_tx.send(Input::Fragment(f)).is_ok()
-    })?;
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            // Close the (empty) recording so it is uploaded as incomplete, not left open.
+            spool.finish(recording, false)?;
+            return Err(e);
+        }
+    };
     stats.set_encoder(capture.video_encoder);
     let sealer = Sealer {
         spool: spool.clone(),
@@ -140,7 +165,12 @@ pub fn record(
             "found recordings interrupted by a crash; they will be uploaded as incomplete"
         );
     }
-    let (recording, recipient) = begin(config, &client, &spool, &opts.teacher)?;
+    let (recording, _, recipient) = begin(
+        config,
+        &client,
+        &spool,
+        &Who::Username(opts.teacher.clone()),
+    )?;
     let stats = Arc::new(Stats::default());
     let finished = AtomicBool::new(false);
     let (captured, upload_result) = std::thread::scope(|s| {

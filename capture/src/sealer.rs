@@ -117,7 +117,9 @@ impl Sealer {
                 Input::Stop { clean: false } => Ok(()),
             };
             if let Err(e) = step {
-                tracing::error!(error = %format!("{e:#}"), "could not seal or spool a segment");
+                tracing::error!(error = %format!("{e:#}"), "could not seal or spool a segment; ending the recording");
+                // Disk full or failing: stop rather than keep failing silently.
+                self.stop.store(true, Ordering::Release);
                 first_error.get_or_insert(e);
             }
             if stopping {

@@ -247,6 +247,10 @@ impl Spool {
         let mut out = Vec::new();
         for meta in self.recordings()? {
             let rec = meta.recording;
+            // Look for the manifest before listing segments: the manifest is written after the
+            // last segment, so seeing it first means the listing below is complete.
+            let manifest = self.dir(rec).join(MANIFEST);
+            let finished = manifest.exists();
             let segs = self.segment_files(rec)?;
             let no_segments = segs.is_empty();
             out.extend(segs.into_iter().map(|(index, path)| Pending::Segment {
@@ -254,8 +258,7 @@ impl Spool {
                 index,
                 path,
             }));
-            let manifest = self.dir(rec).join(MANIFEST);
-            if no_segments && manifest.exists() {
+            if no_segments && finished {
                 out.push(Pending::Manifest {
                     recording: rec,
                     path: manifest,
@@ -292,9 +295,30 @@ impl Spool {
 
     /// Removes a recording whose manifest the server acknowledged.
     pub fn remove_recording(&self, rec: RecordingId) -> anyhow::Result<()> {
-        fs::remove_dir_all(self.dir(rec))?;
+        let dir = self.dir(rec);
+        for name in [MANIFEST, JOURNAL, META] {
+            match fs::remove_file(dir.join(name)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        // Fails (and keeps them) if any segment is somehow still there.
+        fs::remove_dir(&dir).with_context(|| {
+            format!("{} still holds files; they stay for upload", dir.display())
+        })?;
         fsync_dir(&self.root)?;
         Ok(())
+    }
+
+    /// Moves a recording whose manifest the server refused for good into `spool/quarantine/`.
+    pub fn quarantine_recording(&self, rec: RecordingId) -> anyhow::Result<PathBuf> {
+        let q = self.root.join("quarantine");
+        fs::create_dir_all(&q)?;
+        let dest = q.join(rec.to_string());
+        fs::rename(self.dir(rec), &dest)?;
+        fsync_dir(&q)?;
+        fsync_dir(&self.root)?;
+        Ok(dest)
     }
 
     /// Bytes waiting in the spool.

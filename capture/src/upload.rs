@@ -80,6 +80,22 @@ impl Client {
         }
     }
 
+    /// Asks the server whose device code this is; returns their username and public key.
+    pub fn identify(&self, code: &str) -> Result<(String, PublicKey), UploadError> {
+        let url = format!("{}/api/device/v1/identify", self.base);
+        let key: TeacherKey = self
+            .auth(self.agent.post(&url))
+            .send_json(serde_json::json!({ "code": code }))
+            .map_err(Self::map_err)?
+            .into_json()
+            .map_err(|e| UploadError::Unreachable(e.to_string()))?;
+        let pk = PublicKey::from_hex(&key.public_key).map_err(|e| UploadError::Refused {
+            status: 200,
+            message: e.to_string(),
+        })?;
+        Ok((key.username, pk))
+    }
+
     pub fn teacher_key(&self, username: &str) -> Result<PublicKey, UploadError> {
         let url = format!("{}/api/device/v1/teachers/{}/key", self.base, username);
         let key: TeacherKey = self
@@ -178,7 +194,18 @@ pub fn drain_once(client: &Client, spool: &Spool, stats: &Stats) -> anyhow::Resu
                 tracing::debug!(%recording, index, "segment acknowledged");
             }
             Pending::Manifest { recording, path } => {
-                let receipt = client.put_manifest(recording, &std::fs::read(&path)?)?;
+                let receipt = match client.put_manifest(recording, &std::fs::read(&path)?) {
+                    Ok(r) => r,
+                    Err(UploadError::Refused { status, message })
+                        if matches!(status, 409 | 413 | 422) =>
+                    {
+                        let kept = spool.quarantine_recording(recording)?;
+                        tracing::error!(%recording, status, %message, kept = %kept.display(),
+                            "the server refused this recording's manifest for good; it is kept in quarantine for support to inspect");
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 spool.remove_recording(recording)?;
                 if receipt.missing.is_empty() {
                     tracing::info!(%recording, "recording fully uploaded");
@@ -192,8 +219,9 @@ pub fn drain_once(client: &Client, spool: &Spool, stats: &Stats) -> anyhow::Resu
     Ok(sent)
 }
 
-/// Drains the spool until `finished` is set and nothing is left, or `deadline` passes after
-/// `finished`. Backs off exponentially (with jitter) while the server is unreachable.
+/// Drains the spool until `finished` is set and nothing is left, or until `drain_for` has passed
+/// since `finished` was set. Backs off exponentially (with jitter) while uploads fail, but never
+/// sleeps past that deadline.
 pub fn run(
     client: &Client,
     spool: &Spool,
@@ -208,14 +236,15 @@ pub fn run(
         if done && finished_at.is_none() {
             finished_at = Some(Instant::now());
         }
-        match drain_once(client, spool, stats) {
+        let pause = match drain_once(client, spool, stats) {
             Ok(_) => {
                 stats.server_reachable.store(true, Ordering::Relaxed);
                 backoff = Duration::from_millis(250);
-                if done && spool.pending()?.is_empty() {
+                // A listing error is retried like an upload error.
+                if done && spool.pending().map(|p| p.is_empty()).unwrap_or(false) {
                     return Ok(());
                 }
-                std::thread::sleep(Duration::from_millis(100));
+                Duration::from_millis(100)
             }
             Err(e) => {
                 let unreachable = matches!(
@@ -229,18 +258,27 @@ pub fn run(
                 let jitter = Duration::from_millis(u64::from(
                     rand_core::RngCore::next_u32(&mut rand_core::OsRng.unwrap_err()) % 250,
                 ));
-                std::thread::sleep(backoff + jitter);
+                let pause = backoff + jitter;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
+                pause
             }
-        }
-        if let Some(t) = finished_at {
-            if t.elapsed() > drain_for {
+        };
+        // Sleep in short steps so a stop (finished) and the drain deadline are noticed at once.
+        let wake = Instant::now() + pause;
+        while Instant::now() < wake {
+            if finished.load(Ordering::Acquire) && finished_at.is_none() {
+                finished_at = Some(Instant::now());
+            }
+            if finished_at.is_some_and(|t| t.elapsed() > drain_for) {
+                let left = spool.pending().map(|p| p.len()).unwrap_or(0);
                 return Err(anyhow!(
-                    "gave up waiting for uploads after {}s; {} item(s) stay in the spool and will be sent by `lessonlens-capture drain`",
-                    drain_for.as_secs(),
-                    spool.pending()?.len()
+                    "gave up waiting for uploads after {}s; {left} item(s) stay in the spool and will be sent later (or by `lessonlens-capture drain`)",
+                    drain_for.as_secs()
                 ));
             }
+            std::thread::sleep(
+                Duration::from_millis(50).min(wake.saturating_duration_since(Instant::now())),
+            );
         }
     }
 }

@@ -65,6 +65,8 @@ pub enum AccountError {
     Db(#[from] rusqlite::Error),
     #[error("password hashing failed")]
     Hash,
+    #[error("another teacher already has that code; choose another")]
+    CodeTaken,
 }
 
 pub fn now() -> i64 {
@@ -186,6 +188,40 @@ pub fn verify_login(
 ) -> rusqlite::Result<Option<User>> {
     let (user, hash) = login_candidate(conn, username)?;
     Ok(user.filter(|_| password_matches(&hash, password)))
+}
+
+/// A device code is 4 to 8 digits: short enough to type on a classroom touchscreen, checked by
+/// the server with a per-device limit on wrong guesses.
+pub fn valid_code(code: &str) -> bool {
+    (4..=8).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Sets (or replaces) a teacher's device code, given its tag from the vault.
+pub fn set_code(conn: &Connection, user_id: i64, tag: &[u8]) -> Result<(), AccountError> {
+    match conn.execute(
+        "INSERT INTO teacher_codes (user_id, code_tag) VALUES (?1, ?2)
+         ON CONFLICT (user_id) DO UPDATE SET code_tag = excluded.code_tag",
+        params![user_id, tag],
+    ) {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(AccountError::CodeTaken)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The enabled teacher whose device code has this tag.
+pub fn user_by_code(conn: &Connection, tag: &[u8]) -> rusqlite::Result<Option<User>> {
+    conn.query_row(
+        "SELECT u.id, u.username, u.display_name, u.roles FROM teacher_codes c JOIN users u ON u.id = c.user_id
+         WHERE c.code_tag = ?1 AND u.disabled = 0",
+        [tag],
+        user_from_row,
+    )
+    .optional()
 }
 
 /// A fresh random token (returned once, to be given to its holder) and the hash to store.
@@ -354,5 +390,31 @@ mod tests {
             "room-1"
         );
         assert!(device_by_token(&conn, "not-a-token").unwrap().is_none());
+    }
+
+    #[test]
+    fn device_codes_are_unique_and_follow_the_account() {
+        let (_t, conn) = db();
+        let a = add_user(&conn, "ann", "Ann", "long enough", &[Role::Teacher]).unwrap();
+        let b = add_user(&conn, "ben", "Ben", "long enough", &[Role::Teacher]).unwrap();
+        assert!(valid_code("1234") && valid_code("12345678"));
+        assert!(!valid_code("123") && !valid_code("12a4") && !valid_code("123456789"));
+        set_code(&conn, a, b"tag-1").unwrap();
+        assert!(matches!(
+            set_code(&conn, b, b"tag-1"),
+            Err(AccountError::CodeTaken)
+        ));
+        assert_eq!(user_by_code(&conn, b"tag-1").unwrap().unwrap().id, a);
+        set_code(&conn, a, b"tag-2").unwrap();
+        assert!(
+            user_by_code(&conn, b"tag-1").unwrap().is_none(),
+            "the old code stops working"
+        );
+        conn.execute("UPDATE users SET disabled = 1 WHERE id = ?1", [a])
+            .unwrap();
+        assert!(
+            user_by_code(&conn, b"tag-2").unwrap().is_none(),
+            "a disabled teacher's code stops working"
+        );
     }
 }

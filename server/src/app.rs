@@ -26,6 +26,8 @@ pub struct AppState {
     pub db: Mutex<Connection>,
     pub vault: Mutex<Vault>,
     pub blobs: LocalBlobs,
+    /// Recent wrong device codes per device (unix seconds), to slow down guessing.
+    pub code_failures: Mutex<std::collections::HashMap<i64, Vec<i64>>>,
 }
 
 pub type Shared = Arc<AppState>;

@@ -58,6 +58,12 @@ const MIGRATIONS: &[&str] = &[
          action TEXT NOT NULL,
          target TEXT NOT NULL
      );",
+    // 2: short codes (PINs) teachers type on a classroom device. Only an HMAC keyed by the
+    // master key is stored, so a copy of the database does not reveal the codes.
+    "CREATE TABLE teacher_codes (
+         user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+         code_tag BLOB NOT NULL UNIQUE
+     );",
 ];
 
 pub fn open(path: &Path) -> anyhow::Result<Connection> {

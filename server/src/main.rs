@@ -52,6 +52,9 @@ enum UserCommand {
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
     },
+    /// Set a teacher's device code (4-8 digits, read from standard input), typed on a classroom
+    /// device to start a recording.
+    SetCode { username: String },
 }
 
 #[derive(Subcommand)]
@@ -128,6 +131,22 @@ fn main() -> anyhow::Result<()> {
             println!("user {username} added (id {id})");
             Ok(())
         }
+        Command::User(UserCommand::SetCode { username }) => {
+            let mut line = zeroize::Zeroizing::new(String::new());
+            std::io::stdin().read_line(&mut line)?;
+            let code = line.trim();
+            if !accounts::valid_code(code) {
+                bail!("a device code is 4 to 8 digits");
+            }
+            let o = open(config)?;
+            let user = accounts::find_user(&o.conn, &username)?
+                .filter(|u| u.has(Role::Teacher))
+                .with_context(|| format!("no enabled teacher called {username:?}"))?;
+            accounts::set_code(&o.conn, user.id, &o.vault.code_tag(code))?;
+            accounts::audit(&o.conn, "cli", "set-code", &user.id.to_string())?;
+            println!("device code set for {username}");
+            Ok(())
+        }
         Command::Device(DeviceCommand::Add { name, token_file }) => {
             let o = open(config)?;
             if token_file.exists() {
@@ -159,6 +178,7 @@ fn serve(o: Opened) -> anyhow::Result<()> {
         db: Mutex::new(o.conn),
         vault: Mutex::new(o.vault),
         blobs,
+        code_failures: Mutex::new(Default::default()),
     });
     // Machine-readable lines on stdout: tests and scripts read the address and the CA fingerprint.
     println!("listening on https://{addr}");

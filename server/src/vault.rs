@@ -68,6 +68,17 @@ impl MasterKey {
         Ok(MasterKey(Zeroizing::new(key)))
     }
 
+    /// HMAC-SHA256 of a teacher's device code under a key derived from the master key: codes are
+    /// looked up by tag, and a database copy without the master key cannot test guesses offline.
+    fn code_tag(&self, code: &str) -> Vec<u8> {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(self.0.as_ref())
+            .expect("any key length");
+        mac.update(b"lessonlens-teacher-code-v1\0");
+        mac.update(code.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new_from_slice(self.0.as_ref()).expect("32-byte key")
     }
@@ -143,6 +154,11 @@ impl Vault {
              );",
         )?;
         Ok(Vault { conn, master })
+    }
+
+    /// The lookup tag of a teacher's device code.
+    pub fn code_tag(&self, code: &str) -> Vec<u8> {
+        self.master.code_tag(code)
     }
 
     /// Makes and stores a fresh key pair for `user_id`; returns the public key.

@@ -6,8 +6,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Path of a workspace binary next to the test executable (`target/<profile>/NAME`).
 pub fn bin(name: &str) -> PathBuf {
@@ -246,6 +246,98 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A `lessonlens-capture` process that has started recording.
+pub struct Capture {
+    pub child: Child,
+    /// The recording id it logged.
+    pub recording: String,
+    /// When it logged "capturing" (its pipeline is playing): crash-loss bounds count from here.
+    pub capturing_at: Instant,
+    /// Everything it logged after that, collected in the background.
+    pub log: Arc<Mutex<String>>,
+}
+
+/// Starts `lessonlens-capture --config CONFIG ARGS` and returns once its pipeline is capturing.
+/// stdout is piped for the caller; stderr is read here.
+pub fn start_capture(config: &Path, args: &[&str]) -> Capture {
+    let mut child = Command::new(bin("lessonlens-capture"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut recording = None;
+    let mut seen = String::new();
+    loop {
+        let line = match lines.next() {
+            Some(Ok(l)) => l,
+            _ => panic!("capture exited before capturing:\n{seen}"),
+        };
+        seen.push_str(&line);
+        seen.push('\n');
+        if let Some(rest) = line
+            .split("recording=")
+            .nth(1)
+            .filter(|_| line.contains("recording started"))
+        {
+            recording = rest.split_whitespace().next().map(str::to_string);
+        }
+        if line.contains("capturing") {
+            break;
+        }
+    }
+    let capturing_at = Instant::now();
+    let log = Arc::new(Mutex::new(String::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for l in lines.map_while(Result::ok) {
+            let mut s = sink.lock().unwrap();
+            s.push_str(&l);
+            s.push('\n');
+        }
+    });
+    Capture {
+        child,
+        recording: recording.expect("capture logged no recording id"),
+        capturing_at,
+        log,
+    }
+}
+
+/// Waits until `dir` (recursively) holds at least `n` `.seg` files, or panics after `timeout`.
+pub fn wait_for_segments(dir: &Path, n: usize, timeout: Duration) {
+    fn count(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| {
+                        let p = e.path();
+                        if p.is_dir() {
+                            count(&p)
+                        } else {
+                            usize::from(p.extension().is_some_and(|x| x == "seg"))
+                        }
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    let start = Instant::now();
+    while count(dir) < n {
+        assert!(
+            start.elapsed() < timeout,
+            "fewer than {n} segments in {} after {timeout:?}",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

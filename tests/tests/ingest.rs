@@ -145,7 +145,15 @@ fn segment_uploads_are_checked_stored_once_and_acknowledged() {
     assert_eq!(code(put(3, &token_a, Some(&sha(&padded)), &padded)), 422);
     assert_eq!(code(put(3, &token_a, Some(&sha(&seg1)), &seg3)), 422);
     assert_eq!(code(put(3, &token_a, None, &seg3)), 400);
-    assert_eq!(code(put(3, "not-a-token", Some(&sha(&seg3)), &seg3)), 401);
+    assert_eq!(
+        code(put(
+            3,
+            "not-a-token",
+            Some(&sha(&seg3[..100])),
+            &seg3[..100]
+        )),
+        401
+    );
     assert_eq!(
         code(put(3, &token_a, Some(&sha(b"ftyp")), b"\0\0\0\x18ftypisom")),
         422
@@ -249,4 +257,59 @@ fn segment_uploads_are_checked_stored_once_and_acknowledged() {
             .contains("wrong username or password")),
         other => panic!("expected 400, got {other:?}"),
     }
+}
+
+#[test]
+fn device_codes_identify_teachers_and_guessing_is_limited() {
+    let server = Server::start(Path::new(env!("CARGO_MANIFEST_DIR")));
+    server.add_user("alice", "alice-password", "teacher");
+    assert!(server
+        .cli(&["user", "set-code", "alice"], "12345\n")
+        .status
+        .success());
+    assert!(
+        !server
+            .cli(&["user", "set-code", "alice"], "12a\n")
+            .status
+            .success(),
+        "codes are digits"
+    );
+    let token = std::fs::read_to_string(server.add_device("room-a")).unwrap();
+    let agent = server.agent();
+    let url = format!("{}/api/device/v1/identify", server.url());
+    let identify = |code: &str| {
+        agent
+            .post(&url)
+            .set("authorization", &format!("Bearer {token}"))
+            .send_json(serde_json::json!({ "code": code }))
+            .map_err(|e| match e {
+                ureq::Error::Status(c, _) => c,
+                e => panic!("{e}"),
+            })
+    };
+    let key: TeacherKey = identify("12345").unwrap().into_json().unwrap();
+    assert_eq!(key.username, "alice");
+    let expected: TeacherKey = agent
+        .get(&format!(
+            "{}/api/device/v1/teachers/alice/key",
+            server.url()
+        ))
+        .set("authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(key.public_key, expected.public_key);
+    assert_eq!(code(identify("1")), 400);
+    for _ in 0..5 {
+        assert_eq!(code(identify("99999")), 422);
+    }
+    // Five wrong codes: the device must wait, even with the right code.
+    assert_eq!(code(identify("12345")), 429);
+    // The code is stored only as a keyed tag, never in the clear.
+    let stored: Vec<u8> = server
+        .db()
+        .query_row("SELECT code_tag FROM teacher_codes", [], |r| r.get(0))
+        .unwrap();
+    assert!(!stored.windows(5).any(|w| w == b"12345"));
 }

@@ -8,7 +8,7 @@ use crate::error::{AppError, AppResult};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use lessonlens_proto::envelope::{Label, SegmentHeader};
@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 pub fn router(max_segment_bytes: usize) -> Router<Shared> {
     Router::new()
         .route("/api/device/v1/teachers/{username}/key", get(teacher_key))
+        .route("/api/device/v1/identify", post(identify))
         .route(
             "/api/device/v1/recordings/{id}/segments/{index}",
             put(put_segment),
@@ -45,6 +46,63 @@ async fn teacher_key(
         .ok_or(AppError::NotFound)?;
     Ok(Json(TeacherKey {
         username,
+        public_key: pk.to_hex(),
+    }))
+}
+
+#[derive(serde::Deserialize)]
+struct IdentifyRequest {
+    code: zeroize::Zeroizing<String>,
+}
+
+/// Wrong codes a device may send in [`CODE_WINDOW_SECS`] before it must wait.
+const MAX_CODE_FAILURES: usize = 5;
+const CODE_WINDOW_SECS: i64 = 300;
+
+/// A teacher types their code on the device; the answer is their username and public key.
+async fn identify(
+    State(st): State<Shared>,
+    DeviceAuth(device): DeviceAuth,
+    Json(req): Json<IdentifyRequest>,
+) -> AppResult<Json<TeacherKey>> {
+    let now = accounts::now();
+    {
+        let mut failures = st
+            .code_failures
+            .lock()
+            .map_err(|_| anyhow::anyhow!("lock poisoned"))?;
+        let recent = failures.entry(device.id).or_default();
+        recent.retain(|t| now - t < CODE_WINDOW_SECS);
+        if recent.len() >= MAX_CODE_FAILURES {
+            return Err(AppError::TooManyRequests(
+                "too many wrong codes from this device; wait five minutes and try again",
+            ));
+        }
+    }
+    if !accounts::valid_code(&req.code) {
+        return Err(AppError::BadRequest("a code is 4 to 8 digits".into()));
+    }
+    let tag = st.vault(move |v| Ok(v.code_tag(&req.code))).await?;
+    let user = st.db(move |c| Ok(accounts::user_by_code(c, &tag)?)).await?;
+    let Some(user) = user else {
+        st.code_failures
+            .lock()
+            .map_err(|_| anyhow::anyhow!("lock poisoned"))?
+            .entry(device.id)
+            .or_default()
+            .push(now);
+        tracing::warn!(device = %device.name, "wrong teacher code");
+        return Err(AppError::Unprocessable(
+            "no teacher has that code; check it and try again".into(),
+        ));
+    };
+    let id = user.id;
+    let pk = st
+        .vault(move |v| Ok(v.public_key(id)?))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok(Json(TeacherKey {
+        username: user.username,
         public_key: pk.to_hex(),
     }))
 }
