@@ -129,7 +129,9 @@ fn segment_uploads_are_checked_stored_once_and_acknowledged() {
     // Different bytes for a stored segment: conflict.
     let other = sealed(&pk, rec, 1, 2);
     assert_eq!(code(put(1, &token_a, Some(&sha(&other)), &other)), 409);
-    // Relabelled, truncated, padded, wrong hash, no hash.
+    // Relabelled, truncated, padded, wrong hash, no hash. (Requests refused before the body is
+    // read, for a missing header or token, send a short body: the server closes the connection
+    // without reading a long one, which a client sees as a broken pipe, not as the answer.)
     assert_eq!(code(put(2, &token_a, Some(&sha(&seg1)), &seg1)), 422);
     let cut = &seg1[..seg1.len() - 1];
     assert_eq!(
@@ -144,7 +146,7 @@ fn segment_uploads_are_checked_stored_once_and_acknowledged() {
     padded.push(0);
     assert_eq!(code(put(3, &token_a, Some(&sha(&padded)), &padded)), 422);
     assert_eq!(code(put(3, &token_a, Some(&sha(&seg1)), &seg3)), 422);
-    assert_eq!(code(put(3, &token_a, None, &seg3)), 400);
+    assert_eq!(code(put(3, &token_a, None, &seg3[..100])), 400);
     assert_eq!(
         code(put(
             3,
