@@ -4,6 +4,7 @@ use crate::accounts::{self, Device, User};
 use crate::blobs::LocalBlobs;
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
+use crate::limits::FailureWindow;
 use crate::routes;
 use crate::vault::Vault;
 use axum::extract::{FromRequestParts, Request};
@@ -14,6 +15,7 @@ use axum::response::Response;
 use axum::Router;
 use rusqlite::Connection;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 /// The session cookie. `__Host-` makes the browser refuse it unless it is Secure, host-only and
@@ -26,8 +28,65 @@ pub struct AppState {
     pub db: Mutex<Connection>,
     pub vault: Mutex<Vault>,
     pub blobs: LocalBlobs,
-    /// Recent wrong device codes per device (unix seconds), to slow down guessing.
-    pub code_failures: Mutex<std::collections::HashMap<i64, Vec<i64>>>,
+    /// Wrong device codes per device: 5 in 5 minutes.
+    pub code_failures: FailureWindow<i64>,
+    /// Failed sign-ins per account (5 in 15 minutes) and per address (20 in 15 minutes).
+    pub login_failures_account: FailureWindow<String>,
+    pub login_failures_address: FailureWindow<IpAddr>,
+}
+
+impl AppState {
+    pub fn new(config: Config, db: Connection, vault: Vault, blobs: LocalBlobs) -> AppState {
+        AppState {
+            config,
+            db: Mutex::new(db),
+            vault: Mutex::new(vault),
+            blobs,
+            code_failures: FailureWindow::new(5, 300),
+            login_failures_account: FailureWindow::new(5, 900),
+            login_failures_address: FailureWindow::new(20, 900),
+        }
+    }
+}
+
+/// The address a request really comes from (after trusted proxies), set by [`network_guard`].
+#[derive(Clone, Copy, Debug)]
+pub struct ClientIp(pub IpAddr);
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the last address in
+/// `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_ip(peer: IpAddr, forwarded: Option<&str>, trusted: &[ipnet::IpNet]) -> IpAddr {
+    if !trusted.iter().any(|n| n.contains(&peer)) {
+        return peer;
+    }
+    forwarded
+        .into_iter()
+        .flat_map(|h| h.rsplit(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .find(|a| !trusted.iter().any(|n| n.contains(a)))
+        .unwrap_or(peer)
+}
+
+/// Refuses every request from outside the school's networks before any handler runs.
+async fn network_guard(
+    axum::extract::State(st): axum::extract::State<Shared>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    let ip = client_ip(peer.ip(), forwarded, &st.config.trusted_proxies);
+    if !st.config.allowed_networks.iter().any(|n| n.contains(&ip)) {
+        tracing::warn!(%ip, "refused a request from outside the allowed networks");
+        return Err(AppError::Forbidden(
+            "this server only answers requests from the school's networks",
+        ));
+    }
+    req.extensions_mut().insert(ClientIp(ip));
+    Ok(next.run(req).await)
 }
 
 pub type Shared = Arc<AppState>;
@@ -171,6 +230,10 @@ pub fn router(state: Shared) -> Router {
         .merge(routes::playback::router())
         .merge(routes::assets::router())
         .layer(axum::middleware::from_fn(csrf_guard))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            network_guard,
+        ))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
@@ -194,7 +257,28 @@ pub async fn run(
         axum_server::tls_rustls::RustlsConfig::from_config(tls),
     )
     .handle(handle)
-    .serve(router(state).into_make_service())
+    .serve(router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_ip;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy: ipnet::IpNet = "10.0.0.5/32".parse().unwrap();
+        let peer = "10.0.0.5".parse().unwrap();
+        let outsider = "203.0.113.9".parse().unwrap();
+        // Not a trusted proxy: the header is ignored, whatever it says.
+        assert_eq!(client_ip(outsider, Some("10.1.2.3"), &[proxy]), outsider);
+        // A trusted proxy: the last address it did not add itself.
+        assert_eq!(
+            client_ip(peer, Some("198.51.100.7, 10.1.2.3"), &[proxy]),
+            "10.1.2.3".parse::<std::net::IpAddr>().unwrap()
+        );
+        assert_eq!(client_ip(peer, Some("garbage"), &[proxy]), peer);
+        assert_eq!(client_ip(peer, None, &[]), peer);
+    }
 }

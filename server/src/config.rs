@@ -27,6 +27,14 @@ pub struct Config {
     /// How long a browser session lasts, in hours. Default 12.
     #[serde(default = "default_session_hours")]
     pub session_hours: u32,
+    /// Networks allowed to reach the server at all (CIDR). Anyone else gets 403 before any handler
+    /// runs. Default: loopback and the private ranges a school network uses (10/8, 172.16/12,
+    /// 192.168/16, fc00::/7).
+    #[serde(default = "default_allowed_networks")]
+    pub allowed_networks: Vec<ipnet::IpNet>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed. Default: none, so the header is ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Largest segment upload accepted, in bytes. Default 64 MiB.
     #[serde(default = "default_max_segment_bytes")]
     pub max_segment_bytes: u64,
@@ -40,6 +48,19 @@ fn default_web_dir() -> PathBuf {
 }
 fn default_hostnames() -> Vec<String> {
     vec!["localhost".into(), "127.0.0.1".into()]
+}
+fn default_allowed_networks() -> Vec<ipnet::IpNet> {
+    [
+        "127.0.0.0/8",
+        "::1/128",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "fc00::/7",
+    ]
+    .iter()
+    .map(|n| n.parse().expect("valid default network"))
+    .collect()
 }
 fn default_session_hours() -> u32 {
     12
@@ -64,6 +85,9 @@ impl Config {
         }
         if !(1..=24 * 7).contains(&self.session_hours) {
             bail!("session_hours must be between 1 and 168");
+        }
+        if self.allowed_networks.is_empty() {
+            bail!("allowed_networks is empty: nobody could reach the server");
         }
         if self.max_segment_bytes < 1024 {
             bail!("max_segment_bytes is too small to hold a segment");

@@ -26,6 +26,8 @@ pub enum AppError {
     Unprocessable(String),
     #[error("{0}")]
     TooManyRequests(&'static str),
+    #[error("too many failed sign-ins; try again in {0} minute(s)")]
+    TooManyRequestsFor(i64),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -40,7 +42,9 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooManyRequests(_) | AppError::TooManyRequestsFor(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

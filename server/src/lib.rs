@@ -10,6 +10,7 @@
 //! - [`blobs`]: where ciphertext lives: durable, content-addressed files.
 //! - [`accounts`]: users, roles, passwords, sessions and device tokens.
 //! - [`error`]: one error type, one mapping to HTTP status.
+//! - [`limits`]: failure counters that slow down password and device-code guessing.
 //! - [`routes`]: one file per route group (device API, web API, playback, static files).
 //! - [`app`]: shared state, the router and `run(listener, state)`.
 
@@ -19,6 +20,7 @@ pub mod blobs;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod limits;
 pub mod routes;
 pub mod tls;
 pub mod vault;

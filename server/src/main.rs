@@ -9,7 +9,7 @@ use lessonlens_server::config::Config;
 use lessonlens_server::vault::{write_secret_file, MasterKey, Vault};
 use lessonlens_server::{db, tls};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -173,13 +173,7 @@ fn serve(o: Opened) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (in use?)", o.config.listen))?;
     let addr = listener.local_addr()?;
     let blobs = LocalBlobs::open(&o.config.blob_dir())?;
-    let state = Arc::new(AppState {
-        config: o.config,
-        db: Mutex::new(o.conn),
-        vault: Mutex::new(o.vault),
-        blobs,
-        code_failures: Mutex::new(Default::default()),
-    });
+    let state = Arc::new(AppState::new(o.config, o.conn, o.vault, blobs));
     // Machine-readable lines on stdout: tests and scripts read the address and the CA fingerprint.
     println!("listening on https://{addr}");
     println!("school CA fingerprint (SHA-256) {}", tls.ca_fingerprint);

@@ -70,13 +70,18 @@ impl Server {
 
     /// Creates the config, then starts the server and waits for its address.
     pub fn start(web_dir: &Path) -> Server {
+        Server::start_with(web_dir, "")
+    }
+
+    /// Like [`Server::start`], with `extra` appended to the config file.
+    pub fn start_with(web_dir: &Path, extra: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let secrets = dir.path().join("secrets");
         std::fs::create_dir(&secrets).unwrap();
         std::fs::write(
             dir.path().join("server.toml"),
             format!(
-                "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nmaster_key_file = \"{}\"\nweb_dir = \"{}\"\n",
+                "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nmaster_key_file = \"{}\"\nweb_dir = \"{}\"\n{extra}",
                 dir.path().join("data").display(),
                 secrets.join("master.key").display(),
                 web_dir.display()

@@ -55,29 +55,18 @@ struct IdentifyRequest {
     code: zeroize::Zeroizing<String>,
 }
 
-/// Wrong codes a device may send in [`CODE_WINDOW_SECS`] before it must wait.
-const MAX_CODE_FAILURES: usize = 5;
-const CODE_WINDOW_SECS: i64 = 300;
-
 /// A teacher types their code on the device; the answer is their username and public key.
+/// Five wrong codes from a device in five minutes make it wait.
 async fn identify(
     State(st): State<Shared>,
     DeviceAuth(device): DeviceAuth,
     Json(req): Json<IdentifyRequest>,
 ) -> AppResult<Json<TeacherKey>> {
     let now = accounts::now();
-    {
-        let mut failures = st
-            .code_failures
-            .lock()
-            .map_err(|_| anyhow::anyhow!("lock poisoned"))?;
-        let recent = failures.entry(device.id).or_default();
-        recent.retain(|t| now - t < CODE_WINDOW_SECS);
-        if recent.len() >= MAX_CODE_FAILURES {
-            return Err(AppError::TooManyRequests(
-                "too many wrong codes from this device; wait five minutes and try again",
-            ));
-        }
+    if st.code_failures.blocked_for(&device.id, now).is_some() {
+        return Err(AppError::TooManyRequests(
+            "too many wrong codes from this device; wait five minutes and try again",
+        ));
     }
     if !accounts::valid_code(&req.code) {
         return Err(AppError::BadRequest("a code is 4 to 8 digits".into()));
@@ -85,12 +74,7 @@ async fn identify(
     let tag = st.vault(move |v| Ok(v.code_tag(&req.code))).await?;
     let user = st.db(move |c| Ok(accounts::user_by_code(c, &tag)?)).await?;
     let Some(user) = user else {
-        st.code_failures
-            .lock()
-            .map_err(|_| anyhow::anyhow!("lock poisoned"))?
-            .entry(device.id)
-            .or_default()
-            .push(now);
+        st.code_failures.fail(&device.id, now);
         tracing::warn!(device = %device.name, "wrong teacher code");
         return Err(AppError::Unprocessable(
             "no teacher has that code; check it and try again".into(),

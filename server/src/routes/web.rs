@@ -1,9 +1,9 @@
 //! Sign-in and the viewer's own recordings.
 
 use crate::accounts::{self, User};
-use crate::app::{session_token, CurrentUser, Shared, SESSION_COOKIE};
+use crate::app::{session_token, ClientIp, CurrentUser, Shared, SESSION_COOKIE};
 use crate::error::{AppError, AppResult};
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -37,9 +37,24 @@ fn me_json(u: &User) -> serde_json::Value {
     })
 }
 
-async fn login(State(st): State<Shared>, Json(form): Json<LoginForm>) -> AppResult<Response> {
+async fn login(
+    State(st): State<Shared>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    Json(form): Json<LoginForm>,
+) -> AppResult<Response> {
     let hours = st.config.session_hours;
     let username = form.username.trim().to_ascii_lowercase();
+    let now = accounts::now();
+    // Too many failures for this account or from this address: refuse before checking anything.
+    let wait = st
+        .login_failures_account
+        .blocked_for(&username, now)
+        .max(st.login_failures_address.blocked_for(&ip, now));
+    if let Some(secs) = wait {
+        tracing::warn!(%ip, "sign-in refused: too many failures");
+        return Err(AppError::TooManyRequestsFor((secs + 59) / 60));
+    }
+    let name = username.clone();
     let (user, hash) = st
         .db(move |c| Ok(accounts::login_candidate(c, &username)?))
         .await?;
@@ -61,7 +76,14 @@ async fn login(State(st): State<Shared>, Json(form): Json<LoginForm>) -> AppResu
                 Err(AppError::BadRequest("wrong username or password".into()))
             }
         })
-        .await?;
+        .await
+        .inspect_err(|e| {
+            if matches!(e, AppError::BadRequest(_)) {
+                st.login_failures_account.fail(&name, now);
+                st.login_failures_address.fail(&ip, now);
+            }
+        })?;
+    st.login_failures_account.clear(&user.username);
     let cookie = format!(
         "{SESSION_COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
         token.as_str(),

@@ -1,0 +1,68 @@
+//! Who may reach the server at all, and how fast anyone may guess passwords (issue 4, items 1-2).
+
+use lessonlens_e2e::Server;
+use std::path::Path;
+
+fn web_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
+}
+
+fn login(server: &Server, agent: &ureq::Agent, user: &str, password: &str) -> (u16, String) {
+    match agent
+        .post(&format!("{}/api/login", server.url()))
+        .send_json(serde_json::json!({ "username": user, "password": password }))
+    {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn addresses_outside_the_allowed_networks_are_refused_before_anything_else() {
+    // Only a network this test does not come from; a spoofed X-Forwarded-For does not help.
+    let server = Server::start_with(&web_dir(), "allowed_networks = [\"10.0.0.0/8\"]\n");
+    let agent = server.agent();
+    for path in [
+        "/",
+        "/api/me",
+        "/api/recordings",
+        "/api/device/v1/teachers/x/key",
+    ] {
+        let res = agent
+            .get(&format!("{}{path}", server.url()))
+            .set("x-forwarded-for", "10.1.2.3")
+            .call();
+        match res {
+            Err(ureq::Error::Status(403, r)) => {
+                assert!(
+                    r.header("content-security-policy").is_some(),
+                    "security headers on refusals too"
+                );
+                assert!(r.into_string().unwrap().contains("school's networks"));
+            }
+            other => panic!("{path}: expected 403, got {other:?}"),
+        }
+    }
+    assert_eq!(login(&server, &agent, "a", "b").0, 403);
+}
+
+#[test]
+fn repeated_wrong_passwords_lock_the_account_for_a_while() {
+    let server = Server::start(&web_dir());
+    server.add_user("alice", "alice-password", "teacher");
+    server.add_user("bob", "bob-password", "teacher");
+    let agent = server.agent();
+    assert_eq!(login(&server, &agent, "alice", "alice-password").0, 200);
+    for _ in 0..5 {
+        let (code, body) = login(&server, &agent, "alice", "guess-guess");
+        assert_eq!(code, 400);
+        assert!(body.contains("wrong username or password"));
+    }
+    // Now even the right password waits, and the answer says for how long.
+    let (code, body) = login(&server, &agent, "alice", "alice-password");
+    assert_eq!(code, 429);
+    assert!(body.contains("try again in"), "{body}");
+    // Another account from the same address is not locked by alice's failures alone.
+    assert_eq!(login(&server, &agent, "bob", "bob-password").0, 200);
+}
