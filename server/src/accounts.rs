@@ -307,14 +307,6 @@ pub fn device_by_token(conn: &Connection, token: &str) -> rusqlite::Result<Optio
     Ok(device)
 }
 
-pub fn audit(conn: &Connection, actor: &str, action: &str, target: &str) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO audit (at, actor, action, target) VALUES (?1, ?2, ?3, ?4)",
-        params![now(), actor, action, target],
-    )?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

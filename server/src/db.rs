@@ -64,6 +64,9 @@ const MIGRATIONS: &[&str] = &[
          user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
          code_tag BLOB NOT NULL UNIQUE
      );",
+    // 3: the audit log becomes a hash chain (see audit.rs). Rows written before this migration
+    // keep NULL hashes and are reported as unchained.
+    "ALTER TABLE audit ADD COLUMN hash BLOB;",
 ];
 
 pub fn open(path: &Path) -> anyhow::Result<Connection> {

@@ -9,6 +9,7 @@
 //! - [`vault`]: the master key and the key vault (teachers' X25519 keys, wrapped).
 //! - [`blobs`]: where ciphertext lives: durable, content-addressed files.
 //! - [`accounts`]: users, roles, passwords, sessions and device tokens.
+//! - [`audit`]: the hash-chained audit log.
 //! - [`error`]: one error type, one mapping to HTTP status.
 //! - [`limits`]: failure counters that slow down password and device-code guessing.
 //! - [`routes`]: one file per route group (device API, web API, playback, static files).
@@ -16,6 +17,7 @@
 
 pub mod accounts;
 pub mod app;
+pub mod audit;
 pub mod blobs;
 pub mod config;
 pub mod db;

@@ -39,6 +39,8 @@ enum Command {
     /// Manage classroom devices.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Check that no audit entry was altered or removed (exit status 1 if one was).
+    AuditVerify,
 }
 
 #[derive(Subcommand)]
@@ -127,7 +129,7 @@ fn main() -> anyhow::Result<()> {
                 let pk = o.vault.create_key(id, accounts::now())?;
                 eprintln!("teacher key {} created", pk.fingerprint());
             }
-            accounts::audit(&o.conn, "cli", "user-add", &id.to_string())?;
+            lessonlens_server::audit::record(&o.conn, "cli", "user-add", &id.to_string())?;
             println!("user {username} added (id {id})");
             Ok(())
         }
@@ -143,8 +145,17 @@ fn main() -> anyhow::Result<()> {
                 .filter(|u| u.has(Role::Teacher))
                 .with_context(|| format!("no enabled teacher called {username:?}"))?;
             accounts::set_code(&o.conn, user.id, &o.vault.code_tag(code))?;
-            accounts::audit(&o.conn, "cli", "set-code", &user.id.to_string())?;
+            lessonlens_server::audit::record(&o.conn, "cli", "set-code", &user.id.to_string())?;
             println!("device code set for {username}");
+            Ok(())
+        }
+        Command::AuditVerify => {
+            let o = open(config)?;
+            let v = lessonlens_server::audit::verify(&o.conn)?;
+            println!(
+                "audit log intact: {} chained entries ({} from before the chain)",
+                v.chained, v.unchained
+            );
             Ok(())
         }
         Command::Device(DeviceCommand::Add { name, token_file }) => {
@@ -157,7 +168,7 @@ fn main() -> anyhow::Result<()> {
             }
             let token = accounts::add_device(&o.conn, &name)?;
             write_secret_file(&token_file, token.as_bytes())?;
-            accounts::audit(&o.conn, "cli", "device-add", &name)?;
+            lessonlens_server::audit::record(&o.conn, "cli", "device-add", &name)?;
             println!(
                 "device {name} added; its token is in {}",
                 token_file.display()

@@ -66,3 +66,33 @@ fn repeated_wrong_passwords_lock_the_account_for_a_while() {
     // Another account from the same address is not locked by alice's failures alone.
     assert_eq!(login(&server, &agent, "bob", "bob-password").0, 200);
 }
+
+#[test]
+fn the_audit_log_records_sign_ins_and_shows_tampering() {
+    let server = Server::start(&web_dir());
+    server.add_user("alice", "alice-password", "teacher");
+    let agent = server.agent();
+    assert_eq!(login(&server, &agent, "alice", "alice-password").0, 200);
+    assert_eq!(login(&server, &agent, "alice", "wrong-password").0, 400);
+    let out = server.cli(&["audit-verify"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("audit log intact: 3 chained"),
+        "user-add, login, login-failed: {text}"
+    );
+    // Someone with write access to the database rewrites history.
+    let db = rusqlite::Connection::open(server.data_dir().join("lessonlens.db")).unwrap();
+    db.execute(
+        "UPDATE audit SET action = 'nothing' WHERE action = 'login-failed'",
+        [],
+    )
+    .unwrap();
+    let out = server.cli(&["audit-verify"], "");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("was altered"));
+}

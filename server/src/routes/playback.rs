@@ -2,7 +2,7 @@
 //! only in memory while a response is being sent; responses say `Cache-Control: no-store` so the
 //! browser keeps no copy on disk either.
 
-use crate::accounts::{self, User};
+use crate::accounts::User;
 use crate::app::{CurrentUser, Shared};
 use crate::error::{AppError, AppResult};
 use axum::extract::{Path, State};
@@ -51,7 +51,7 @@ async fn playlist(
     let (segments, finished) = st
         .db(move |c| {
             authorise(c, &user, rec)?;
-            accounts::audit(c, &user.username, "view", &rec.to_string())?;
+            crate::audit::record(c, &user.username, "view", &rec.to_string())?;
             let finished: bool = c.query_row(
                 "SELECT manifest IS NOT NULL FROM recordings WHERE id = ?1",
                 [rec.to_string()],

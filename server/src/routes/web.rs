@@ -67,12 +67,12 @@ async fn login(
         .db(move |c| match user.filter(|_| ok) {
             Some(user) => {
                 let token = accounts::create_session(c, user.id, hours)?;
-                accounts::audit(c, &user.username, "login", "")?;
+                crate::audit::record(c, &user.username, "login", "")?;
                 Ok((user, token))
             }
             None => {
                 // The typed username is not recorded: it is often a password typed in the wrong box.
-                accounts::audit(c, "unknown", "login-failed", "")?;
+                crate::audit::record(c, "unknown", "login-failed", "")?;
                 Err(AppError::BadRequest("wrong username or password".into()))
             }
         })
