@@ -224,11 +224,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
 
 pub fn router(state: Shared) -> Router {
     let max = state.config.max_segment_bytes as usize;
-    Router::new()
-        .merge(routes::device::router(max))
-        .merge(routes::web::router())
-        .merge(routes::playback::router())
-        .merge(routes::assets::router())
+    routes::router(max)
         .layer(axum::middleware::from_fn(csrf_guard))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -67,6 +67,8 @@ enum DeviceCommand {
         #[arg(long)]
         token_file: PathBuf,
     },
+    /// Revoke a device: its token stops working at once (e.g. a stolen or retired device).
+    Revoke { name: String },
 }
 
 struct Opened {
@@ -156,6 +158,18 @@ fn main() -> anyhow::Result<()> {
                 "audit log intact: {} chained entries ({} from before the chain)",
                 v.chained, v.unchained
             );
+            Ok(())
+        }
+        Command::Device(DeviceCommand::Revoke { name }) => {
+            let o = open(config)?;
+            let n = o
+                .conn
+                .execute("UPDATE devices SET revoked = 1 WHERE name = ?1", [&name])?;
+            if n == 0 {
+                bail!("no device called {name:?}");
+            }
+            lessonlens_server::audit::record(&o.conn, "cli", "device-revoke", &name)?;
+            println!("device {name} revoked");
             Ok(())
         }
         Command::Device(DeviceCommand::Add { name, token_file }) => {

@@ -1,13 +1,13 @@
 //! The web app's files, served from `web_dir`. Only the files named here are served, so no request
 //! path can reach anything else on disk.
 
+use super::Route;
 use crate::app::Shared;
 use crate::error::{AppError, AppResult};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 
 const ASSETS: &[(&str, &str, &str)] = &[
     ("/", "index.html", "text/html; charset=utf-8"),
@@ -21,15 +21,17 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-pub fn router() -> Router<Shared> {
+pub fn routes() -> Vec<Route> {
     ASSETS
         .iter()
-        .fold(Router::new(), |r, &(route, file, ctype)| {
-            r.route(
+        .map(|&(route, file, ctype)| {
+            (
+                "GET",
                 route,
                 get(move |State(st): State<Shared>| serve(st, file, ctype)),
             )
         })
+        .collect()
 }
 
 async fn serve(st: Shared, file: &'static str, ctype: &'static str) -> AppResult<Response> {

@@ -1,6 +1,7 @@
 //! The device API: what a classroom device may do, and nothing more: fetch a teacher's public key,
 //! upload sealed segments, upload the recording's manifest.
 
+use super::Route;
 use crate::accounts::{self, Role};
 use crate::app::{DeviceAuth, Shared};
 use crate::blobs::Incoming;
@@ -9,7 +10,7 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use futures_util::StreamExt;
 use lessonlens_proto::envelope::{Label, SegmentHeader};
 use lessonlens_proto::wire::{ManifestReceipt, Receipt, TeacherKey, SHA256_HEADER};
@@ -17,16 +18,26 @@ use lessonlens_proto::{Manifest, RecordingId, SegmentIndex};
 use rusqlite::{params, OptionalExtension};
 use sha2::{Digest, Sha256};
 
-pub fn router(max_segment_bytes: usize) -> Router<Shared> {
-    Router::new()
-        .route("/api/device/v1/teachers/{username}/key", get(teacher_key))
-        .route("/api/device/v1/identify", post(identify))
-        .route(
+pub fn routes(max_segment_bytes: usize) -> Vec<Route> {
+    let limit = || DefaultBodyLimit::max(max_segment_bytes);
+    vec![
+        (
+            "GET",
+            "/api/device/v1/teachers/{username}/key",
+            get(teacher_key),
+        ),
+        ("POST", "/api/device/v1/identify", post(identify)),
+        (
+            "PUT",
             "/api/device/v1/recordings/{id}/segments/{index}",
-            put(put_segment),
-        )
-        .route("/api/device/v1/recordings/{id}/manifest", put(put_manifest))
-        .layer(DefaultBodyLimit::max(max_segment_bytes))
+            put(put_segment).layer(limit()),
+        ),
+        (
+            "PUT",
+            "/api/device/v1/recordings/{id}/manifest",
+            put(put_manifest).layer(limit()),
+        ),
+    ]
 }
 
 async fn teacher_key(

@@ -2,6 +2,7 @@
 //! only in memory while a response is being sent; responses say `Cache-Control: no-store` so the
 //! browser keeps no copy on disk either.
 
+use super::Route;
 use crate::accounts::User;
 use crate::app::{CurrentUser, Shared};
 use crate::error::{AppError, AppResult};
@@ -9,17 +10,21 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use lessonlens_proto::envelope::Label;
 use lessonlens_proto::{RecordingId, SegmentIndex};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::fmt::Write;
 
-pub fn router() -> Router<Shared> {
-    Router::new()
-        .route("/api/recordings/{id}/playlist.m3u8", get(playlist))
-        .route("/api/recordings/{id}/init.mp4", get(init_segment))
-        .route("/api/recordings/{id}/segments/{index}", get(media_segment))
+pub fn routes() -> Vec<Route> {
+    vec![
+        ("GET", "/api/recordings/{id}/playlist.m3u8", get(playlist)),
+        ("GET", "/api/recordings/{id}/init.mp4", get(init_segment)),
+        (
+            "GET",
+            "/api/recordings/{id}/segments/{index}",
+            get(media_segment),
+        ),
+    ]
 }
 
 /// The recording's owner, if `user` may watch it. Anyone else gets "not found", so the answer does

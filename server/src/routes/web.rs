@@ -1,5 +1,6 @@
 //! Sign-in and the viewer's own recordings.
 
+use super::Route;
 use crate::accounts::{self, User};
 use crate::app::{session_token, ClientIp, CurrentUser, Shared, SESSION_COOKIE};
 use crate::error::{AppError, AppResult};
@@ -7,19 +8,20 @@ use axum::extract::{Extension, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use lessonlens_proto::wire::RecordingSummary;
 use lessonlens_proto::{Manifest, SegmentIndex};
 use rusqlite::Connection;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 
-pub fn router() -> Router<Shared> {
-    Router::new()
-        .route("/api/login", post(login))
-        .route("/api/logout", post(logout))
-        .route("/api/me", get(me))
-        .route("/api/recordings", get(my_recordings))
+pub fn routes() -> Vec<Route> {
+    vec![
+        ("POST", "/api/login", post(login)),
+        ("POST", "/api/logout", post(logout)),
+        ("GET", "/api/me", get(me)),
+        ("GET", "/api/recordings", get(my_recordings)),
+    ]
 }
 
 #[derive(Deserialize)]
