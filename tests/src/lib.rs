@@ -231,6 +231,26 @@ impl Server {
             .build()
     }
 
+    /// A teacher's public key, fetched as the device with `token` would.
+    pub fn teacher_key(
+        &self,
+        agent: &ureq::Agent,
+        token: &str,
+        username: &str,
+    ) -> lessonlens_proto::PublicKey {
+        let key: lessonlens_proto::wire::TeacherKey = agent
+            .get(&format!(
+                "{}/api/device/v1/teachers/{username}/key",
+                self.url()
+            ))
+            .set("authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        lessonlens_proto::PublicKey::from_hex(&key.public_key).unwrap()
+    }
+
     /// Signs in and returns the session cookie header value.
     pub fn login(&self, agent: &ureq::Agent, username: &str, password: &str) -> String {
         let res = agent
@@ -344,6 +364,41 @@ pub fn wait_for_segments(dir: &Path, n: usize, timeout: Duration) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A fresh random recording id, as a device makes one.
+pub fn new_recording_id() -> lessonlens_proto::RecordingId {
+    use rand_core::TryRngCore;
+    let mut id = [0u8; 16];
+    rand_core::OsRng.try_fill_bytes(&mut id).unwrap();
+    lessonlens_proto::RecordingId::from_random_bytes(id)
+}
+
+/// A sealed segment of `len` bytes of `fill`, 2 s long (0 s for the init segment), as a device
+/// would upload it.
+pub fn sealed_segment(
+    pk: &lessonlens_proto::PublicKey,
+    recording: lessonlens_proto::RecordingId,
+    index: u32,
+    fill: u8,
+    len: usize,
+) -> Vec<u8> {
+    use lessonlens_proto::envelope::{seal, Label, SealParams, DEFAULT_CHUNK_SIZE};
+    use rand_core::TryRngCore;
+    let params = SealParams {
+        label: Label { recording, index },
+        final_segment: false,
+        start_us: 0,
+        duration_us: if index == 0 { 0 } else { 2_000_000 },
+        chunk_size: DEFAULT_CHUNK_SIZE,
+    };
+    seal(
+        &params,
+        pk,
+        &vec![fill; len],
+        &mut rand_core::OsRng.unwrap_err(),
+    )
+    .unwrap()
 }
 
 const BRANDS: [&[u8; 4]; 8] = [

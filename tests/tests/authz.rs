@@ -2,12 +2,10 @@
 //! the status it must answer. The routes come from the server's own route table, so a route added
 //! without an entry here fails this test.
 
-use lessonlens_e2e::Server;
-use lessonlens_proto::envelope::{seal, Label, SealParams, DEFAULT_CHUNK_SIZE};
+use lessonlens_e2e::{new_recording_id, sealed_segment, Server};
 use lessonlens_proto::manifest::MANIFEST_VERSION;
-use lessonlens_proto::wire::{TeacherKey, SHA256_HEADER};
-use lessonlens_proto::{Manifest, ManifestSegment, PublicKey, RecordingId};
-use rand_core::{OsRng, TryRngCore};
+use lessonlens_proto::wire::SHA256_HEADER;
+use lessonlens_proto::{Manifest, ManifestSegment};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
@@ -107,36 +105,11 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
     let base = server.url();
 
     // A recording of alice's, uploaded by room-a: init, one segment, the manifest.
-    let key: TeacherKey = agent
-        .get(&format!("{base}/api/device/v1/teachers/alice/key"))
-        .set("authorization", &format!("Bearer {device}"))
-        .call()
-        .unwrap()
-        .into_json()
-        .unwrap();
-    let pk = PublicKey::from_hex(&key.public_key).unwrap();
-    let mut id = [0u8; 16];
-    OsRng.try_fill_bytes(&mut id).unwrap();
-    let rec = RecordingId::from_random_bytes(id);
+    let pk = server.teacher_key(&agent, &device, "alice");
+    let rec = new_recording_id();
     let mut segments = Vec::new();
     for index in 0..2 {
-        let params = SealParams {
-            label: Label {
-                recording: rec,
-                index,
-            },
-            final_segment: false,
-            start_us: 0,
-            duration_us: if index == 0 { 0 } else { 2_000_000 },
-            chunk_size: DEFAULT_CHUNK_SIZE,
-        };
-        let body = seal(
-            &params,
-            &pk,
-            b"not really media, but sealed like it",
-            &mut OsRng.unwrap_err(),
-        )
-        .unwrap();
+        let body = sealed_segment(&pk, rec, index, 7, 1000);
         agent
             .put(&format!(
                 "{base}/api/device/v1/recordings/{rec}/segments/{index}"

@@ -51,6 +51,28 @@ fn media_seconds(server: &Server, rec: &str) -> f64 {
     us as f64 / 1e6
 }
 
+/// A server with teacher alice and device room-1, and that device's folder and capture config.
+struct Classroom {
+    server: Server,
+    token: std::path::PathBuf,
+    device: tempfile::TempDir,
+    config: std::path::PathBuf,
+}
+
+fn classroom(capture_extra: &str) -> Classroom {
+    let server = Server::start(&web_dir());
+    server.add_user("alice", "alice-password", "teacher");
+    let token = server.add_device("room-1");
+    let device = tempfile::tempdir().unwrap();
+    let config = server.capture_config(device.path(), &token, capture_extra);
+    Classroom {
+        server,
+        token,
+        device,
+        config,
+    }
+}
+
 fn drain(config: &Path) {
     let out = Command::new(bin("lessonlens-capture"))
         .arg("--config")
@@ -76,11 +98,12 @@ fn spool_entries(spool: &Path) -> Vec<std::ffi::OsString> {
 
 #[test]
 fn a_server_outage_mid_lesson_loses_nothing() {
-    let mut server = Server::start(&web_dir());
-    server.add_user("alice", "alice-password", "teacher");
-    let token = server.add_device("room-1");
-    let device = tempfile::tempdir().unwrap();
-    let config = server.capture_config(device.path(), &token, SMALL_VIDEO);
+    let Classroom {
+        mut server,
+        device,
+        config,
+        ..
+    } = classroom(SMALL_VIDEO);
     let capture = start_capture(
         &config,
         &[
@@ -152,12 +175,13 @@ fn killing_the_capture_at_random_moments_loses_at_most_the_segment_in_flight() {
         });
     eprintln!("crash test seed: {seed} (replay with LESSONLENS_CRASH_SEED={seed})");
     let mut rng = XorShift(seed);
-    let mut server = Server::start(&web_dir());
-    server.add_user("alice", "alice-password", "teacher");
-    let token = server.add_device("room-1");
-    let device = tempfile::tempdir().unwrap();
+    let Classroom {
+        mut server,
+        device,
+        config,
+        ..
+    } = classroom(SMALL_VIDEO);
     let spool = device.path().join("spool");
-    let config = server.capture_config(device.path(), &token, SMALL_VIDEO);
 
     // recording id -> (seconds it captured before the kill, segments in the spool right after)
     let mut crashed: BTreeMap<String, (f64, BTreeMap<u32, String>)> = BTreeMap::new();
@@ -242,12 +266,13 @@ fn killing_the_capture_at_random_moments_loses_at_most_the_segment_in_flight() {
 
 #[test]
 fn a_full_spool_refuses_to_start_and_keeps_what_it_holds() {
-    let mut server = Server::start(&web_dir());
-    server.add_user("alice", "alice-password", "teacher");
-    let token = server.add_device("room-1");
-    let device = tempfile::tempdir().unwrap();
+    let Classroom {
+        mut server,
+        token,
+        device,
+        config,
+    } = classroom(SMALL_VIDEO);
     let spool = device.path().join("spool");
-    let config = server.capture_config(device.path(), &token, SMALL_VIDEO);
     // Record offline for a while so segments wait in the spool, then crash.
     let mut capture = start_capture(
         &config,
@@ -314,15 +339,7 @@ fn a_full_spool_refuses_to_start_and_keeps_what_it_holds() {
 
 #[test]
 fn reaching_the_budget_offline_ends_the_recording_and_keeps_it() {
-    let mut server = Server::start(&web_dir());
-    server.add_user("alice", "alice-password", "teacher");
-    let token = server.add_device("room-1");
-    let device = tempfile::tempdir().unwrap();
-    let config = server.capture_config(
-        device.path(),
-        &token,
-        "spool_budget_mb = 2\nreserve_minutes = 0\n[video]\nwidth = 640\nheight = 360\nbitrate_kbps = 4000\n",
-    );
+    let Classroom { mut server, device: _device, config, .. } = classroom("spool_budget_mb = 2\nreserve_minutes = 0\n[video]\nwidth = 640\nheight = 360\nbitrate_kbps = 4000\n",);
     let capture = start_capture(
         &config,
         &[

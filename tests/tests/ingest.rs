@@ -2,8 +2,7 @@
 //! bytes again get the same receipt, different bytes get 409, and damaged, relabelled, foreign or
 //! unauthenticated uploads are refused with a clear error and leave nothing behind.
 
-use lessonlens_e2e::Server;
-use lessonlens_proto::envelope::{seal, Label, SealParams, DEFAULT_CHUNK_SIZE};
+use lessonlens_e2e::{new_recording_id, sealed_segment, Server};
 use lessonlens_proto::manifest::MANIFEST_VERSION;
 use lessonlens_proto::wire::{ManifestReceipt, Receipt, TeacherKey, SHA256_HEADER};
 use lessonlens_proto::{Manifest, ManifestSegment, PublicKey, RecordingId, SecretKey};
@@ -28,17 +27,7 @@ fn code<T>(r: Result<T, u16>) -> u16 {
 }
 
 fn sealed(pk: &PublicKey, rec: RecordingId, index: u32, fill: u8) -> Vec<u8> {
-    let params = SealParams {
-        label: Label {
-            recording: rec,
-            index,
-        },
-        final_segment: false,
-        start_us: 0,
-        duration_us: 2_000_000,
-        chunk_size: DEFAULT_CHUNK_SIZE,
-    };
-    seal(&params, pk, &vec![fill; 100_000], &mut OsRng.unwrap_err()).unwrap()
+    sealed_segment(pk, rec, index, fill, 100_000)
 }
 
 fn files_under(dir: &Path) -> usize {
@@ -98,9 +87,7 @@ fn segment_uploads_are_checked_stored_once_and_acknowledged() {
         .unwrap();
     let pk = PublicKey::from_hex(&key.public_key).unwrap();
 
-    let mut id = [0u8; 16];
-    OsRng.try_fill_bytes(&mut id).unwrap();
-    let rec = RecordingId::from_random_bytes(id);
+    let rec = new_recording_id();
     let url = |i: u32| format!("{base}/api/device/v1/recordings/{rec}/segments/{i}");
     let put = |i: u32, token: &str, hash: Option<&str>, body: &[u8]| {
         let mut req = agent.put(&url(i)).set("authorization", &auth(token));

@@ -2,10 +2,8 @@
 //! random moments and restarted. Every segment that got a receipt must be present and intact
 //! afterwards, and nothing half-written may be visible.
 
-use lessonlens_e2e::Server;
-use lessonlens_proto::envelope::{seal, Label, SealParams, DEFAULT_CHUNK_SIZE};
-use lessonlens_proto::wire::{Receipt, TeacherKey, SHA256_HEADER};
-use lessonlens_proto::{PublicKey, RecordingId};
+use lessonlens_e2e::{new_recording_id, sealed_segment, Server};
+use lessonlens_proto::wire::{Receipt, SHA256_HEADER};
 use rand_core::{OsRng, RngCore, TryRngCore};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -34,14 +32,7 @@ fn every_receipted_segment_survives_a_killed_server() {
         .collect();
     let agent = server.agent();
     let base = server.url();
-    let key: TeacherKey = agent
-        .get(&format!("{base}/api/device/v1/teachers/alice/key"))
-        .set("authorization", &format!("Bearer {}", tokens[0]))
-        .call()
-        .unwrap()
-        .into_json()
-        .unwrap();
-    let pk = PublicKey::from_hex(&key.public_key).unwrap();
+    let pk = server.teacher_key(&agent, &tokens[0], "alice");
 
     let stop = Arc::new(AtomicBool::new(false));
     let receipts: Arc<Mutex<Vec<Receipt>>> = Arc::default();
@@ -56,28 +47,10 @@ fn every_receipted_segment_survives_a_killed_server() {
                 receipts.clone(),
             );
             std::thread::spawn(move || {
-                let mut id = [0u8; 16];
-                OsRng.try_fill_bytes(&mut id).unwrap();
-                let rec = RecordingId::from_random_bytes(id);
+                let rec = new_recording_id();
                 let mut index = 0;
                 while !stop.load(Ordering::Acquire) {
-                    let params = SealParams {
-                        label: Label {
-                            recording: rec,
-                            index,
-                        },
-                        final_segment: false,
-                        start_us: 0,
-                        duration_us: 2_000_000,
-                        chunk_size: DEFAULT_CHUNK_SIZE,
-                    };
-                    let body = seal(
-                        &params,
-                        &pk,
-                        &vec![index as u8; 300_000],
-                        &mut OsRng.unwrap_err(),
-                    )
-                    .unwrap();
+                    let body = sealed_segment(&pk, rec, index, index as u8, 300_000);
                     let sha = hex::encode(Sha256::digest(&body));
                     // Retry the same segment until a receipt arrives, as the device does.
                     loop {
