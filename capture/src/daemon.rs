@@ -333,13 +333,8 @@ pub fn run(config: Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
     crate::pipeline::init()?;
     let client = Client::new(&config)?;
     let spool = Spool::open(&config.spool_dir)?;
-    let recovered = spool.recover(None)?;
-    if recovered > 0 {
-        tracing::warn!(
-            recovered,
-            "found recordings interrupted by a crash; they will be uploaded as incomplete"
-        );
-    }
+    // Recordings left open by a crash are closed as incomplete and queued (logged one by one).
+    spool.recover()?;
     let listener = std::net::TcpListener::bind(config.control_addr).with_context(|| {
         format!(
             "cannot listen on {} for the control API (in use?)",

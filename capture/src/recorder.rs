@@ -158,13 +158,8 @@ pub fn record(
     pipeline::init()?;
     let client = Client::new(config)?;
     let spool = Spool::open(&config.spool_dir)?;
-    let recovered = spool.recover(None)?;
-    if recovered > 0 {
-        tracing::warn!(
-            recovered,
-            "found recordings interrupted by a crash; they will be uploaded as incomplete"
-        );
-    }
+    // Recordings left open by a crash are closed as incomplete and queued (logged one by one).
+    spool.recover()?;
     let (recording, _, recipient) = begin(
         config,
         &client,
@@ -225,7 +220,7 @@ fn check_budget(config: &Config, spool: &Spool) -> anyhow::Result<()> {
 pub fn drain(config: &Config, drain_for: Duration) -> anyhow::Result<()> {
     let client = Client::new(config)?;
     let spool = Spool::open(&config.spool_dir)?;
-    spool.recover(None)?;
+    spool.recover()?;
     upload::run(
         &client,
         &spool,

@@ -227,12 +227,12 @@ impl Spool {
         Ok(metas)
     }
 
-    /// Closes recordings left open by a crash or power cut (no manifest, not the active one) as
-    /// incomplete, so they are uploaded and shown truthfully. Returns how many were closed.
-    pub fn recover(&self, active: Option<RecordingId>) -> anyhow::Result<usize> {
+    /// Closes recordings left open by a crash or power cut (no manifest) as incomplete, so they are
+    /// uploaded and shown truthfully. Call before a recording starts. Returns how many were closed.
+    pub fn recover(&self) -> anyhow::Result<usize> {
         let mut n = 0;
         for meta in self.recordings()? {
-            if Some(meta.recording) != active && !self.dir(meta.recording).join(MANIFEST).exists() {
+            if !self.dir(meta.recording).join(MANIFEST).exists() {
                 tracing::warn!(recording = %meta.recording, "closing a recording left open by a crash as incomplete");
                 self.finish(meta.recording, false)?;
                 n += 1;
@@ -395,9 +395,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let spool = Spool::open(tmp.path()).unwrap();
         let crashed = RecordingId::from_random_bytes([3; 16]);
-        let active = RecordingId::from_random_bytes([4; 16]);
+        let closed = RecordingId::from_random_bytes([4; 16]);
         spool.begin(&meta(crashed, 1)).unwrap();
-        spool.begin(&meta(active, 2)).unwrap();
+        spool.begin(&meta(closed, 2)).unwrap();
+        spool.finish(closed, true).unwrap();
         spool.put_segment(crashed, 0, b"x", (0, 0)).unwrap();
         // A torn journal line from a crash mid-append is ignored.
         let mut j = OpenOptions::new()
@@ -405,14 +406,24 @@ mod tests {
             .open(tmp.path().join(crashed.to_string()).join(JOURNAL))
             .unwrap();
         j.write_all(b"{\"index\":").unwrap();
-        assert_eq!(spool.recover(Some(active)).unwrap(), 1);
+        assert_eq!(
+            spool.recover().unwrap(),
+            1,
+            "only the recording without a manifest"
+        );
         let m: Manifest = Manifest::parse(
             &fs::read(tmp.path().join(crashed.to_string()).join(MANIFEST)).unwrap(),
         )
         .unwrap();
         assert!(!m.clean_stop);
         assert_eq!(m.segments.len(), 1);
-        assert!(!tmp.path().join(active.to_string()).join(MANIFEST).exists());
+        let kept =
+            Manifest::parse(&fs::read(tmp.path().join(closed.to_string()).join(MANIFEST)).unwrap())
+                .unwrap();
+        assert!(
+            kept.clean_stop,
+            "a cleanly closed recording is left as it was"
+        );
         // Once the segments are gone, the manifest is what is pending.
         let seg = tmp.path().join(crashed.to_string()).join(segment_name(0));
         spool.remove(&seg).unwrap();
