@@ -274,6 +274,29 @@ impl Drop for Server {
     }
 }
 
+/// A child process killed when dropped, so a failing test leaves no daemon running.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
 /// A `lessonlens-capture` process that has started recording.
 pub struct Capture {
     pub child: Child,

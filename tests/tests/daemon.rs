@@ -1,7 +1,7 @@
 //! The capture service and its control surface: start, refuse a second start, status, metrics,
 //! stop (the lesson is kept and uploaded), and a clean exit on SIGTERM.
 
-use lessonlens_e2e::{bin, Server};
+use lessonlens_e2e::{bin, KillOnDrop, Server};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -61,14 +61,16 @@ fn the_service_records_on_command_and_reports_what_it_does() {
         &token,
         &format!("control_addr = \"127.0.0.1:{port}\"\n[video]\nwidth = 320\nheight = 180\nbitrate_kbps = 500\n"),
     );
-    let mut daemon = Command::new(bin("lessonlens-capture"))
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = KillOnDrop(
+        Command::new(bin("lessonlens-capture"))
+            .arg("--config")
+            .arg(&config)
+            .arg("run")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let first = BufReader::new(daemon.stdout.take().unwrap())
         .lines()
         .next()
