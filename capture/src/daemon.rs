@@ -5,6 +5,7 @@
 //! ```text
 //! POST /v1/record/start {"teacher": "jsmith"}   start a recording (409 if one is running)
 //! POST /v1/record/stop                           stop it (EOS: the last partial segment is kept)
+//! POST /v1/record/pause, /v1/record/resume       privacy pause: nothing is recorded meanwhile
 //! GET  /v1/status                                state, teacher, elapsed, spool, server, encoder
 //! GET  /metrics                                  the same as Prometheus text
 //! ```
@@ -12,7 +13,7 @@
 //! users are the kiosk page and the button service.
 
 use crate::config::Config;
-use crate::recorder::{self, Captured, Who};
+use crate::recorder::{self, Captured, Controls, Who};
 use crate::spool::Spool;
 use crate::status::Stats;
 use crate::upload::{self, Client};
@@ -33,7 +34,7 @@ struct Active {
     recording: RecordingId,
     teacher: String,
     started: Instant,
-    stop: Arc<AtomicBool>,
+    controls: Controls,
     /// Set once a stop was asked for; the thread is flushing the last segment.
     stopping: bool,
     thread: JoinHandle<anyhow::Result<Captured>>,
@@ -131,6 +132,7 @@ impl Daemon {
             Slot::Idle => "idle",
             Slot::Starting => "starting",
             Slot::Active(a) if a.stopping => "stopping",
+            Slot::Active(a) if a.controls.paused() => "paused",
             Slot::Active(_) => "recording",
         };
         Status {
@@ -181,11 +183,11 @@ impl Daemon {
                 return Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")));
             }
         };
-        let stop = Arc::new(AtomicBool::new(false));
-        let (d, stop2) = (self.clone(), stop.clone());
+        let controls = Controls::default();
+        let (d, c2) = (self.clone(), controls.clone());
         let thread = std::thread::spawn(move || {
             recorder::capture(
-                &d.config, &d.spool, recording, recipient, &stop2, None, &d.stats,
+                &d.config, &d.spool, recording, recipient, &c2, None, &d.stats,
             )
         });
         *self.last_error.lock().expect("daemon lock") = None;
@@ -193,11 +195,39 @@ impl Daemon {
             recording,
             teacher,
             started: Instant::now(),
-            stop,
+            controls,
             stopping: false,
             thread,
         });
         Ok(recording)
+    }
+
+    /// Privacy pause (`true`) or resume (`false`). Nothing is recorded while paused; the
+    /// recording stays open and the pause shows in the playlist as a discontinuity.
+    fn set_paused(&self, paused: bool) -> Result<serde_json::Value, ApiError> {
+        let mut slot = self.current.lock().expect("daemon lock");
+        self.reap(&mut slot);
+        match &*slot {
+            Slot::Active(a) if !a.stopping => {
+                if a.controls.pause.swap(paused, Ordering::AcqRel) == paused {
+                    let already = if paused {
+                        "already paused"
+                    } else {
+                        "not paused"
+                    };
+                    return Err(ApiError(
+                        StatusCode::CONFLICT,
+                        format!("the recording is {already}"),
+                    ));
+                }
+                tracing::info!(recording = %a.recording, paused, "privacy pause changed");
+                Ok(serde_json::json!({ "recording": a.recording, "paused": paused }))
+            }
+            _ => Err(ApiError(
+                StatusCode::CONFLICT,
+                "no recording is running".into(),
+            )),
+        }
     }
 
     fn stop(&self) -> Result<serde_json::Value, ApiError> {
@@ -207,7 +237,7 @@ impl Daemon {
             match &mut *slot {
                 Slot::Active(a) if !a.stopping => {
                     a.stopping = true;
-                    a.stop.store(true, Ordering::Release);
+                    a.controls.stop.store(true, Ordering::Release);
                 }
                 Slot::Active(_) => {
                     return Err(ApiError(
@@ -311,6 +341,22 @@ fn router(d: Arc<Daemon>) -> Router {
             post(
                 |State(d): State<Arc<Daemon>>, Json(_): Json<serde_json::Value>| async move {
                     blocking(move || d.stop()).await.map(Json)
+                },
+            ),
+        )
+        .route(
+            "/v1/record/pause",
+            post(
+                |State(d): State<Arc<Daemon>>, Json(_): Json<serde_json::Value>| async move {
+                    blocking(move || d.set_paused(true)).await.map(Json)
+                },
+            ),
+        )
+        .route(
+            "/v1/record/resume",
+            post(
+                |State(d): State<Arc<Daemon>>, Json(_): Json<serde_json::Value>| async move {
+                    blocking(move || d.set_paused(false)).await.map(Json)
                 },
             ),
         )

@@ -59,6 +59,10 @@ enum Record {
     },
     /// Stop the running recording (through the running service).
     Stop,
+    /// Privacy pause: record nothing until `resume` (the recording stays open).
+    Pause,
+    /// End a privacy pause.
+    Resume,
     /// Record without the service until SIGINT/SIGTERM (or --seconds), then upload and exit.
     Once {
         #[arg(long)]
@@ -140,6 +144,18 @@ fn main() -> anyhow::Result<()> {
             };
             control(&config, "POST", "/v1/record/start", Some(body))?
         }
+        Command::Record(Record::Pause) => control(
+            &config,
+            "POST",
+            "/v1/record/pause",
+            Some(serde_json::json!({})),
+        )?,
+        Command::Record(Record::Resume) => control(
+            &config,
+            "POST",
+            "/v1/record/resume",
+            Some(serde_json::json!({})),
+        )?,
         Command::Record(Record::Stop) => control(
             &config,
             "POST",

@@ -96,41 +96,54 @@ pub struct Captured {
 
 /// Captures until `stop` is set or `limit` of media is recorded, sealing and spooling every
 /// fragment, then writes the manifest. Uploading is someone else's job.
+///
+/// While `pause` is set nothing is recorded: the pipeline is ended (its last fragment kept) and
+/// built anew on resume. The new pipeline's init segment takes the next index, which the server
+/// turns into a discontinuity in the playlist, so the pause shows as a gap, not as frozen video.
 pub fn capture(
     config: &Config,
     spool: &Spool,
     recording: RecordingId,
     recipient: PublicKey,
-    stop: &Arc<AtomicBool>,
+    controls: &Controls,
     limit: Option<Duration>,
     stats: &Arc<Stats>,
 ) -> anyhow::Result<Captured> {
     let (tx, rx) = mpsc::channel::<Input>();
-    let frag_tx = tx.clone();
-    let capture = match pipeline::build(config, move |f: Fragment| {
-        frag_tx.send(Input::Fragment(f)).is_ok()
-    }) {
-        Ok(c) => c,
-        Err(e) => {
-            // Close the (empty) recording so it is uploaded as incomplete, not left open.
-            spool.finish(recording, false)?;
-            return Err(e);
-        }
-    };
-    stats.set_encoder(capture.video_encoder);
     let sealer = Sealer {
         spool: spool.clone(),
         recording,
         recipient,
         budget: config.spool_budget_bytes(),
-        stop: stop.clone(),
+        stop: controls.stop.clone(),
         stats: stats.clone(),
     };
     let limit = limit.map(|d| gst::ClockTime::from_nseconds(d.as_nanos() as u64));
+    let stopped = || controls.stop.load(Ordering::Acquire);
     let (capture_result, seal_result) = std::thread::scope(|s| {
         let sealer_thread = s.spawn(|| sealer.run(rx));
-        let capture_result =
-            capture.run(|pos| stop.load(Ordering::Acquire) || limit.is_some_and(|l| pos >= l));
+        let capture_result = (|| -> anyhow::Result<&'static str> {
+            loop {
+                let frag_tx = tx.clone();
+                let capture = pipeline::build(config, move |f: Fragment| {
+                    frag_tx.send(Input::Fragment(f)).is_ok()
+                })?;
+                stats.set_encoder(capture.video_encoder);
+                capture
+                    .run(|pos| stopped() || controls.paused() || limit.is_some_and(|l| pos >= l))?;
+                if stopped() || !controls.paused() {
+                    return Ok(capture.video_encoder);
+                }
+                tracing::info!(%recording, "paused: nothing is being recorded");
+                while controls.paused() && !stopped() {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                if stopped() {
+                    return Ok(capture.video_encoder);
+                }
+                tracing::info!(%recording, "resumed");
+            }
+        })();
         let _ = tx.send(Input::Stop {
             clean: capture_result.is_ok(),
         });
@@ -139,14 +152,28 @@ pub fn capture(
             sealer_thread.join().expect("sealer thread panicked"),
         )
     });
+    // Close the recording whatever happened, so it is uploaded (as incomplete if it failed).
     spool.finish(recording, capture_result.is_ok() && seal_result.is_ok())?;
-    capture_result?;
+    let video_encoder = capture_result?;
     let sealed = seal_result?;
     Ok(Captured {
         segments: sealed.segments,
         media_us: sealed.media_us,
-        video_encoder: capture.video_encoder,
+        video_encoder,
     })
+}
+
+/// How a running recording is told to stop, pause or resume.
+#[derive(Clone, Default)]
+pub struct Controls {
+    pub stop: Arc<AtomicBool>,
+    pub pause: Arc<AtomicBool>,
+}
+
+impl Controls {
+    pub fn paused(&self) -> bool {
+        self.pause.load(Ordering::Acquire)
+    }
 }
 
 /// A whole recording without the daemon: record, then upload, then return.
@@ -170,12 +197,16 @@ pub fn record(
     let finished = AtomicBool::new(false);
     let (captured, upload_result) = std::thread::scope(|s| {
         let uploader = s.spawn(|| upload::run(&client, &spool, &finished, opts.drain_for, &stats));
+        let controls = Controls {
+            stop,
+            pause: Arc::default(),
+        };
         let captured = capture(
             config,
             &spool,
             recording,
             recipient,
-            &stop,
+            &controls,
             opts.duration,
             &stats,
         );

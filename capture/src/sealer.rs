@@ -97,15 +97,29 @@ impl Sealer {
         let mut stats = Sealed::default();
         let mut first_error: Option<anyhow::Error> = None;
         let mut end_us = 0;
+        let mut seen_init = false;
+        let mut offset_us = 0;
         for input in rx {
             let stopping = matches!(input, Input::Stop { .. });
             let step = match input {
-                Input::Fragment(Fragment::Init(bytes)) => self.put(0, bytes, false, 0, 0),
+                // The first init segment is index 0; one after a pause takes the next index.
+                Input::Fragment(Fragment::Init(bytes)) if !seen_init => {
+                    seen_init = true;
+                    self.put(0, bytes, false, 0, 0)
+                }
+                Input::Fragment(Fragment::Init(bytes)) => {
+                    // A new pipeline's clock starts at zero; keep the recording's timeline going.
+                    offset_us = end_us;
+                    let r = self.put(next_index, bytes, false, end_us, 0);
+                    next_index += 1;
+                    r
+                }
                 Input::Fragment(Fragment::Media {
                     bytes,
                     start_us,
                     duration_us,
                 }) => {
+                    let start_us = offset_us + start_us;
                     let r = self.put(next_index, bytes, false, start_us, duration_us);
                     next_index += 1;
                     stats.segments += 1;

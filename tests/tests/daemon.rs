@@ -138,6 +138,36 @@ fn the_service_records_on_command_and_reports_what_it_does() {
         .unwrap();
     assert!(metrics.contains("lessonlens_recording 1"), "{metrics}");
 
+    // Privacy pause: nothing is recorded until resume, and the pause shows in the playlist.
+    json(&cli(&config, &["record", "pause"]));
+    let paused = json(&cli(&config, &["status"]));
+    assert_eq!(paused["state"], "paused", "{paused}");
+    assert!(
+        !cli(&config, &["record", "pause"]).status.success(),
+        "already paused"
+    );
+    std::thread::sleep(Duration::from_millis(1500)); // the last fragment before the pause is flushed
+    let before = json(&cli(&config, &["status"]))["segments_spooled"]
+        .as_u64()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let after = json(&cli(&config, &["status"]))["segments_spooled"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        before, after,
+        "nothing may be recorded during a privacy pause"
+    );
+    json(&cli(&config, &["record", "resume"]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while json(&cli(&config, &["status"]))["segments_spooled"]
+        .as_u64()
+        .unwrap()
+        < after + 3
+    {
+        assert!(Instant::now() < deadline, "recording did not resume");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let stopped = json(&cli(&config, &["record", "stop"]));
     assert_eq!(stopped["recording"], rec.as_str());
     let segments = stopped["segments"].as_u64().unwrap();
@@ -169,8 +199,31 @@ fn the_service_records_on_command_and_reports_what_it_does() {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    assert_eq!(n as u64, segments + 2, "init, media and end marker");
+    assert_eq!(
+        n as u64,
+        segments + 3,
+        "init, media, the init made on resume, and the end marker"
+    );
     assert!(clean);
+    let alice = server.login(&server.agent(), "alice", "alice-password");
+    let playlist = server
+        .agent()
+        .get(&format!(
+            "{}/api/recordings/{rec}/playlist.m3u8",
+            server.url()
+        ))
+        .set("cookie", &alice)
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert_eq!(
+        playlist
+            .matches("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"segments/")
+            .count(),
+        1,
+        "{playlist}"
+    );
 
     // SIGTERM ends the service cleanly.
     let t = Instant::now();

@@ -63,10 +63,16 @@ async fn playlist(
                 |r| r.get(0),
             )?;
             let mut stmt = c.prepare(
-                "SELECT idx, duration_us FROM segments WHERE recording_id = ?1 ORDER BY idx",
+                "SELECT idx, duration_us, final FROM segments WHERE recording_id = ?1 ORDER BY idx",
             )?;
-            let segs: Vec<(SegmentIndex, i64)> = stmt
-                .query_map([rec.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?
+            let segs: Vec<Seg> = stmt
+                .query_map([rec.to_string()], |r| {
+                    Ok(Seg {
+                        index: r.get(0)?,
+                        duration_us: r.get(1)?,
+                        final_segment: r.get(2)?,
+                    })
+                })?
                 .collect::<Result<_, _>>()?;
             Ok((segs, finished))
         })
@@ -74,15 +80,35 @@ async fn playlist(
     Ok(m3u8(&segments, finished).into_response_with_type("application/vnd.apple.mpegurl"))
 }
 
+/// One stored segment as the playlist sees it.
+#[derive(Clone, Copy)]
+struct Seg {
+    index: SegmentIndex,
+    duration_us: i64,
+    final_segment: bool,
+}
+
+impl Seg {
+    /// Media to play: not the init segment (index 0), not an init segment after a privacy pause
+    /// (zero length, not final), not the end marker (zero length, final).
+    fn is_media(&self) -> bool {
+        self.index > 0 && self.duration_us > 0
+    }
+
+    fn is_reinit(&self) -> bool {
+        self.index > 0 && self.duration_us == 0 && !self.final_segment
+    }
+}
+
 /// The HLS playlist for the stored segments. A gap (a segment lost to a crash) is marked as a
-/// discontinuity so the player skips it instead of stalling.
-fn m3u8(segments: &[(SegmentIndex, i64)], finished: bool) -> String {
-    let has_init = segments.first().is_some_and(|(i, _)| *i == 0);
-    // Index 0 is the init segment; a zero-length final segment is the device's end marker.
-    let media: Vec<_> = segments.iter().filter(|(i, d)| *i > 0 && *d > 0).collect();
-    let target = media
+/// discontinuity so the player skips it instead of stalling; a privacy pause is a discontinuity
+/// with the new init segment the device made on resume.
+fn m3u8(segments: &[Seg], finished: bool) -> String {
+    let has_init = segments.first().is_some_and(|s| s.index == 0);
+    let target = segments
         .iter()
-        .map(|(_, d)| (*d as f64 / 1e6).ceil() as u64)
+        .filter(|s| s.is_media())
+        .map(|s| (s.duration_us as f64 / 1e6).ceil() as u64)
         .max()
         .unwrap_or(2)
         .max(1);
@@ -95,12 +121,25 @@ fn m3u8(segments: &[(SegmentIndex, i64)], finished: bool) -> String {
     if has_init {
         out.push_str("#EXT-X-MAP:URI=\"init.mp4\"\n");
         let mut expected = 1;
-        for (idx, dur) in media {
-            if *idx != expected {
-                out.push_str("#EXT-X-DISCONTINUITY\n");
+        for s in segments.iter().filter(|s| s.index > 0) {
+            if s.is_reinit() {
+                let _ = write!(
+                    out,
+                    "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"segments/{}\"\n",
+                    s.index
+                );
+            } else if s.is_media() {
+                if s.index != expected {
+                    out.push_str("#EXT-X-DISCONTINUITY\n");
+                }
+                let _ = write!(
+                    out,
+                    "#EXTINF:{:.3},\nsegments/{}\n",
+                    s.duration_us as f64 / 1e6,
+                    s.index
+                );
             }
-            let _ = write!(out, "#EXTINF:{:.3},\nsegments/{idx}\n", *dur as f64 / 1e6);
-            expected = idx + 1;
+            expected = s.index + 1;
         }
     }
     if finished {
@@ -199,31 +238,60 @@ async fn media_segment(
 
 #[cfg(test)]
 mod tests {
-    use super::m3u8;
+    use super::{m3u8, Seg};
+
+    fn segs(list: &[(u32, i64, bool)]) -> Vec<Seg> {
+        list.iter()
+            .map(|&(index, duration_us, final_segment)| Seg {
+                index,
+                duration_us,
+                final_segment,
+            })
+            .collect()
+    }
 
     #[test]
-    fn playlist_lists_segments_and_marks_gaps() {
+    fn playlist_lists_segments_and_marks_gaps_and_pauses() {
         let p = m3u8(
-            &[
-                (0, 0),
-                (1, 2_000_000),
-                (2, 2_000_000),
-                (4, 1_500_000),
-                (5, 0),
-            ],
+            &segs(&[
+                (0, 0, false),
+                (1, 2_000_000, false),
+                (2, 2_000_000, false),
+                (4, 1_500_000, false),
+                (5, 0, true),
+            ]),
             true,
         );
         assert!(p.contains("#EXT-X-MAP:URI=\"init.mp4\""));
         assert!(p.contains("#EXTINF:2.000,\nsegments/1\n"));
-        assert!(p.contains("#EXT-X-DISCONTINUITY\n#EXTINF:1.500,\nsegments/4\n"));
+        assert!(
+            p.contains("#EXT-X-DISCONTINUITY\n#EXTINF:1.500,\nsegments/4\n"),
+            "lost segment 3: {p}"
+        );
         assert!(
             p.ends_with("#EXTINF:1.500,\nsegments/4\n#EXT-X-ENDLIST\n"),
             "no end marker: {p}"
         );
-        let live = m3u8(&[(0, 0), (1, 2_000_000)], false);
-        assert!(live.contains("EVENT") && !live.contains("ENDLIST"));
+        // A privacy pause: segment 3 is the new init made on resume.
+        let p = m3u8(
+            &segs(&[
+                (0, 0, false),
+                (1, 2_000_000, false),
+                (2, 1_000_000, false),
+                (3, 0, false),
+                (4, 2_000_000, false),
+            ]),
+            false,
+        );
+        assert!(p.contains("segments/2\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"segments/3\"\n#EXTINF:2.000,\nsegments/4\n"), "{p}");
+        assert_eq!(
+            p.matches("#EXT-X-DISCONTINUITY").count(),
+            1,
+            "the pause is one discontinuity: {p}"
+        );
+        assert!(p.contains("EVENT") && !p.contains("ENDLIST"));
         assert!(
-            !m3u8(&[(1, 2_000_000)], false).contains("segments/1"),
+            !m3u8(&segs(&[(1, 2_000_000, false)]), false).contains("segments/1"),
             "no media without an init segment"
         );
     }
