@@ -251,6 +251,44 @@ impl Server {
         lessonlens_proto::PublicKey::from_hex(&key.public_key).unwrap()
     }
 
+    /// Runs `web/tests/watch.mjs`: in Debian's Chromium, `user` signs in, opens `recording` and
+    /// plays it past `play_to` seconds. Screenshots go to `target/screenshots/<shots>`.
+    pub fn watch_in_browser(
+        &self,
+        user: &str,
+        password: &str,
+        recording: &str,
+        play_to: f64,
+        shots: &str,
+    ) -> PathBuf {
+        let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/tests/watch.mjs");
+        let dir = bin("lessonlens-server")
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("screenshots")
+            .join(shots);
+        let out = Command::new("node")
+            .arg(web)
+            .env("LL_URL", format!("{}/", self.url()))
+            .env("LL_USER", user)
+            .env("LL_PASSWORD", password)
+            .env("LL_RECORDING", recording)
+            .env("LL_SERVER_CERT", self.data_dir().join("tls/server.pem"))
+            .env("LL_SCREENSHOTS", &dir)
+            .env("LL_PLAY_TO", play_to.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "browser check failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    }
+
     /// Signs in and returns the session cookie header value.
     pub fn login(&self, agent: &ureq::Agent, username: &str, password: &str) -> String {
         let res = agent

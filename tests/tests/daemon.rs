@@ -224,6 +224,22 @@ fn the_service_records_on_command_and_reports_what_it_does() {
         1,
         "{playlist}"
     );
+    // The player plays on across the pause (a new init segment after a discontinuity).
+    let media: i64 = server
+        .db()
+        .query_row(
+            "SELECT SUM(duration_us) FROM segments WHERE recording_id = ?1",
+            [&rec],
+            |r| r.get(0),
+        )
+        .unwrap();
+    server.watch_in_browser(
+        "alice",
+        "alice-password",
+        &rec,
+        media as f64 / 1e6 - 1.0,
+        "paused",
+    );
 
     // SIGTERM ends the service cleanly.
     let t = Instant::now();

@@ -244,28 +244,7 @@ fn recorded_lesson_end_to_end() {
     );
 
     // In a real browser the teacher finds the lesson and it plays.
-    let shots = bin("lessonlens-server")
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("screenshots");
-    let browser = Command::new("node")
-        .arg(web_dir().join("tests/watch.mjs"))
-        .env("LL_URL", format!("{base}/"))
-        .env("LL_USER", "alice")
-        .env("LL_PASSWORD", "alice-password")
-        .env("LL_RECORDING", &rec)
-        .env("LL_SERVER_CERT", server.data_dir().join("tls/server.pem"))
-        .env("LL_SCREENSHOTS", &shots)
-        .output()
-        .unwrap();
-    assert!(
-        browser.status.success(),
-        "browser check failed:\n{}{}",
-        String::from_utf8_lossy(&browser.stdout),
-        String::from_utf8_lossy(&browser.stderr)
-    );
+    let shots = server.watch_in_browser("alice", "alice-password", &rec, 2.0, "");
     assert!(shots.join("recording.png").exists());
 
     // Another teacher gets 404 for everything of this recording; nobody signed in gets 401.

@@ -2,7 +2,7 @@
 // teacher signs in, sees the lesson in "My lessons", opens it and it plays: currentTime advances with
 // no media error. Saves a screenshot of the recording page. Run by tests/tests/spine.rs with:
 //   LL_URL, LL_USER, LL_PASSWORD, LL_RECORDING, LL_SERVER_CERT (PEM of the server certificate),
-//   LL_SCREENSHOTS (folder for screenshots)
+//   LL_SCREENSHOTS (folder for screenshots), LL_PLAY_TO (seconds of media to play; default 2)
 import { chromium } from "playwright-core";
 import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync, mkdirSync } from "node:fs";
@@ -61,7 +61,10 @@ try {
     v.muted = true;
     return v.play();
   });
-  await page.waitForFunction(() => document.querySelector("video").currentTime > 2, null, { timeout: 15000 });
+  const playTo = Number(process.env.LL_PLAY_TO || "2");
+  await page.waitForFunction((t) => document.querySelector("video").currentTime > t, playTo, {
+    timeout: 15000 + playTo * 2000,
+  });
   const state = await video.evaluate((v) => ({ t: v.currentTime, error: v.error && v.error.code, d: v.duration }));
   if (state.error) throw new Error(`media error ${state.error}`);
   const shown = await page.locator("#player-error").textContent();
