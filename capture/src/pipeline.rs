@@ -305,7 +305,9 @@ impl Capture {
             .set_state(gst::State::Null)
             .context("cannot stop the capture pipeline")?;
         let position = result?;
-        if position == gst::ClockTime::ZERO {
+        // Ending with nothing recorded is only a failure if nobody asked the pipeline to stop
+        // (a pause or stop right after start is fine).
+        if position == gst::ClockTime::ZERO && eos_sent.is_none() {
             bail!("the pipeline ended before recording anything");
         }
         Ok(position)

@@ -129,9 +129,16 @@ pub fn capture(
                     frag_tx.send(Input::Fragment(f)).is_ok()
                 })?;
                 stats.set_encoder(capture.video_encoder);
-                capture
-                    .run(|pos| stopped() || controls.paused() || limit.is_some_and(|l| pos >= l))?;
-                if stopped() || !controls.paused() {
+                let limit_reached = std::cell::Cell::new(false);
+                let pause_seen = std::cell::Cell::new(false);
+                capture.run(|pos| {
+                    limit_reached.set(limit.is_some_and(|l| pos >= l));
+                    pause_seen.set(pause_seen.get() || controls.paused());
+                    stopped() || pause_seen.get() || limit_reached.get()
+                })?;
+                // A stop, the time limit or a source that ended by itself ends the recording. A
+                // pause (even one already undone by a quick resume) records on with a new pipeline.
+                if stopped() || limit_reached.get() || !pause_seen.get() {
                     return Ok(capture.video_encoder);
                 }
                 tracing::info!(%recording, "paused: nothing is being recorded");

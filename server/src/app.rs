@@ -33,11 +33,17 @@ pub struct AppState {
     /// Failed sign-ins per account (5 in 15 minutes) and per address (20 in 15 minutes).
     pub login_failures_account: FailureWindow<String>,
     pub login_failures_address: FailureWindow<IpAddr>,
+    /// Password checks running at once (Argon2 takes ~19 MiB each).
+    pub password_checks: tokio::sync::Semaphore,
+    /// Seals the audit log's hash chain (derived from the master key).
+    pub audit_key: zeroize::Zeroizing<[u8; 32]>,
 }
 
 impl AppState {
     pub fn new(config: Config, db: Connection, vault: Vault, blobs: LocalBlobs) -> AppState {
+        let audit_key = vault.audit_key();
         AppState {
+            audit_key,
             config,
             db: Mutex::new(db),
             vault: Mutex::new(vault),
@@ -45,6 +51,7 @@ impl AppState {
             code_failures: FailureWindow::new(5, 300),
             login_failures_account: FailureWindow::new(5, 900),
             login_failures_address: FailureWindow::new(20, 900),
+            password_checks: tokio::sync::Semaphore::new(4),
         }
     }
 }
@@ -53,18 +60,22 @@ impl AppState {
 #[derive(Clone, Copy, Debug)]
 pub struct ClientIp(pub IpAddr);
 
-/// The client's address: the peer, or, when the peer is a trusted proxy, the last address in
-/// `X-Forwarded-For` that is not itself a trusted proxy.
-pub fn client_ip(peer: IpAddr, forwarded: Option<&str>, trusted: &[ipnet::IpNet]) -> IpAddr {
-    if !trusted.iter().any(|n| n.contains(&peer)) {
-        return peer;
+/// The client's address. `forwarded` holds every `X-Forwarded-For` value in order. Walking from
+/// the right, each hop is believed only while the hop that reported it is a trusted proxy; an
+/// entry that does not parse stops the walk at the last address that was believed.
+pub fn client_ip(peer: IpAddr, forwarded: &[&str], trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |a: &IpAddr| trusted.iter().any(|n| n.contains(a));
+    let mut current = peer;
+    for entry in forwarded.iter().rev().flat_map(|h| h.rsplit(',')) {
+        if !is_trusted(&current) {
+            break;
+        }
+        match entry.trim().parse::<IpAddr>() {
+            Ok(a) => current = a,
+            Err(_) => break,
+        }
     }
-    forwarded
-        .into_iter()
-        .flat_map(|h| h.rsplit(','))
-        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-        .find(|a| !trusted.iter().any(|n| n.contains(a)))
-        .unwrap_or(peer)
+    current
 }
 
 /// Refuses every request from outside the school's networks before any handler runs.
@@ -74,11 +85,13 @@ async fn network_guard(
     mut req: Request,
     next: Next,
 ) -> Result<Response, AppError> {
-    let forwarded = req
+    let forwarded: Vec<&str> = req
         .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    let ip = client_ip(peer.ip(), forwarded, &st.config.trusted_proxies);
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let ip = client_ip(peer.ip(), &forwarded, &st.config.trusted_proxies);
     if !st.config.allowed_networks.iter().any(|n| n.contains(&ip)) {
         tracing::warn!(%ip, "refused a request from outside the allowed networks");
         return Err(AppError::Forbidden(
@@ -265,16 +278,23 @@ mod tests {
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let proxy: ipnet::IpNet = "10.0.0.5/32".parse().unwrap();
-        let peer = "10.0.0.5".parse().unwrap();
-        let outsider = "203.0.113.9".parse().unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let peer = ip("10.0.0.5");
+        let outsider = ip("203.0.113.9");
         // Not a trusted proxy: the header is ignored, whatever it says.
-        assert_eq!(client_ip(outsider, Some("10.1.2.3"), &[proxy]), outsider);
-        // A trusted proxy: the last address it did not add itself.
+        assert_eq!(client_ip(outsider, &["10.1.2.3"], &[proxy]), outsider);
+        // A trusted proxy: the hop it reports, and no further (that hop is not trusted).
         assert_eq!(
-            client_ip(peer, Some("198.51.100.7, 10.1.2.3"), &[proxy]),
-            "10.1.2.3".parse::<std::net::IpAddr>().unwrap()
+            client_ip(peer, &["198.51.100.7, 10.1.2.3"], &[proxy]),
+            ip("10.1.2.3")
         );
-        assert_eq!(client_ip(peer, Some("garbage"), &[proxy]), peer);
-        assert_eq!(client_ip(peer, None, &[]), peer);
+        // Several header lines: the proxy's own line is the last one.
+        assert_eq!(
+            client_ip(peer, &["10.9.9.9", "192.168.1.20"], &[proxy]),
+            ip("192.168.1.20")
+        );
+        // Garbage stops the walk at the last believed address.
+        assert_eq!(client_ip(peer, &["garbage"], &[proxy]), peer);
+        assert_eq!(client_ip(peer, &[], &[]), peer);
     }
 }

@@ -22,27 +22,34 @@ impl<K: Eq + Hash + Clone> FailureWindow<K> {
         }
     }
 
-    /// Seconds until `key` may try again, or `None` if it may try now.
-    pub fn blocked_for(&self, key: &K, now: i64) -> Option<i64> {
+    /// Records an attempt for `key`, unless it already used up its window: then returns how many
+    /// seconds it must wait. Counting before the (slow) check means parallel guesses cannot slip
+    /// past the limit; a successful attempt is taken back with [`FailureWindow::forgive_last`].
+    pub fn attempt(&self, key: &K, now: i64) -> Result<(), i64> {
         let mut map = self.failures.lock().expect("limits lock");
+        // Forget keys whose failures have all left the window, so the map cannot grow without end.
+        map.retain(|_, times| {
+            times.retain(|t| now - t < self.window_secs);
+            !times.is_empty()
+        });
         let recent = map.entry(key.clone()).or_default();
-        recent.retain(|t| now - t < self.window_secs);
-        (recent.len() >= self.max).then(|| {
-            recent
+        if recent.len() >= self.max {
+            return Err(recent
                 .first()
-                .map_or(self.window_secs, |t| t + self.window_secs - now)
-        })
+                .map_or(self.window_secs, |t| t + self.window_secs - now));
+        }
+        recent.push(now);
+        Ok(())
     }
 
-    pub fn fail(&self, key: &K, now: i64) {
-        self.failures
-            .lock()
-            .expect("limits lock")
-            .entry(key.clone())
-            .or_default()
-            .push(now);
+    /// The last attempt succeeded: it is not a failure after all.
+    pub fn forgive_last(&self, key: &K) {
+        if let Some(times) = self.failures.lock().expect("limits lock").get_mut(key) {
+            times.pop();
+        }
     }
 
+    /// Forgets every failure of `key` (an account that signed in successfully).
     pub fn clear(&self, key: &K) {
         self.failures.lock().expect("limits lock").remove(key);
     }
@@ -53,21 +60,31 @@ mod tests {
     use super::FailureWindow;
 
     #[test]
-    fn blocks_after_max_failures_until_the_window_passes() {
+    fn counts_attempts_until_max_then_waits_for_the_window() {
         let w = FailureWindow::new(3, 60);
         for t in 0..3 {
-            assert_eq!(w.blocked_for(&"k", t), None);
-            w.fail(&"k", t);
+            assert_eq!(w.attempt(&"k", t), Ok(()));
         }
-        assert_eq!(w.blocked_for(&"k", 10), Some(50));
-        assert_eq!(w.blocked_for(&"other", 10), None, "keys are counted apart");
+        assert_eq!(w.attempt(&"k", 10), Err(50));
+        assert_eq!(w.attempt(&"other", 10), Ok(()), "keys are counted apart");
         assert_eq!(
-            w.blocked_for(&"k", 61),
-            None,
-            "the oldest failure left the window"
+            w.attempt(&"k", 61),
+            Ok(()),
+            "the oldest attempt left the window"
         );
-        w.fail(&"k", 62);
+        w.forgive_last(&"k");
+        assert_eq!(
+            w.attempt(&"k", 62),
+            Ok(()),
+            "a forgiven success does not count"
+        );
         w.clear(&"k");
-        assert_eq!(w.blocked_for(&"k", 62), None);
+        for t in 63..66 {
+            assert_eq!(w.attempt(&"k", t), Ok(()));
+        }
+        assert!(w.attempt(&"k", 66).is_err());
+        // Keys with nothing left in the window are dropped.
+        w.attempt(&"late", 1000).unwrap();
+        assert_eq!(w.failures.lock().unwrap().len(), 1);
     }
 }

@@ -131,7 +131,13 @@ fn main() -> anyhow::Result<()> {
                 let pk = o.vault.create_key(id, accounts::now())?;
                 eprintln!("teacher key {} created", pk.fingerprint());
             }
-            lessonlens_server::audit::record(&o.conn, "cli", "user-add", &id.to_string())?;
+            lessonlens_server::audit::record(
+                &o.conn,
+                &o.vault.audit_key(),
+                "cli",
+                "user-add",
+                &id.to_string(),
+            )?;
             println!("user {username} added (id {id})");
             Ok(())
         }
@@ -147,17 +153,20 @@ fn main() -> anyhow::Result<()> {
                 .filter(|u| u.has(Role::Teacher))
                 .with_context(|| format!("no enabled teacher called {username:?}"))?;
             accounts::set_code(&o.conn, user.id, &o.vault.code_tag(code))?;
-            lessonlens_server::audit::record(&o.conn, "cli", "set-code", &user.id.to_string())?;
+            lessonlens_server::audit::record(
+                &o.conn,
+                &o.vault.audit_key(),
+                "cli",
+                "set-code",
+                &user.id.to_string(),
+            )?;
             println!("device code set for {username}");
             Ok(())
         }
         Command::AuditVerify => {
             let o = open(config)?;
-            let v = lessonlens_server::audit::verify(&o.conn)?;
-            println!(
-                "audit log intact: {} chained entries ({} from before the chain)",
-                v.chained, v.unchained
-            );
+            let v = lessonlens_server::audit::verify(&o.conn, &o.vault.audit_key())?;
+            println!("audit log intact: {} chained entries", v.chained);
             Ok(())
         }
         Command::Device(DeviceCommand::Revoke { name }) => {
@@ -168,7 +177,13 @@ fn main() -> anyhow::Result<()> {
             if n == 0 {
                 bail!("no device called {name:?}");
             }
-            lessonlens_server::audit::record(&o.conn, "cli", "device-revoke", &name)?;
+            lessonlens_server::audit::record(
+                &o.conn,
+                &o.vault.audit_key(),
+                "cli",
+                "device-revoke",
+                &name,
+            )?;
             println!("device {name} revoked");
             Ok(())
         }
@@ -182,7 +197,13 @@ fn main() -> anyhow::Result<()> {
             }
             let token = accounts::add_device(&o.conn, &name)?;
             write_secret_file(&token_file, token.as_bytes())?;
-            lessonlens_server::audit::record(&o.conn, "cli", "device-add", &name)?;
+            lessonlens_server::audit::record(
+                &o.conn,
+                &o.vault.audit_key(),
+                "cli",
+                "device-add",
+                &name,
+            )?;
             println!(
                 "device {name} added; its token is in {}",
                 token_file.display()

@@ -31,6 +31,16 @@ pub fn write_secret_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// HMAC-SHA256 of the concatenated `parts` under `key`.
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("any key length");
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().into()
+}
+
 /// The key that wraps every vault entry. Wiped from memory when dropped.
 pub struct MasterKey(Zeroizing<[u8; 32]>);
 
@@ -68,15 +78,20 @@ impl MasterKey {
         Ok(MasterKey(Zeroizing::new(key)))
     }
 
-    /// HMAC-SHA256 of a teacher's device code under a key derived from the master key: codes are
-    /// looked up by tag, and a database copy without the master key cannot test guesses offline.
+    /// A key for one purpose, derived from the master key (HMAC-SHA256 of the purpose label), so
+    /// the key that wraps the vault is never used for anything else.
+    fn derive(&self, purpose: &[u8]) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(hmac_sha256(self.0.as_ref(), &[purpose]))
+    }
+
+    /// The tag a teacher's device code is looked up by: HMAC under a derived key, so a database
+    /// copy without the master key cannot test guesses offline.
     fn code_tag(&self, code: &str) -> Vec<u8> {
-        use hmac::Mac;
-        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(self.0.as_ref())
-            .expect("any key length");
-        mac.update(b"lessonlens-teacher-code-v1\0");
-        mac.update(code.as_bytes());
-        mac.finalize().into_bytes().to_vec()
+        hmac_sha256(
+            self.derive(b"lessonlens-teacher-code-key-v1").as_ref(),
+            &[code.as_bytes()],
+        )
+        .to_vec()
     }
 
     fn cipher(&self) -> Aes256Gcm {
@@ -159,6 +174,11 @@ impl Vault {
     /// The lookup tag of a teacher's device code.
     pub fn code_tag(&self, code: &str) -> Vec<u8> {
         self.master.code_tag(code)
+    }
+
+    /// The key that seals the audit log's hash chain.
+    pub fn audit_key(&self) -> Zeroizing<[u8; 32]> {
+        self.master.derive(b"lessonlens-audit-key-v1")
     }
 
     /// Makes and stores a fresh key pair for `user_id`; returns the public key.

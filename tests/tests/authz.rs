@@ -168,7 +168,8 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                 .replace("{id}", &rec.to_string())
                 .replace("{index}", "1")
                 .replace("{username}", "alice");
-            let mut req = agent.request(method, &format!("{base}{path}"));
+            // A fresh connection per request: an early refusal may close the one it came on.
+            let mut req = server.agent().request(method, &format!("{base}{path}"));
             if let Some((header, value)) = auth(caller) {
                 req = req.set(header, &value);
             }

@@ -74,23 +74,24 @@ async fn identify(
     Json(req): Json<IdentifyRequest>,
 ) -> AppResult<Json<TeacherKey>> {
     let now = accounts::now();
-    if st.code_failures.blocked_for(&device.id, now).is_some() {
+    if !accounts::valid_code(&req.code) {
+        return Err(AppError::BadRequest("a code is 4 to 8 digits".into()));
+    }
+    // Counted before the lookup, so guesses sent in parallel cannot slip past the limit.
+    if st.code_failures.attempt(&device.id, now).is_err() {
         return Err(AppError::TooManyRequests(
             "too many wrong codes from this device; wait five minutes and try again",
         ));
     }
-    if !accounts::valid_code(&req.code) {
-        return Err(AppError::BadRequest("a code is 4 to 8 digits".into()));
-    }
     let tag = st.vault(move |v| Ok(v.code_tag(&req.code))).await?;
     let user = st.db(move |c| Ok(accounts::user_by_code(c, &tag)?)).await?;
     let Some(user) = user else {
-        st.code_failures.fail(&device.id, now);
         tracing::warn!(device = %device.name, "wrong teacher code");
         return Err(AppError::Unprocessable(
             "no teacher has that code; check it and try again".into(),
         ));
     };
+    st.code_failures.forgive_last(&device.id);
     let id = user.id;
     let pk = st
         .vault(move |v| Ok(v.public_key(id)?))
@@ -160,15 +161,6 @@ async fn put_segment(
     body: Body,
 ) -> AppResult<Json<Receipt>> {
     let rec = parse_id(&id)?;
-    let claimed = headers
-        .get(SHA256_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
-        .map(str::to_ascii_lowercase)
-        .ok_or_else(|| {
-            AppError::BadRequest(format!("missing or malformed {SHA256_HEADER} header"))
-        })?;
-
     // Stream the body to a temp file while hashing; nothing is visible until the row is written.
     let max = st.config.max_segment_bytes;
     let mut incoming = st.blobs.begin()?;
@@ -189,6 +181,16 @@ async fn put_segment(
         }
         incoming.write(&chunk)?;
     }
+    // The header is checked after the body is read, so even a refused upload gets its answer
+    // on a connection the device can keep using.
+    let claimed = headers
+        .get(SHA256_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_ascii_lowercase)
+        .ok_or_else(|| {
+            AppError::BadRequest(format!("missing or malformed {SHA256_HEADER} header"))
+        })?;
     let header = check_upload(&incoming, rec, index, &claimed)?;
     let fp = header.recipient;
     let owner = st.vault(move |v| Ok(v.owner_of(&fp)?)).await?.ok_or_else(|| {

@@ -53,10 +53,11 @@ async fn playlist(
     Path(id): Path<String>,
 ) -> AppResult<Response> {
     let rec = parse_id(&id)?;
+    let audit_key = st.audit_key.clone();
     let (segments, finished) = st
         .db(move |c| {
             authorise(c, &user, rec)?;
-            crate::audit::record(c, &user.username, "view", &rec.to_string())?;
+            crate::audit::record(c, &audit_key, &user.username, "view", &rec.to_string())?;
             let finished: bool = c.query_row(
                 "SELECT manifest IS NOT NULL FROM recordings WHERE id = ?1",
                 [rec.to_string()],

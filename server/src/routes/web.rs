@@ -47,45 +47,49 @@ async fn login(
     let hours = st.config.session_hours;
     let username = form.username.trim().to_ascii_lowercase();
     let now = accounts::now();
-    // Too many failures for this account or from this address: refuse before checking anything.
-    let wait = st
-        .login_failures_account
-        .blocked_for(&username, now)
-        .max(st.login_failures_address.blocked_for(&ip, now));
-    if let Some(secs) = wait {
+    // Every attempt counts against the account and the address before the password is checked,
+    // so parallel guesses cannot slip past the limits; a success is taken back afterwards.
+    let refused = |secs: i64| {
         tracing::warn!(%ip, "sign-in refused: too many failures");
-        return Err(AppError::TooManyRequestsFor((secs + 59) / 60));
+        AppError::TooManyRequestsFor((secs + 59) / 60)
+    };
+    st.login_failures_address
+        .attempt(&ip, now)
+        .map_err(refused)?;
+    if let Err(secs) = st.login_failures_account.attempt(&username, now) {
+        st.login_failures_address.forgive_last(&ip);
+        return Err(refused(secs));
     }
-    let name = username.clone();
     let (user, hash) = st
         .db(move |c| Ok(accounts::login_candidate(c, &username)?))
         .await?;
-    // Argon2 is deliberately slow: run it without holding the database.
+    // Argon2 is deliberately slow and uses ~19 MiB: run a few at a time, without the database.
     let password = form.password;
+    let _slot = st
+        .password_checks
+        .acquire()
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
     let ok = tokio::task::spawn_blocking(move || accounts::password_matches(&hash, &password))
         .await
         .map_err(|e| AppError::Internal(e.into()))?;
+    let audit_key = st.audit_key.clone();
     let (user, token) = st
         .db(move |c| match user.filter(|_| ok) {
             Some(user) => {
                 let token = accounts::create_session(c, user.id, hours)?;
-                crate::audit::record(c, &user.username, "login", "")?;
+                crate::audit::record(c, &audit_key, &user.username, "login", "")?;
                 Ok((user, token))
             }
             None => {
                 // The typed username is not recorded: it is often a password typed in the wrong box.
-                crate::audit::record(c, "unknown", "login-failed", "")?;
+                crate::audit::record(c, &audit_key, "unknown", "login-failed", "")?;
                 Err(AppError::BadRequest("wrong username or password".into()))
             }
         })
-        .await
-        .inspect_err(|e| {
-            if matches!(e, AppError::BadRequest(_)) {
-                st.login_failures_account.fail(&name, now);
-                st.login_failures_address.fail(&ip, now);
-            }
-        })?;
+        .await?;
     st.login_failures_account.clear(&user.username);
+    st.login_failures_address.forgive_last(&ip);
     let cookie = format!(
         "{SESSION_COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
         token.as_str(),
