@@ -147,23 +147,7 @@ impl Server {
 
     /// Runs a `lessonlens-server` admin command against this server's files.
     pub fn cli(&self, args: &[&str], stdin: &str) -> std::process::Output {
-        let mut child = Command::new(bin("lessonlens-server"))
-            .arg("--config")
-            .arg(self.config_path())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        run_with_stdin("lessonlens-server", &self.config_path(), args, stdin)
     }
 
     pub fn add_user(&self, username: &str, password: &str, role: &str) {
@@ -310,6 +294,32 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Runs workspace binary `name --config CONFIG ARGS`, feeding it `stdin`.
+pub fn run_with_stdin(
+    name: &str,
+    config: &Path,
+    args: &[&str],
+    stdin: &str,
+) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(bin(name))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// A child process killed when dropped, so a failing test leaves no daemon running.

@@ -1,7 +1,7 @@
 //! The capture service and its control surface: start, refuse a second start, status, metrics,
 //! stop (the lesson is kept and uploaded), and a clean exit on SIGTERM.
 
-use lessonlens_e2e::{bin, KillOnDrop, Server};
+use lessonlens_e2e::{bin, run_with_stdin, KillOnDrop, Server};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -17,23 +17,7 @@ fn cli(config: &Path, args: &[&str]) -> Output {
 }
 
 fn cli_stdin(config: &Path, args: &[&str], stdin: &str) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(bin("lessonlens-capture"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    run_with_stdin("lessonlens-capture", config, args, stdin)
 }
 
 fn json(out: &Output) -> serde_json::Value {
