@@ -283,7 +283,7 @@ impl Capture {
             if eos_sent.is_some_and(|t| t.elapsed() > std::time::Duration::from_secs(10)) {
                 break Err(anyhow!("the pipeline did not finish within 10 s of end-of-stream; the last segment may be lost"));
             }
-            let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(20)) else {
+            let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(50)) else {
                 continue;
             };
             match msg.view() {

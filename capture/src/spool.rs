@@ -55,6 +55,9 @@ pub struct Spool {
     /// Exclusive lock on `spool/.lock`, held while any clone lives: a second capture process
     /// (or `drain` during a recording) would otherwise close the live recording under us.
     _lock: std::sync::Arc<File>,
+    /// Bumped whenever something new is ready to upload, so the uploader sleeps until then
+    /// instead of rescanning the folder on a timer.
+    changed: std::sync::Arc<(std::sync::Mutex<u64>, std::sync::Condvar)>,
 }
 
 /// Removes a temp file if the write did not complete, so a failed write leaves nothing behind.
@@ -104,6 +107,7 @@ impl Spool {
         Ok(Spool {
             root: root.to_path_buf(),
             _lock: std::sync::Arc::new(lock),
+            changed: Default::default(),
         })
     }
 
@@ -149,6 +153,7 @@ impl Spool {
             .open(dir.join(JOURNAL))?;
         j.write_all(&line)?;
         j.sync_data()?;
+        self.notify();
         Ok(sha)
     }
 
@@ -197,6 +202,7 @@ impl Spool {
             clean_stop,
         };
         write_durable(&dir, MANIFEST, &manifest.to_json())?;
+        self.notify();
         Ok(manifest)
     }
 
@@ -266,6 +272,27 @@ impl Spool {
             }
         }
         Ok(out)
+    }
+
+    /// A counter that changes whenever something new is ready to upload.
+    pub fn generation(&self) -> u64 {
+        *self.changed.0.lock().expect("spool lock")
+    }
+
+    /// Waits up to `timeout` for the spool to change after `seen`; true if it did.
+    pub fn wait_changed(&self, seen: u64, timeout: std::time::Duration) -> bool {
+        let (lock, cv) = &*self.changed;
+        let guard = lock.lock().expect("spool lock");
+        let (guard, _) = cv
+            .wait_timeout_while(guard, timeout, |g| *g == seen)
+            .expect("spool lock");
+        *guard != seen
+    }
+
+    fn notify(&self) {
+        let (lock, cv) = &*self.changed;
+        *lock.lock().expect("spool lock") += 1;
+        cv.notify_all();
     }
 
     /// Moves a segment the server refused for good (it will never accept these bytes) out of the
@@ -378,6 +405,26 @@ mod tests {
         assert!(fs::read_dir(tmp.path().join(old.to_string()))
             .unwrap()
             .all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+    }
+
+    #[test]
+    fn the_uploader_is_woken_when_a_segment_is_spooled() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spool = Spool::open(tmp.path()).unwrap();
+        let rec = RecordingId::from_random_bytes([5; 16]);
+        spool.begin(&meta(rec, 1)).unwrap();
+        let seen = spool.generation();
+        assert!(
+            !spool.wait_changed(seen, std::time::Duration::from_millis(20)),
+            "nothing new yet"
+        );
+        let writer = spool.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            writer.put_segment(rec, 0, b"x", (0, 0)).unwrap();
+        });
+        assert!(spool.wait_changed(seen, std::time::Duration::from_secs(10)));
+        t.join().unwrap();
     }
 
     #[test]

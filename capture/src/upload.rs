@@ -236,7 +236,9 @@ pub fn run(
         if done && finished_at.is_none() {
             finished_at = Some(Instant::now());
         }
-        let pause = match drain_once(client, spool, stats) {
+        // Read before draining, so a segment spooled meanwhile still wakes the wait below.
+        let generation = spool.generation();
+        let (pause, wake_on_change) = match drain_once(client, spool, stats) {
             Ok(_) => {
                 stats.server_reachable.store(true, Ordering::Relaxed);
                 backoff = Duration::from_millis(250);
@@ -244,7 +246,8 @@ pub fn run(
                 if done && spool.pending().map(|p| p.is_empty()).unwrap_or(false) {
                     return Ok(());
                 }
-                Duration::from_millis(100)
+                // Idle: sleep until the sealer spools something (or a second passes).
+                (Duration::from_secs(1), true)
             }
             Err(e) => {
                 let unreachable = matches!(
@@ -260,7 +263,7 @@ pub fn run(
                 ));
                 let pause = backoff + jitter;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
-                pause
+                (pause, false)
             }
         };
         // Sleep in short steps so a stop (finished) and the drain deadline are noticed at once.
@@ -276,9 +279,15 @@ pub fn run(
                     drain_for.as_secs()
                 ));
             }
-            std::thread::sleep(
-                Duration::from_millis(50).min(wake.saturating_duration_since(Instant::now())),
-            );
+            let step =
+                Duration::from_millis(50).min(wake.saturating_duration_since(Instant::now()));
+            if wake_on_change {
+                if spool.wait_changed(generation, step) {
+                    break;
+                }
+            } else {
+                std::thread::sleep(step);
+            }
         }
     }
 }
