@@ -313,6 +313,30 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
+/// Answers only requests addressed to the control address itself, so a web page that rebinds
+/// its own name to 127.0.0.1 (DNS rebinding) cannot drive the recorder.
+async fn same_host(
+    State(d): State<Arc<Daemon>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let addr = d.config.control_addr;
+    let host = req
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let allowed = [addr.to_string(), format!("localhost:{}", addr.port())];
+    if !allowed.iter().any(|a| a == host) {
+        return ApiError(
+            StatusCode::FORBIDDEN,
+            format!("the control API answers only requests to {addr}"),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
 fn router(d: Arc<Daemon>) -> Router {
     Router::new()
         .route(
@@ -370,6 +394,7 @@ fn router(d: Arc<Daemon>) -> Router {
             "/metrics",
             get(|State(d): State<Arc<Daemon>>| async move { d.metrics() }),
         )
+        .layer(axum::middleware::from_fn_with_state(d.clone(), same_host))
         .with_state(d)
 }
 

@@ -121,6 +121,14 @@ fn the_service_records_on_command_and_reports_what_it_does() {
         .into_string()
         .unwrap();
     assert!(metrics.contains("lessonlens_recording 1"), "{metrics}");
+    // A request addressed to another name (DNS rebinding from a web page) is refused.
+    match ureq::get(&format!("http://127.0.0.1:{port}/v1/status"))
+        .set("host", "evil.example")
+        .call()
+    {
+        Err(ureq::Error::Status(403, _)) => {}
+        other => panic!("expected 403 for a foreign Host, got {other:?}"),
+    }
 
     // Privacy pause: nothing is recorded until resume, and the pause shows in the playlist.
     json(&cli(&config, &["record", "pause"]));
