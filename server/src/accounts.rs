@@ -180,16 +180,6 @@ pub fn password_matches(hash: &str, password: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Checks a username and password in one step (for tests and the CLI).
-pub fn verify_login(
-    conn: &Connection,
-    username: &str,
-    password: &str,
-) -> rusqlite::Result<Option<User>> {
-    let (user, hash) = login_candidate(conn, username)?;
-    Ok(user.filter(|_| password_matches(&hash, password)))
-}
-
 /// A device code is 4 to 8 digits: short enough to type on a classroom touchscreen, checked by
 /// the server with a per-device limit on wrong guesses.
 pub fn valid_code(code: &str) -> bool {
@@ -310,6 +300,16 @@ pub fn device_by_token(conn: &Connection, token: &str) -> rusqlite::Result<Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The sign-in handler's two steps (candidate, then password check) in one.
+    fn verify_login(
+        conn: &Connection,
+        username: &str,
+        password: &str,
+    ) -> rusqlite::Result<Option<User>> {
+        let (user, hash) = login_candidate(conn, username)?;
+        Ok(user.filter(|_| password_matches(&hash, password)))
+    }
 
     fn db() -> (tempfile::TempDir, Connection) {
         let tmp = tempfile::tempdir().unwrap();
