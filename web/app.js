@@ -74,7 +74,7 @@ async function showRecording(id) {
   const video = $("video");
   const src = `/api/recordings/${id}/playlist.m3u8`;
   if (window.Hls && window.Hls.isSupported()) {
-    // No worker: the CSP allows scripts from this origin only.
+    // No worker: the CSP allows no blob: workers, which is what hls.js would create.
     hls = new window.Hls({ enableWorker: false });
     hls.on(window.Hls.Events.ERROR, (_e, data) => {
       if (data.fatal) $("player-error").textContent = `Playback failed: ${data.details}`;

@@ -221,12 +221,13 @@ async fn security_headers(req: Request, next: Next) -> Response {
     let set = |h: &mut axum::http::HeaderMap, k: &'static str, v: &'static str| {
         h.insert(k, HeaderValue::from_static(v));
     };
-    // hls.js feeds MediaSource through blob: URLs; nothing else is loaded from anywhere but here.
+    // hls.js feeds MediaSource through blob: URLs (media-src) and runs without a worker, so no
+    // blob: scripts are allowed; nothing else is loaded from anywhere but here.
     set(
         h,
         "content-security-policy",
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; \
-         worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+         worker-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     );
     set(h, "strict-transport-security", "max-age=31536000");
     set(h, "x-content-type-options", "nosniff");
