@@ -339,7 +339,15 @@ fn a_full_spool_refuses_to_start_and_keeps_what_it_holds() {
 
 #[test]
 fn reaching_the_budget_offline_ends_the_recording_and_keeps_it() {
-    let Classroom { mut server, device: _device, config, .. } = classroom("spool_budget_mb = 2\nreserve_minutes = 0\n[video]\nwidth = 640\nheight = 360\nbitrate_kbps = 4000\n",);
+    // 2 MB of budget at ~4 Mbit/s fills in a few seconds with the server away.
+    const TIGHT: &str = "spool_budget_mb = 2\nreserve_minutes = 0\n\
+                         [video]\nwidth = 640\nheight = 360\nbitrate_kbps = 4000\n";
+    let Classroom {
+        mut server,
+        device: _device,
+        config,
+        ..
+    } = classroom(TIGHT);
     let capture = start_capture(
         &config,
         &[
