@@ -1,8 +1,11 @@
 // lessonlens web app: plain ES module, no framework. Views are switched by the URL hash:
-// #/ (library) and #/recording/<id> (player). Every request goes to the same origin.
+// #/ (my lessons), #/shared (shared with me) and #/recording/<id> (player, comments, sharing).
+// Every request goes to the same origin; every text from the server is set with textContent.
 
 const $ = (id) => document.getElementById(id);
 let hls = null;
+let me = null;
+let current = null; // the recording on the player page
 
 async function api(path, options = {}) {
   const res = await fetch(path, {
@@ -11,18 +14,34 @@ async function api(path, options = {}) {
     ...options,
   });
   if (res.status === 401) {
+    me = null;
     show("login-view");
     throw new Error("signed out");
   }
   if (!res.ok) {
     const body = await res.json().catch(() => ({ error: res.statusText }));
-    throw new Error(body.error || res.statusText);
+    const err = new Error(body.error || res.statusText);
+    err.status = res.status;
+    throw err;
   }
   return res.json();
 }
 
+// el("li", { className: "x", onclick: f }, child, "text", ...)
+function el(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (k in e) e[k] = v;
+    else e.setAttribute(k, v);
+  }
+  e.append(...children.filter((c) => c !== null && c !== undefined));
+  return e;
+}
+
 function show(id) {
   for (const v of ["login-view", "library-view", "player-view"]) $(v).hidden = v !== id;
+  $("nav").hidden = !me;
   if (id !== "player-view" && hls) {
     hls.destroy();
     hls = null;
@@ -33,67 +52,249 @@ function when(ts) {
   return new Date(ts * 1000).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
 
-function minutes(seconds) {
-  const m = Math.floor(seconds / 60);
-  const s = Math.round(seconds % 60);
-  return `${m}:${String(s).padStart(2, "0")}`;
+function clock(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const m = Math.floor(s / 60);
+  return `${m}:${String(s % 60).padStart(2, "0")}`;
 }
 
-async function showLibrary() {
-  const list = await api("/api/recordings");
-  const ul = $("library");
-  ul.replaceChildren();
+function statusText(r) {
+  if (r.status === "incomplete") return `incomplete (${r.missing.length} segment(s) missing)`;
+  return r.status;
+}
+
+async function showLibrary(shared) {
+  const list = await api(shared ? "/api/shared" : "/api/recordings");
+  $("library-title").textContent = shared ? "Shared with me" : "My lessons";
+  $("library-empty").textContent = shared
+    ? "Nothing has been shared with you yet."
+    : "No recorded lessons yet. Start one on the classroom device.";
   $("library-empty").hidden = list.length > 0;
-  for (const r of list) {
-    const li = document.createElement("li");
-    li.className = "card";
-    const a = document.createElement("a");
-    a.href = `#/recording/${r.id}`;
-    a.textContent = `${when(r.created_at)} — ${r.device}`;
-    const meta = document.createElement("span");
-    meta.className = `status ${r.status}`;
-    meta.textContent = `${minutes(r.duration_seconds)} · ${r.status}`;
-    li.append(a, meta);
-    ul.append(li);
-  }
+  $("library").replaceChildren(
+    ...list.map((r) =>
+      el(
+        "li",
+        { className: "card" },
+        el("a", { href: `#/recording/${r.id}` }, `${when(r.created_at)} — ${r.device}`),
+        el(
+          "span",
+          { className: `status ${r.status}` },
+          `${clock(r.duration_seconds)} · ${statusText(r)}`,
+        ),
+        el(
+          "span",
+          { className: "meta" },
+          shared
+            ? `${r.owner}'s lesson`
+            : r.shared_with.length
+              ? `Shared with ${r.shared_with.join(", ")}`
+              : "Not shared",
+        ),
+      ),
+    ),
+  );
+  $("back").textContent = shared ? "← Shared with me" : "← My lessons";
+  $("back").href = shared ? "#/shared" : "#/";
   show("library-view");
+  $("main").focus();
 }
 
-async function showRecording(id) {
-  show("player-view");
-  $("player-error").textContent = "";
-  const list = await api("/api/recordings");
-  const r = list.find((x) => x.id === id);
-  if (!r) {
-    $("player-error").textContent = "This recording does not exist or is not shared with you.";
-    return;
-  }
-  $("player-title").textContent = `${when(r.created_at)} — ${r.device}`;
-  $("player-status").textContent =
-    r.status === "incomplete" ? `Incomplete: ${r.missing.length} segment(s) missing` : `Status: ${r.status}`;
+function attachPlayer(id) {
   const video = $("video");
   const src = `/api/recordings/${id}/playlist.m3u8`;
   if (window.Hls && window.Hls.isSupported()) {
     // No worker: the CSP allows no blob: workers, which is what hls.js would create.
     hls = new window.Hls({ enableWorker: false });
     hls.on(window.Hls.Events.ERROR, (_e, data) => {
-      if (data.fatal) $("player-error").textContent = `Playback failed: ${data.details}`;
+      if (!data.fatal) return;
+      const status = data.response && data.response.code;
+      $("player-error").textContent =
+        status === 404 || status === 401
+          ? "This recording is no longer available to you."
+          : `Playback failed: ${data.details}`;
     });
     hls.loadSource(src);
     hls.attachMedia(video);
   } else {
     video.src = src;
   }
+  video.playbackRate = Number($("speed").value);
+}
+
+function seek(t) {
+  const video = $("video");
+  video.currentTime = t;
+  video.focus();
+}
+
+function renderTimeline(comments) {
+  const d = current.duration_seconds || 1;
+  $("timeline").replaceChildren(
+    ...comments
+      .filter((c) => c.parent_id === null)
+      .map((c) => {
+        const m = el("button", {
+          type: "button",
+          className: `marker${c.private ? " private" : ""}`,
+          title: `${clock(c.at_seconds)} ${c.author}: ${c.body}`,
+          "aria-label": `Comment at ${clock(c.at_seconds)} by ${c.author}`,
+          onclick: () => seek(c.at_seconds),
+        });
+        // CSSOM, not a style attribute: the CSP allows no inline styles.
+        m.style.left = `${Math.min(100, (100 * c.at_seconds) / d)}%`;
+        return m;
+      }),
+  );
+}
+
+function commentItem(c, replies) {
+  const head = el(
+    "div",
+    { className: "comment-head" },
+    el("button", { type: "button", className: "time", onclick: () => seek(c.at_seconds) }, clock(c.at_seconds)),
+    el("strong", {}, c.author),
+    c.tag ? el("span", { className: "tag" }, c.tag) : null,
+    c.private ? el("span", { className: "tag private" }, "private reflection") : null,
+  );
+  const actions = el("div", { className: "comment-actions" });
+  if (c.mine) {
+    actions.append(
+      el("button", { type: "button", className: "link", onclick: () => removeComment(c.id) }, "Delete"),
+    );
+  }
+  const item = el("li", { className: "comment", id: `comment-${c.id}` }, head, el("p", {}, c.body), actions);
+  if (c.parent_id === null && !c.private) {
+    const input = el("input", { "aria-label": `Reply to ${c.author}`, placeholder: "Reply", required: true, maxLength: 4000 });
+    const form = el(
+      "form",
+      {
+        className: "row reply",
+        onsubmit: async (ev) => {
+          ev.preventDefault();
+          await postComment({ at_seconds: c.at_seconds, body: input.value, parent_id: c.id });
+        },
+      },
+      input,
+      el("button", { type: "submit" }, "Reply"),
+    );
+    item.append(el("ol", { className: "replies" }, ...replies.map((r) => commentItem(r, []))), form);
+  }
+  return item;
+}
+
+async function loadComments() {
+  const comments = await api(`/api/recordings/${current.id}/comments`);
+  const top = comments.filter((c) => c.parent_id === null);
+  $("comments").replaceChildren(
+    ...top.map((c) => commentItem(c, comments.filter((r) => r.parent_id === c.id))),
+  );
+  if (!top.length) $("comments").append(el("li", { className: "meta" }, "No comments yet."));
+  renderTimeline(comments);
+}
+
+async function postComment(body) {
+  $("comment-error").textContent = "";
+  try {
+    await api(`/api/recordings/${current.id}/comments`, { method: "POST", body: JSON.stringify(body) });
+    await loadComments();
+    return true;
+  } catch (e) {
+    $("comment-error").textContent = e.message;
+    return false;
+  }
+}
+
+async function removeComment(id) {
+  if (!confirm("Delete this comment?")) return;
+  await api(`/api/recordings/${current.id}/comments/${id}`, { method: "DELETE" }).catch((e) => {
+    $("comment-error").textContent = e.message;
+  });
+  await loadComments();
+}
+
+async function loadOwnerPanel(detail) {
+  $("shares").replaceChildren(
+    ...detail.shares.map((p) =>
+      el(
+        "li",
+        {},
+        `${p.display_name} `,
+        el(
+          "button",
+          {
+            type: "button",
+            className: "link",
+            "aria-label": `Stop sharing with ${p.display_name}`,
+            onclick: async () => {
+              await api(`/api/recordings/${current.id}/shares/${encodeURIComponent(p.username)}`, {
+                method: "DELETE",
+              }).catch((e) => ($("share-error").textContent = e.message));
+              await showRecording(current.id);
+            },
+          },
+          "Stop sharing",
+        ),
+      ),
+    ),
+  );
+  if (!detail.shares.length) $("shares").append(el("li", { className: "meta" }, "Only you can see this lesson."));
+  const coaches = await api("/api/coaches");
+  const shared = new Set(detail.shares.map((p) => p.username));
+  $("share-coach").replaceChildren(
+    ...coaches
+      .filter((c) => !shared.has(c.username))
+      .map((c) => el("option", { value: c.username }, c.display_name)),
+  );
+  $("share-form").hidden = $("share-coach").options.length === 0;
+  const views = await api(`/api/recordings/${current.id}/views`);
+  $("views").replaceChildren(
+    ...views.map((v) => el("li", {}, `${v.display_name}: ${v.views} time(s), last ${when(v.last_viewed)}`)),
+  );
+  if (!views.length) $("views").append(el("li", { className: "meta" }, "Nobody else has watched it."));
+}
+
+async function showRecording(id) {
+  show("player-view");
+  $("player-error").textContent = "";
+  $("share-error").textContent = "";
+  let detail;
+  try {
+    detail = await api(`/api/recordings/${id}`);
+  } catch (e) {
+    if (e.status === 404) {
+      $("player-title").textContent = "Lesson not available";
+      $("player-status").textContent = "";
+      $("player-error").textContent = "This recording does not exist or is not shared with you.";
+      $("owner-panel").hidden = true;
+      return;
+    }
+    throw e;
+  }
+  const fresh = !current || current.id !== id || !hls;
+  current = detail;
+  $("player-title").textContent = `${when(detail.created_at)} — ${detail.device}`;
+  $("player-status").textContent = `${detail.is_owner ? "Your lesson" : `${detail.owner}'s lesson`} · ${statusText(detail)}`;
+  $("player-status").className = `status ${detail.status}`;
+  $("private-row").hidden = !detail.is_owner;
+  $("owner-panel").hidden = !detail.is_owner;
+  if (fresh) attachPlayer(id);
+  const tags = await api("/api/tags");
+  $("comment-tag").replaceChildren(el("option", { value: "" }, "(none)"), ...tags.map((t) => el("option", { value: t }, t)));
+  await loadComments();
+  if (detail.is_owner) await loadOwnerPanel(detail);
 }
 
 async function route() {
   const m = location.hash.match(/^#\/recording\/([0-9a-f-]{36})$/);
   try {
-    const me = await api("/api/me");
+    me = await api("/api/me");
     $("who").textContent = `${me.display_name} (${me.roles.join(", ")})`;
     $("logout").hidden = false;
+    $("nav-mine").hidden = !me.roles.includes("teacher");
+    $("nav-shared").hidden = !me.roles.includes("coach");
     if (m) await showRecording(m[1]);
-    else await showLibrary();
+    else if (location.hash === "#/shared" || !me.roles.includes("teacher")) await showLibrary(true);
+    else await showLibrary(false);
   } catch (e) {
     if (e.message !== "signed out") $("player-error").textContent = e.message;
   }
@@ -116,9 +317,65 @@ $("login-form").addEventListener("submit", async (ev) => {
 
 $("logout").addEventListener("click", async () => {
   await api("/api/logout", { method: "POST" }).catch(() => {});
+  me = null;
   $("who").textContent = "";
   $("logout").hidden = true;
   show("login-view");
+});
+
+$("comment-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const ok = await postComment({
+    at_seconds: $("video").currentTime,
+    body: $("comment-body").value,
+    tag: $("comment-tag").value || null,
+    private: $("comment-private").checked,
+  });
+  if (ok) {
+    $("comment-body").value = "";
+    $("comment-tag").value = "";
+    $("comment-private").checked = false;
+  }
+});
+
+$("share-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("share-error").textContent = "";
+  try {
+    await api(`/api/recordings/${current.id}/shares`, {
+      method: "POST",
+      body: JSON.stringify({ username: $("share-coach").value }),
+    });
+    await showRecording(current.id);
+  } catch (e) {
+    $("share-error").textContent = e.message;
+  }
+});
+
+$("delete").addEventListener("click", async () => {
+  if (!confirm("Delete this recording for good? Its video, comments and shares are removed and cannot be brought back.")) return;
+  try {
+    await api(`/api/recordings/${current.id}`, { method: "DELETE" });
+    location.hash = "#/";
+  } catch (e) {
+    $("share-error").textContent = e.message;
+  }
+});
+
+$("speed").addEventListener("change", () => ($("video").playbackRate = Number($("speed").value)));
+$("video").addEventListener("timeupdate", () => ($("comment-at").textContent = clock($("video").currentTime)));
+
+// Keyboard shortcuts on the player page, except while typing.
+document.addEventListener("keydown", (ev) => {
+  if ($("player-view").hidden || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  if (ev.target.closest("input, textarea, select")) return;
+  const video = $("video");
+  if (ev.key === "k") video.paused ? video.play() : video.pause();
+  else if (ev.key === "j") video.currentTime = Math.max(0, video.currentTime - 10);
+  else if (ev.key === "l") video.currentTime += 10;
+  else if (ev.key === "c") $("comment-body").focus();
+  else return;
+  ev.preventDefault();
 });
 
 window.addEventListener("hashchange", route);

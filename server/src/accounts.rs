@@ -44,6 +44,8 @@ pub struct User {
     pub username: String,
     pub display_name: String,
     pub roles: Vec<Role>,
+    /// The pseudonym the audit log uses for this person (see db.rs, migration 4).
+    pub audit_id: String,
 }
 
 impl User {
@@ -107,9 +109,11 @@ pub fn add_user(
     }
     let hash = hash_password(password)?;
     let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    let mut pseudonym = [0u8; 16];
+    OsRng.unwrap_err().fill_bytes(&mut pseudonym);
     match conn.execute(
-        "INSERT INTO users (username, display_name, password_hash, roles, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![username, display_name, hash, roles.join(","), now()],
+        "INSERT INTO users (username, display_name, password_hash, roles, created_at, audit_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![username, display_name, hash, roles.join(","), now(), format!("u-{}", hex::encode(pseudonym))],
     ) {
         Ok(_) => Ok(conn.last_insert_rowid()),
         Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
@@ -119,18 +123,24 @@ pub fn add_user(
     }
 }
 
-fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+/// A user from `id, username, display_name, roles, audit_id`, starting at column `at`.
+fn user_from_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<User> {
     Ok(User {
-        id: r.get(0)?,
-        username: r.get(1)?,
-        display_name: r.get(2)?,
-        roles: roles_from(&r.get::<_, String>(3)?),
+        id: r.get(at)?,
+        username: r.get(at + 1)?,
+        display_name: r.get(at + 2)?,
+        roles: roles_from(&r.get::<_, String>(at + 3)?),
+        audit_id: r.get(at + 4)?,
     })
+}
+
+pub fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    user_from_row_at(r, 0)
 }
 
 pub fn find_user(conn: &Connection, username: &str) -> rusqlite::Result<Option<User>> {
     conn.query_row(
-        "SELECT id, username, display_name, roles FROM users WHERE username = ?1 AND disabled = 0",
+        "SELECT id, username, display_name, roles, audit_id FROM users WHERE username = ?1 AND disabled = 0",
         [username],
         user_from_row,
     )
@@ -152,14 +162,9 @@ pub fn login_candidate(
 ) -> rusqlite::Result<(Option<User>, String)> {
     let row: Option<(String, User)> = conn
         .query_row(
-            "SELECT password_hash, id, username, display_name, roles FROM users WHERE username = ?1 AND disabled = 0",
+            "SELECT password_hash, id, username, display_name, roles, audit_id FROM users WHERE username = ?1 AND disabled = 0",
             [username],
-            |r| {
-                Ok((
-                    r.get(0)?,
-                    User { id: r.get(1)?, username: r.get(2)?, display_name: r.get(3)?, roles: roles_from(&r.get::<_, String>(4)?) },
-                ))
-            },
+            |r| Ok((r.get(0)?, user_from_row_at(r, 1)?)),
         )
         .optional()?;
     Ok(match row {
@@ -206,7 +211,7 @@ pub fn set_code(conn: &Connection, user_id: i64, tag: &[u8]) -> Result<(), Accou
 /// The enabled teacher whose device code has this tag.
 pub fn user_by_code(conn: &Connection, tag: &[u8]) -> rusqlite::Result<Option<User>> {
     conn.query_row(
-        "SELECT u.id, u.username, u.display_name, u.roles FROM teacher_codes c JOIN users u ON u.id = c.user_id
+        "SELECT u.id, u.username, u.display_name, u.roles, u.audit_id FROM teacher_codes c JOIN users u ON u.id = c.user_id
          WHERE c.code_tag = ?1 AND u.disabled = 0",
         [tag],
         user_from_row,
@@ -244,7 +249,7 @@ pub fn create_session(
 /// The user behind a session token, if the session is live and the account enabled.
 pub fn session_user(conn: &Connection, token: &str) -> rusqlite::Result<Option<User>> {
     conn.query_row(
-        "SELECT u.id, u.username, u.display_name, u.roles FROM sessions s JOIN users u ON u.id = s.user_id
+        "SELECT u.id, u.username, u.display_name, u.roles, u.audit_id FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.disabled = 0",
         params![token_hash(token), now()],
         user_from_row,

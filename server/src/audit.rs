@@ -31,7 +31,8 @@ fn entry_hash(
     hmac_sha256(key, &parts).to_vec()
 }
 
-/// Appends an entry. Call with the one database connection (writes are serialised by its lock).
+/// Appends an entry in its own write transaction. Call with the one database connection (writes
+/// are serialised by its lock).
 pub fn record(
     conn: &Connection,
     key: &[u8; 32],
@@ -42,6 +43,19 @@ pub fn record(
     // IMMEDIATE takes the write lock before reading the chain's head, so two writers (the server
     // and an admin CLI command) cannot both link to the same entry.
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    append(&tx, key, actor, action, target)?;
+    tx.commit()
+}
+
+/// Appends an entry inside the caller's write transaction (begun IMMEDIATE), so the entry and the
+/// change it records commit together or not at all.
+pub fn append(
+    tx: &rusqlite::Transaction<'_>,
+    key: &[u8; 32],
+    actor: &str,
+    action: &str,
+    target: &str,
+) -> rusqlite::Result<()> {
     let prev: Vec<u8> = tx
         .query_row(
             "SELECT hash FROM audit WHERE hash IS NOT NULL ORDER BY id DESC LIMIT 1",
@@ -60,7 +74,7 @@ pub fn record(
         "UPDATE audit SET hash = ?1 WHERE id = ?2",
         params![entry_hash(key, &prev, id, at, actor, action, target), id],
     )?;
-    tx.commit()
+    Ok(())
 }
 
 #[derive(Debug, PartialEq, Eq)]

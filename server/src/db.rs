@@ -67,6 +67,36 @@ const MIGRATIONS: &[&str] = &[
     // 3: the audit log becomes a hash chain (see audit.rs). Rows written before this migration
     // keep NULL hashes and are reported as unchained.
     "ALTER TABLE audit ADD COLUMN hash BLOB;",
+    // 4: review (issue 5). Sharing with coaches, timestamped comments and replies (a private one is
+    // the owner's reflection, never shown to coaches), the school's comment tags, and a random
+    // pseudonym per user that the audit log names instead of the username or row id, so that the
+    // chained log outlives an account without naming the person once the account is deleted.
+    "CREATE TABLE shares (
+         recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,
+         coach_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+         created_at INTEGER NOT NULL,
+         PRIMARY KEY (recording_id, coach_id)
+     );
+     CREATE INDEX shares_coach ON shares(coach_id);
+     CREATE TABLE comments (
+         id INTEGER PRIMARY KEY,
+         recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,
+         author_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+         parent_id INTEGER REFERENCES comments(id) ON DELETE CASCADE,
+         at_ms INTEGER NOT NULL,
+         body TEXT NOT NULL,
+         tag TEXT,
+         private INTEGER NOT NULL DEFAULT 0,
+         created_at INTEGER NOT NULL
+     );
+     CREATE INDEX comments_recording ON comments(recording_id);
+     CREATE TABLE tags (name TEXT PRIMARY KEY);
+     INSERT INTO tags (name) VALUES ('questioning'), ('behaviour'), ('explanation'), ('feedback'), ('pace'), ('modelling');
+     ALTER TABLE users ADD COLUMN audit_id TEXT;
+     UPDATE users SET audit_id = 'u-' || lower(hex(randomblob(16)));
+     CREATE UNIQUE INDEX users_audit_id ON users(audit_id);
+     CREATE INDEX audit_target ON audit(target);
+     CREATE TABLE blob_deletions (sha256 TEXT PRIMARY KEY);",
 ];
 
 pub fn open(path: &Path) -> anyhow::Result<Connection> {

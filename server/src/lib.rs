@@ -9,18 +9,22 @@
 //! - [`vault`]: the master key and the key vault (teachers' X25519 keys, wrapped).
 //! - [`blobs`]: where ciphertext lives: durable, content-addressed files.
 //! - [`accounts`]: users, roles, passwords, sessions and device tokens.
+//! - [`access`]: who may see a recording (owner, coaches it is shared with; nobody else).
 //! - [`audit`]: the hash-chained audit log.
+//! - [`deletion`]: deleting recordings for good, resumable after a crash.
 //! - [`error`]: one error type, one mapping to HTTP status.
 //! - [`limits`]: failure counters that slow down password and device-code guessing.
 //! - [`routes`]: one file per route group (device API, web API, playback, static files).
 //! - [`app`]: shared state, the router and `run(listener, state)`.
 
+pub mod access;
 pub mod accounts;
 pub mod app;
 pub mod audit;
 pub mod blobs;
 pub mod config;
 pub mod db;
+pub mod deletion;
 pub mod error;
 pub mod limits;
 pub mod routes;

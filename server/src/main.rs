@@ -127,6 +127,7 @@ fn main() -> anyhow::Result<()> {
             let password = line.trim_end_matches(['\r', '\n']);
             let o = open(config)?;
             let id = accounts::add_user(&o.conn, &username, &display_name, password, &roles)?;
+            let user = accounts::find_user(&o.conn, &username)?.context("the new user vanished")?;
             if roles.contains(&Role::Teacher) {
                 let pk = o.vault.create_key(id, accounts::now())?;
                 eprintln!("teacher key {} created", pk.fingerprint());
@@ -136,7 +137,7 @@ fn main() -> anyhow::Result<()> {
                 &o.vault.audit_key(),
                 "cli",
                 "user-add",
-                &id.to_string(),
+                &user.audit_id,
             )?;
             println!("user {username} added (id {id})");
             Ok(())
@@ -158,7 +159,7 @@ fn main() -> anyhow::Result<()> {
                 &o.vault.audit_key(),
                 "cli",
                 "set-code",
-                &user.id.to_string(),
+                &user.audit_id,
             )?;
             println!("device code set for {username}");
             Ok(())
@@ -219,6 +220,14 @@ fn serve(o: Opened) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (in use?)", o.config.listen))?;
     let addr = listener.local_addr()?;
     let blobs = LocalBlobs::open(&o.config.blob_dir())?;
+    // Finish removing the files of deletions a crash interrupted.
+    let swept = lessonlens_server::deletion::sweep_blobs(&o.conn, &blobs)?;
+    if swept > 0 {
+        tracing::info!(
+            swept,
+            "finished removing the files of interrupted deletions"
+        );
+    }
     let state = Arc::new(AppState::new(o.config, o.conn, o.vault, blobs));
     // Machine-readable lines on stdout: tests and scripts read the address and the CA fingerprint.
     println!("listening on https://{addr}");

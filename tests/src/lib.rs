@@ -236,7 +236,7 @@ impl Server {
     }
 
     /// Runs `web/tests/watch.mjs`: in Debian's Chromium, `user` signs in, opens `recording` and
-    /// plays it past `play_to` seconds. Screenshots go to `target/screenshots/<shots>`.
+    /// plays it past `play_to` seconds. Returns the screenshot folder, `target/screenshots/<shots>`.
     pub fn watch_in_browser(
         &self,
         user: &str,
@@ -245,7 +245,31 @@ impl Server {
         play_to: f64,
         shots: &str,
     ) -> PathBuf {
-        let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/tests/watch.mjs");
+        self.browser_script(
+            "watch.mjs",
+            shots,
+            &[
+                ("LL_USER", user),
+                ("LL_PASSWORD", password),
+                ("LL_RECORDING", recording),
+                ("LL_PLAY_TO", &play_to.to_string()),
+            ],
+        )
+        .1
+    }
+
+    /// Runs `web/tests/SCRIPT` in node against this server, with `vars` on top of LL_URL,
+    /// LL_SERVER_CERT and LL_SCREENSHOTS (`target/screenshots/SHOTS`). Fails the test if the script
+    /// fails; returns its standard output and the screenshot folder.
+    pub fn browser_script(
+        &self,
+        script: &str,
+        shots: &str,
+        vars: &[(&str, &str)],
+    ) -> (String, PathBuf) {
+        let web = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../web/tests")
+            .join(script);
         let dir = bin("lessonlens-server")
             .parent()
             .unwrap()
@@ -256,21 +280,73 @@ impl Server {
         let out = Command::new("node")
             .arg(web)
             .env("LL_URL", format!("{}/", self.url()))
-            .env("LL_USER", user)
-            .env("LL_PASSWORD", password)
-            .env("LL_RECORDING", recording)
             .env("LL_SERVER_CERT", self.data_dir().join("tls/server.pem"))
             .env("LL_SCREENSHOTS", &dir)
-            .env("LL_PLAY_TO", play_to.to_string())
+            .envs(vars.iter().copied())
             .output()
             .unwrap();
         assert!(
             out.status.success(),
-            "browser check failed:\n{}{}",
+            "browser check {script} failed:\n{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        dir
+        (String::from_utf8_lossy(&out.stdout).into_owned(), dir)
+    }
+
+    /// Uploads a small synthetic recording for `teacher` as device `token` (its contents): the init
+    /// segment, `media` media segments and a clean-stop manifest. Returns the recording id and the
+    /// sealed segments as sent.
+    pub fn upload_recording(
+        &self,
+        token: &str,
+        teacher: &str,
+        media: u32,
+    ) -> (lessonlens_proto::RecordingId, Vec<Vec<u8>>) {
+        use lessonlens_proto::manifest::MANIFEST_VERSION;
+        use lessonlens_proto::wire::SHA256_HEADER;
+        use lessonlens_proto::{Manifest, ManifestSegment};
+        use sha2::{Digest, Sha256};
+        let agent = self.agent();
+        let base = self.url();
+        let pk = self.teacher_key(&agent, token, teacher);
+        let rec = new_recording_id();
+        let segments: Vec<Vec<u8>> = (0..=media)
+            .map(|index| sealed_segment(&pk, rec, index, 7, 1000))
+            .collect();
+        for (index, body) in segments.iter().enumerate() {
+            agent
+                .put(&format!(
+                    "{base}/api/device/v1/recordings/{rec}/segments/{index}"
+                ))
+                .set("authorization", &format!("Bearer {token}"))
+                .set(SHA256_HEADER, &hex::encode(Sha256::digest(body)))
+                .send_bytes(body)
+                .expect("segment upload");
+        }
+        let manifest = Manifest {
+            version: MANIFEST_VERSION,
+            recording: rec,
+            recipient: pk.fingerprint(),
+            started_at: 0,
+            segments: segments
+                .iter()
+                .enumerate()
+                .map(|(i, b)| ManifestSegment {
+                    index: i as u32,
+                    sha256: hex::encode(Sha256::digest(b)),
+                    start_us: 0,
+                    duration_us: if i == 0 { 0 } else { 2_000_000 },
+                })
+                .collect(),
+            clean_stop: true,
+        };
+        agent
+            .put(&format!("{base}/api/device/v1/recordings/{rec}/manifest"))
+            .set("authorization", &format!("Bearer {token}"))
+            .send_bytes(&manifest.to_json())
+            .expect("manifest upload");
+        (rec, segments)
     }
 
     /// Signs in and returns the session cookie header value.

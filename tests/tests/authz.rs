@@ -2,10 +2,8 @@
 //! the status it must answer. The routes come from the server's own route table, so a route added
 //! without an entry here fails this test.
 
-use lessonlens_e2e::{new_recording_id, sealed_segment, Server};
-use lessonlens_proto::manifest::MANIFEST_VERSION;
+use lessonlens_e2e::Server;
 use lessonlens_proto::wire::SHA256_HEADER;
-use lessonlens_proto::{Manifest, ManifestSegment};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
@@ -14,7 +12,9 @@ enum Caller {
     Anonymous,
     Owner,
     OtherTeacher,
-    /// A coach the recording is not shared with (sharing arrives with issue 5).
+    /// A coach the recording is shared with.
+    SharedCoach,
+    /// A coach the recording is not shared with.
     Coach,
     Admin,
     Device,
@@ -23,10 +23,11 @@ enum Caller {
 }
 
 use Caller::*;
-const CALLERS: [Caller; 8] = [
+const CALLERS: [Caller; 9] = [
     Anonymous,
     Owner,
     OtherTeacher,
+    SharedCoach,
     Coach,
     Admin,
     Device,
@@ -35,7 +36,18 @@ const CALLERS: [Caller; 8] = [
 ];
 
 fn is_person(c: Caller) -> bool {
-    matches!(c, Owner | OtherTeacher | Coach | Admin)
+    matches!(c, Owner | OtherTeacher | SharedCoach | Coach | Admin)
+}
+
+/// For a route about one recording: what the owner, a coach it is shared with, and anyone else
+/// signed in get; devices and anonymous callers are not signed in (401).
+fn recording_route(c: Caller, owner: u16, shared_coach: u16) -> u16 {
+    match c {
+        Owner => owner,
+        SharedCoach => shared_coach,
+        OtherTeacher | Coach | Admin => 404,
+        _ => 401,
+    }
 }
 
 /// What each caller must get. `None`: the route is missing from the matrix.
@@ -45,7 +57,7 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
         // Public by nature; a bad password is a 400 for anyone.
         ("POST", "/api/login") => 400,
         ("POST", "/api/logout") => 200,
-        ("GET", "/api/me" | "/api/recordings") => {
+        ("GET", "/api/me" | "/api/recordings" | "/api/shared" | "/api/tags") => {
             if is_person(c) {
                 200
             } else {
@@ -56,10 +68,22 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
             "GET",
             "/api/recordings/{id}/playlist.m3u8"
             | "/api/recordings/{id}/init.mp4"
-            | "/api/recordings/{id}/segments/{index}",
-        ) => match c {
-            Owner => 200,
-            OtherTeacher | Coach | Admin => 404,
+            | "/api/recordings/{id}/segments/{index}"
+            | "/api/recordings/{id}"
+            | "/api/recordings/{id}/comments",
+        )
+        | ("POST", "/api/recordings/{id}/comments") => recording_route(c, 200, 200),
+        // Owner-only actions: a coach with a share is told so; anyone else learns nothing.
+        ("GET", "/api/recordings/{id}/views")
+        | ("POST", "/api/recordings/{id}/shares")
+        | ("DELETE", "/api/recordings/{id}" | "/api/recordings/{id}/shares/{username}") => {
+            recording_route(c, 200, 403)
+        }
+        // Only a comment's author deletes it (here: the owner's comment).
+        ("DELETE", "/api/recordings/{id}/comments/{comment}") => recording_route(c, 200, 404),
+        ("GET", "/api/coaches") => match c {
+            Owner | OtherTeacher => 200,
+            SharedCoach | Coach | Admin => 403,
             _ => 401,
         },
         ("GET", "/api/device/v1/teachers/{username}/key") => match c {
@@ -90,6 +114,8 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
         ("alice", "teacher"),
         ("bob", "teacher"),
         ("carol", "coach"),
+        ("dave", "coach"),
+        ("erin", "coach"),
         ("ada", "admin"),
     ] {
         server.add_user(user, &format!("{user}-password"), role);
@@ -105,39 +131,34 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
     let base = server.url();
 
     // A recording of alice's, uploaded by room-a: init, one segment, the manifest.
-    let pk = server.teacher_key(&agent, &device, "alice");
-    let rec = new_recording_id();
-    let mut segments = Vec::new();
-    for index in 0..2 {
-        let body = sealed_segment(&pk, rec, index, 7, 1000);
+    let (rec, segments) = server.upload_recording(&device, "alice", 1);
+    let manifest = server
+        .db()
+        .query_row(
+            "SELECT manifest FROM recordings WHERE id = ?1",
+            [rec.to_string()],
+            |r| r.get::<_, String>(0),
+        )
+        .unwrap();
+    // Shared with carol, and with erin (whose share the DELETE share route removes), with a
+    // comment of alice's; a second recording is the one the DELETE recording route removes.
+    let (doomed, _) = server.upload_recording(&device, "alice", 1);
+    let alice = server.login(&agent, "alice", "alice-password");
+    for (r, coach) in [(rec, "carol"), (rec, "erin"), (doomed, "carol")] {
         agent
-            .put(&format!(
-                "{base}/api/device/v1/recordings/{rec}/segments/{index}"
-            ))
-            .set("authorization", &format!("Bearer {device}"))
-            .set(SHA256_HEADER, &hex::encode(Sha256::digest(&body)))
-            .send_bytes(&body)
+            .post(&format!("{base}/api/recordings/{r}/shares"))
+            .set("cookie", &alice)
+            .send_json(serde_json::json!({ "username": coach }))
             .unwrap();
-        segments.push(body);
     }
-    let manifest = Manifest {
-        version: MANIFEST_VERSION,
-        recording: rec,
-        recipient: pk.fingerprint(),
-        started_at: 0,
-        segments: segments
-            .iter()
-            .enumerate()
-            .map(|(i, b)| ManifestSegment {
-                index: i as u32,
-                sha256: hex::encode(Sha256::digest(b)),
-                start_us: 0,
-                duration_us: 0,
-            })
-            .collect(),
-        clean_stop: true,
-    }
-    .to_json();
+    let comment: serde_json::Value = agent
+        .post(&format!("{base}/api/recordings/{rec}/comments"))
+        .set("cookie", &alice)
+        .send_json(serde_json::json!({"at_seconds": 1.0, "body": "a comment"}))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let comment = comment["id"].to_string();
 
     let cookie = |user: &str| server.login(&agent, user, &format!("{user}-password"));
     let auth = |c: Caller| -> Option<(&'static str, String)> {
@@ -145,7 +166,8 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
             Anonymous => return None,
             Owner => ("cookie", cookie("alice")),
             OtherTeacher => ("cookie", cookie("bob")),
-            Coach => ("cookie", cookie("carol")),
+            SharedCoach => ("cookie", cookie("carol")),
+            Coach => ("cookie", cookie("dave")),
             Admin => ("cookie", cookie("ada")),
             Device => ("authorization", format!("Bearer {device}")),
             OtherDevice => ("authorization", format!("Bearer {other_device}")),
@@ -160,14 +182,31 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
     );
     let mut failures = Vec::new();
     for (method, template) in table {
-        for caller in CALLERS {
+        // The owner's call to a destructive route succeeds; everyone else asks before it.
+        let mut callers = CALLERS.to_vec();
+        if method == "DELETE" {
+            callers.retain(|c| *c != Owner);
+            callers.push(Owner);
+        }
+        for caller in callers {
             let Some(want) = expected(method, template, caller) else {
                 panic!("{method} {template} has no entry in the authorization matrix: add one");
             };
+            let target = if (method, template) == ("DELETE", "/api/recordings/{id}") {
+                doomed
+            } else {
+                rec
+            };
+            let username = if template.contains("/shares/") {
+                "erin"
+            } else {
+                "alice"
+            };
             let path = template
-                .replace("{id}", &rec.to_string())
+                .replace("{id}", &target.to_string())
                 .replace("{index}", "1")
-                .replace("{username}", "alice");
+                .replace("{comment}", &comment)
+                .replace("{username}", username);
             // A fresh connection per request: an early refusal may close the one it came on.
             let mut req = server.agent().request(method, &format!("{base}{path}"));
             if let Some((header, value)) = auth(caller) {
@@ -177,7 +216,13 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                 ("PUT", t) if t.ends_with("/segments/{index}") => {
                     req.set(SHA256_HEADER, &hex::encode(Sha256::digest(&segments[1]))).send_bytes(&segments[1])
                 }
-                ("PUT", _) => req.send_bytes(&manifest),
+                ("PUT", _) => req.send_bytes(manifest.as_bytes()),
+                ("POST", "/api/recordings/{id}/comments") => {
+                    req.send_json(serde_json::json!({"at_seconds": 2.0, "body": "a reply-less note"}))
+                }
+                ("POST", "/api/recordings/{id}/shares") => {
+                    req.send_json(serde_json::json!({"username": "erin"}))
+                }
                 // A different unknown name per caller, so the sign-in limit (5 per account) stays out of it.
                 ("POST", "/api/login") => req.send_json(
                     serde_json::json!({"username": format!("nobody-{caller:?}").to_lowercase(), "password": "not-a-password"}),

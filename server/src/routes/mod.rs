@@ -3,11 +3,13 @@
 //! - [`device`]: the device API (`/api/device/v1/...`): teacher keys, segment and manifest upload.
 //! - [`web`]: sign-in and the viewer's recording list (`/api/...`).
 //! - [`playback`]: HLS playlist and on-the-fly decryption of segments.
+//! - [`review`]: the recording page: sharing, comments, who watched, deletion.
 //! - [`assets`]: the web app's files.
 
 pub mod assets;
 pub mod device;
 pub mod playback;
+pub mod review;
 pub mod web;
 
 use crate::app::Shared;
@@ -21,6 +23,7 @@ fn all(max_segment_bytes: usize) -> Vec<Route> {
     let mut routes = device::routes(max_segment_bytes);
     routes.extend(web::routes());
     routes.extend(playback::routes());
+    routes.extend(review::routes());
     routes.extend(assets::routes());
     routes
 }

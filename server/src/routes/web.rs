@@ -78,7 +78,7 @@ async fn login(
         .db(move |c| match user.filter(|_| ok) {
             Some(user) => {
                 let token = accounts::create_session(c, user.id, hours)?;
-                crate::audit::record(c, &audit_key, &user.username, "login", "")?;
+                crate::audit::record(c, &audit_key, &user.audit_id, "login", "")?;
                 Ok((user, token))
             }
             None => {
@@ -170,10 +170,22 @@ pub fn summary(c: &Connection, id: &str) -> rusqlite::Result<RecordingSummary> {
     })
 }
 
+/// A recording as a library lists it.
+#[derive(serde::Serialize)]
+pub struct LibraryItem {
+    #[serde(flatten)]
+    pub summary: RecordingSummary,
+    /// The teacher whose lesson it is (display name).
+    pub owner: String,
+    pub is_owner: bool,
+    /// The coaches it is shared with (display names); empty for anyone but the owner.
+    pub shared_with: Vec<String>,
+}
+
 async fn my_recordings(
     State(st): State<Shared>,
     CurrentUser(user): CurrentUser,
-) -> AppResult<Json<Vec<RecordingSummary>>> {
+) -> AppResult<Json<Vec<LibraryItem>>> {
     let list = st
         .db(move |c| {
             let mut stmt = c.prepare(
@@ -184,7 +196,7 @@ async fn my_recordings(
                 .collect::<Result<_, _>>()?;
             Ok(ids
                 .iter()
-                .map(|id| summary(c, id))
+                .map(|id| super::review::library_item(c, id, crate::access::Access::Owner))
                 .collect::<Result<Vec<_>, _>>()?)
         })
         .await?;

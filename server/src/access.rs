@@ -1,0 +1,50 @@
+//! Who may see a recording. The owner may, and so may a coach the owner shared it with, for as long
+//! as the share lasts and the owner's account is enabled (a teacher who is leaving makes their
+//! recordings unplayable at once). Nobody else may, admins included: to everyone else a recording
+//! does not exist, so the answer is "not found" rather than "forbidden".
+
+use crate::accounts::{Role, User};
+use crate::error::{AppError, AppResult};
+use rusqlite::{params, Connection, OptionalExtension};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Owner,
+    /// A coach the recording is shared with: may watch, comment and reply.
+    SharedCoach,
+}
+
+impl Access {
+    pub fn is_owner(self) -> bool {
+        self == Access::Owner
+    }
+}
+
+pub fn recording(c: &Connection, user: &User, rec: &str) -> AppResult<Access> {
+    let row: Option<(i64, bool, bool)> = c
+        .query_row(
+            "SELECT r.owner_id, u.disabled,
+                    EXISTS (SELECT 1 FROM shares s WHERE s.recording_id = r.id AND s.coach_id = ?2)
+             FROM recordings r JOIN users u ON u.id = r.owner_id WHERE r.id = ?1",
+            params![rec, user.id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    match row {
+        Some((_, true, _)) | None => Err(AppError::NotFound),
+        Some((owner, false, _)) if owner == user.id => Ok(Access::Owner),
+        Some((_, false, true)) if user.has(Role::Coach) => Ok(Access::SharedCoach),
+        Some(_) => Err(AppError::NotFound),
+    }
+}
+
+/// Like [`recording`], but only the owner passes; a coach with a share learns that the action is
+/// the owner's, anyone else that there is nothing here.
+pub fn owner_only(c: &Connection, user: &User, rec: &str) -> AppResult<()> {
+    match recording(c, user, rec)? {
+        Access::Owner => Ok(()),
+        Access::SharedCoach => Err(AppError::Forbidden(
+            "only the teacher who recorded this lesson can do that",
+        )),
+    }
+}

@@ -1,0 +1,99 @@
+//! Deleting recordings for good: by their owner, by the retention sweeper, or when a teacher leaves.
+//!
+//! One transaction removes the rows (segments, comments and shares go with the recording), records
+//! each deletion in the audit log, and lists the ciphertext files to remove in `blob_deletions`.
+//! The files are removed after the commit; a crash in between leaves the list, which is worked off
+//! at the next start. So a deletion is all-or-nothing in the database and finished on disk even
+//! after a power cut.
+
+use crate::app::Shared;
+use crate::error::{AppError, AppResult};
+use rusqlite::{params, Connection, Transaction, TransactionBehavior};
+
+/// What a deletion removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Removed {
+    pub recordings: u64,
+    pub segments: u64,
+    pub bytes: u64,
+}
+
+/// Removes `recs` from the database in one transaction, with one audit entry each
+/// (`actor` did `action` to the recording), and queues their blobs for removal.
+pub fn delete_rows(
+    conn: &Connection,
+    audit_key: &[u8; 32],
+    recs: &[String],
+    actor: &str,
+    action: &str,
+) -> rusqlite::Result<Removed> {
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let mut removed = Removed::default();
+    for rec in recs {
+        let (segments, bytes): (u64, Option<u64>) = tx.query_row(
+            "SELECT COUNT(*), SUM(bytes) FROM segments WHERE recording_id = ?1",
+            [rec],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        tx.execute(
+            "INSERT OR IGNORE INTO blob_deletions (sha256) SELECT sha256 FROM segments WHERE recording_id = ?1",
+            [rec],
+        )?;
+        tx.execute(
+            "DELETE FROM blob_deletions WHERE sha256 IN (SELECT sha256 FROM segments WHERE recording_id != ?1)",
+            [rec],
+        )?;
+        if tx.execute("DELETE FROM recordings WHERE id = ?1", [rec])? == 1 {
+            crate::audit::append(&tx, audit_key, actor, action, rec)?;
+            removed.recordings += 1;
+            removed.segments += segments;
+            removed.bytes += bytes.unwrap_or(0);
+        }
+    }
+    tx.commit()?;
+    Ok(removed)
+}
+
+/// Removes the files listed in `blob_deletions`, then their entries. Safe to run again at any point.
+pub fn sweep_blobs(conn: &Connection, blobs: &crate::blobs::LocalBlobs) -> anyhow::Result<usize> {
+    let mut stmt = conn.prepare("SELECT sha256 FROM blob_deletions")?;
+    let pending: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for sha in &pending {
+        match blobs.remove(sha) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("cannot remove blob {sha}")))
+            }
+        }
+        conn.execute("DELETE FROM blob_deletions WHERE sha256 = ?1", params![sha])?;
+    }
+    Ok(pending.len())
+}
+
+/// Deletes recordings (rows, audit, then files) from a request handler.
+pub async fn delete_recordings(
+    st: &Shared,
+    recs: Vec<String>,
+    actor: &str,
+    action: &'static str,
+) -> AppResult<Removed> {
+    let audit_key = st.audit_key.clone();
+    let actor = actor.to_string();
+    let removed = st
+        .db(move |c| Ok(delete_rows(c, &audit_key, &recs, &actor, action)?))
+        .await?;
+    let st2 = st.clone();
+    tokio::task::spawn_blocking(move || {
+        let conn = st2
+            .db
+            .lock()
+            .map_err(|_| anyhow::anyhow!("database lock poisoned"))?;
+        sweep_blobs(&conn, &st2.blobs)
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.into()))??;
+    Ok(removed)
+}

@@ -1,0 +1,461 @@
+//! Reviewing a lesson: the recording page's data, sharing with coaches, timestamped comments and
+//! replies, the owner's private reflection notes, "who watched this", and deleting a recording.
+//! Who may do what is decided by [`crate::access`].
+
+use super::web::{summary, LibraryItem};
+use super::Route;
+use crate::access::{self, Access};
+use crate::accounts::{self, Role};
+use crate::app::{CurrentUser, Shared};
+use crate::error::{AppError, AppResult};
+use axum::extract::{Path, State};
+use axum::routing::{delete, get, post};
+use axum::Json;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        ("GET", "/api/shared", get(shared_with_me)),
+        ("GET", "/api/coaches", get(coaches)),
+        ("GET", "/api/tags", get(tags)),
+        ("GET", "/api/recordings/{id}", get(detail)),
+        ("DELETE", "/api/recordings/{id}", delete(delete_recording)),
+        ("GET", "/api/recordings/{id}/comments", get(comments)),
+        ("POST", "/api/recordings/{id}/comments", post(add_comment)),
+        (
+            "DELETE",
+            "/api/recordings/{id}/comments/{comment}",
+            delete(delete_comment),
+        ),
+        ("POST", "/api/recordings/{id}/shares", post(add_share)),
+        (
+            "DELETE",
+            "/api/recordings/{id}/shares/{username}",
+            delete(remove_share),
+        ),
+        ("GET", "/api/recordings/{id}/views", get(views)),
+    ]
+}
+
+/// Recording ids are UUIDs; anything else names nothing.
+fn rec_id(id: &str) -> AppResult<String> {
+    id.parse::<lessonlens_proto::RecordingId>()
+        .map(|r| r.to_string())
+        .map_err(|_| AppError::NotFound)
+}
+
+#[derive(Serialize)]
+struct Person {
+    username: String,
+    display_name: String,
+}
+
+fn shared_with(c: &Connection, rec: &str) -> rusqlite::Result<Vec<Person>> {
+    let mut stmt = c.prepare(
+        "SELECT u.username, u.display_name FROM shares s JOIN users u ON u.id = s.coach_id
+         WHERE s.recording_id = ?1 ORDER BY u.display_name",
+    )?;
+    let people = stmt
+        .query_map([rec], |r| {
+            Ok(Person {
+                username: r.get(0)?,
+                display_name: r.get(1)?,
+            })
+        })?
+        .collect();
+    people
+}
+
+/// A library entry: the summary, whose lesson it is and who it is shared with (owner only).
+pub fn library_item(c: &Connection, rec: &str, access: Access) -> rusqlite::Result<LibraryItem> {
+    let owner: String = c.query_row(
+        "SELECT u.display_name FROM recordings r JOIN users u ON u.id = r.owner_id WHERE r.id = ?1",
+        [rec],
+        |r| r.get(0),
+    )?;
+    let shared_with = match access {
+        Access::Owner => shared_with(c, rec)?
+            .into_iter()
+            .map(|p| p.display_name)
+            .collect(),
+        Access::SharedCoach => Vec::new(),
+    };
+    Ok(LibraryItem {
+        summary: summary(c, rec)?,
+        owner,
+        is_owner: access.is_owner(),
+        shared_with,
+    })
+}
+
+async fn shared_with_me(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+) -> AppResult<Json<Vec<LibraryItem>>> {
+    let list = st
+        .db(move |c| {
+            if !user.has(Role::Coach) {
+                return Ok(Vec::new());
+            }
+            let mut stmt = c.prepare(
+                "SELECT r.id FROM shares s JOIN recordings r ON r.id = s.recording_id
+                 JOIN users o ON o.id = r.owner_id
+                 WHERE s.coach_id = ?1 AND o.disabled = 0 ORDER BY r.created_at DESC",
+            )?;
+            let ids: Vec<String> = stmt
+                .query_map([user.id], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(ids
+                .iter()
+                .map(|id| library_item(c, id, Access::SharedCoach))
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await?;
+    Ok(Json(list))
+}
+
+/// The coaches a teacher can share with.
+async fn coaches(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+) -> AppResult<Json<Vec<Person>>> {
+    if !user.has(Role::Teacher) {
+        return Err(AppError::Forbidden("only teachers share lessons"));
+    }
+    let list = st
+        .db(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT username, display_name, roles FROM users WHERE disabled = 0 AND id != ?1
+                 ORDER BY display_name",
+            )?;
+            let rows: Vec<(String, String, String)> = stmt
+                .query_map([user.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows
+                .into_iter()
+                .filter(|(_, _, roles)| roles.split(',').any(|r| r == Role::Coach.as_str()))
+                .map(|(username, display_name, _)| Person {
+                    username,
+                    display_name,
+                })
+                .collect())
+        })
+        .await?;
+    Ok(Json(list))
+}
+
+/// The school's comment tags (its framework for lesson observation).
+async fn tags(
+    State(st): State<Shared>,
+    CurrentUser(_): CurrentUser,
+) -> AppResult<Json<Vec<String>>> {
+    Ok(Json(st.db(|c| Ok(all_tags(c)?)).await?))
+}
+
+fn all_tags(c: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = c.prepare("SELECT name FROM tags ORDER BY name")?;
+    let tags = stmt.query_map([], |r| r.get(0))?.collect();
+    tags
+}
+
+#[derive(Serialize)]
+struct Detail {
+    #[serde(flatten)]
+    item: LibraryItem,
+    shares: Vec<Person>,
+}
+
+async fn detail(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<Detail>> {
+    let rec = rec_id(&id)?;
+    let d = st
+        .db(move |c| {
+            let access = access::recording(c, &user, &rec)?;
+            let shares = match access {
+                Access::Owner => shared_with(c, &rec)?,
+                Access::SharedCoach => Vec::new(),
+            };
+            Ok(Detail {
+                item: library_item(c, &rec, access)?,
+                shares,
+            })
+        })
+        .await?;
+    Ok(Json(d))
+}
+
+#[derive(Serialize)]
+struct Comment {
+    id: i64,
+    parent_id: Option<i64>,
+    at_seconds: f64,
+    body: String,
+    tag: Option<String>,
+    /// The owner's reflection: only the owner ever receives these.
+    private: bool,
+    author: String,
+    mine: bool,
+    created_at: i64,
+}
+
+async fn comments(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<Vec<Comment>>> {
+    let rec = rec_id(&id)?;
+    let list = st
+        .db(move |c| {
+            let access = access::recording(c, &user, &rec)?;
+            let mut stmt = c.prepare(
+                "SELECT c.id, c.parent_id, c.at_ms, c.body, c.tag, c.private, u.display_name, c.author_id, c.created_at
+                 FROM comments c JOIN users u ON u.id = c.author_id
+                 WHERE c.recording_id = ?1 AND (c.private = 0 OR ?2)
+                 ORDER BY c.at_ms, c.id",
+            )?;
+            let list = stmt
+                .query_map(params![rec, access.is_owner()], |r| {
+                    Ok(Comment {
+                        id: r.get(0)?,
+                        parent_id: r.get(1)?,
+                        at_seconds: r.get::<_, i64>(2)? as f64 / 1000.0,
+                        body: r.get(3)?,
+                        tag: r.get(4)?,
+                        private: r.get(5)?,
+                        author: r.get(6)?,
+                        mine: r.get::<_, i64>(7)? == user.id,
+                        created_at: r.get(8)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(list)
+        })
+        .await?;
+    Ok(Json(list))
+}
+
+#[derive(Deserialize)]
+struct NewComment {
+    at_seconds: f64,
+    body: String,
+    #[serde(default)]
+    tag: Option<String>,
+    #[serde(default)]
+    parent_id: Option<i64>,
+    #[serde(default)]
+    private: bool,
+}
+
+const MAX_COMMENT_CHARS: usize = 4000;
+
+async fn add_comment(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+    Json(new): Json<NewComment>,
+) -> AppResult<Json<serde_json::Value>> {
+    let rec = rec_id(&id)?;
+    let body = new.body.trim().to_string();
+    if body.is_empty() || body.chars().count() > MAX_COMMENT_CHARS {
+        return Err(AppError::BadRequest(format!(
+            "a comment is 1 to {MAX_COMMENT_CHARS} characters"
+        )));
+    }
+    if !new.at_seconds.is_finite() || new.at_seconds < 0.0 || new.at_seconds > 86_400.0 {
+        return Err(AppError::BadRequest(
+            "at_seconds must be a time in the lesson, in seconds".into(),
+        ));
+    }
+    let tag = new.tag.filter(|t| !t.is_empty());
+    let id = st
+        .db(move |c| {
+            let access = access::recording(c, &user, &rec)?;
+            if new.private && !access.is_owner() {
+                return Err(AppError::Forbidden(
+                    "reflection notes are the teacher's own",
+                ));
+            }
+            if let Some(t) = &tag {
+                if !all_tags(c)?.contains(t) {
+                    return Err(AppError::BadRequest(format!(
+                        "{t:?} is not one of the school's tags"
+                    )));
+                }
+            }
+            let mut at_ms = (new.at_seconds * 1000.0).round() as i64;
+            if let Some(parent) = new.parent_id {
+                // A reply sits under a visible comment of the same recording, at its time.
+                let parent_at: Option<i64> = c
+                    .query_row(
+                        "SELECT at_ms FROM comments WHERE id = ?1 AND recording_id = ?2 AND private = 0 AND parent_id IS NULL",
+                        params![parent, rec],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                at_ms = parent_at.ok_or_else(|| {
+                    AppError::BadRequest("replies go under a shared comment of this lesson".into())
+                })?;
+                if new.private {
+                    return Err(AppError::BadRequest(
+                        "a reflection note cannot be a reply".into(),
+                    ));
+                }
+            }
+            c.execute(
+                "INSERT INTO comments (recording_id, author_id, parent_id, at_ms, body, tag, private, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![rec, user.id, new.parent_id, at_ms, body, tag, new.private, accounts::now()],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+        .await?;
+    Ok(Json(serde_json::json!({ "id": id })))
+}
+
+async fn delete_comment(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+    Path((id, comment)): Path<(String, i64)>,
+) -> AppResult<Json<serde_json::Value>> {
+    let rec = rec_id(&id)?;
+    st.db(move |c| {
+        access::recording(c, &user, &rec)?;
+        let n = c.execute(
+            "DELETE FROM comments WHERE id = ?1 AND recording_id = ?2 AND author_id = ?3",
+            params![comment, rec, user.id],
+        )?;
+        if n == 0 {
+            return Err(AppError::NotFound);
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "deleted": comment })))
+}
+
+#[derive(Deserialize)]
+struct NewShare {
+    username: String,
+}
+
+async fn add_share(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+    Json(new): Json<NewShare>,
+) -> AppResult<Json<serde_json::Value>> {
+    let rec = rec_id(&id)?;
+    let audit_key = st.audit_key.clone();
+    st.db(move |c| {
+        access::owner_only(c, &user, &rec)?;
+        let coach = accounts::find_user(c, new.username.trim())?
+            .filter(|u| u.has(Role::Coach) && u.id != user.id)
+            .ok_or_else(|| {
+                AppError::BadRequest(format!("{:?} is not a coach at this school", new.username))
+            })?;
+        c.execute(
+            "INSERT OR IGNORE INTO shares (recording_id, coach_id, created_at) VALUES (?1, ?2, ?3)",
+            params![rec, coach.id, accounts::now()],
+        )?;
+        crate::audit::record(
+            c,
+            &audit_key,
+            &user.audit_id,
+            "share",
+            &format!("{rec} {}", coach.audit_id),
+        )?;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "shared": true })))
+}
+
+async fn remove_share(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+    Path((id, username)): Path<(String, String)>,
+) -> AppResult<Json<serde_json::Value>> {
+    let rec = rec_id(&id)?;
+    let audit_key = st.audit_key.clone();
+    st.db(move |c| {
+        access::owner_only(c, &user, &rec)?;
+        let coach: Option<(i64, String)> = c
+            .query_row(
+                "SELECT u.id, u.audit_id FROM shares s JOIN users u ON u.id = s.coach_id
+                 WHERE s.recording_id = ?1 AND u.username = ?2",
+                params![rec, username],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (coach_id, coach_audit) = coach.ok_or(AppError::NotFound)?;
+        c.execute(
+            "DELETE FROM shares WHERE recording_id = ?1 AND coach_id = ?2",
+            params![rec, coach_id],
+        )?;
+        crate::audit::record(
+            c,
+            &audit_key,
+            &user.audit_id,
+            "unshare",
+            &format!("{rec} {coach_audit}"),
+        )?;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "shared": false })))
+}
+
+#[derive(Serialize)]
+struct View {
+    display_name: String,
+    last_viewed: i64,
+    views: i64,
+}
+
+/// "Who watched this": everyone but the owner who opened the recording, from the audit log.
+async fn views(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<Vec<View>>> {
+    let rec = rec_id(&id)?;
+    let list = st
+        .db(move |c| {
+            access::owner_only(c, &user, &rec)?;
+            let mut stmt = c.prepare(
+                "SELECT u.display_name, MAX(a.at), COUNT(*) FROM audit a JOIN users u ON u.audit_id = a.actor
+                 WHERE a.action = 'view' AND a.target = ?1 AND u.id != ?2
+                 GROUP BY u.id ORDER BY MAX(a.at) DESC",
+            )?;
+            let list = stmt
+                .query_map(params![rec, user.id], |r| {
+                    Ok(View {
+                        display_name: r.get(0)?,
+                        last_viewed: r.get(1)?,
+                        views: r.get(2)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(list)
+        })
+        .await?;
+    Ok(Json(list))
+}
+
+async fn delete_recording(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<serde_json::Value>> {
+    let rec = rec_id(&id)?;
+    let who = user.audit_id.clone();
+    let r = rec.clone();
+    st.db(move |c| access::owner_only(c, &user, &r)).await?;
+    let removed =
+        crate::deletion::delete_recordings(&st, vec![rec], &who, "delete-recording").await?;
+    Ok(Json(serde_json::json!({ "deleted": removed })))
+}

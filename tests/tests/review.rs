@@ -1,0 +1,321 @@
+//! Reviewing lessons (issue 5): sharing with coaches, comments and reflections, who watched, and
+//! deleting a recording; in a real browser on a real recorded lesson, and rule by rule on the API.
+
+use lessonlens_e2e::{bin, Server};
+use std::path::Path;
+use std::process::Command;
+
+fn web_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
+}
+
+/// GET/POST/DELETE as `cookie`, giving the status and the JSON body (if any).
+fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let req = server
+        .agent()
+        .request(method, &format!("{}{path}", server.url()))
+        .set("cookie", cookie);
+    let res = match body {
+        Some(b) => req.send_json(b),
+        None => req.call(),
+    };
+    match res {
+        Ok(r) => (r.status(), r.into_json().unwrap_or(serde_json::Value::Null)),
+        Err(ureq::Error::Status(code, r)) => {
+            (code, r.into_json().unwrap_or(serde_json::Value::Null))
+        }
+        Err(e) => panic!("{method} {path}: {e}"),
+    }
+}
+
+#[test]
+fn a_teacher_and_a_coach_review_a_lesson_in_the_browser() {
+    let server = Server::start(&web_dir());
+    for (user, role) in [("alice", "teacher"), ("carol", "coach"), ("ada", "admin")] {
+        server.add_user(user, &format!("{user}-password"), role);
+    }
+    let token = server.add_device("room-12");
+    let device = tempfile::tempdir().unwrap();
+    let config = server.capture_config(
+        device.path(),
+        &token,
+        "[video]\nwidth = 640\nheight = 360\nbitrate_kbps = 800\n",
+    );
+    let out = Command::new(bin("lessonlens-capture"))
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "record",
+            "once",
+            "--teacher",
+            "alice",
+            "--seconds",
+            "9",
+            "--drain-seconds",
+            "60",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "capture failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rec = report["recording"].as_str().unwrap();
+
+    let (stdout, shots) = server.browser_script(
+        "review.mjs",
+        "review",
+        &[
+            ("LL_RECORDING", rec),
+            ("LL_TEACHER", "alice:alice-password"),
+            ("LL_COACH", "carol:carol-password"),
+            ("LL_ADMIN", "ada:ada-password"),
+        ],
+    );
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    for page in [
+        "login",
+        "library",
+        "recording",
+        "shared-with-me",
+        "recording-coach",
+    ] {
+        assert!(
+            result["a11y"][page].is_u64(),
+            "no accessibility check of {page}: {result}"
+        );
+        assert!(shots.join(format!("{page}.png")).exists(), "{page}.png");
+    }
+
+    // What the browser did is in the database: the comment, the reflection, the reply, the
+    // revoked share, and the coach's view in the audit log.
+    let db = server.db();
+    let comments: Vec<(String, bool, bool)> = db
+        .prepare("SELECT body, private, parent_id IS NOT NULL FROM comments ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(comments.len(), 3, "{comments:?}");
+    assert!(comments
+        .iter()
+        .any(|c| c.1 && c.0.starts_with("Note to self")));
+    assert!(comments.iter().any(|c| c.2 && c.0.starts_with("Agreed")));
+    let shares: i64 = db
+        .query_row("SELECT COUNT(*) FROM shares", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(shares, 0, "the share was revoked");
+    let actions: Vec<String> = db
+        .prepare("SELECT action FROM audit WHERE target LIKE ?1 ORDER BY id")
+        .unwrap()
+        .query_map([format!("{rec}%")], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for a in ["view", "share", "unshare"] {
+        assert!(actions.iter().any(|x| x == a), "no {a} in {actions:?}");
+    }
+}
+
+#[test]
+fn comments_shares_and_deletion_follow_the_rules() {
+    let server = Server::start(&web_dir());
+    for (user, role) in [
+        ("alice", "teacher"),
+        ("bob", "teacher"),
+        ("carol", "coach"),
+        ("dave", "coach"),
+    ] {
+        server.add_user(user, &format!("{user}-password"), role);
+    }
+    let token = std::fs::read_to_string(server.add_device("room-12")).unwrap();
+    let (rec, _) = server.upload_recording(&token, "alice", 3);
+    let agent = server.agent();
+    let [alice, bob, carol, dave] = ["alice", "bob", "carol", "dave"]
+        .map(|u| server.login(&agent, u, &format!("{u}-password")));
+    let r = format!("/api/recordings/{rec}");
+
+    // Before sharing, the coach cannot see it; a teacher cannot be shared with.
+    assert_eq!(
+        call(&server, "GET", &format!("{r}/comments"), &carol, None).0,
+        404
+    );
+    let share = |who: &str| Some(serde_json::json!({ "username": who }));
+    let (status, body) = call(
+        &server,
+        "POST",
+        &format!("{r}/shares"),
+        &alice,
+        share("bob"),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("not a coach"));
+    assert_eq!(
+        call(
+            &server,
+            "POST",
+            &format!("{r}/shares"),
+            &bob,
+            share("carol")
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        call(
+            &server,
+            "POST",
+            &format!("{r}/shares"),
+            &alice,
+            share("carol")
+        )
+        .0,
+        200
+    );
+
+    // Comments: a coach cannot write a reflection or use a tag the school has not defined.
+    let comment = |at: f64, body: &str, extra: serde_json::Value| {
+        let mut v = serde_json::json!({ "at_seconds": at, "body": body });
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        Some(v)
+    };
+    let post = |who: &str, v| call(&server, "POST", &format!("{r}/comments"), who, v);
+    assert_eq!(
+        post(
+            &carol,
+            comment(1.0, "x", serde_json::json!({"private": true}))
+        )
+        .0,
+        403
+    );
+    let (status, body) = post(
+        &carol,
+        comment(1.0, "x", serde_json::json!({"tag": "vibes"})),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        post(&carol, comment(1.0, "  ", serde_json::json!({}))).0,
+        400
+    );
+    assert_eq!(
+        post(&carol, comment(-1.0, "x", serde_json::json!({}))).0,
+        400
+    );
+    let (status, c1) = post(
+        &carol,
+        comment(
+            3.5,
+            "Nice questioning",
+            serde_json::json!({"tag": "questioning"}),
+        ),
+    );
+    assert_eq!(status, 200, "{c1}");
+    let (_, note) = post(
+        &alice,
+        comment(5.0, "Reflection", serde_json::json!({"private": true})),
+    );
+    // A reply sits at its parent's time; a reply to a private note is refused.
+    let (status, reply) = post(
+        &alice,
+        comment(9.0, "Thanks", serde_json::json!({"parent_id": c1["id"]})),
+    );
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        post(
+            &carol,
+            comment(1.0, "peek", serde_json::json!({"parent_id": note["id"]}))
+        )
+        .0,
+        400
+    );
+    let (_, seen_by_coach) = call(&server, "GET", &format!("{r}/comments"), &carol, None);
+    let (_, seen_by_owner) = call(&server, "GET", &format!("{r}/comments"), &alice, None);
+    let bodies = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["body"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(bodies(&seen_by_coach), ["Nice questioning", "Thanks"]);
+    assert_eq!(
+        bodies(&seen_by_owner),
+        ["Nice questioning", "Thanks", "Reflection"]
+    );
+    let thanks = &seen_by_owner[1];
+    assert_eq!(thanks["at_seconds"], 3.5, "a reply takes its parent's time");
+    // Only the author deletes a comment.
+    let c1_path = format!("{r}/comments/{}", c1["id"]);
+    assert_eq!(call(&server, "DELETE", &c1_path, &alice, None).0, 404);
+    // The coach's library, then who watched: the coach's playlist fetch is a view.
+    let (_, shared) = call(&server, "GET", "/api/shared", &carol, None);
+    assert_eq!(shared[0]["id"], rec.to_string());
+    assert_eq!(shared[0]["owner"], "alice");
+    assert_eq!(
+        call(&server, "GET", "/api/shared", &dave, None).1,
+        serde_json::json!([])
+    );
+    assert_eq!(
+        call(&server, "GET", &format!("{r}/playlist.m3u8"), &carol, None).0,
+        200
+    );
+    let (_, views) = call(&server, "GET", &format!("{r}/views"), &alice, None);
+    assert_eq!(views[0]["display_name"], "carol", "{views}");
+    let (_, mine) = call(&server, "GET", "/api/recordings", &alice, None);
+    assert_eq!(mine[0]["shared_with"], serde_json::json!(["carol"]));
+
+    // Deleting: not by the coach; by the owner, everything goes, files included.
+    assert_eq!(call(&server, "DELETE", &r, &carol, None).0, 403);
+    let db = server.db();
+    let shas: Vec<String> = db
+        .prepare("SELECT sha256 FROM segments WHERE recording_id = ?1")
+        .unwrap()
+        .query_map([rec.to_string()], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(shas.len(), 4);
+    let blob = |sha: &str| server.data_dir().join("blobs").join(&sha[..2]).join(sha);
+    assert!(
+        shas.iter().all(|s| blob(s).exists()),
+        "blobs are where the test looks"
+    );
+    let (status, body) = call(&server, "DELETE", &r, &alice, None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["deleted"]["segments"], 4);
+    for s in &shas {
+        assert!(!blob(s).exists(), "blob {s} survived the deletion");
+    }
+    for table in [
+        "recordings",
+        "segments",
+        "comments",
+        "shares",
+        "blob_deletions",
+    ] {
+        let n: i64 = db
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0, "{table} still has rows");
+    }
+    let deleted: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM audit WHERE action = 'delete-recording' AND target = ?1",
+            [rec.to_string()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(deleted, 1);
+    assert_eq!(call(&server, "GET", &r, &alice, None).0, 404);
+}

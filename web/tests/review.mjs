@@ -1,0 +1,168 @@
+// Reviewing a lesson in the browser (issue 5), in Debian's Chromium driven by playwright-core,
+// against the real server and a lesson recorded by the real capture daemon (timeoverlay source):
+//   the teacher plays it, seeks and sees that moment, comments at a time, writes a private
+//   reflection and shares with a coach; the coach finds it under "Shared with me", clicks the
+//   comment (the player seeks there) and replies, and does not see the reflection; the teacher sees
+//   who watched, then stops sharing and the coach's next request is refused; an admin cannot open it.
+// Every main page gets a screenshot and an axe-core check. Run by tests/tests/review.rs with
+//   LL_URL, LL_SERVER_CERT, LL_SCREENSHOTS, LL_RECORDING, and LL_TEACHER / LL_COACH / LL_ADMIN
+//   as "username:password".
+import { checkA11y, env, launch, newPage, noConsoleErrors, screenshot, signIn, url } from "./browser.mjs";
+
+const rec = env("LL_RECORDING");
+const [teacher, teacherPw] = env("LL_TEACHER").split(":");
+const [coach, coachPw] = env("LL_COACH").split(":");
+const [admin, adminPw] = env("LL_ADMIN").split(":");
+const report = { a11y: {} };
+
+function check(cond, what) {
+  if (!cond) throw new Error(what);
+}
+
+async function a11y(page, name) {
+  await screenshot(page, name);
+  report.a11y[name] = await checkA11y(page, name);
+}
+
+// Seeks the paused video to t and returns the frame shown, as RGBA bytes of a small canvas.
+async function frameAt(page, t) {
+  return page.evaluate(async (t) => {
+    const v = document.querySelector("video");
+    v.pause();
+    await new Promise((resolve) => {
+      v.addEventListener("seeked", resolve, { once: true });
+      v.currentTime = t;
+    });
+    // Give the decoder a moment to present the frame at the new position (a paused video may
+    // never call back, hence the time limit).
+    await Promise.race([
+      new Promise((resolve) => v.requestVideoFrameCallback(resolve)),
+      new Promise((resolve) => setTimeout(resolve, 500)),
+    ]);
+    const c = document.createElement("canvas");
+    c.width = 320;
+    c.height = 180;
+    const g = c.getContext("2d");
+    g.drawImage(v, 0, 0, c.width, c.height);
+    return Array.from(g.getImageData(0, 0, c.width, c.height).data);
+  }, t);
+}
+
+const diff = (a, b) => a.reduce((s, x, i) => s + Math.abs(x - b[i]), 0) / a.length;
+
+async function waitPlaying(page) {
+  await page.waitForFunction(() => document.querySelector("video").readyState >= 2, null, { timeout: 20000 });
+  await page.evaluate(() => {
+    const v = document.querySelector("video");
+    v.muted = true;
+    return v.play();
+  });
+  await page.waitForFunction(() => document.querySelector("video").currentTime > 1, null, { timeout: 20000 });
+  const error = await page.evaluate(() => document.querySelector("video").error);
+  check(!error, `media error ${JSON.stringify(error)}`);
+}
+
+const browser = await launch();
+try {
+  // --- The teacher.
+  const t = await newPage(browser);
+  await t.goto(url);
+  await t.getByRole("heading", { name: "Sign in" }).waitFor();
+  await a11y(t, "login");
+  await signIn(t, teacher, teacherPw);
+  await t.getByRole("heading", { name: "My lessons" }).waitFor();
+  await t.locator(`a[href="#/recording/${rec}"]`).waitFor();
+  await a11y(t, "library");
+  await t.locator(`a[href="#/recording/${rec}"]`).click();
+  await waitPlaying(t);
+
+  // Seeking shows that moment: the time overlay makes every moment's frame different, so the
+  // frame at 2 s seen twice (from elsewhere in between) matches itself and not the one at 5 s.
+  const at2 = await frameAt(t, 2);
+  const at5 = await frameAt(t, 5);
+  const at2again = await frameAt(t, 2);
+  report.seek = { same: diff(at2, at2again), different: diff(at2, at5) };
+  check(report.seek.different > 0.5, `frames at 2 s and 5 s look alike: ${JSON.stringify(report.seek)}`);
+  check(report.seek.same * 4 < report.seek.different, `seeking back to 2 s shows another frame: ${JSON.stringify(report.seek)}`);
+
+  // A comment at 4 s, tagged, and a private reflection.
+  await frameAt(t, 4);
+  await t.getByRole("textbox", { name: /^Comment at/ }).fill("Good open question to the class here");
+  await t.getByLabel("Tag").selectOption("questioning");
+  await t.getByRole("button", { name: "Add comment" }).click();
+  await t.locator(".comment", { hasText: "Good open question" }).waitFor();
+  await frameAt(t, 6);
+  await t.getByRole("textbox", { name: /^Comment at/ }).fill("Note to self: slow down the starter");
+  await t.getByLabel(/Private reflection/).check();
+  await t.getByRole("button", { name: "Add comment" }).click();
+  await t.locator(".comment", { hasText: "Note to self" }).waitFor();
+  const markers = await t.locator("#timeline .marker").count();
+  check(markers === 2, `expected 2 timeline markers, got ${markers}`);
+
+  // Share with the coach.
+  await t.getByLabel("Coach").selectOption({ label: coach });
+  await t.getByRole("button", { name: "Share", exact: true }).click();
+  await t.getByRole("button", { name: `Stop sharing with ${coach}` }).waitFor();
+  check(await t.locator("#share-form").isHidden(), "the share form offers nobody (the only coach has it)");
+  await t.evaluate(() => window.scrollTo(0, 0));
+  await a11y(t, "recording");
+
+  // --- The coach.
+  const c = await newPage(browser);
+  await signIn(c, coach, coachPw);
+  await c.getByRole("heading", { name: "Shared with me" }).waitFor();
+  await c.locator(`a[href="#/recording/${rec}"]`).waitFor();
+  await a11y(c, "shared-with-me");
+  await c.locator(`a[href="#/recording/${rec}"]`).click();
+  await waitPlaying(c);
+  await c.locator(".comment", { hasText: "Good open question" }).waitFor();
+  check((await c.locator(".comment", { hasText: "Note to self" }).count()) === 0, "the coach sees the private reflection");
+  check(await c.locator("#owner-panel").isHidden(), "the coach sees the owner's sharing panel");
+  check(await c.locator("#private-row").isHidden(), "the coach is offered a private reflection");
+  // Clicking the comment's time seeks the player there.
+  await c.evaluate(() => document.querySelector("video").pause());
+  await c.locator(".comment", { hasText: "Good open question" }).getByRole("button", { name: "0:04" }).click();
+  await c.waitForFunction(() => Math.abs(document.querySelector("video").currentTime - 4) < 0.5, null, { timeout: 10000 });
+  await c.getByLabel(`Reply to ${teacher}`).fill("Agreed, and the wait time was good too");
+  await c.getByRole("button", { name: "Reply" }).click();
+  await c.locator(".replies .comment", { hasText: "Agreed" }).waitFor();
+  await a11y(c, "recording-coach");
+
+  // --- The teacher sees the reply and who watched, then stops sharing.
+  await t.reload();
+  await t.locator(".replies .comment", { hasText: "Agreed" }).waitFor();
+  await t.locator("#views", { hasText: coach }).waitFor();
+  await t.getByRole("button", { name: `Stop sharing with ${coach}` }).click();
+  await t.locator("#shares", { hasText: "Only you can see this lesson" }).waitFor();
+
+  // The coach's next request is refused, and the page says so.
+  const after = await c.evaluate(async (rec) => {
+    const r = await fetch(`/api/recordings/${rec}/segments/1`);
+    return r.status;
+  }, rec);
+  check(after === 404, `a segment after the share was revoked: ${after}`);
+  await c.reload();
+  await c.getByText("This recording does not exist or is not shared with you.").waitFor();
+  await c.goto(`${url}#/shared`);
+  await c.getByText("Nothing has been shared with you yet.").waitFor();
+
+  // --- An admin cannot open the recording.
+  const a = await newPage(browser);
+  await signIn(a, admin, adminPw);
+  await a.goto(`${url}#/recording/${rec}`);
+  await a.getByText("This recording does not exist or is not shared with you.").waitFor();
+  const adminStatus = await a.evaluate(async (rec) => (await fetch(`/api/recordings/${rec}/playlist.m3u8`)).status, rec);
+  check(adminStatus === 404, `admin playlist status ${adminStatus}`);
+
+  // --- A tablet-width screen still shows the player and the comments.
+  const tablet = await newPage(browser, 800);
+  await signIn(tablet, teacher, teacherPw);
+  await tablet.goto(`${url}#/recording/${rec}`);
+  await tablet.locator(".comment", { hasText: "Good open question" }).waitFor();
+  await screenshot(tablet, "recording-tablet");
+
+  for (const p of [t, c, a, tablet]) noConsoleErrors(p);
+  console.log(JSON.stringify(report));
+} finally {
+  await browser.close();
+}
