@@ -63,6 +63,11 @@ function statusText(r) {
   return r.status;
 }
 
+function retentionText(r) {
+  if (r.held) return "Kept: on hold by the school";
+  return r.delete_after ? `Deleted on ${new Date(r.delete_after * 1000).toLocaleDateString(undefined, { dateStyle: "medium" })}` : "";
+}
+
 async function showLibrary(shared) {
   const list = await api(shared ? "/api/shared" : "/api/recordings");
   $("library-title").textContent = shared ? "Shared with me" : "My lessons";
@@ -90,6 +95,7 @@ async function showLibrary(shared) {
               ? `Shared with ${r.shared_with.join(", ")}`
               : "Not shared",
         ),
+        el("span", { className: "meta" }, retentionText(r)),
       ),
     ),
   );
@@ -273,7 +279,7 @@ async function showRecording(id) {
   const fresh = !current || current.id !== id || !hls;
   current = detail;
   $("player-title").textContent = `${when(detail.created_at)} — ${detail.device}`;
-  $("player-status").textContent = `${detail.is_owner ? "Your lesson" : `${detail.owner}'s lesson`} · ${statusText(detail)}`;
+  $("player-status").textContent = `${detail.is_owner ? "Your lesson" : `${detail.owner}'s lesson`} · ${statusText(detail)} · ${retentionText(detail)}`;
   $("player-status").className = `status ${detail.status}`;
   $("private-row").hidden = !detail.is_owner;
   $("owner-panel").hidden = !detail.is_owner;

@@ -147,6 +147,34 @@ pub fn find_user(conn: &Connection, username: &str) -> rusqlite::Result<Option<U
     .optional()
 }
 
+/// Any user called `username`, enabled or not (for admins).
+pub fn find_any_user(conn: &Connection, username: &str) -> rusqlite::Result<Option<User>> {
+    conn.query_row(
+        "SELECT id, username, display_name, roles, audit_id FROM users WHERE username = ?1",
+        [username],
+        user_from_row,
+    )
+    .optional()
+}
+
+/// Disables an account inside the caller's transaction: its sessions end and its device code
+/// stops working at once.
+pub fn disable_in(conn: &Connection, user_id: i64) -> rusqlite::Result<()> {
+    conn.execute("UPDATE users SET disabled = 1 WHERE id = ?1", [user_id])?;
+    conn.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+    conn.execute("DELETE FROM teacher_codes WHERE user_id = ?1", [user_id])?;
+    Ok(())
+}
+
+/// Whether the user is marked as leaving (see `offboarding`).
+pub fn is_leaving(conn: &Connection, user_id: i64) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM leaving WHERE user_id = ?1)",
+        [user_id],
+        |r| r.get(0),
+    )
+}
+
 /// A hash of a password nobody has, so that checking an unknown username costs as much as checking
 /// a known one and response times do not reveal which usernames exist.
 fn decoy_hash() -> &'static str {

@@ -38,6 +38,10 @@ pub struct Config {
     /// Largest segment upload accepted, in bytes. Default 64 MiB.
     #[serde(default = "default_max_segment_bytes")]
     pub max_segment_bytes: u64,
+    /// How often the retention sweeper runs (deleting recordings past the policy and finishing the
+    /// deletion of teachers who left), in minutes. It also runs once at start. Default 60.
+    #[serde(default = "default_sweep_interval_minutes")]
+    pub sweep_interval_minutes: u32,
 }
 
 fn default_listen() -> SocketAddr {
@@ -64,6 +68,9 @@ fn default_allowed_networks() -> Vec<ipnet::IpNet> {
 }
 fn default_session_hours() -> u32 {
     12
+}
+fn default_sweep_interval_minutes() -> u32 {
+    60
 }
 fn default_max_segment_bytes() -> u64 {
     64 * 1024 * 1024

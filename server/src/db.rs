@@ -97,6 +97,35 @@ const MIGRATIONS: &[&str] = &[
      CREATE UNIQUE INDEX users_audit_id ON users(audit_id);
      CREATE INDEX audit_target ON audit(target);
      CREATE TABLE blob_deletions (sha256 TEXT PRIMARY KEY);",
+    // 5: retention and leaving (issue 6). One policy row; a hold per recording; whether a
+    // recording was ever shared; a teacher who is leaving, and the progress of their deletion
+    // (kept apart from the account row, which goes last); signed deletion receipts.
+    "CREATE TABLE retention_policy (
+         id INTEGER PRIMARY KEY CHECK (id = 1),
+         keep_days INTEGER NOT NULL,
+         unshared_days INTEGER,
+         grace_days INTEGER NOT NULL
+     );
+     INSERT INTO retention_policy (id, keep_days, unshared_days, grace_days) VALUES (1, 365, NULL, 7);
+     ALTER TABLE recordings ADD COLUMN ever_shared INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE recordings ADD COLUMN hold_reason TEXT;
+     UPDATE recordings SET ever_shared = 1 WHERE id IN (SELECT recording_id FROM shares);
+     CREATE TABLE leaving (
+         user_id INTEGER PRIMARY KEY,
+         subject TEXT NOT NULL,
+         marked_at INTEGER NOT NULL,
+         delete_after INTEGER NOT NULL,
+         started_at INTEGER,
+         fingerprint TEXT,
+         recordings INTEGER NOT NULL DEFAULT 0,
+         segments INTEGER NOT NULL DEFAULT 0,
+         bytes INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE TABLE deletion_receipts (
+         id TEXT PRIMARY KEY,
+         created_at INTEGER NOT NULL,
+         receipt TEXT NOT NULL
+     );",
 ];
 
 pub fn open(path: &Path) -> anyhow::Result<Connection> {

@@ -28,6 +28,20 @@ pub fn delete_rows(
     action: &str,
 ) -> rusqlite::Result<Removed> {
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let removed = delete_rows_in(&tx, audit_key, recs, actor, action)?;
+    tx.commit()?;
+    Ok(removed)
+}
+
+/// [`delete_rows`] inside the caller's write transaction, so the caller can record what was
+/// removed in the same commit.
+pub fn delete_rows_in(
+    tx: &Transaction<'_>,
+    audit_key: &[u8; 32],
+    recs: &[String],
+    actor: &str,
+    action: &str,
+) -> rusqlite::Result<Removed> {
     let mut removed = Removed::default();
     for rec in recs {
         let (segments, bytes): (u64, Option<u64>) = tx.query_row(
@@ -39,18 +53,13 @@ pub fn delete_rows(
             "INSERT OR IGNORE INTO blob_deletions (sha256) SELECT sha256 FROM segments WHERE recording_id = ?1",
             [rec],
         )?;
-        tx.execute(
-            "DELETE FROM blob_deletions WHERE sha256 IN (SELECT sha256 FROM segments WHERE recording_id != ?1)",
-            [rec],
-        )?;
         if tx.execute("DELETE FROM recordings WHERE id = ?1", [rec])? == 1 {
-            crate::audit::append(&tx, audit_key, actor, action, rec)?;
+            crate::audit::append(tx, audit_key, actor, action, rec)?;
             removed.recordings += 1;
             removed.segments += segments;
             removed.bytes += bytes.unwrap_or(0);
         }
     }
-    tx.commit()?;
     Ok(removed)
 }
 

@@ -14,6 +14,8 @@
 //! - [`deletion`]: deleting recordings for good, resumable after a crash.
 //! - [`error`]: one error type, one mapping to HTTP status.
 //! - [`limits`]: failure counters that slow down password and device-code guessing.
+//! - [`retention`]: the retention policy, its pure planner and the sweeper.
+//! - [`offboarding`]: a teacher leaving: disable, crypto-shred, signed deletion receipt.
 //! - [`routes`]: one file per route group (device API, web API, playback, static files).
 //! - [`app`]: shared state, the router and `run(listener, state)`.
 
@@ -27,6 +29,8 @@ pub mod db;
 pub mod deletion;
 pub mod error;
 pub mod limits;
+pub mod offboarding;
+pub mod retention;
 pub mod routes;
 pub mod tls;
 pub mod vault;

@@ -7,7 +7,8 @@ use lessonlens_server::app::{self, AppState};
 use lessonlens_server::blobs::LocalBlobs;
 use lessonlens_server::config::Config;
 use lessonlens_server::vault::{write_secret_file, MasterKey, Vault};
-use lessonlens_server::{db, tls};
+use lessonlens_server::{db, offboarding, retention, tls};
+use rusqlite::OptionalExtension;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -41,6 +42,69 @@ enum Command {
     Device(DeviceCommand),
     /// Check that no audit entry was altered or removed (exit status 1 if one was).
     AuditVerify,
+    /// The retention policy and the sweeper.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Holds on recordings (pause retention, e.g. for a safeguarding review).
+    #[command(subcommand)]
+    Recording(RecordingCommand),
+    /// Deletion receipts: list, show, verify.
+    #[command(subcommand)]
+    Receipt(ReceiptCommand),
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Print the policy.
+    Show,
+    /// Change the policy; options left out keep their value.
+    Set {
+        /// Delete recordings this many days after they were made.
+        #[arg(long)]
+        keep_days: Option<u32>,
+        /// Delete never-shared recordings after this many days (0: no such rule).
+        #[arg(long)]
+        unshared_days: Option<u32>,
+        /// Days between marking a teacher as leaving and deleting their data.
+        #[arg(long)]
+        grace_days: Option<u32>,
+    },
+    /// Run the sweeper once (the server also runs it every `sweep_interval_minutes`).
+    Run {
+        /// Act as if it were this Unix time (for audits of "what would be due", and tests).
+        #[arg(long)]
+        now: Option<i64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecordingCommand {
+    /// Hold a recording: retention will not delete it until the hold is released.
+    Hold {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Release a hold.
+    Release { id: String },
+}
+
+#[derive(Subcommand)]
+enum ReceiptCommand {
+    /// List the deletion receipts (id and time).
+    List,
+    /// Print one receipt (JSON), e.g. to hand to the DPO.
+    Show { id: String },
+    /// Verify a receipt file: exit status 0 if genuine, 1 if altered or signed by another key.
+    Verify {
+        file: PathBuf,
+        /// The school server's receipt key (hex), as printed by `receipt public-key`; without it,
+        /// this server's own key is used.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Print the public key receipts are signed with (give it to the DPO with the receipts).
+    PublicKey,
 }
 
 #[derive(Subcommand)]
@@ -57,6 +121,19 @@ enum UserCommand {
     /// Set a teacher's device code (4-8 digits, read from standard input), typed on a classroom
     /// device to start a recording.
     SetCode { username: String },
+    /// Disable an account now: its sessions end and its device code stops working.
+    Disable { username: String },
+    /// Enable a disabled account again.
+    Enable { username: String },
+    /// Mark someone as leaving: disabled now, everything of theirs deleted after the grace period
+    /// (the policy's, unless given; 0 deletes at the next sweep), with a signed receipt.
+    Offboard {
+        username: String,
+        #[arg(long)]
+        grace_days: Option<u32>,
+    },
+    /// Cancel a pending offboarding (the account stays disabled until enabled).
+    CancelOffboard { username: String },
 }
 
 #[derive(Subcommand)]
@@ -164,6 +241,179 @@ fn main() -> anyhow::Result<()> {
             println!("device code set for {username}");
             Ok(())
         }
+        Command::User(UserCommand::Disable { username }) => {
+            let o = open(config)?;
+            let user = any_user(&o, &username)?;
+            accounts::disable_in(&o.conn, user.id)?;
+            audit(&o, "user-disable", &user.audit_id)?;
+            println!("{username} disabled; their sessions ended");
+            Ok(())
+        }
+        Command::User(UserCommand::Enable { username }) => {
+            let o = open(config)?;
+            let user = any_user(&o, &username)?;
+            if accounts::is_leaving(&o.conn, user.id)? {
+                bail!(
+                    "{username} is marked as leaving: run `user cancel-offboard {username}` first"
+                );
+            }
+            o.conn
+                .execute("UPDATE users SET disabled = 0 WHERE id = ?1", [user.id])?;
+            audit(&o, "user-enable", &user.audit_id)?;
+            println!("{username} enabled");
+            Ok(())
+        }
+        Command::User(UserCommand::Offboard {
+            username,
+            grace_days,
+        }) => {
+            let o = open(config)?;
+            let user = any_user(&o, &username)?;
+            let grace = match grace_days {
+                Some(g) => g,
+                None => retention::load_policy(&o.conn)?.grace_days,
+            };
+            let fp = o.vault.fingerprint(user.id)?;
+            let at = offboarding::mark_leaving(
+                &o.conn,
+                &o.vault.audit_key(),
+                "cli",
+                &user,
+                fp,
+                grace,
+                accounts::now(),
+            )?;
+            println!(
+                "{username} is disabled and will be deleted at {} (Unix {at}); cancel with `user cancel-offboard`",
+                time::OffsetDateTime::from_unix_timestamp(at)?
+            );
+            Ok(())
+        }
+        Command::User(UserCommand::CancelOffboard { username }) => {
+            let o = open(config)?;
+            let user = any_user(&o, &username)?;
+            offboarding::cancel(&o.conn, &o.vault.audit_key(), "cli", &user)?;
+            println!("the deletion of {username} is cancelled; the account stays disabled until `user enable`");
+            Ok(())
+        }
+        Command::Retention(RetentionCommand::Show) => {
+            let o = open(config)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&retention::load_policy(&o.conn)?)?
+            );
+            Ok(())
+        }
+        Command::Retention(RetentionCommand::Set {
+            keep_days,
+            unshared_days,
+            grace_days,
+        }) => {
+            let o = open(config)?;
+            let mut p = retention::load_policy(&o.conn)?;
+            p.keep_days = keep_days.unwrap_or(p.keep_days);
+            p.grace_days = grace_days.unwrap_or(p.grace_days);
+            if let Some(d) = unshared_days {
+                p.unshared_days = (d > 0).then_some(d);
+            }
+            p.validate().map_err(anyhow::Error::msg)?;
+            retention::save_policy(&o.conn, &p)?;
+            audit(&o, "retention-policy", &serde_json::to_string(&p)?)?;
+            println!("{}", serde_json::to_string_pretty(&p)?);
+            Ok(())
+        }
+        Command::Retention(RetentionCommand::Run { now }) => {
+            let o = open(config)?;
+            let blobs = LocalBlobs::open(&o.config.blob_dir())?;
+            let swept = retention::sweep(
+                &o.conn,
+                &o.vault,
+                &blobs,
+                &o.vault.audit_key(),
+                now.unwrap_or_else(accounts::now),
+            )?;
+            println!("{}", serde_json::to_string(&swept)?);
+            Ok(())
+        }
+        Command::Recording(cmd) => {
+            let o = open(config)?;
+            let (id, reason) = match &cmd {
+                RecordingCommand::Hold { id, reason } => (id, Some(reason.as_str())),
+                RecordingCommand::Release { id } => (id, None),
+            };
+            if !retention::set_hold(&o.conn, &o.vault.audit_key(), "cli", id, reason)? {
+                bail!("no recording {id}");
+            }
+            println!("{}", if reason.is_some() { "held" } else { "released" });
+            Ok(())
+        }
+        Command::Receipt(ReceiptCommand::List) => {
+            let o = open(config)?;
+            let mut stmt = o
+                .conn
+                .prepare("SELECT id, created_at FROM deletion_receipts ORDER BY created_at")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (id, at) = row?;
+                println!("{id}\t{}", time::OffsetDateTime::from_unix_timestamp(at)?);
+            }
+            Ok(())
+        }
+        Command::Receipt(ReceiptCommand::Show { id }) => {
+            let o = open(config)?;
+            let text: String = o
+                .conn
+                .query_row(
+                    "SELECT receipt FROM deletion_receipts WHERE id = ?1",
+                    [&id],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .with_context(|| format!("no receipt {id}"))?;
+            println!("{text}");
+            Ok(())
+        }
+        Command::Receipt(ReceiptCommand::PublicKey) => {
+            let o = open(config)?;
+            println!(
+                "{}",
+                hex::encode(o.vault.receipt_signing_key().verifying_key().as_bytes())
+            );
+            Ok(())
+        }
+        Command::Receipt(ReceiptCommand::Verify { file, public_key }) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let key = match public_key {
+                Some(h) => {
+                    let bytes: [u8; 32] = hex::decode(h.trim())
+                        .ok()
+                        .and_then(|b| b.try_into().ok())
+                        .context("--public-key must be 64 hex digits")?;
+                    ed25519_dalek::VerifyingKey::from_bytes(&bytes)?
+                }
+                None => open(config)?.vault.receipt_signing_key().verifying_key(),
+            };
+            match offboarding::verify(&text, &key) {
+                Ok(r) => {
+                    println!(
+                        "genuine: receipt {} for {}: {} recordings, {} segments, {} bytes deleted, key {} shredded, finished {}",
+                        r.receipt_id,
+                        r.subject,
+                        r.recordings,
+                        r.segments,
+                        r.bytes,
+                        r.key_fingerprint.as_deref().unwrap_or("(none)"),
+                        time::OffsetDateTime::from_unix_timestamp(r.finished_at)?
+                    );
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("NOT VALID: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
         Command::AuditVerify => {
             let o = open(config)?;
             let v = lessonlens_server::audit::verify(&o.conn, &o.vault.audit_key())?;
@@ -214,6 +464,16 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+fn any_user(o: &Opened, username: &str) -> anyhow::Result<accounts::User> {
+    accounts::find_any_user(&o.conn, username)?
+        .with_context(|| format!("no user called {username:?}"))
+}
+
+fn audit(o: &Opened, action: &str, target: &str) -> anyhow::Result<()> {
+    lessonlens_server::audit::record(&o.conn, &o.vault.audit_key(), "cli", action, target)?;
+    Ok(())
+}
+
 fn serve(o: Opened) -> anyhow::Result<()> {
     let tls = tls::load_or_create(&o.config.tls_dir(), &o.config.hostnames)?;
     let listener = std::net::TcpListener::bind(o.config.listen)
@@ -246,6 +506,10 @@ fn serve(o: Opened) -> anyhow::Result<()> {
                 }
                 tracing::info!("shutting down");
             };
+            let every = std::time::Duration::from_secs(
+                u64::from(state.config.sweep_interval_minutes.max(1)) * 60,
+            );
+            tokio::spawn(retention::run_periodically(state.clone(), every));
             app::run(listener, state, tls.server_config, shutdown).await
         })
 }

@@ -166,6 +166,10 @@ impl Vault {
                  wrapped_secret BLOB NOT NULL,
                  nonce BLOB NOT NULL,
                  created_at INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS shredded_keys (
+                 fingerprint TEXT PRIMARY KEY,
+                 shredded_at INTEGER NOT NULL
              );",
         )?;
         Ok(Vault { conn, master })
@@ -205,6 +209,66 @@ impl Vault {
         bytes
             .map(|b| PublicKey::from_bytes(&b).map_err(Into::into))
             .transpose()
+    }
+
+    /// Crypto-shreds `user_id`'s key: the row is deleted (with `secure_delete`, its bytes are
+    /// overwritten), its fingerprint goes on the shred list, and the WAL is checkpointed and
+    /// truncated so no old copy of the page stays in it. Every recording sealed to the key is
+    /// unreadable from then on, in this vault and in any copy made later. Returns the fingerprint,
+    /// or `None` if the user had no key (or it was shredded already).
+    pub fn shred(&self, user_id: i64, now: i64) -> anyhow::Result<Option<String>> {
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
+        let fp: Option<String> = tx
+            .query_row(
+                "SELECT fingerprint FROM teacher_keys WHERE user_id = ?1",
+                [user_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(fp) = &fp {
+            tx.execute(
+                "INSERT OR IGNORE INTO shredded_keys (fingerprint, shredded_at) VALUES (?1, ?2)",
+                params![fp, now],
+            )?;
+            tx.execute("DELETE FROM teacher_keys WHERE user_id = ?1", [user_id])?;
+        }
+        tx.commit()?;
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy != 0 {
+            bail!("the key vault's WAL could not be checkpointed (busy); the shred is committed, run the deletion again to truncate the WAL");
+        }
+        Ok(fp)
+    }
+
+    /// Whether a key with this fingerprint was shredded.
+    pub fn is_shredded(&self, fp: &str) -> anyhow::Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM shredded_keys WHERE fingerprint = ?1)",
+            [fp],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// The fingerprint of `user_id`'s key, if they have one.
+    pub fn fingerprint(&self, user_id: i64) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT fingerprint FROM teacher_keys WHERE user_id = ?1",
+                [user_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The server's Ed25519 key for signing deletion receipts, derived from the master key.
+    pub fn receipt_signing_key(&self) -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&self.master.derive(b"lessonlens-receipt-signing-v1"))
     }
 
     /// Whose key has this fingerprint.
@@ -253,6 +317,42 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = MasterKey::load_or_create(&path).err().unwrap().to_string();
         assert!(err.contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn a_shredded_key_is_gone_from_the_files_and_listed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let master = MasterKey::load_or_create(&tmp.path().join("k")).unwrap();
+        let vault = Vault::open(&tmp.path().join("vault.db"), master).unwrap();
+        let pk = vault.create_key(7, 0).unwrap();
+        let other = vault.create_key(8, 0).unwrap();
+        let wrapped: Vec<u8> = vault
+            .conn
+            .query_row(
+                "SELECT wrapped_secret FROM teacher_keys WHERE user_id = 7",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let fp = pk.fingerprint().to_string();
+        assert_eq!(vault.shred(7, 100).unwrap(), Some(fp.clone()));
+        assert!(vault.is_shredded(&fp).unwrap());
+        assert!(vault.secret_key(7).unwrap().is_none());
+        assert!(vault.secret_key(8).unwrap().is_some(), "other keys stay");
+        assert_eq!(
+            vault.shred(7, 101).unwrap(),
+            None,
+            "shredding again is a no-op"
+        );
+        let raw = std::fs::read(tmp.path().join("vault.db")).unwrap();
+        let wal = std::fs::read(tmp.path().join("vault.db-wal")).unwrap_or_default();
+        assert!(wal.is_empty(), "the WAL was truncated");
+        assert!(!raw.windows(wrapped.len()).any(|w| w == wrapped.as_slice()));
+        assert!(!raw.windows(32).any(|w| w == pk.to_bytes().as_slice()));
+        assert!(
+            raw.windows(32).any(|w| w == other.to_bytes().as_slice()),
+            "positive control"
+        );
     }
 
     #[test]

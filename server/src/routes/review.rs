@@ -81,11 +81,15 @@ pub fn library_item(c: &Connection, rec: &str, access: Access) -> rusqlite::Resu
             .collect(),
         Access::SharedCoach => Vec::new(),
     };
+    let policy = crate::retention::load_policy(c)?;
+    let row = crate::retention::row(c, rec)?;
     Ok(LibraryItem {
         summary: summary(c, rec)?,
         owner,
         is_owner: access.is_owner(),
         shared_with,
+        delete_after: crate::retention::delete_after(&policy, &row).map(|(at, _)| at),
+        held: row.held,
     })
 }
 
@@ -360,6 +364,10 @@ async fn add_share(
         c.execute(
             "INSERT OR IGNORE INTO shares (recording_id, coach_id, created_at) VALUES (?1, ?2, ?3)",
             params![rec, coach.id, accounts::now()],
+        )?;
+        c.execute(
+            "UPDATE recordings SET ever_shared = 1 WHERE id = ?1",
+            [&rec],
         )?;
         crate::audit::record(
             c,

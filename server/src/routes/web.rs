@@ -180,6 +180,9 @@ pub struct LibraryItem {
     pub is_owner: bool,
     /// The coaches it is shared with (display names); empty for anyone but the owner.
     pub shared_with: Vec<String>,
+    /// When the retention policy deletes it (Unix time); `None` while an admin holds it.
+    pub delete_after: Option<i64>,
+    pub held: bool,
 }
 
 async fn my_recordings(
