@@ -1,11 +1,13 @@
 // lessonlens web app: plain ES module, no framework. Views are switched by the URL hash:
-// #/ (my lessons), #/shared (shared with me) and #/recording/<id> (player, comments, sharing).
+// #/ (my lessons), #/shared (shared with me), #/recording/<id> (player, comments, sharing) and
+// #/admin (people, retention, holds, receipts, audit log).
 // Every request goes to the same origin; every text from the server is set with textContent.
 
 const $ = (id) => document.getElementById(id);
 let hls = null;
 let me = null;
 let current = null; // the recording on the player page
+let routeSeq = 0; // bumped on every navigation, so a slow earlier view does not cover a newer one
 
 async function api(path, options = {}) {
   const res = await fetch(path, {
@@ -40,7 +42,7 @@ function el(tag, props = {}, ...children) {
 }
 
 function show(id) {
-  for (const v of ["login-view", "library-view", "player-view"]) $(v).hidden = v !== id;
+  for (const v of ["login-view", "library-view", "player-view", "admin-view"]) $(v).hidden = v !== id;
   $("nav").hidden = !me;
   if (id !== "player-view" && hls) {
     hls.destroy();
@@ -69,7 +71,9 @@ function retentionText(r) {
 }
 
 async function showLibrary(shared) {
+  const seq = routeSeq;
   const list = await api(shared ? "/api/shared" : "/api/recordings");
+  if (seq !== routeSeq) return;
   $("library-title").textContent = shared ? "Shared with me" : "My lessons";
   $("library-empty").textContent = shared
     ? "Nothing has been shared with you yet."
@@ -290,7 +294,145 @@ async function showRecording(id) {
   if (detail.is_owner) await loadOwnerPanel(detail);
 }
 
+function day(ts) {
+  return ts ? new Date(ts * 1000).toLocaleDateString(undefined, { dateStyle: "medium" }) : "";
+}
+
+async function adminAction(path, method = "POST", body = {}) {
+  $("admin-error").textContent = "";
+  try {
+    await api(path, { method, body: JSON.stringify(body) });
+  } catch (e) {
+    $("admin-error").textContent = e.message;
+  }
+  await showAdmin();
+}
+
+function userRow(u) {
+  const name = encodeURIComponent(u.username);
+  const status = u.delete_after
+    ? `Leaving: deleted on ${day(u.delete_after)}`
+    : u.disabled
+      ? "Disabled"
+      : "Active";
+  const button = (label, action, ask) =>
+    el(
+      "button",
+      {
+        type: "button",
+        className: "link",
+        "aria-label": `${label} ${u.display_name}`,
+        onclick: () => (!ask || confirm(ask)) && adminAction(`/api/admin/users/${name}/${action}`),
+      },
+      label,
+    );
+  const actions = el("div", { className: "row" });
+  if (u.delete_after) actions.append(button("Cancel offboarding", "cancel-offboard"));
+  else {
+    actions.append(
+      u.disabled ? button("Enable", "enable") : button("Disable", "disable"),
+      button(
+        "Offboard",
+        "offboard",
+        `${u.display_name} will be disabled now, and everything of theirs deleted after the grace period. Continue?`,
+      ),
+    );
+  }
+  return el("tr", {}, el("td", {}, u.display_name), el("td", {}, u.username), el("td", {}, u.roles.join(", ")), el("td", {}, status), el("td", {}, actions));
+}
+
+function recordingRow(r) {
+  let hold;
+  if (r.hold_reason) {
+    hold = el(
+      "div",
+      { className: "row" },
+      el("span", {}, `Held: ${r.hold_reason}`),
+      el("button", { type: "button", className: "link", onclick: () => adminAction(`/api/admin/recordings/${r.id}/hold`, "DELETE") }, "Release"),
+    );
+  } else {
+    const input = el("input", { "aria-label": `Reason to hold the recording of ${when(r.created_at)}`, placeholder: "Reason", maxLength: 500 });
+    hold = el(
+      "form",
+      {
+        className: "row",
+        onsubmit: (ev) => {
+          ev.preventDefault();
+          adminAction(`/api/admin/recordings/${r.id}/hold`, "PUT", { reason: input.value });
+        },
+      },
+      input,
+      el("button", { type: "submit" }, "Hold"),
+    );
+  }
+  return el("tr", {}, el("td", {}, when(r.created_at)), el("td", {}, r.owner), el("td", {}, r.device), el("td", {}, r.hold_reason ? "on hold" : day(r.delete_after)), el("td", {}, hold));
+}
+
+let auditRows = [];
+function renderAudit() {
+  const f = $("audit-filter").value.toLowerCase();
+  $("admin-audit").replaceChildren(
+    ...auditRows
+      .filter((a) => !f || `${a.actor} ${a.action} ${a.target}`.toLowerCase().includes(f))
+      .map((a) => el("tr", {}, el("td", {}, when(a.at)), el("td", {}, a.actor), el("td", {}, a.action), el("td", { className: "target" }, a.target))),
+  );
+}
+
+async function showAdmin() {
+  const seq = routeSeq;
+  const [users, policy, recordings, receipts, audit] = await Promise.all(
+    ["users", "retention", "recordings", "receipts", "audit"].map((p) => api(`/api/admin/${p}`)),
+  );
+  if (seq !== routeSeq) return;
+  $("admin-users").replaceChildren(...users.map(userRow));
+  $("keep-days").value = policy.keep_days;
+  $("unshared-days").value = policy.unshared_days ?? "";
+  $("grace-days").value = policy.grace_days;
+  $("admin-recordings").replaceChildren(...recordings.map(recordingRow));
+  if (!recordings.length) $("admin-recordings").append(el("tr", {}, el("td", { colSpan: 5 }, "No recordings.")));
+  $("admin-receipts").replaceChildren(
+    ...receipts.map(({ receipt: r }) =>
+      el(
+        "li",
+        { className: "card" },
+        `${day(r.finished_at)}: ${r.subject} — ${r.recordings} recording(s), ${r.segments} segment(s), ${r.bytes} bytes deleted; key ${r.key_fingerprint ?? "(none)"} shredded. Receipt ${r.receipt_id}.`,
+      ),
+    ),
+  );
+  if (!receipts.length) $("admin-receipts").append(el("li", { className: "meta" }, "No deletions yet."));
+  auditRows = audit;
+  renderAudit();
+  show("admin-view");
+}
+
+$("audit-filter").addEventListener("input", renderAudit);
+
+$("add-user-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const roles = [...document.querySelectorAll('input[name="role"]:checked')].map((i) => i.value);
+  await adminAction("/api/admin/users", "POST", {
+    username: $("new-username").value,
+    display_name: $("new-display").value,
+    roles,
+    password: $("new-password").value,
+  });
+  if (!$("admin-error").textContent) $("add-user-form").reset();
+});
+
+$("policy-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const unshared = $("unshared-days").value;
+  $("policy-saved").textContent = "";
+  await adminAction("/api/admin/retention", "PUT", {
+    keep_days: Number($("keep-days").value),
+    unshared_days: unshared ? Number(unshared) : null,
+    grace_days: Number($("grace-days").value),
+  });
+  if (!$("admin-error").textContent) $("policy-saved").textContent = "Policy saved.";
+});
+
 async function route() {
+  routeSeq += 1;
   const m = location.hash.match(/^#\/recording\/([0-9a-f-]{36})$/);
   try {
     me = await api("/api/me");
@@ -298,8 +440,13 @@ async function route() {
     $("logout").hidden = false;
     $("nav-mine").hidden = !me.roles.includes("teacher");
     $("nav-shared").hidden = !me.roles.includes("coach");
+    $("nav-admin").hidden = !me.roles.includes("admin");
     if (m) await showRecording(m[1]);
-    else if (location.hash === "#/shared" || !me.roles.includes("teacher")) await showLibrary(true);
+    else if (location.hash === "#/admin" && me.roles.includes("admin")) await showAdmin();
+    else if (location.hash === "#/shared" || !me.roles.includes("teacher")) {
+      if (me.roles.includes("admin") && !me.roles.includes("coach")) await showAdmin();
+      else await showLibrary(true);
+    }
     else await showLibrary(false);
   } catch (e) {
     if (e.message !== "signed out") $("player-error").textContent = e.message;

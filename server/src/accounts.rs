@@ -65,6 +65,8 @@ pub enum AccountError {
     Exists(String),
     #[error(transparent)]
     Db(#[from] rusqlite::Error),
+    #[error("the display name must be 1-100 characters")]
+    BadDisplayName,
     #[error("password hashing failed")]
     Hash,
     #[error("another teacher already has that code; choose another")]
@@ -92,6 +94,14 @@ pub fn hash_password(password: &str) -> Result<String, AccountError> {
         .to_string())
 }
 
+fn valid_username(username: &str) -> bool {
+    !username.is_empty()
+        && username.len() <= 64
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
 pub fn add_user(
     conn: &Connection,
     username: &str,
@@ -99,15 +109,33 @@ pub fn add_user(
     password: &str,
     roles: &[Role],
 ) -> Result<i64, AccountError> {
-    let valid = !username.is_empty()
-        && username.len() <= 64
-        && username
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-    if !valid {
+    if !valid_username(username) {
         return Err(AccountError::BadUsername);
     }
-    let hash = hash_password(password)?;
+    insert_user(
+        conn,
+        username,
+        display_name,
+        &hash_password(password)?,
+        roles,
+    )
+}
+
+/// Stores a new user whose password was hashed with [`hash_password`] (slow: hash it outside
+/// the database lock).
+pub fn insert_user(
+    conn: &Connection,
+    username: &str,
+    display_name: &str,
+    hash: &str,
+    roles: &[Role],
+) -> Result<i64, AccountError> {
+    if !valid_username(username) {
+        return Err(AccountError::BadUsername);
+    }
+    if display_name.is_empty() || display_name.chars().count() > 100 {
+        return Err(AccountError::BadDisplayName);
+    }
     let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
     let mut pseudonym = [0u8; 16];
     OsRng.unwrap_err().fill_bytes(&mut pseudonym);

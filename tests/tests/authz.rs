@@ -81,6 +81,30 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
         }
         // Only a comment's author deletes it (here: the owner's comment).
         ("DELETE", "/api/recordings/{id}/comments/{comment}") => recording_route(c, 200, 404),
+        // Admin-only; the user actions act on frank, in the table's order.
+        (
+            "GET",
+            "/api/admin/users"
+            | "/api/admin/retention"
+            | "/api/admin/recordings"
+            | "/api/admin/receipts"
+            | "/api/admin/audit"
+            | "/api/admin/audit.csv",
+        )
+        | (
+            "POST",
+            "/api/admin/users"
+            | "/api/admin/users/{username}/disable"
+            | "/api/admin/users/{username}/enable"
+            | "/api/admin/users/{username}/offboard"
+            | "/api/admin/users/{username}/cancel-offboard",
+        )
+        | ("PUT", "/api/admin/retention" | "/api/admin/recordings/{id}/hold")
+        | ("DELETE", "/api/admin/recordings/{id}/hold") => match c {
+            Admin => 200,
+            Owner | OtherTeacher | SharedCoach | Coach => 403,
+            _ => 401,
+        },
         ("GET", "/api/coaches") => match c {
             Owner | OtherTeacher => 200,
             SharedCoach | Coach | Admin => 403,
@@ -116,6 +140,7 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
         ("carol", "coach"),
         ("dave", "coach"),
         ("erin", "coach"),
+        ("frank", "teacher"),
         ("ada", "admin"),
     ] {
         server.add_user(user, &format!("{user}-password"), role);
@@ -199,6 +224,8 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
             };
             let username = if template.contains("/shares/") {
                 "erin"
+            } else if template.starts_with("/api/admin/users/") {
+                "frank"
             } else {
                 "alice"
             };
@@ -216,7 +243,19 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                 ("PUT", t) if t.ends_with("/segments/{index}") => {
                     req.set(SHA256_HEADER, &hex::encode(Sha256::digest(&segments[1]))).send_bytes(&segments[1])
                 }
+                ("PUT", "/api/admin/retention") => req.send_json(
+                    serde_json::json!({"keep_days": 365, "unshared_days": null, "grace_days": 7}),
+                ),
+                ("PUT", "/api/admin/recordings/{id}/hold") => {
+                    req.send_json(serde_json::json!({"reason": "review"}))
+                }
                 ("PUT", _) => req.send_bytes(manifest.as_bytes()),
+                ("POST", "/api/admin/users") => req.send_json(serde_json::json!({
+                    "username": format!("new-{caller:?}").to_lowercase(),
+                    "display_name": "New person",
+                    "roles": ["coach"],
+                    "password": "a-first-password",
+                })),
                 ("POST", "/api/recordings/{id}/comments") => {
                     req.send_json(serde_json::json!({"at_seconds": 2.0, "body": "a reply-less note"}))
                 }

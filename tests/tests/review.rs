@@ -87,6 +87,7 @@ fn a_teacher_and_a_coach_review_a_lesson_in_the_browser() {
         "recording",
         "shared-with-me",
         "recording-coach",
+        "admin",
     ] {
         assert!(
             result["a11y"][page].is_u64(),
@@ -121,9 +122,25 @@ fn a_teacher_and_a_coach_review_a_lesson_in_the_browser() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    for a in ["view", "share", "unshare"] {
+    for a in ["view", "share", "unshare", "hold"] {
         assert!(actions.iter().any(|x| x == a), "no {a} in {actions:?}");
     }
+    let hold: Option<String> = db
+        .query_row(
+            "SELECT hold_reason FROM recordings WHERE id = ?1",
+            [rec],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(hold.as_deref(), Some("Safeguarding review"));
+    let leaving: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM leaving l JOIN users u ON u.id = l.user_id WHERE u.username = 'olivia' AND u.disabled = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(leaving, 1, "the admin offboarded olivia in the browser");
 }
 
 #[test]

@@ -60,8 +60,8 @@ export async function newPage(browser, width = 1280) {
 
 export async function signIn(page, user, password) {
   await page.goto(`${url}`);
-  await page.getByLabel("Username").fill(user);
-  await page.getByLabel("Password").fill(password);
+  await page.getByLabel("Username", { exact: true }).fill(user);
+  await page.getByLabel("Password", { exact: true }).fill(password);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.locator("#who").filter({ hasText: user }).waitFor();
 }

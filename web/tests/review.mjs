@@ -3,7 +3,8 @@
 //   the teacher plays it, seeks and sees that moment, comments at a time, writes a private
 //   reflection and shares with a coach; the coach finds it under "Shared with me", clicks the
 //   comment (the player seeks there) and replies, and does not see the reflection; the teacher sees
-//   who watched, then stops sharing and the coach's next request is refused; an admin cannot open it.
+//   who watched, then stops sharing and the coach's next request is refused; an admin cannot open it,
+//   but adds and offboards a person, holds the recording and filters the audit log.
 // Every main page gets a screenshot and an axe-core check. Run by tests/tests/review.rs with
 //   LL_URL, LL_SERVER_CERT, LL_SCREENSHOTS, LL_RECORDING, and LL_TEACHER / LL_COACH / LL_ADMIN
 //   as "username:password".
@@ -100,7 +101,7 @@ try {
   check(markers === 2, `expected 2 timeline markers, got ${markers}`);
 
   // Share with the coach.
-  await t.getByLabel("Coach").selectOption({ label: coach });
+  await t.getByLabel("Coach to share with").selectOption({ label: coach });
   await t.getByRole("button", { name: "Share", exact: true }).click();
   await t.getByRole("button", { name: `Stop sharing with ${coach}` }).waitFor();
   check(await t.locator("#share-form").isHidden(), "the share form offers nobody (the only coach has it)");
@@ -153,6 +154,23 @@ try {
   await a.getByText("This recording does not exist or is not shared with you.").waitFor();
   const adminStatus = await a.evaluate(async (rec) => (await fetch(`/api/recordings/${rec}/playlist.m3u8`)).status, rec);
   check(adminStatus === 404, `admin playlist status ${adminStatus}`);
+  // The admin pages: add a person, offboard them, hold the recording, read the audit log.
+  await a.getByRole("link", { name: "Admin" }).click();
+  await a.getByRole("heading", { name: "School administration" }).waitFor();
+  await a.getByLabel("Full name").fill("Olivia Leaver");
+  await a.getByLabel("New username").fill("olivia");
+  await a.getByLabel(/^First password/).fill("olivia-first-password");
+  await a.getByRole("button", { name: "Add person" }).click();
+  await a.getByRole("button", { name: "Offboard Olivia Leaver" }).click();
+  await a.locator("#admin-users tr", { hasText: "Olivia Leaver" }).filter({ hasText: "Leaving: deleted on" }).waitFor();
+  await a.getByLabel(/^Reason to hold/).fill("Safeguarding review");
+  await a.getByRole("button", { name: "Hold", exact: true }).click();
+  await a.locator("#admin-recordings", { hasText: "Held: Safeguarding review" }).waitFor();
+  await a.getByLabel("Filter").fill("unshare");
+  await a.locator("#admin-audit tr", { hasText: "unshare" }).first().waitFor();
+  await a11y(a, "admin");
+  await t.goto(`${url}#/`);
+  await t.getByText("Kept: on hold by the school").waitFor();
 
   // --- A tablet-width screen still shows the player and the comments.
   const tablet = await newPage(browser, 800);

@@ -4,8 +4,10 @@
 //! - [`web`]: sign-in and the viewer's recording list (`/api/...`).
 //! - [`playback`]: HLS playlist and on-the-fly decryption of segments.
 //! - [`review`]: the recording page: sharing, comments, who watched, deletion.
+//! - [`admin`]: people, retention, holds, receipts and the audit log, for admins.
 //! - [`assets`]: the web app's files.
 
+pub mod admin;
 pub mod assets;
 pub mod device;
 pub mod playback;
@@ -24,6 +26,7 @@ fn all(max_segment_bytes: usize) -> Vec<Route> {
     routes.extend(web::routes());
     routes.extend(playback::routes());
     routes.extend(review::routes());
+    routes.extend(admin::routes());
     routes.extend(assets::routes());
     routes
 }

@@ -1,0 +1,498 @@
+//! The admin API (`/api/admin/...`): people, the retention policy, holds, deletion receipts and
+//! the audit log. Admins manage accounts and recordings' lifecycles; they never get a recording's
+//! content or comments (the recordings list here is metadata only).
+
+use super::Route;
+use crate::accounts::{self, Role, User};
+use crate::app::{CurrentUser, Shared};
+use crate::error::{AppError, AppResult};
+use crate::offboarding::{self, OffboardError};
+use crate::retention::{self, Policy};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::Json;
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        ("GET", "/api/admin/users", get(users)),
+        ("POST", "/api/admin/users", post(add_user)),
+        ("POST", "/api/admin/users/{username}/disable", post(disable)),
+        ("POST", "/api/admin/users/{username}/enable", post(enable)),
+        (
+            "POST",
+            "/api/admin/users/{username}/offboard",
+            post(offboard),
+        ),
+        (
+            "POST",
+            "/api/admin/users/{username}/cancel-offboard",
+            post(cancel_offboard),
+        ),
+        ("GET", "/api/admin/retention", get(policy)),
+        ("PUT", "/api/admin/retention", put(set_policy)),
+        ("GET", "/api/admin/recordings", get(recordings)),
+        ("PUT", "/api/admin/recordings/{id}/hold", put(hold)),
+        ("DELETE", "/api/admin/recordings/{id}/hold", delete(release)),
+        ("GET", "/api/admin/receipts", get(receipts)),
+        ("GET", "/api/admin/audit", get(audit_json)),
+        ("GET", "/api/admin/audit.csv", get(audit_csv)),
+    ]
+}
+
+/// A signed-in admin; anyone else signed in gets 403.
+pub struct Admin(pub User);
+
+impl FromRequestParts<Shared> for Admin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &Shared) -> Result<Self, Self::Rejection> {
+        let CurrentUser(user) = CurrentUser::from_request_parts(parts, st).await?;
+        if !user.has(Role::Admin) {
+            return Err(AppError::Forbidden("only admins can do that"));
+        }
+        Ok(Admin(user))
+    }
+}
+
+impl From<OffboardError> for AppError {
+    fn from(e: OffboardError) -> Self {
+        match e {
+            OffboardError::Db(e) => e.into(),
+            other => AppError::Conflict(other.to_string()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct UserRow {
+    username: String,
+    display_name: String,
+    roles: Vec<String>,
+    disabled: bool,
+    /// When their data will be deleted, if they are leaving.
+    delete_after: Option<i64>,
+}
+
+async fn users(State(st): State<Shared>, _: Admin) -> AppResult<Json<Vec<UserRow>>> {
+    let list = st
+        .db(|c| {
+            let mut stmt = c.prepare(
+                "SELECT u.username, u.display_name, u.roles, u.disabled, l.delete_after
+                 FROM users u LEFT JOIN leaving l ON l.user_id = u.id ORDER BY u.display_name",
+            )?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(UserRow {
+                        username: r.get(0)?,
+                        display_name: r.get(1)?,
+                        roles: r
+                            .get::<_, String>(2)?
+                            .split(',')
+                            .map(str::to_string)
+                            .collect(),
+                        disabled: r.get(3)?,
+                        delete_after: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await?;
+    Ok(Json(list))
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    username: String,
+    display_name: String,
+    roles: Vec<String>,
+    /// A first password the admin hands over; the person should change it.
+    password: zeroize::Zeroizing<String>,
+}
+
+async fn add_user(
+    State(st): State<Shared>,
+    Admin(admin): Admin,
+    Json(new): Json<NewUser>,
+) -> AppResult<Json<serde_json::Value>> {
+    let roles = new
+        .roles
+        .iter()
+        .map(|r| {
+            Role::parse(r).ok_or_else(|| {
+                AppError::BadRequest(format!("unknown role {r:?}: use teacher, coach or admin"))
+            })
+        })
+        .collect::<AppResult<Vec<_>>>()?;
+    if roles.is_empty() {
+        return Err(AppError::BadRequest("give at least one role".into()));
+    }
+    let username = new.username.trim().to_ascii_lowercase();
+    // Argon2 is slow: hash outside the database lock.
+    let password = new.password;
+    let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&password))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let audit_key = st.audit_key.clone();
+    let display = new.display_name.trim().to_string();
+    let user = st
+        .db(move |c| {
+            accounts::insert_user(c, &username, &display, &hash, &roles).map_err(|e| match e {
+                accounts::AccountError::Db(e) => e.into(),
+                other => AppError::BadRequest(other.to_string()),
+            })?;
+            let user = accounts::find_user(c, &username)?.ok_or(AppError::NotFound)?;
+            crate::audit::record(c, &audit_key, &admin.audit_id, "user-add", &user.audit_id)?;
+            Ok(user)
+        })
+        .await?;
+    if user.has(Role::Teacher) {
+        let id = user.id;
+        st.vault(move |v| Ok(v.create_key(id, accounts::now())?))
+            .await?;
+    }
+    Ok(Json(serde_json::json!({ "username": user.username })))
+}
+
+/// Runs `f` on the named user (enabled or not), refusing to let admins lock themselves out.
+async fn on_user<T: Send + 'static>(
+    st: &Shared,
+    admin: User,
+    username: String,
+    f: impl FnOnce(&Connection, &[u8; 32], &User, &User) -> AppResult<T> + Send + 'static,
+) -> AppResult<T> {
+    let audit_key = st.audit_key.clone();
+    st.db(move |c| {
+        let user = accounts::find_any_user(c, &username)?.ok_or(AppError::NotFound)?;
+        f(c, &audit_key, &admin, &user)
+    })
+    .await
+}
+
+fn not_self(admin: &User, user: &User) -> AppResult<()> {
+    if admin.id == user.id {
+        return Err(AppError::Conflict(
+            "you cannot do that to your own account; ask another admin".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn disable(
+    State(st): State<Shared>,
+    Admin(admin): Admin,
+    Path(username): Path<String>,
+) -> AppResult<Json<serde_json::Value>> {
+    on_user(&st, admin, username, |c, key, admin, user| {
+        not_self(admin, user)?;
+        let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+        accounts::disable_in(&tx, user.id)?;
+        crate::audit::append(&tx, key, &admin.audit_id, "user-disable", &user.audit_id)?;
+        tx.commit()?;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "disabled": true })))
+}
+
+async fn enable(
+    State(st): State<Shared>,
+    Admin(admin): Admin,
+    Path(username): Path<String>,
+) -> AppResult<Json<serde_json::Value>> {
+    on_user(&st, admin, username, |c, key, admin, user| {
+        if accounts::is_leaving(c, user.id)? {
+            return Err(AppError::Conflict(
+                "this person is marked as leaving: cancel that first".into(),
+            ));
+        }
+        c.execute("UPDATE users SET disabled = 0 WHERE id = ?1", [user.id])?;
+        crate::audit::record(c, key, &admin.audit_id, "user-enable", &user.audit_id)?;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "disabled": false })))
+}
+
+#[derive(Deserialize)]
+struct OffboardForm {
+    /// Days of grace; the policy's when left out; 0 deletes at the next sweep.
+    #[serde(default)]
+    grace_days: Option<u32>,
+}
+
+async fn offboard(
+    State(st): State<Shared>,
+    Admin(admin): Admin,
+    Path(username): Path<String>,
+    Json(form): Json<OffboardForm>,
+) -> AppResult<Json<serde_json::Value>> {
+    let username2 = username.clone();
+    let user_id = st
+        .db(move |c| {
+            Ok(accounts::find_any_user(c, &username2)?
+                .ok_or(AppError::NotFound)?
+                .id)
+        })
+        .await?;
+    let fp = st.vault(move |v| Ok(v.fingerprint(user_id)?)).await?;
+    let at = on_user(&st, admin, username, move |c, key, admin, user| {
+        not_self(admin, user)?;
+        let grace = match form.grace_days {
+            Some(g) if g > 90 => {
+                return Err(AppError::BadRequest(
+                    "grace_days must be between 0 and 90".into(),
+                ))
+            }
+            Some(g) => g,
+            None => retention::load_policy(c)?.grace_days,
+        };
+        Ok(offboarding::mark_leaving(
+            c,
+            key,
+            &admin.audit_id,
+            user,
+            fp,
+            grace,
+            accounts::now(),
+        )?)
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "delete_after": at })))
+}
+
+async fn cancel_offboard(
+    State(st): State<Shared>,
+    Admin(admin): Admin,
+    Path(username): Path<String>,
+) -> AppResult<Json<serde_json::Value>> {
+    on_user(&st, admin, username, |c, key, admin, user| {
+        Ok(offboarding::cancel(c, key, &admin.audit_id, user)?)
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "cancelled": true })))
+}
+
+async fn policy(State(st): State<Shared>, _: Admin) -> AppResult<Json<Policy>> {
+    Ok(Json(st.db(|c| Ok(retention::load_policy(c)?)).await?))
+}
+
+async fn set_policy(
+    State(st): State<Shared>,
+    Admin(admin): Admin,
+    Json(p): Json<Policy>,
+) -> AppResult<Json<Policy>> {
+    p.validate().map_err(AppError::BadRequest)?;
+    let audit_key = st.audit_key.clone();
+    st.db(move |c| {
+        retention::save_policy(c, &p)?;
+        let text = serde_json::to_string(&p).map_err(|e| AppError::Internal(e.into()))?;
+        crate::audit::record(c, &audit_key, &admin.audit_id, "retention-policy", &text)?;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(p))
+}
+
+#[derive(Serialize)]
+struct RecordingRow {
+    id: String,
+    owner: String,
+    device: String,
+    created_at: i64,
+    delete_after: Option<i64>,
+    hold_reason: Option<String>,
+}
+
+async fn recordings(State(st): State<Shared>, _: Admin) -> AppResult<Json<Vec<RecordingRow>>> {
+    let list = st
+        .db(|c| {
+            let policy = retention::load_policy(c)?;
+            let mut stmt = c.prepare(
+                "SELECT r.id, u.display_name, d.name, r.created_at, r.hold_reason
+                 FROM recordings r JOIN users u ON u.id = r.owner_id JOIN devices d ON d.id = r.device_id
+                 ORDER BY r.created_at DESC",
+            )?;
+            let rows: Vec<(String, String, String, i64, Option<String>)> = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+                .collect::<Result<_, _>>()?;
+            rows.into_iter()
+                .map(|(id, owner, device, created_at, hold_reason)| {
+                    let row = retention::row(c, &id)?;
+                    Ok(RecordingRow {
+                        delete_after: retention::delete_after(&policy, &row).map(|(at, _)| at),
+                        id,
+                        owner,
+                        device,
+                        created_at,
+                        hold_reason,
+                    })
+                })
+                .collect::<AppResult<Vec<_>>>()
+        })
+        .await?;
+    Ok(Json(list))
+}
+
+#[derive(Deserialize)]
+struct HoldForm {
+    reason: String,
+}
+
+async fn set_hold(st: Shared, admin: User, id: String, reason: Option<String>) -> AppResult<()> {
+    let audit_key = st.audit_key.clone();
+    let found = st
+        .db(move |c| {
+            Ok(retention::set_hold(
+                c,
+                &audit_key,
+                &admin.audit_id,
+                &id,
+                reason.as_deref(),
+            )?)
+        })
+        .await?;
+    if !found {
+        return Err(AppError::NotFound);
+    }
+    Ok(())
+}
+
+async fn hold(
+    State(st): State<Shared>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+    Json(form): Json<HoldForm>,
+) -> AppResult<Json<serde_json::Value>> {
+    let reason = form.reason.trim().to_string();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(AppError::BadRequest(
+            "give a reason for the hold (up to 500 characters)".into(),
+        ));
+    }
+    set_hold(st, admin, id, Some(reason)).await?;
+    Ok(Json(serde_json::json!({ "held": true })))
+}
+
+async fn release(
+    State(st): State<Shared>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> AppResult<Json<serde_json::Value>> {
+    set_hold(st, admin, id, None).await?;
+    Ok(Json(serde_json::json!({ "held": false })))
+}
+
+async fn receipts(State(st): State<Shared>, _: Admin) -> AppResult<Json<Vec<serde_json::Value>>> {
+    let list = st
+        .db(|c| {
+            let mut stmt =
+                c.prepare("SELECT receipt FROM deletion_receipts ORDER BY created_at DESC")?;
+            let texts: Vec<String> = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            texts
+                .iter()
+                .map(|t| serde_json::from_str(t).map_err(|e| AppError::Internal(e.into())))
+                .collect::<AppResult<Vec<_>>>()
+        })
+        .await?;
+    Ok(Json(list))
+}
+
+#[derive(Serialize)]
+struct AuditRow {
+    id: i64,
+    at: i64,
+    /// The person's display name while their account exists; otherwise the pseudonym or the
+    /// system part that acted ("cli", "retention", "offboarding").
+    actor: String,
+    action: String,
+    target: String,
+}
+
+fn audit_rows(c: &Connection, limit: i64) -> rusqlite::Result<Vec<AuditRow>> {
+    let mut stmt = c.prepare(
+        "SELECT a.id, a.at, COALESCE(u.display_name, a.actor), a.action, a.target
+         FROM audit a LEFT JOIN users u ON u.audit_id = a.actor ORDER BY a.id DESC LIMIT ?1",
+    )?;
+    let rows = stmt
+        .query_map(params![limit], |r| {
+            Ok(AuditRow {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                target: r.get(4)?,
+            })
+        })?
+        .collect();
+    rows
+}
+
+async fn audit_json(State(st): State<Shared>, _: Admin) -> AppResult<Json<Vec<AuditRow>>> {
+    Ok(Json(st.db(|c| Ok(audit_rows(c, 500)?)).await?))
+}
+
+/// One CSV field: quoted, quotes doubled, and a leading formula character defused so a
+/// spreadsheet does not run it.
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+async fn audit_csv(State(st): State<Shared>, Admin(admin): Admin) -> AppResult<Response> {
+    let audit_key = st.audit_key.clone();
+    let rows = st
+        .db(move |c| {
+            crate::audit::record(c, &audit_key, &admin.audit_id, "audit-export", "")?;
+            Ok(audit_rows(c, i64::MAX)?)
+        })
+        .await?;
+    let mut out = String::from("id,at_utc,actor,action,target\n");
+    for r in rows.iter().rev() {
+        let at = time::OffsetDateTime::from_unix_timestamp(r.at)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{},{},{},{},{}\n",
+            r.id,
+            csv_field(&at),
+            csv_field(&r.actor),
+            csv_field(&r.action),
+            csv_field(&r.target)
+        ));
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"lessonlens-audit.csv\"",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        out,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        assert_eq!(super::csv_field("a \"b\""), "\"a \"\"b\"\"\"");
+        assert_eq!(super::csv_field("=HYPERLINK(x)"), "\"'=HYPERLINK(x)\"");
+        assert_eq!(super::csv_field("plain"), "\"plain\"");
+    }
+}
