@@ -126,6 +126,10 @@ const MIGRATIONS: &[&str] = &[
          created_at INTEGER NOT NULL,
          receipt TEXT NOT NULL
      );",
+    // 6: roster import (issue 6): the MIS staff id an account was made from, and its email.
+    "ALTER TABLE users ADD COLUMN staff_id TEXT;
+     ALTER TABLE users ADD COLUMN email TEXT;
+     CREATE UNIQUE INDEX users_staff_id ON users(staff_id) WHERE staff_id IS NOT NULL;",
 ];
 
 pub fn open(path: &Path) -> anyhow::Result<Connection> {

@@ -16,6 +16,7 @@
 //! - [`limits`]: failure counters that slow down password and device-code guessing.
 //! - [`retention`]: the retention policy, its pure planner and the sweeper.
 //! - [`offboarding`]: a teacher leaving: disable, crypto-shred, signed deletion receipt.
+//! - [`roster`]: importing the school's staff list (CSV).
 //! - [`routes`]: one file per route group (device API, web API, playback, static files).
 //! - [`app`]: shared state, the router and `run(listener, state)`.
 
@@ -31,6 +32,7 @@ pub mod error;
 pub mod limits;
 pub mod offboarding;
 pub mod retention;
+pub mod roster;
 pub mod routes;
 pub mod tls;
 pub mod vault;

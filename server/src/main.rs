@@ -7,7 +7,7 @@ use lessonlens_server::app::{self, AppState};
 use lessonlens_server::blobs::LocalBlobs;
 use lessonlens_server::config::Config;
 use lessonlens_server::vault::{write_secret_file, MasterKey, Vault};
-use lessonlens_server::{db, offboarding, retention, tls};
+use lessonlens_server::{db, offboarding, retention, roster, tls};
 use rusqlite::OptionalExtension;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,6 +51,18 @@ enum Command {
     /// Deletion receipts: list, show, verify.
     #[command(subcommand)]
     Receipt(ReceiptCommand),
+    /// Import the staff list exported by the school's MIS (CSV: name, email, staff id, role).
+    /// Without --apply, only shows what would change.
+    RosterImport {
+        file: PathBuf,
+        /// Make the changes (adds, renames). Nobody is ever deleted by an import: staff missing
+        /// from the roster are listed as "leaving?" for `user offboard`.
+        #[arg(long)]
+        apply: bool,
+        /// Apply the good lines even though some lines are bad.
+        #[arg(long)]
+        skip_bad_lines: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -121,6 +133,8 @@ enum UserCommand {
     /// Set a teacher's device code (4-8 digits, read from standard input), typed on a classroom
     /// device to start a recording.
     SetCode { username: String },
+    /// Set someone's password (read from standard input), e.g. the first one after a roster import.
+    SetPassword { username: String },
     /// Disable an account now: its sessions end and its device code stops working.
     Disable { username: String },
     /// Enable a disabled account again.
@@ -239,6 +253,62 @@ fn main() -> anyhow::Result<()> {
                 &user.audit_id,
             )?;
             println!("device code set for {username}");
+            Ok(())
+        }
+        Command::User(UserCommand::SetPassword { username }) => {
+            let mut line = zeroize::Zeroizing::new(String::new());
+            std::io::stdin().read_line(&mut line)?;
+            let hash = accounts::hash_password(line.trim_end_matches(['\r', '\n']))?;
+            let o = open(config)?;
+            let user = any_user(&o, &username)?;
+            o.conn.execute(
+                "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+                rusqlite::params![hash, user.id],
+            )?;
+            o.conn
+                .execute("DELETE FROM sessions WHERE user_id = ?1", [user.id])?;
+            audit(&o, "set-password", &user.audit_id)?;
+            println!("password set for {username}; their other sessions ended");
+            Ok(())
+        }
+        Command::RosterImport {
+            file,
+            apply,
+            skip_bad_lines,
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let (rows, errors) = roster::parse(&text);
+            for e in &errors {
+                eprintln!("line {}: {}", e.line, e.message);
+            }
+            let o = open(config)?;
+            let plan = roster::plan(&o.conn, &rows)?;
+            println!("{}", serde_json::to_string_pretty(&plan)?);
+            if !apply {
+                println!("dry run: nothing changed; run again with --apply to make these changes");
+                return Ok(());
+            }
+            if !errors.is_empty() && !skip_bad_lines {
+                bail!(
+                    "{} bad line(s) (listed above): nothing was changed. Fix the file, or run with \
+                     --skip-bad-lines to apply the good lines only",
+                    errors.len()
+                );
+            }
+            let created = roster::apply(&o.conn, &o.vault.audit_key(), "cli", &plan)?;
+            for (id, teacher) in created {
+                if teacher {
+                    o.vault.create_key(id, accounts::now())?;
+                }
+            }
+            println!(
+                "applied: {} added, {} renamed, {} linked; {} listed as leaving? (confirm each with `user offboard`)",
+                plan.add.len(),
+                plan.rename.len(),
+                plan.link.len(),
+                plan.leaving.len()
+            );
             Ok(())
         }
         Command::User(UserCommand::Disable { username }) => {
