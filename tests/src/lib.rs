@@ -10,6 +10,46 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Path of a workspace binary next to the test executable (`target/<profile>/NAME`).
+/// The first column of every row `sql` returns.
+pub fn column<T: rusqlite::types::FromSql>(
+    db: &rusqlite::Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Vec<T> {
+    db.prepare(sql)
+        .unwrap()
+        .query_map(params, |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Runs `lessonlens-capture record once` for `teacher` for `seconds`, allowing 60 s to upload,
+/// and returns its JSON report; fails the test if the capture fails.
+pub fn record_once(config: &Path, teacher: &str, seconds: &str) -> serde_json::Value {
+    let out = Command::new(bin("lessonlens-capture"))
+        .arg("--config")
+        .arg(config)
+        .args([
+            "record",
+            "once",
+            "--teacher",
+            teacher,
+            "--seconds",
+            seconds,
+            "--drain-seconds",
+            "60",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "capture failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe

@@ -3,7 +3,7 @@
 //! verify; the retention sweeper deletes what the policy says is due and keeps what is held. The
 //! clock is the test's: `lessonlens-server retention run --now T`.
 
-use lessonlens_e2e::Server;
+use lessonlens_e2e::{column, Server};
 use lessonlens_server::vault::{MasterKey, Vault};
 use std::path::Path;
 
@@ -49,13 +49,11 @@ fn status(server: &Server, method: &str, path: &str, cookie: &str) -> u16 {
 
 /// Every value in every table, as text, one line per row.
 fn dump(db: &rusqlite::Connection) -> Vec<String> {
-    let tables: Vec<String> = db
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let tables: Vec<String> = column(
+        db,
+        "SELECT name FROM sqlite_master WHERE type = 'table'",
+        [],
+    );
     let mut rows = Vec::new();
     for t in tables {
         let mut stmt = db.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
@@ -152,13 +150,7 @@ fn a_leaving_teacher_is_deleted_for_good_with_a_receipt() {
         "SELECT id FROM users WHERE username = 'zelda.leaver'",
         [],
     );
-    let shas: Vec<String> = db
-        .prepare("SELECT s.sha256 FROM segments s JOIN recordings r ON r.id = s.recording_id WHERE r.owner_id = ?1")
-        .unwrap()
-        .query_map([zid], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let shas: Vec<String> = column(&db, "SELECT s.sha256 FROM segments s JOIN recordings r ON r.id = s.recording_id WHERE r.owner_id = ?1", [zid]);
     assert_eq!(shas.len(), 6);
     let data = server.data_dir();
     let master_path = data.parent().unwrap().join("secrets/master.key");
@@ -332,13 +324,7 @@ fn a_leaving_teacher_is_deleted_for_good_with_a_receipt() {
         MasterKey::load_or_create(&master_path).unwrap(),
     )
     .unwrap();
-    let left: Vec<i64> = vault_db
-        .prepare("SELECT user_id FROM teacher_keys")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let left: Vec<i64> = column(&vault_db, "SELECT user_id FROM teacher_keys", []);
     assert!(!left.is_empty());
     let old_key = old.secret_key(zid).unwrap().unwrap();
     for sha in &shas {
@@ -385,13 +371,7 @@ fn a_leaving_teacher_is_deleted_for_good_with_a_receipt() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("NOT VALID"));
 
     // Every step is in the audit log, and the log still verifies.
-    let actions: Vec<String> = db
-        .prepare("SELECT action FROM audit ORDER BY id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let actions: Vec<String> = column(&db, "SELECT action FROM audit ORDER BY id", []);
     for a in [
         "offboard",
         "offboard-cancel",

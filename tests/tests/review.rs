@@ -1,9 +1,8 @@
 //! Reviewing lessons (issue 5): sharing with coaches, comments and reflections, who watched, and
 //! deleting a recording; in a real browser on a real recorded lesson, and rule by rule on the API.
 
-use lessonlens_e2e::{bin, Server};
+use lessonlens_e2e::{column, record_once, Server};
 use std::path::Path;
-use std::process::Command;
 
 fn web_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
@@ -47,27 +46,7 @@ fn a_teacher_and_a_coach_review_a_lesson_in_the_browser() {
         &token,
         "[video]\nwidth = 640\nheight = 360\nbitrate_kbps = 800\n",
     );
-    let out = Command::new(bin("lessonlens-capture"))
-        .arg("--config")
-        .arg(&config)
-        .args([
-            "record",
-            "once",
-            "--teacher",
-            "alice",
-            "--seconds",
-            "9",
-            "--drain-seconds",
-            "60",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "capture failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = record_once(&config, "alice", "9");
     let rec = report["recording"].as_str().unwrap();
 
     let (stdout, shots) = server.browser_script(
@@ -115,13 +94,11 @@ fn a_teacher_and_a_coach_review_a_lesson_in_the_browser() {
         .query_row("SELECT COUNT(*) FROM shares", [], |r| r.get(0))
         .unwrap();
     assert_eq!(shares, 0, "the share was revoked");
-    let actions: Vec<String> = db
-        .prepare("SELECT action FROM audit WHERE target LIKE ?1 ORDER BY id")
-        .unwrap()
-        .query_map([format!("{rec}%")], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let actions: Vec<String> = column(
+        &db,
+        "SELECT action FROM audit WHERE target LIKE ?1 ORDER BY id",
+        [format!("{rec}%")],
+    );
     for a in ["view", "share", "unshare", "hold"] {
         assert!(actions.iter().any(|x| x == a), "no {a} in {actions:?}");
     }
@@ -295,13 +272,11 @@ fn comments_shares_and_deletion_follow_the_rules() {
     // Deleting: not by the coach; by the owner, everything goes, files included.
     assert_eq!(call(&server, "DELETE", &r, &carol, None).0, 403);
     let db = server.db();
-    let shas: Vec<String> = db
-        .prepare("SELECT sha256 FROM segments WHERE recording_id = ?1")
-        .unwrap()
-        .query_map([rec.to_string()], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let shas: Vec<String> = column(
+        &db,
+        "SELECT sha256 FROM segments WHERE recording_id = ?1",
+        [rec.to_string()],
+    );
     assert_eq!(shas.len(), 4);
     let blob = |sha: &str| server.data_dir().join("blobs").join(&sha[..2]).join(sha);
     assert!(

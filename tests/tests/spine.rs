@@ -3,9 +3,8 @@
 //! segment, and the joined media has H.264 and AAC of the recorded length. Along the way no file on
 //! the device or the server ever holds plaintext media, and another teacher cannot see the lesson.
 
-use lessonlens_e2e::{bin, scan_tree, Server};
+use lessonlens_e2e::{record_once, scan_tree, Server};
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -128,21 +127,7 @@ fn recorded_lesson_end_to_end() {
             Ok(scans)
         })
     };
-    let out = Command::new(bin("lessonlens-capture"))
-        .arg("--config")
-        .arg(&config)
-        .args([
-            "record",
-            "once",
-            "--teacher",
-            "alice",
-            "--seconds",
-            &SECONDS.to_string(),
-            "--drain-seconds",
-            "60",
-        ])
-        .output()
-        .unwrap();
+    let report = record_once(&config, "alice", &SECONDS.to_string());
     stop.store(true, Ordering::Release);
     let scans = scanner
         .join()
@@ -152,12 +137,6 @@ fn recorded_lesson_end_to_end() {
         scans > 10,
         "the scanner ran only {scans} times during the recording"
     );
-    assert!(
-        out.status.success(),
-        "capture failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rec = report["recording"].as_str().unwrap().to_string();
     assert!(report["uploaded"].as_bool().unwrap());
     for dir in [&spool, &server.data_dir()] {
