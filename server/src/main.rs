@@ -223,13 +223,7 @@ fn main() -> anyhow::Result<()> {
                 let pk = o.vault.create_key(id, accounts::now())?;
                 eprintln!("teacher key {} created", pk.fingerprint());
             }
-            lessonlens_server::audit::record(
-                &o.conn,
-                &o.vault.audit_key(),
-                "cli",
-                "user-add",
-                &user.audit_id,
-            )?;
+            audit(&o, "user-add", &user.audit_id)?;
             println!("user {username} added (id {id})");
             Ok(())
         }
@@ -245,13 +239,7 @@ fn main() -> anyhow::Result<()> {
                 .filter(|u| u.has(Role::Teacher))
                 .with_context(|| format!("no enabled teacher called {username:?}"))?;
             accounts::set_code(&o.conn, user.id, &o.vault.code_tag(code))?;
-            lessonlens_server::audit::record(
-                &o.conn,
-                &o.vault.audit_key(),
-                "cli",
-                "set-code",
-                &user.audit_id,
-            )?;
+            audit(&o, "set-code", &user.audit_id)?;
             println!("device code set for {username}");
             Ok(())
         }
@@ -498,13 +486,7 @@ fn main() -> anyhow::Result<()> {
             if n == 0 {
                 bail!("no device called {name:?}");
             }
-            lessonlens_server::audit::record(
-                &o.conn,
-                &o.vault.audit_key(),
-                "cli",
-                "device-revoke",
-                &name,
-            )?;
+            audit(&o, "device-revoke", &name)?;
             println!("device {name} revoked");
             Ok(())
         }
@@ -518,13 +500,7 @@ fn main() -> anyhow::Result<()> {
             }
             let token = accounts::add_device(&o.conn, &name)?;
             write_secret_file(&token_file, token.as_bytes())?;
-            lessonlens_server::audit::record(
-                &o.conn,
-                &o.vault.audit_key(),
-                "cli",
-                "device-add",
-                &name,
-            )?;
+            audit(&o, "device-add", &name)?;
             println!(
                 "device {name} added; its token is in {}",
                 token_file.display()
