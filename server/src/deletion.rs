@@ -7,7 +7,7 @@
 //! after a power cut.
 
 use crate::app::Shared;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 
 /// What a deletion removed.
@@ -95,14 +95,6 @@ pub async fn delete_recordings(
         .db(move |c| Ok(delete_rows(c, &audit_key, &recs, &actor, action)?))
         .await?;
     let st2 = st.clone();
-    tokio::task::spawn_blocking(move || {
-        let conn = st2
-            .db
-            .lock()
-            .map_err(|_| anyhow::anyhow!("database lock poisoned"))?;
-        sweep_blobs(&conn, &st2.blobs)
-    })
-    .await
-    .map_err(|e| AppError::Internal(e.into()))??;
+    st.db(move |c| Ok(sweep_blobs(c, &st2.blobs)?)).await?;
     Ok(removed)
 }
