@@ -21,6 +21,11 @@ impl Access {
 }
 
 pub fn recording(c: &Connection, user: &User, rec: &str) -> AppResult<Access> {
+    recording_and_owner(c, user, rec).map(|(access, _)| access)
+}
+
+/// [`recording`], with the owner's id (whose key opens the recording).
+pub fn recording_and_owner(c: &Connection, user: &User, rec: &str) -> AppResult<(Access, i64)> {
     let row: Option<(i64, bool, bool)> = c
         .query_row(
             "SELECT r.owner_id, u.disabled,
@@ -32,8 +37,8 @@ pub fn recording(c: &Connection, user: &User, rec: &str) -> AppResult<Access> {
         .optional()?;
     match row {
         Some((_, true, _)) | None => Err(AppError::NotFound),
-        Some((owner, false, _)) if owner == user.id => Ok(Access::Owner),
-        Some((_, false, true)) if user.has(Role::Coach) => Ok(Access::SharedCoach),
+        Some((owner, false, _)) if owner == user.id => Ok((Access::Owner, owner)),
+        Some((owner, false, true)) if user.has(Role::Coach) => Ok((Access::SharedCoach, owner)),
         Some(_) => Err(AppError::NotFound),
     }
 }

@@ -29,13 +29,7 @@ pub fn routes() -> Vec<Route> {
 
 /// The recording's owner (whose key opens it), if `user` may watch it; see [`crate::access`].
 fn authorise(c: &Connection, user: &User, rec: RecordingId) -> AppResult<i64> {
-    let rec = rec.to_string();
-    crate::access::recording(c, user, &rec)?;
-    Ok(c.query_row(
-        "SELECT owner_id FROM recordings WHERE id = ?1",
-        [rec],
-        |r| r.get(0),
-    )?)
+    crate::access::recording_and_owner(c, user, &rec.to_string()).map(|(_, owner)| owner)
 }
 
 fn parse_id(id: &str) -> AppResult<RecordingId> {
