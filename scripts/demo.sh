@@ -4,7 +4,8 @@
 # sources, uploaded sealed; then the URL and demo logins so you can watch it. Ctrl-C stops the server.
 #
 #   DEMO_DIR   where the demo keeps its files (default ./demo-data; delete it to start afresh)
-#   DEMO_PORT  HTTPS port (default 8443)
+#   DEMO_PORT  HTTPS port of the web app (default 8443)
+#   DEMO_DEVICE_PORT  the device API's port, mutual TLS (default 8444)
 #   DEMO_SECONDS  length of the demo lesson (default 30)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ cd "$(dirname "$0")/.."
 
 DIR="${DEMO_DIR:-$PWD/demo-data}"
 PORT="${DEMO_PORT:-8443}"
+DEVICE_PORT="${DEMO_DEVICE_PORT:-8444}"
 SECONDS_TO_RECORD="${DEMO_SECONDS:-30}"
 mkdir -p "$DIR/secrets"
 chmod 700 "$DIR/secrets"
@@ -22,16 +24,16 @@ CAPTURE=target/debug/lessonlens-capture
 
 cat > "$DIR/server.toml" <<TOML
 listen = "127.0.0.1:$PORT"
+device_listen = "127.0.0.1:$DEVICE_PORT"
 data_dir = "$DIR/data"
 master_key_file = "$DIR/secrets/master.key"
 web_dir = "$PWD/web"
 TOML
 
-if [ ! -f "$DIR/secrets/room-12.token" ]; then
+if [ ! -f "$DIR/data/lessonlens.db" ]; then
   echo "demo-admin-pw"   | $SERVER --config "$DIR/server.toml" user add admin   --display-name "Ada Admin"     --role admin
   echo "demo-teacher-pw" | $SERVER --config "$DIR/server.toml" user add teacher --display-name "Tom Teacher"   --role teacher
   echo "demo-coach-pw"   | $SERVER --config "$DIR/server.toml" user add coach   --display-name "Cleo Coach"    --role coach
-  $SERVER --config "$DIR/server.toml" device add room-12 --token-file "$DIR/secrets/room-12.token"
 fi
 
 $SERVER --config "$DIR/server.toml" serve > "$DIR/server.out" 2> "$DIR/server.log" &
@@ -41,11 +43,19 @@ for _ in $(seq 50); do grep -q "listening on" "$DIR/server.out" 2>/dev/null && b
 grep -q "listening on" "$DIR/server.out" || { echo "server did not start; see $DIR/server.log" >&2; exit 1; }
 
 cat > "$DIR/capture.toml" <<TOML
-server_url = "https://127.0.0.1:$PORT"
-ca_file = "$DIR/data/tls/ca.pem"
-token_file = "$DIR/secrets/room-12.token"
+server_url = "https://127.0.0.1:$DEVICE_PORT"
+identity_dir = "$DIR/device-identity"
 spool_dir = "$DIR/spool"
 TOML
+
+# The classroom device enrols once, as an admin would set it up: a one-time code from the
+# server, then the device makes its own key and gets its certificate (pinning the school CA).
+if [ ! -f "$DIR/device-identity/identity.pem" ]; then
+  ENROLL=$($SERVER --config "$DIR/server.toml" device enroll room-12)
+  CODE=$(sed -n 's/^enrollment code for room-12: //p' <<<"$ENROLL")
+  FINGERPRINT=$(sed -n 's/^school CA fingerprint (SHA-256) //p' <<<"$ENROLL")
+  echo "$CODE" | $CAPTURE --config "$DIR/capture.toml" enroll --url "https://127.0.0.1:$PORT" --ca-sha256 "$FINGERPRINT"
+fi
 
 echo "Recording a ${SECONDS_TO_RECORD}-second lesson from test sources for teacher 'teacher'..."
 $CAPTURE --config "$DIR/capture.toml" record once --teacher teacher --seconds "$SECONDS_TO_RECORD" 2> "$DIR/capture.log"

@@ -368,6 +368,40 @@ function recordingRow(r) {
   return el("tr", {}, el("td", {}, when(r.created_at)), el("td", {}, r.owner), el("td", {}, r.device), el("td", {}, r.hold_reason ? "on hold" : day(r.delete_after)), el("td", {}, hold));
 }
 
+function deviceRow(d) {
+  const status = d.revoked
+    ? "Revoked"
+    : d.certificate_expires && d.certificate_expires * 1000 < Date.now()
+      ? "Certificate expired: enrol again"
+      : "Enrolled";
+  const actions = el("div", { className: "row" });
+  if (!d.revoked) {
+    actions.append(
+      el(
+        "button",
+        {
+          type: "button",
+          className: "link",
+          "aria-label": `Revoke ${d.name}`,
+          onclick: () =>
+            confirm(`${d.name} will be refused from now on, and its name cannot be enrolled again. Continue?`) &&
+            adminAction(`/api/admin/devices/${encodeURIComponent(d.name)}/revoke`),
+        },
+        "Revoke",
+      ),
+    );
+  }
+  return el(
+    "tr",
+    {},
+    el("td", {}, d.name),
+    el("td", {}, d.last_seen ? when(d.last_seen) : "never"),
+    el("td", {}, day(d.certificate_expires)),
+    el("td", {}, status),
+    el("td", {}, actions),
+  );
+}
+
 let auditRows = [];
 function renderAudit() {
   const f = $("audit-filter").value.toLowerCase();
@@ -380,11 +414,13 @@ function renderAudit() {
 
 async function showAdmin() {
   const seq = routeSeq;
-  const [users, policy, recordings, receipts, audit] = await Promise.all(
-    ["users", "retention", "recordings", "receipts", "audit"].map((p) => api(`/api/admin/${p}`)),
+  const [users, devices, policy, recordings, receipts, audit] = await Promise.all(
+    ["users", "devices", "retention", "recordings", "receipts", "audit"].map((p) => api(`/api/admin/${p}`)),
   );
   if (seq !== routeSeq) return;
   $("admin-users").replaceChildren(...users.map(userRow));
+  $("admin-devices").replaceChildren(...devices.map(deviceRow));
+  if (!devices.length) $("admin-devices").append(el("tr", {}, el("td", { colSpan: 5 }, "No devices yet.")));
   $("keep-days").value = policy.keep_days;
   $("unshared-days").value = policy.unshared_days ?? "";
   $("grace-days").value = policy.grace_days;
@@ -417,6 +453,31 @@ $("add-user-form").addEventListener("submit", async (ev) => {
     password: $("new-password").value,
   });
   if (!$("admin-error").textContent) $("add-user-form").reset();
+});
+
+$("enroll-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("admin-error").textContent = "";
+  try {
+    const r = await api("/api/admin/devices", {
+      method: "POST",
+      body: JSON.stringify({ name: $("enroll-name").value }),
+    });
+    $("enroll-result").replaceChildren(
+      el("p", {}, `Code for ${r.device}: `, el("strong", { className: "enroll-code" }, r.code), ` (works once, until ${when(r.expires_at)})`),
+      el("p", { className: "meta" }, `School CA fingerprint (SHA-256): ${r.ca_sha256}`),
+      el(
+        "p",
+        { className: "meta" },
+        "On the device run ",
+        el("code", {}, `lessonlens-capture enroll --url ${location.origin} --ca-sha256 ${r.ca_sha256}`),
+        " and type the code.",
+      ),
+    );
+    $("enroll-form").reset();
+  } catch (e) {
+    $("admin-error").textContent = e.message;
+  }
 });
 
 $("policy-form").addEventListener("submit", async (ev) => {

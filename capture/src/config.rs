@@ -7,14 +7,13 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Base URL of the school server's device API, e.g. `https://lessonlens.school.lan:8443`.
+    /// Base URL of the school server's device API (its mutual-TLS listener), e.g.
+    /// `https://lessonlens.school.lan:8444`.
     pub server_url: String,
-    /// The school CA certificate (PEM). The device trusts this CA only, never the system roots, so
-    /// it cannot be talked into uploading to another server.
-    pub ca_file: PathBuf,
-    /// File holding this device's token (issued by `lessonlens-server device add`); kept out of the
-    /// config file so the config can be shared.
-    pub token_file: PathBuf,
+    /// This device's identity: its key and certificate, and the school CA it trusts (never the
+    /// system roots, so it cannot be talked into uploading to another server). Written by
+    /// `lessonlens-capture enroll`; mode 0700.
+    pub identity_dir: PathBuf,
     /// Where sealed segments wait for upload. Holds ciphertext only.
     pub spool_dir: PathBuf,
     #[serde(default)]
@@ -186,17 +185,6 @@ impl Config {
         let kbps = u64::from(self.video.bitrate_kbps) + 128;
         kbps * 1000 / 8 * 60 * 11 / 10
     }
-
-    /// The device token, read from `token_file` and trimmed.
-    pub fn token(&self) -> anyhow::Result<String> {
-        let t = std::fs::read_to_string(&self.token_file).with_context(|| {
-            format!(
-                "cannot read the device token from {}; create one with `lessonlens-server device add`",
-                self.token_file.display()
-            )
-        })?;
-        Ok(t.trim().to_string())
-    }
 }
 
 #[cfg(test)]
@@ -204,7 +192,7 @@ mod tests {
     use super::*;
 
     fn base() -> String {
-        "server_url = \"https://127.0.0.1:8443\"\nca_file = \"ca.pem\"\ntoken_file = \"t\"\nspool_dir = \"s\"\n".into()
+        "server_url = \"https://127.0.0.1:8443\"\nidentity_dir = \"id\"\nspool_dir = \"s\"\n".into()
     }
 
     #[test]

@@ -7,11 +7,13 @@
 //! - [`pipeline`]: the GStreamer pipeline (sources -> H.264 + AAC -> fragmented MP4 -> appsink).
 //! - [`sealer`]: turns fragments into sealed segments off the streaming thread.
 //! - [`spool`]: the durable on-disk queue of sealed segments (ciphertext only).
-//! - [`upload`]: the HTTPS client and the uploader loop that drains the spool.
+//! - [`identity`]: the device's key and certificate: enrollment (pinning the school CA) and renewal.
+//! - [`upload`]: the HTTPS client (mutual TLS) and the uploader loop that drains the spool.
 //! - [`recorder`]: one recording, start to stop, wiring the parts above together.
 
 pub mod config;
 pub mod daemon;
+pub mod identity;
 pub mod pipeline;
 pub mod recorder;
 pub mod sealer;

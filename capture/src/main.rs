@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lessonlens_capture::config::Config;
+use lessonlens_capture::identity;
 use lessonlens_capture::recorder::{self, RecordOptions};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -43,6 +44,21 @@ enum Command {
     },
     /// Print the GStreamer pipeline this config builds, in gst-launch-1.0 syntax.
     Pipeline,
+    /// Enrol this device with the school server, using a one-time code from an admin
+    /// (`lessonlens-server device enroll NAME`, or the admin page). Reads the code from standard
+    /// input if `--code` is not given.
+    Enroll {
+        /// The server's web address, e.g. https://lessonlens.school.lan:8443.
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        code: Option<String>,
+        /// The school CA's SHA-256 fingerprint, printed with the code.
+        #[arg(long)]
+        ca_sha256: String,
+    },
+    /// Renew the device certificate now (the service renews by itself at half its life).
+    Renew,
 }
 
 #[derive(Subcommand)]
@@ -180,6 +196,31 @@ fn main() -> anyhow::Result<()> {
             recorder::drain(&config, Duration::from_secs(drain_seconds))?
         }
         Command::Pipeline => println!("{}", lessonlens_capture::pipeline::describe_for(&config)?),
+        Command::Enroll {
+            url,
+            code,
+            ca_sha256,
+        } => {
+            let code = match code {
+                Some(c) => zeroize::Zeroizing::new(c),
+                None => {
+                    let mut line = zeroize::Zeroizing::new(String::new());
+                    std::io::stdin().read_line(&mut line)?;
+                    zeroize::Zeroizing::new(line.trim().to_string())
+                }
+            };
+            let pin = identity::parse_fingerprint(&ca_sha256)?;
+            let name = identity::enroll(&config.identity_dir, &url, &code, pin)?;
+            println!(
+                "enrolled as {name}; identity in {}",
+                config.identity_dir.display()
+            );
+        }
+        Command::Renew => {
+            let client = lessonlens_capture::upload::Client::new(&config)?;
+            let not_after = client.renew_if_due(true)?.expect("forced renewal");
+            println!("certificate renewed; valid until {not_after} (Unix)");
+        }
     }
     Ok(())
 }

@@ -1,16 +1,23 @@
 //! The HTTPS client for the school server's device API, and the uploader that drains the spool.
 
 use crate::config::Config;
+use crate::identity::{self, Identity};
 use crate::spool::{Pending, Spool};
 use crate::status::Stats;
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use lessonlens_proto::wire::{ErrorBody, ManifestReceipt, Receipt, TeacherKey, SHA256_HEADER};
 use lessonlens_proto::{PublicKey, RecordingId, SegmentIndex};
 use rand_core::TryRngCore;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Seconds since the Unix epoch.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -24,47 +31,45 @@ pub enum UploadError {
 }
 
 pub struct Client {
-    agent: ureq::Agent,
+    /// Replaced when the certificate is renewed.
+    agent: std::sync::RwLock<ureq::Agent>,
     base: String,
-    token: String,
+    identity_dir: std::path::PathBuf,
 }
 
 impl Client {
-    /// A client that trusts only the school CA in `config.ca_file`.
+    /// A client that trusts only the school CA and presents this device's certificate (from
+    /// `config.identity_dir`, made by `lessonlens-capture enroll`).
     pub fn new(config: &Config) -> anyhow::Result<Client> {
-        let pem = std::fs::read(&config.ca_file).with_context(|| {
-            format!(
-                "cannot read the school CA certificate {}",
-                config.ca_file.display()
-            )
-        })?;
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            roots.add(cert.context("the school CA file is not valid PEM")?)?;
+        let identity = Identity::load(&config.identity_dir)?;
+        if identity.not_after <= now() {
+            tracing::error!(
+                "this device's certificate has expired: the server will refuse it until the device enrols again with a new code from an admin"
+            );
         }
-        if roots.is_empty() {
-            anyhow::bail!("{} holds no certificate", config.ca_file.display());
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let agent = ureq::AgentBuilder::new()
-            .tls_config(Arc::new(tls))
-            .timeout_connect(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60))
-            .build();
         Ok(Client {
-            agent,
+            agent: std::sync::RwLock::new(identity.agent()?),
             base: config.server_url.trim_end_matches('/').to_string(),
-            token: config.token()?,
+            identity_dir: config.identity_dir.clone(),
         })
     }
 
-    fn auth(&self, req: ureq::Request) -> ureq::Request {
-        req.set("authorization", &format!("Bearer {}", self.token))
+    fn agent(&self) -> ureq::Agent {
+        self.agent.read().expect("agent lock").clone()
+    }
+
+    /// Renews the device certificate if half its life has passed (or `force`); the next request
+    /// uses the new one. Returns the new expiry if it renewed.
+    pub fn renew_if_due(&self, force: bool) -> anyhow::Result<Option<i64>> {
+        let identity = Identity::load(&self.identity_dir)?;
+        if !force && !identity.renewal_due(now()) {
+            return Ok(None);
+        }
+        let not_after = identity::renew(&self.identity_dir, &self.agent(), &self.base)?;
+        let fresh = Identity::load(&self.identity_dir)?.agent()?;
+        *self.agent.write().expect("agent lock") = fresh;
+        tracing::info!(not_after, "device certificate renewed");
+        Ok(Some(not_after))
     }
 
     fn map_err(e: ureq::Error) -> UploadError {
@@ -84,7 +89,8 @@ impl Client {
     pub fn identify(&self, code: &str) -> Result<(String, PublicKey), UploadError> {
         let url = format!("{}/api/device/v1/identify", self.base);
         let key: TeacherKey = self
-            .auth(self.agent.post(&url))
+            .agent()
+            .post(&url)
             .send_json(serde_json::json!({ "code": code }))
             .map_err(Self::map_err)?
             .into_json()
@@ -99,7 +105,8 @@ impl Client {
     pub fn teacher_key(&self, username: &str) -> Result<PublicKey, UploadError> {
         let url = format!("{}/api/device/v1/teachers/{}/key", self.base, username);
         let key: TeacherKey = self
-            .auth(self.agent.get(&url))
+            .agent()
+            .get(&url)
             .call()
             .map_err(Self::map_err)?
             .into_json()
@@ -121,7 +128,8 @@ impl Client {
     ) -> Result<T, UploadError> {
         let sha = hex::encode(Sha256::digest(body));
         let receipt: T = self
-            .auth(self.agent.put(url))
+            .agent()
+            .put(url)
             .set(SHA256_HEADER, &sha)
             .set("content-type", content_type)
             .send_bytes(body)
@@ -231,7 +239,15 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let mut backoff = Duration::from_millis(250);
     let mut finished_at: Option<Instant> = None;
+    let mut renewal_checked: Option<Instant> = None;
     loop {
+        // The certificate is checked at start and hourly; it renews at half its life.
+        if renewal_checked.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
+            renewal_checked = Some(Instant::now());
+            if let Err(e) = client.renew_if_due(false) {
+                tracing::warn!(error = %format!("{e:#}"), "could not renew the device certificate; will try again in an hour");
+            }
+        }
         let done = finished.load(Ordering::Acquire);
         if done && finished_at.is_none() {
             finished_at = Some(Instant::now());

@@ -32,6 +32,33 @@ pub struct TeacherKey {
     pub public_key: String,
 }
 
+/// A device enrolling (on the web listener, before it has a certificate): the one-time code an
+/// admin gave it and a certificate signing request (PEM) for the key pair it made itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    pub code: String,
+    pub csr: String,
+}
+
+/// A device renewing its certificate (on the device listener) with a request for a fresh key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewRequest {
+    pub csr: String,
+}
+
+/// A certificate the school CA issued to a device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceCertificate {
+    /// The device's name, as the admin gave it.
+    pub device: String,
+    /// The device's certificate (PEM).
+    pub certificate: String,
+    /// The school CA certificate (PEM), which the device trusts from now on.
+    pub ca_certificate: String,
+    /// When the certificate expires (Unix seconds); the device renews well before.
+    pub not_after: i64,
+}
+
 /// What the server says when it refuses a request: a message for a person, nothing internal.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

@@ -1,7 +1,7 @@
-//! Users, roles, passwords, sessions and device tokens. Plain functions over a SQLite connection,
+//! Users, roles, passwords and sessions. Plain functions over a SQLite connection,
 //! so they are tested without a server and called from handlers off the async runtime.
 //!
-//! Secrets handed out (session and device tokens) are 32 random bytes; only their SHA-256 is
+//! Session tokens are 32 random bytes; only their SHA-256 is
 //! stored, so a copy of the database does not let anyone sign in, and lookup by hash means no
 //! secret is ever compared byte by byte in variable time.
 
@@ -321,43 +321,6 @@ pub fn end_session(conn: &Connection, token: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
-pub fn add_device(conn: &Connection, name: &str) -> rusqlite::Result<Zeroizing<String>> {
-    let (token, hash) = new_token();
-    conn.execute(
-        "INSERT INTO devices (name, token_hash, created_at) VALUES (?1, ?2, ?3)",
-        params![name, hash, now()],
-    )?;
-    Ok(token)
-}
-
-#[derive(Debug, Clone)]
-pub struct Device {
-    pub id: i64,
-    pub name: String,
-}
-
-pub fn device_by_token(conn: &Connection, token: &str) -> rusqlite::Result<Option<Device>> {
-    let device = conn
-        .query_row(
-            "SELECT id, name FROM devices WHERE token_hash = ?1 AND revoked = 0",
-            [token_hash(token)],
-            |r| {
-                Ok(Device {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                })
-            },
-        )
-        .optional()?;
-    if let Some(d) = &device {
-        conn.execute(
-            "UPDATE devices SET last_seen = ?1 WHERE id = ?2",
-            params![now(), d.id],
-        )?;
-    }
-    Ok(device)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,25 +387,6 @@ mod tests {
             add_user(&conn, "bob", "Bob", "long enough", &[]),
             Err(AccountError::Exists(_))
         ));
-    }
-
-    #[test]
-    fn tokens_are_stored_hashed() {
-        let (_t, conn) = db();
-        let token = add_device(&conn, "room-1").unwrap();
-        let stored: Vec<u8> = conn
-            .query_row("SELECT token_hash FROM devices", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(
-            stored,
-            Sha256::digest(token.as_bytes()).to_vec(),
-            "only the hash is stored"
-        );
-        assert_eq!(
-            device_by_token(&conn, &token).unwrap().unwrap().name,
-            "room-1"
-        );
-        assert!(device_by_token(&conn, "not-a-token").unwrap().is_none());
     }
 
     #[test]

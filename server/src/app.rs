@@ -1,11 +1,14 @@
-//! Shared state, request extractors, the router and the HTTPS listener.
+//! Shared state, request extractors, the two routers and their HTTPS listeners: the web app, and
+//! the device API behind mutual TLS.
 
-use crate::accounts::{self, Device, User};
+use crate::accounts::{self, User};
 use crate::blobs::LocalBlobs;
 use crate::config::Config;
+use crate::devices::{self, Device};
 use crate::error::{AppError, AppResult};
 use crate::limits::FailureWindow;
 use crate::routes;
+use crate::tls::SchoolCa;
 use crate::vault::Vault;
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -13,10 +16,14 @@ use axum::http::{header, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
+use axum_server::accept::Accept;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use rusqlite::Connection;
+use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use tower_layer::Layer;
 
 /// The session cookie. `__Host-` makes the browser refuse it unless it is Secure, host-only and
 /// for path `/`.
@@ -37,10 +44,20 @@ pub struct AppState {
     pub password_checks: tokio::sync::Semaphore,
     /// Seals the audit log's hash chain (derived from the master key).
     pub audit_key: zeroize::Zeroizing<[u8; 32]>,
+    /// Issues device certificates.
+    pub ca: SchoolCa,
+    /// Failed enrollments per address: 10 in 15 minutes.
+    pub enroll_failures: FailureWindow<IpAddr>,
 }
 
 impl AppState {
-    pub fn new(config: Config, db: Connection, vault: Vault, blobs: LocalBlobs) -> AppState {
+    pub fn new(
+        config: Config,
+        db: Connection,
+        vault: Vault,
+        blobs: LocalBlobs,
+        ca: SchoolCa,
+    ) -> AppState {
         let audit_key = vault.audit_key();
         AppState {
             audit_key,
@@ -52,6 +69,8 @@ impl AppState {
             login_failures_account: FailureWindow::new(5, 900),
             login_failures_address: FailureWindow::new(20, 900),
             password_checks: tokio::sync::Semaphore::new(4),
+            ca,
+            enroll_failures: FailureWindow::new(10, 900),
         }
     }
 }
@@ -168,7 +187,14 @@ impl FromRequestParts<Shared> for CurrentUser {
     }
 }
 
-/// A classroom device, from its bearer token.
+/// The SHA-256 of the client certificate a device presented on the device listener (put there by
+/// [`PeerCertAcceptor`]); the TLS layer has already checked that it chains to the school CA and
+/// is within its dates.
+#[derive(Clone, Copy)]
+pub struct PeerCert(pub [u8; 32]);
+
+/// A classroom device, from its client certificate. Checked on every request, so revoking a
+/// device refuses it at once, even on a connection it already holds.
 pub struct DeviceAuth(pub Device);
 
 impl FromRequestParts<Shared> for DeviceAuth {
@@ -178,17 +204,14 @@ impl FromRequestParts<Shared> for DeviceAuth {
         parts: &mut Parts,
         state: &Shared,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::to_string)
+        let PeerCert(sha) = *parts
+            .extensions
+            .get::<PeerCert>()
             .ok_or(AppError::Unauthenticated)?;
         let device = state
-            .db(move |c| Ok(accounts::device_by_token(c, &token)?))
+            .db(move |c| Ok(devices::by_cert(c, &sha, accounts::now())?))
             .await?;
-        device.map(DeviceAuth).ok_or(AppError::Unauthenticated)
+        device.map(DeviceAuth).ok_or(AppError::DeviceNotCurrent)
     }
 }
 
@@ -196,7 +219,7 @@ impl FromRequestParts<Shared> for DeviceAuth {
 /// a request that says it comes from another site, or from another origin, is turned away.
 async fn csrf_guard(req: Request, next: Next) -> Result<Response, AppError> {
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if unsafe_method && !req.uri().path().starts_with("/api/device/") {
+    if unsafe_method {
         let h = req.headers();
         if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
             if site != "same-origin" && site != "none" {
@@ -236,9 +259,9 @@ async fn security_headers(req: Request, next: Next) -> Response {
     res
 }
 
+/// The web listener's router: the web app and its API.
 pub fn router(state: Shared) -> Router {
-    let max = state.config.max_segment_bytes as usize;
-    routes::router(max)
+    routes::web_router()
         .layer(axum::middleware::from_fn(csrf_guard))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -248,11 +271,60 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-/// Serves HTTPS on `listener` until `shutdown` completes.
+/// The device listener's router: the device API and nothing else.
+pub fn device_router(state: Shared) -> Router {
+    let max = state.config.max_segment_bytes as usize;
+    routes::device_router(max)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            network_guard,
+        ))
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// Completes the TLS handshake, then hands the service the SHA-256 of the client's certificate.
+#[derive(Clone)]
+struct PeerCertAcceptor(RustlsAcceptor);
+
+impl<I, S> Accept<I, S> for PeerCertAcceptor
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: Send + 'static,
+{
+    type Stream = tokio_rustls::server::TlsStream<I>;
+    type Service = axum::middleware::AddExtension<S, PeerCert>;
+    type Future =
+        futures_util::future::BoxFuture<'static, std::io::Result<(Self::Stream, Self::Service)>>;
+
+    fn accept(&self, stream: I, service: S) -> Self::Future {
+        let inner = self.0.clone();
+        Box::pin(async move {
+            let (stream, service) = inner.accept(stream, service).await?;
+            // The verifier requires a certificate, so a finished handshake always has one.
+            let sha = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| Sha256::digest(c).into())
+                .ok_or_else(|| std::io::Error::other("no client certificate"))?;
+            Ok((stream, axum::Extension(PeerCert(sha)).layer(service)))
+        })
+    }
+}
+
+/// The two listeners, bound before the server starts serving.
+pub struct Listeners {
+    pub web: std::net::TcpListener,
+    pub device: std::net::TcpListener,
+}
+
+/// Serves the web app and the device API until `shutdown` completes.
 pub async fn run(
-    listener: std::net::TcpListener,
+    listeners: Listeners,
     state: Shared,
-    tls: Arc<rustls::ServerConfig>,
+    tls: &crate::tls::Tls,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let handle = axum_server::Handle::new();
@@ -261,14 +333,22 @@ pub async fn run(
         shutdown.await;
         h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
     });
-    listener.set_nonblocking(true)?;
-    axum_server::from_tcp_rustls(
-        listener,
-        axum_server::tls_rustls::RustlsConfig::from_config(tls),
+    listeners.web.set_nonblocking(true)?;
+    listeners.device.set_nonblocking(true)?;
+    let web = axum_server::from_tcp_rustls(
+        listeners.web,
+        RustlsConfig::from_config(tls.server_config.clone()),
     )
-    .handle(handle)
-    .serve(router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-    .await?;
+    .handle(handle.clone())
+    .serve(router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>());
+    let device_acceptor = PeerCertAcceptor(RustlsAcceptor::new(RustlsConfig::from_config(
+        tls.device_config.clone(),
+    )));
+    let device = axum_server::from_tcp(listeners.device)
+        .acceptor(device_acceptor)
+        .handle(handle)
+        .serve(device_router(state).into_make_service_with_connect_info::<std::net::SocketAddr>());
+    tokio::try_join!(web, device)?;
     Ok(())
 }
 

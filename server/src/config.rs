@@ -9,10 +9,19 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Address of the HTTPS listener (web app and device API). Port 0 picks a free port; the chosen
+    /// Address of the web app's HTTPS listener (and of device enrollment). Port 0 picks a free port; the chosen
     /// address is printed at start. Default `127.0.0.1:8443`.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Address of the device API's listener, which requires mutual TLS (a client certificate
+    /// from the school CA, issued at enrollment). Port 0 picks a free port. Default
+    /// `127.0.0.1:8444`.
+    #[serde(default = "default_device_listen")]
+    pub device_listen: SocketAddr,
+    /// How long a device certificate lasts, in days. Devices renew when half of it is left; one
+    /// that is off for longer must enrol again with a new code. Default 14.
+    #[serde(default = "default_device_cert_days")]
+    pub device_cert_days: u32,
     /// Metadata database, blobs, CA and certificates live here. Holds ciphertext only.
     pub data_dir: PathBuf,
     /// 32-byte master key that wraps the key vault's entries. Must be mode 0600 and should live
@@ -46,6 +55,12 @@ pub struct Config {
 
 fn default_listen() -> SocketAddr {
     "127.0.0.1:8443".parse().expect("valid default")
+}
+fn default_device_listen() -> SocketAddr {
+    "127.0.0.1:8444".parse().expect("valid default")
+}
+fn default_device_cert_days() -> u32 {
+    14
 }
 fn default_web_dir() -> PathBuf {
     "/usr/share/lessonlens/web".into()
@@ -95,6 +110,12 @@ impl Config {
         }
         if self.allowed_networks.is_empty() {
             bail!("allowed_networks is empty: nobody could reach the server");
+        }
+        if !(1..=397).contains(&self.device_cert_days) {
+            bail!("device_cert_days must be between 1 and 397");
+        }
+        if self.device_listen == self.listen && self.listen.port() != 0 {
+            bail!("device_listen must differ from listen: the device API has its own listener");
         }
         if self.max_segment_bytes < 1024 {
             bail!("max_segment_bytes is too small to hold a segment");

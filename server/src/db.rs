@@ -2,7 +2,7 @@
 //! survives a power cut. Migrations are numbered and applied once, in order. Parameterised SQL only.
 
 use anyhow::Context;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use std::path::Path;
 
 const MIGRATIONS: &[&str] = &[
@@ -130,6 +130,34 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE users ADD COLUMN staff_id TEXT;
      ALTER TABLE users ADD COLUMN email TEXT;
      CREATE UNIQUE INDEX users_staff_id ON users(staff_id) WHERE staff_id IS NOT NULL;",
+    // 7: devices authenticate with client certificates from the school CA instead of bearer
+    // tokens (issue 4). The token column goes (a device enrolled before this must enrol again);
+    // every certificate issued is kept until it expires, so a renewal whose answer was lost does
+    // not lock the device out. Enrollment codes are single use and stored hashed.
+    "CREATE TABLE devices_new (
+         id INTEGER PRIMARY KEY,
+         name TEXT NOT NULL UNIQUE,
+         revoked INTEGER NOT NULL DEFAULT 0,
+         created_at INTEGER NOT NULL,
+         last_seen INTEGER
+     );
+     INSERT INTO devices_new (id, name, revoked, created_at, last_seen)
+         SELECT id, name, revoked, created_at, last_seen FROM devices;
+     DROP TABLE devices;
+     ALTER TABLE devices_new RENAME TO devices;
+     CREATE TABLE device_certs (
+         sha256 BLOB PRIMARY KEY,
+         device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+         issued_at INTEGER NOT NULL,
+         not_after INTEGER NOT NULL
+     );
+     CREATE INDEX device_certs_device ON device_certs(device_id);
+     CREATE TABLE enrollment_codes (
+         code_hash BLOB PRIMARY KEY,
+         device_name TEXT NOT NULL,
+         created_at INTEGER NOT NULL,
+         expires_at INTEGER NOT NULL
+     );",
 ];
 
 pub fn open(path: &Path) -> anyhow::Result<Connection> {
@@ -153,18 +181,65 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
             MIGRATIONS.len()
         );
     }
+    // A migration may rebuild a table that others refer to (SQLite's documented way to change a
+    // column): foreign keys are off meanwhile and checked before each migration commits.
+    conn.pragma_update(None, "foreign_keys", false)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)
             .with_context(|| format!("migration {} failed", i + 1))?;
+        let broken: Option<String> = tx
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()?;
+        if let Some(table) = broken {
+            anyhow::bail!("migration {} left broken references in {table}", i + 1);
+        }
         tx.pragma_update(None, "user_version", i + 1)?;
         tx.commit()?;
     }
+    conn.pragma_update(None, "foreign_keys", true)?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rebuilding_the_devices_table_keeps_recordings_pointing_at_their_device() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("db");
+        {
+            // A database as the build before migration 7 left it, with a token-era device.
+            let conn = rusqlite::Connection::open(&p).unwrap();
+            for sql in &super::MIGRATIONS[..6] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 6).unwrap();
+            conn.execute_batch(
+                "INSERT INTO users (id, username, display_name, password_hash, roles, created_at, audit_id)
+                     VALUES (1, 'alice', 'Alice', 'x', 'teacher', 0, 'u-1');
+                 INSERT INTO devices (id, name, token_hash, created_at) VALUES (7, 'room-7', x'00', 0);
+                 INSERT INTO recordings (id, owner_id, device_id, created_at) VALUES ('r', 1, 7, 0);",
+            )
+            .unwrap();
+        }
+        let conn = super::open(&p).unwrap();
+        let name: String = conn
+            .query_row(
+                "SELECT d.name FROM recordings r JOIN devices d ON d.id = r.device_id",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(name, "room-7");
+        // Foreign keys are back on: a recording for a device that does not exist is refused.
+        assert!(conn
+            .execute(
+                "INSERT INTO recordings (id, owner_id, device_id, created_at) VALUES ('s', 1, 99, 0)",
+                [],
+            )
+            .is_err());
+    }
+
     #[test]
     fn migrates_once_and_refuses_newer_schemas() {
         let tmp = tempfile::tempdir().unwrap();

@@ -11,6 +11,8 @@ use lessonlens_proto::wire::ErrorBody;
 pub enum AppError {
     #[error("sign in first")]
     Unauthenticated,
+    #[error("this device's certificate is revoked or replaced; an admin can give it a new enrollment code")]
+    DeviceNotCurrent,
     #[error("{0}")]
     Forbidden(&'static str),
     /// Also used when the caller may not know that the thing exists.
@@ -35,7 +37,7 @@ pub enum AppError {
 impl AppError {
     fn status(&self) -> StatusCode {
         match self {
-            AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            AppError::Unauthenticated | AppError::DeviceNotCurrent => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,

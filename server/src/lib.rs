@@ -4,11 +4,12 @@
 //!
 //! # Layout
 //! - [`config`]: the TOML config, documented setting by setting, validated once at start.
-//! - [`tls`]: the school CA and the server's certificate (made on first start).
+//! - [`tls`]: the school CA, the server's certificate (made on first start), device certificates.
 //! - [`db`]: the metadata database (SQLite, WAL, `synchronous=FULL`) and its migrations.
 //! - [`vault`]: the master key and the key vault (teachers' X25519 keys, wrapped).
 //! - [`blobs`]: where ciphertext lives: durable, content-addressed files.
-//! - [`accounts`]: users, roles, passwords, sessions and device tokens.
+//! - [`accounts`]: users, roles, passwords and sessions.
+//! - [`devices`]: enrollment codes, device certificates, revocation.
 //! - [`access`]: who may see a recording (owner, coaches it is shared with; nobody else).
 //! - [`audit`]: the hash-chained audit log.
 //! - [`deletion`]: deleting recordings for good, resumable after a crash.
@@ -18,7 +19,7 @@
 //! - [`offboarding`]: a teacher leaving: disable, crypto-shred, signed deletion receipt.
 //! - [`roster`]: importing the school's staff list (CSV).
 //! - [`routes`]: one file per route group (device API, web API, playback, static files).
-//! - [`app`]: shared state, the router and `run(listener, state)`.
+//! - [`app`]: shared state, the two routers (web; device API over mutual TLS) and the listeners.
 
 pub mod access;
 pub mod accounts;
@@ -28,6 +29,7 @@ pub mod blobs;
 pub mod config;
 pub mod db;
 pub mod deletion;
+pub mod devices;
 pub mod error;
 pub mod limits;
 pub mod offboarding;

@@ -6,8 +6,8 @@ use lessonlens_server::accounts::{self, Role};
 use lessonlens_server::app::{self, AppState};
 use lessonlens_server::blobs::LocalBlobs;
 use lessonlens_server::config::Config;
-use lessonlens_server::vault::{write_secret_file, MasterKey, Vault};
-use lessonlens_server::{db, offboarding, retention, roster, tls};
+use lessonlens_server::vault::{MasterKey, Vault};
+use lessonlens_server::{db, devices, offboarding, retention, roster, tls};
 use rusqlite::OptionalExtension;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -152,13 +152,13 @@ enum UserCommand {
 
 #[derive(Subcommand)]
 enum DeviceCommand {
-    /// Register a device and write its token to a new file (mode 0600).
-    Add {
-        name: String,
-        #[arg(long)]
-        token_file: PathBuf,
-    },
-    /// Revoke a device: its token stops working at once (e.g. a stolen or retired device).
+    /// Make a one-time enrollment code for a device (valid 10 minutes). On the device, run
+    /// `lessonlens-capture enroll` with the code and the CA fingerprint this prints. The name may
+    /// be an enrolled device's, which then enrols again (e.g. after its certificate expired).
+    Enroll { name: String },
+    /// List devices: last seen, certificate expiry, revoked.
+    List,
+    /// Revoke a device: its certificates stop working at once (e.g. a stolen or retired device).
     Revoke { name: String },
 }
 
@@ -480,31 +480,46 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Device(DeviceCommand::Revoke { name }) => {
             let o = open(config)?;
-            let n = o
-                .conn
-                .execute("UPDATE devices SET revoked = 1 WHERE name = ?1", [&name])?;
-            if n == 0 {
+            if !devices::revoke(&o.conn, &name)? {
                 bail!("no device called {name:?}");
             }
             audit(&o, "device-revoke", &name)?;
             println!("device {name} revoked");
             Ok(())
         }
-        Command::Device(DeviceCommand::Add { name, token_file }) => {
+        Command::Device(DeviceCommand::Enroll { name }) => {
             let o = open(config)?;
-            if token_file.exists() {
-                bail!(
-                    "{} already exists; choose another path so no token is overwritten",
-                    token_file.display()
+            let ca = tls::SchoolCa::load(&o.config.tls_dir()).context(
+                "the school CA does not exist yet; start the server once (`serve`) to make it",
+            )?;
+            let code = devices::create_code(&o.conn, &name, accounts::now())?;
+            audit(&o, "device-enroll-code", &name)?;
+            println!("enrollment code for {name}: {}", &*code);
+            println!("school CA fingerprint (SHA-256) {}", ca.fingerprint);
+            println!(
+                "valid for {} minutes, once; on the device run:\n  lessonlens-capture enroll --url https://<this server>:{} --code {} --ca-sha256 {}",
+                devices::CODE_SECONDS / 60,
+                o.config.listen.port(),
+                &*code,
+                ca.fingerprint
+            );
+            Ok(())
+        }
+        Command::Device(DeviceCommand::List) => {
+            let o = open(config)?;
+            let fmt = |t: Option<i64>| {
+                t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+                    .map_or("-".to_string(), |t| t.to_string())
+            };
+            for d in devices::list(&o.conn)? {
+                println!(
+                    "{}\tlast seen {}\tcertificate until {}{}",
+                    d.name,
+                    fmt(d.last_seen),
+                    fmt(d.certificate_expires),
+                    if d.revoked { "\tREVOKED" } else { "" }
                 );
             }
-            let token = accounts::add_device(&o.conn, &name)?;
-            write_secret_file(&token_file, token.as_bytes())?;
-            audit(&o, "device-add", &name)?;
-            println!(
-                "device {name} added; its token is in {}",
-                token_file.display()
-            );
             Ok(())
         }
     }
@@ -522,9 +537,16 @@ fn audit(o: &Opened, action: &str, target: &str) -> anyhow::Result<()> {
 
 fn serve(o: Opened) -> anyhow::Result<()> {
     let tls = tls::load_or_create(&o.config.tls_dir(), &o.config.hostnames)?;
-    let listener = std::net::TcpListener::bind(o.config.listen)
-        .with_context(|| format!("cannot listen on {} (in use?)", o.config.listen))?;
-    let addr = listener.local_addr()?;
+    let ca = tls::SchoolCa::load(&o.config.tls_dir())?;
+    let bind = |a: std::net::SocketAddr| {
+        std::net::TcpListener::bind(a).with_context(|| format!("cannot listen on {a} (in use?)"))
+    };
+    let listeners = app::Listeners {
+        web: bind(o.config.listen)?,
+        device: bind(o.config.device_listen)?,
+    };
+    let addr = listeners.web.local_addr()?;
+    let device_addr = listeners.device.local_addr()?;
     let blobs = LocalBlobs::open(&o.config.blob_dir())?;
     // Finish removing the files of deletions a crash interrupted.
     let swept = lessonlens_server::deletion::sweep_blobs(&o.conn, &blobs)?;
@@ -534,10 +556,12 @@ fn serve(o: Opened) -> anyhow::Result<()> {
             "finished removing the files of interrupted deletions"
         );
     }
-    let state = Arc::new(AppState::new(o.config, o.conn, o.vault, blobs));
-    // Machine-readable lines on stdout: tests and scripts read the address and the CA fingerprint.
+    let fingerprint = ca.fingerprint.clone();
+    let state = Arc::new(AppState::new(o.config, o.conn, o.vault, blobs, ca));
+    // Machine-readable lines on stdout: tests and scripts read the addresses and the fingerprint.
     println!("listening on https://{addr}");
-    println!("school CA fingerprint (SHA-256) {}", tls.ca_fingerprint);
+    println!("device API (mutual TLS) on https://{device_addr}");
+    println!("school CA fingerprint (SHA-256) {fingerprint}");
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -556,6 +580,6 @@ fn serve(o: Opened) -> anyhow::Result<()> {
                 u64::from(state.config.sweep_interval_minutes.max(1)) * 60,
             );
             tokio::spawn(retention::run_periodically(state.clone(), every));
-            app::run(listener, state, tls.server_config, shutdown).await
+            app::run(listeners, state, &tls, shutdown).await
         })
 }

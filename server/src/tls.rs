@@ -1,20 +1,117 @@
 //! The school CA and the server certificate. On first start the server makes a CA (its key never
 //! leaves `data_dir/tls`, mode 0600) and a server certificate signed by it; devices and browsers
-//! pin the CA, whose SHA-256 fingerprint is printed at every start.
+//! pin the CA, whose SHA-256 fingerprint is printed at every start. The CA also issues the
+//! devices' short-lived client certificates (see [`SchoolCa::issue`]).
 
 use crate::vault::write_secret_file;
 use anyhow::Context;
+use rand_core::RngCore;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SerialNumber,
 };
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::Arc;
 
 pub struct Tls {
+    /// The web listener: server authentication only.
     pub server_config: Arc<rustls::ServerConfig>,
+    /// The device listener: mutual TLS, a client certificate from the school CA required.
+    pub device_config: Arc<rustls::ServerConfig>,
+}
+
+/// The school CA, loaded to issue device certificates.
+pub struct SchoolCa {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+    /// The CA certificate (PEM), handed to devices at enrollment.
+    pub pem: String,
     /// SHA-256 of the CA certificate (DER), colon-separated hex, as browsers show it.
-    pub ca_fingerprint: String,
+    pub fingerprint: String,
+}
+
+/// A device certificate just issued.
+pub struct Issued {
+    pub pem: String,
+    /// SHA-256 of the certificate (DER): how the device API recognises it.
+    pub sha256: [u8; 32],
+    pub not_after: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueError {
+    #[error("the certificate signing request is not a valid, self-signed PEM CSR ({0}); the device makes it with its own key")]
+    BadCsr(rcgen::Error),
+    #[error("cannot sign the device certificate: {0}")]
+    Sign(rcgen::Error),
+}
+
+impl SchoolCa {
+    /// The CA in `dir` (made by [`load_or_create`]).
+    pub fn load(dir: &Path) -> anyhow::Result<SchoolCa> {
+        let pem = read_text(&dir.join("ca.pem"))?;
+        let key_pem = zeroize::Zeroizing::new(read_text(&dir.join("ca.key"))?);
+        let key = KeyPair::from_pem(&key_pem).context("ca.key holds no usable key")?;
+        let der = rustls_pemfile::certs(&mut pem.as_bytes())
+            .next()
+            .context("ca.pem holds no certificate")??;
+        // Rebuilt from its own parameters and key: the same subject and key, so what it signs
+        // chains to the CA certificate on disk.
+        let cert = CertificateParams::from_ca_cert_pem(&pem)
+            .context("ca.pem is not a CA certificate")?
+            .self_signed(&key)?;
+        Ok(SchoolCa {
+            cert,
+            key,
+            fingerprint: fingerprint(&der),
+            pem,
+        })
+    }
+
+    /// Signs a device's certificate request. Only the request's key is used: the certificate
+    /// names `device`, is good for client authentication only, and lasts `days` from `now`.
+    pub fn issue(
+        &self,
+        csr_pem: &str,
+        device: &str,
+        now: i64,
+        days: u32,
+    ) -> Result<Issued, IssueError> {
+        let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(IssueError::BadCsr)?;
+        let not_after = now + i64::from(days) * 86_400;
+        let at = |t: i64| {
+            time::OffsetDateTime::from_unix_timestamp(t).expect("a timestamp within range")
+        };
+        let mut serial = [0u8; 16];
+        rand_core::TryRngCore::unwrap_err(rand_core::OsRng).fill_bytes(&mut serial);
+        serial[0] &= 0x7f;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, device);
+        // A little slack for a device clock that runs behind.
+        params.not_before = at(now - 300);
+        params.not_after = at(not_after);
+        params.serial_number = Some(SerialNumber::from_slice(&serial));
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        csr.params = params;
+        let cert = csr
+            .signed_by(&self.cert, &self.key)
+            .map_err(IssueError::Sign)?;
+        Ok(Issued {
+            sha256: Sha256::digest(cert.der()).into(),
+            pem: cert.pem(),
+            not_after,
+        })
+    }
+}
+
+fn read_text(p: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
 }
 
 fn fingerprint(der: &[u8]) -> String {
@@ -99,17 +196,30 @@ pub fn load_or_create(dir: &Path, hostnames: &[String]) -> anyhow::Result<Tls> {
         rustls_pemfile::certs(&mut read(&cert_pem)?.as_slice()).collect::<Result<Vec<_>, _>>()?;
     let key = rustls_pemfile::private_key(&mut read(&key_pem)?.as_slice())?
         .context("server.key holds no key")?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .context("server certificate and key do not match")?;
-    let mut config = config;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut web = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain.clone(), key.clone_key())
+        .context("server certificate and key do not match")?;
+    web.alpn_protocols = vec![b"http/1.1".to_vec()];
+
+    // Devices: a certificate chaining to the school CA, within its dates, or no handshake at all.
+    // Revocation is checked on every request (see `app::DeviceAuth`), so it takes effect at once.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca_der)?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()?;
+    let mut device = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?;
+    device.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Tls {
-        server_config: Arc::new(config),
-        ca_fingerprint: fingerprint(&ca_der),
+        server_config: Arc::new(web),
+        device_config: Arc::new(device),
     })
 }

@@ -69,11 +69,30 @@ pub fn bin(name: &str) -> PathBuf {
 pub struct Server {
     pub dir: tempfile::TempDir,
     pub port: u16,
+    /// The device API's port (mutual TLS).
+    pub device_port: u16,
     child: Option<Child>,
 }
 
-/// Starts the server on the config in `dir`; returns the process and the port it listens on.
-fn spawn_server(dir: &Path) -> (Child, u16) {
+/// A device enrolled with a [`Server`] by the real `lessonlens-capture enroll`.
+#[derive(Clone, Debug)]
+pub struct Device {
+    pub name: String,
+    /// Its key, certificate and the school CA.
+    pub identity: PathBuf,
+}
+
+/// The port at the end of `line` (`... https://127.0.0.1:PORT`).
+fn port_of(line: &str) -> u16 {
+    line.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+}
+
+/// Starts the server on the config in `dir`; returns the process and the ports it listens on
+/// (web, device API).
+fn spawn_server(dir: &Path) -> (Child, u16, u16) {
     let mut child = Command::new(bin("lessonlens-server"))
         .arg("--config")
         .arg(dir.join("server.toml"))
@@ -83,15 +102,11 @@ fn spawn_server(dir: &Path) -> (Child, u16) {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines.next().expect("server printed nothing").unwrap();
-    let port = line
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let mut next = || lines.next().expect("server printed nothing").unwrap();
+    let (port, device_port) = (port_of(&next()), port_of(&next()));
     // Keep reading stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
-    (child, port)
+    (child, port, device_port)
 }
 
 impl Server {
@@ -107,6 +122,10 @@ impl Server {
     pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
     }
+    /// The device API (mutual TLS).
+    pub fn device_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.device_port)
+    }
 
     /// Creates the config, then starts the server and waits for its address.
     pub fn start(web_dir: &Path) -> Server {
@@ -121,17 +140,18 @@ impl Server {
         std::fs::write(
             dir.path().join("server.toml"),
             format!(
-                "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nmaster_key_file = \"{}\"\nweb_dir = \"{}\"\n{extra}",
+                "listen = \"127.0.0.1:0\"\ndevice_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nmaster_key_file = \"{}\"\nweb_dir = \"{}\"\n{extra}",
                 dir.path().join("data").display(),
                 secrets.join("master.key").display(),
                 web_dir.display()
             ),
         )
         .unwrap();
-        let (child, port) = spawn_server(dir.path());
+        let (child, port, device_port) = spawn_server(dir.path());
         Server {
             dir,
             port,
+            device_port,
             child: Some(child),
         }
     }
@@ -149,13 +169,19 @@ impl Server {
         self.kill();
         let config = self.config_path();
         let text = std::fs::read_to_string(&config).unwrap();
-        let text = text.replace(
-            "listen = \"127.0.0.1:0\"",
-            &format!("listen = \"127.0.0.1:{}\"", self.port),
-        );
+        // The device line first: once it names its port, only the web line still says 0.
+        let text = text
+            .replace(
+                "device_listen = \"127.0.0.1:0\"",
+                &format!("device_listen = \"127.0.0.1:{}\"", self.device_port),
+            )
+            .replace(
+                "listen = \"127.0.0.1:0\"",
+                &format!("listen = \"127.0.0.1:{}\"", self.port),
+            );
         std::fs::write(&config, text).unwrap();
-        let (child, port) = spawn_server(self.dir.path());
-        assert_eq!(port, self.port);
+        let (child, port, device_port) = spawn_server(self.dir.path());
+        assert_eq!((port, device_port), (self.port, self.device_port));
         self.child = Some(child);
     }
 
@@ -168,16 +194,15 @@ impl Server {
         .unwrap()
     }
 
-    /// Writes a capture config for a device of this server; returns its path.
-    pub fn capture_config(&self, device_dir: &Path, token: &Path, extra: &str) -> PathBuf {
+    /// Writes a capture config for `device` of this server in `device_dir`; returns its path.
+    pub fn capture_config(&self, device_dir: &Path, device: &Device, extra: &str) -> PathBuf {
         let path = device_dir.join("capture.toml");
         std::fs::write(
             &path,
             format!(
-                "server_url = \"{}\"\nca_file = \"{}\"\ntoken_file = \"{}\"\nspool_dir = \"{}\"\n{extra}",
-                self.url(),
-                self.ca_file().display(),
-                token.display(),
+                "server_url = \"{}\"\nidentity_dir = \"{}\"\nspool_dir = \"{}\"\n{extra}",
+                self.device_url(),
+                device.identity.display(),
                 device_dir.join("spool").display()
             ),
         )
@@ -210,64 +235,126 @@ impl Server {
         );
     }
 
-    /// Registers a device; returns the path of its token file.
-    pub fn add_device(&self, name: &str) -> PathBuf {
-        let token = self
-            .dir
-            .path()
-            .join("secrets")
-            .join(format!("{name}.token"));
-        let out = self.cli(
-            &[
-                "device",
-                "add",
-                name,
-                "--token-file",
-                token.to_str().unwrap(),
-            ],
-            "",
-        );
+    /// Makes a one-time enrollment code for device `name` (admin CLI); returns the code and the
+    /// CA fingerprint printed with it.
+    pub fn enrollment_code(&self, name: &str) -> (String, String) {
+        let out = self.cli(&["device", "enroll", name], "");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             out.status.success(),
-            "device add: {}",
+            "device enroll: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        token
+        let after = |prefix: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .unwrap_or_else(|| panic!("no {prefix:?} in {text}"))
+                .trim()
+                .to_string()
+        };
+        (
+            after(&format!("enrollment code for {name}: ")),
+            after("school CA fingerprint (SHA-256) "),
+        )
     }
 
-    /// An HTTPS agent that trusts this server's CA only.
-    pub fn agent(&self) -> ureq::Agent {
+    /// The school CA's SHA-256 fingerprint, computed from its certificate file.
+    pub fn ca_fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let pem = std::fs::read(self.ca_file()).unwrap();
+        let der = rustls_pemfile::certs(&mut pem.as_slice())
+            .next()
+            .unwrap()
+            .unwrap();
+        hex::encode_upper(Sha256::digest(&der))
+    }
+
+    /// Runs `lessonlens-capture enroll` for a device with identity folder under this server's
+    /// temp dir; returns the command's output.
+    pub fn run_enroll(&self, name: &str, code: &str, fingerprint: &str) -> std::process::Output {
+        let home = self.dir.path().join("devices").join(name);
+        std::fs::create_dir_all(&home).unwrap();
+        let config = self.capture_config(
+            &home,
+            &Device {
+                name: name.into(),
+                identity: home.join("identity"),
+            },
+            "",
+        );
+        run_with_stdin(
+            "lessonlens-capture",
+            &config,
+            &["enroll", "--url", &self.url(), "--ca-sha256", fingerprint],
+            &format!("{code}\n"),
+        )
+    }
+
+    /// Enrols device `name` as an admin and the device itself would: a code from the admin CLI,
+    /// then `lessonlens-capture enroll`, which makes the key and gets the certificate.
+    pub fn add_device(&self, name: &str) -> Device {
+        let (code, fingerprint) = self.enrollment_code(name);
+        let out = self.run_enroll(name, &code, &fingerprint);
+        assert!(
+            out.status.success(),
+            "capture enroll: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Device {
+            name: name.into(),
+            identity: self.dir.path().join("devices").join(name).join("identity"),
+        }
+    }
+
+    /// An HTTPS agent for the device API that presents `device`'s certificate.
+    pub fn device_agent(&self, device: &Device) -> ureq::Agent {
+        let pem = std::fs::read(device.identity.join("identity.pem")).unwrap();
+        let key = rustls_pemfile::private_key(&mut pem.as_slice())
+            .unwrap()
+            .unwrap();
+        let chain = rustls_pemfile::certs(&mut pem.as_slice())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        self.agent_presenting(chain, key)
+    }
+
+    /// An HTTPS agent that trusts this server's CA and presents `chain` (signed with `key`).
+    pub fn agent_presenting(
+        &self,
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> ureq::Agent {
+        agent_with(self.client_tls().with_client_auth_cert(chain, key).unwrap())
+    }
+
+    fn client_tls(
+        &self,
+    ) -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert> {
         let pem = std::fs::read(self.ca_file()).unwrap();
         let mut roots = rustls::RootCertStore::empty();
         for c in rustls_pemfile::certs(&mut pem.as_slice()) {
             roots.add(c.unwrap()).unwrap();
         }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
-        .with_no_client_auth();
-        ureq::AgentBuilder::new()
-            .tls_config(Arc::new(tls))
-            .timeout(Duration::from_secs(30))
-            .build()
     }
 
-    /// A teacher's public key, fetched as the device with `token` would.
-    pub fn teacher_key(
-        &self,
-        agent: &ureq::Agent,
-        token: &str,
-        username: &str,
-    ) -> lessonlens_proto::PublicKey {
+    /// An HTTPS agent that trusts this server's CA only.
+    pub fn agent(&self) -> ureq::Agent {
+        agent_with(self.client_tls().with_no_client_auth())
+    }
+
+    /// A teacher's public key, fetched as a device would (`agent` from [`Server::device_agent`]).
+    pub fn teacher_key(&self, agent: &ureq::Agent, username: &str) -> lessonlens_proto::PublicKey {
         let key: lessonlens_proto::wire::TeacherKey = agent
             .get(&format!(
                 "{}/api/device/v1/teachers/{username}/key",
-                self.url()
+                self.device_url()
             ))
-            .set("authorization", &format!("Bearer {token}"))
             .call()
             .unwrap()
             .into_json()
@@ -334,12 +421,12 @@ impl Server {
         (String::from_utf8_lossy(&out.stdout).into_owned(), dir)
     }
 
-    /// Uploads a small synthetic recording for `teacher` as device `token` (its contents): the init
-    /// segment, `media` media segments and a clean-stop manifest. Returns the recording id and the
-    /// sealed segments as sent.
+    /// Uploads a small synthetic recording for `teacher` as `device`: the init segment, `media`
+    /// media segments and a clean-stop manifest. Returns the recording id and the sealed segments
+    /// as sent.
     pub fn upload_recording(
         &self,
-        token: &str,
+        device: &Device,
         teacher: &str,
         media: u32,
     ) -> (lessonlens_proto::RecordingId, Vec<Vec<u8>>) {
@@ -347,9 +434,9 @@ impl Server {
         use lessonlens_proto::wire::SHA256_HEADER;
         use lessonlens_proto::{Manifest, ManifestSegment};
         use sha2::{Digest, Sha256};
-        let agent = self.agent();
-        let base = self.url();
-        let pk = self.teacher_key(&agent, token, teacher);
+        let agent = self.device_agent(device);
+        let base = self.device_url();
+        let pk = self.teacher_key(&agent, teacher);
         let rec = new_recording_id();
         let segments: Vec<Vec<u8>> = (0..=media)
             .map(|index| sealed_segment(&pk, rec, index, 7, 1000))
@@ -359,7 +446,6 @@ impl Server {
                 .put(&format!(
                     "{base}/api/device/v1/recordings/{rec}/segments/{index}"
                 ))
-                .set("authorization", &format!("Bearer {token}"))
                 .set(SHA256_HEADER, &hex::encode(Sha256::digest(body)))
                 .send_bytes(body)
                 .expect("segment upload");
@@ -383,7 +469,6 @@ impl Server {
         };
         agent
             .put(&format!("{base}/api/device/v1/recordings/{rec}/manifest"))
-            .set("authorization", &format!("Bearer {token}"))
             .send_bytes(&manifest.to_json())
             .expect("manifest upload");
         (rec, segments)
@@ -404,6 +489,13 @@ impl Server {
         }
         cookie.split(';').next().unwrap().to_string()
     }
+}
+
+fn agent_with(tls: rustls::ClientConfig) -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .tls_config(Arc::new(tls))
+        .timeout(Duration::from_secs(30))
+        .build()
 }
 
 impl Drop for Server {

@@ -4,6 +4,7 @@
 
 use lessonlens_e2e::Server;
 use lessonlens_proto::wire::SHA256_HEADER;
+use lessonlens_server::routes::Listener;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
@@ -50,10 +51,25 @@ fn recording_route(c: Caller, owner: u16, shared_coach: u16) -> u16 {
     }
 }
 
+/// For a route on the device listener: what this device (which uploaded the recording) and another
+/// device get. 0: the TLS handshake fails (no client certificate).
+fn device_route(c: Caller, device: u16, other_device: u16) -> u16 {
+    match c {
+        Device => device,
+        OtherDevice => other_device,
+        RevokedDevice => 401,
+        _ => 0,
+    }
+}
+
 /// What each caller must get. `None`: the route is missing from the matrix.
 fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
     Some(match (method, path) {
-        ("GET", "/" | "/app.js" | "/style.css" | "/favicon.svg" | "/vendor/hls.min.js") => 200,
+        (
+            "GET",
+            "/" | "/app.js" | "/style.css" | "/favicon.svg" | "/vendor/hls.min.js"
+            | "/api/openapi.json",
+        ) => 200,
         // Public by nature; a bad password is a 400 for anyone.
         ("POST", "/api/login") => 400,
         ("POST", "/api/logout") => 200,
@@ -85,6 +101,7 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
         (
             "GET",
             "/api/admin/users"
+            | "/api/admin/devices"
             | "/api/admin/retention"
             | "/api/admin/recordings"
             | "/api/admin/receipts"
@@ -94,6 +111,8 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
         | (
             "POST",
             "/api/admin/users"
+            | "/api/admin/devices"
+            | "/api/admin/devices/{name}/revoke"
             | "/api/admin/users/{username}/disable"
             | "/api/admin/users/{username}/enable"
             | "/api/admin/users/{username}/offboard"
@@ -110,23 +129,19 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
             SharedCoach | Coach | Admin => 403,
             _ => 401,
         },
-        ("GET", "/api/device/v1/teachers/{username}/key") => match c {
-            Device | OtherDevice => 200,
-            _ => 401,
-        },
-        ("POST", "/api/device/v1/identify") => match c {
-            Device | OtherDevice => 422,
-            _ => 401,
-        },
+        // Anyone may try to enrol; a wrong code is refused.
+        ("POST", "/api/enroll") => 403,
+        // The device listener: no client certificate, no handshake (0); a revoked device's
+        // certificate still chains to the CA but is refused on every request.
+        ("GET", "/api/device/v1/teachers/{username}/key") | ("POST", "/api/device/v1/renew") => {
+            device_route(c, 200, 200)
+        }
+        ("POST", "/api/device/v1/identify") => device_route(c, 422, 422),
         (
             "PUT",
             "/api/device/v1/recordings/{id}/segments/{index}"
             | "/api/device/v1/recordings/{id}/manifest",
-        ) => match c {
-            Device => 200,
-            OtherDevice => 403,
-            _ => 401,
-        },
+        ) => device_route(c, 200, 403),
         _ => return None,
     })
 }
@@ -145,13 +160,15 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
     ] {
         server.add_user(user, &format!("{user}-password"), role);
     }
-    let device = std::fs::read_to_string(server.add_device("room-a")).unwrap();
-    let other_device = std::fs::read_to_string(server.add_device("room-b")).unwrap();
-    let revoked = std::fs::read_to_string(server.add_device("room-c")).unwrap();
+    let device = server.add_device("room-a");
+    let other_device = server.add_device("room-b");
+    let revoked = server.add_device("room-c");
     assert!(server
         .cli(&["device", "revoke", "room-c"], "")
         .status
         .success());
+    // The one the admin's revoke route revokes.
+    server.add_device("room-z");
     let agent = server.agent();
     let base = server.url();
 
@@ -186,18 +203,33 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
     let comment = comment["id"].to_string();
 
     let cookie = |user: &str| server.login(&agent, user, &format!("{user}-password"));
-    let auth = |c: Caller| -> Option<(&'static str, String)> {
-        Some(match c {
-            Anonymous => return None,
-            Owner => ("cookie", cookie("alice")),
-            OtherTeacher => ("cookie", cookie("bob")),
-            SharedCoach => ("cookie", cookie("carol")),
-            Coach => ("cookie", cookie("dave")),
-            Admin => ("cookie", cookie("ada")),
-            Device => ("authorization", format!("Bearer {device}")),
-            OtherDevice => ("authorization", format!("Bearer {other_device}")),
-            RevokedDevice => ("authorization", format!("Bearer {revoked}")),
-        })
+    // Signed in afresh for every request: the logout route ends the session it is called with.
+    let cookie_of = |c: Caller| {
+        let user = match c {
+            Owner => "alice",
+            OtherTeacher => "bob",
+            SharedCoach => "carol",
+            Coach => "dave",
+            Admin => "ada",
+            _ => return None,
+        };
+        Some(cookie(user))
+    };
+    // A fresh connection per request (an early refusal may close the one it came on); devices
+    // present their certificates (the web listener does not ask for one).
+    let agent_of = |c: Caller| match c {
+        Device => server.device_agent(&device),
+        OtherDevice => server.device_agent(&other_device),
+        RevokedDevice => server.device_agent(&revoked),
+        _ => server.agent(),
+    };
+    let csr = {
+        let key = rcgen::KeyPair::generate().unwrap();
+        rcgen::CertificateParams::default()
+            .serialize_request(&key)
+            .unwrap()
+            .pem()
+            .unwrap()
     };
 
     let table = lessonlens_server::routes::table();
@@ -206,7 +238,11 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
         "the route table looks incomplete: {table:?}"
     );
     let mut failures = Vec::new();
-    for (method, template) in table {
+    for (listener, method, template) in table {
+        let base = match listener {
+            Listener::Web => server.url(),
+            Listener::Device => server.device_url(),
+        };
         // The owner's call to a destructive route succeeds; everyone else asks before it.
         let mut callers = CALLERS.to_vec();
         if method == "DELETE" {
@@ -233,11 +269,11 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                 .replace("{id}", &target.to_string())
                 .replace("{index}", "1")
                 .replace("{comment}", &comment)
-                .replace("{username}", username);
-            // A fresh connection per request: an early refusal may close the one it came on.
-            let mut req = server.agent().request(method, &format!("{base}{path}"));
-            if let Some((header, value)) = auth(caller) {
-                req = req.set(header, &value);
+                .replace("{username}", username)
+                .replace("{name}", "room-z");
+            let mut req = agent_of(caller).request(method, &format!("{base}{path}"));
+            if let Some(value) = cookie_of(caller) {
+                req = req.set("cookie", &value);
             }
             let res = match (method, template) {
                 ("PUT", t) if t.ends_with("/segments/{index}") => {
@@ -267,12 +303,20 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                     serde_json::json!({"username": format!("nobody-{caller:?}").to_lowercase(), "password": "not-a-password"}),
                 ),
                 ("POST", "/api/device/v1/identify") => req.send_json(serde_json::json!({"code": "0000"})),
+                ("POST", "/api/device/v1/renew") => req.send_json(serde_json::json!({"csr": csr})),
+                ("POST", "/api/enroll") => {
+                    req.send_json(serde_json::json!({"code": "AAAA-BBBB-CCCC", "csr": csr}))
+                }
+                ("POST", "/api/admin/devices") => req.send_json(
+                    serde_json::json!({"name": format!("room-{caller:?}").to_lowercase()}),
+                ),
                 ("POST", _) => req.send_json(serde_json::json!({})),
                 _ => req.call(),
             };
             let got = match res {
                 Ok(r) => r.status(),
                 Err(ureq::Error::Status(code, _)) => code,
+                Err(ureq::Error::Transport(_)) if listener == Listener::Device => 0,
                 Err(e) => panic!("{method} {path} as {caller:?}: {e}"),
             };
             if got != want {

@@ -33,7 +33,7 @@ fn json(out: &Output) -> serde_json::Value {
 fn the_service_records_on_command_and_reports_what_it_does() {
     let server = Server::start(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../web"));
     server.add_user("alice", "alice-password", "teacher");
-    let token = server.add_device("room-1");
+    let enrolled = server.add_device("room-1");
     let device = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -42,7 +42,7 @@ fn the_service_records_on_command_and_reports_what_it_does() {
         .port();
     let config = server.capture_config(
         device.path(),
-        &token,
+        &enrolled,
         &format!("control_addr = \"127.0.0.1:{port}\"\n[video]\nwidth = 320\nheight = 180\nbitrate_kbps = 500\n"),
     );
     let mut daemon = KillOnDrop(

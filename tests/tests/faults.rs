@@ -54,7 +54,7 @@ fn media_seconds(server: &Server, rec: &str) -> f64 {
 /// A server with teacher alice and device room-1, and that device's folder and capture config.
 struct Classroom {
     server: Server,
-    token: std::path::PathBuf,
+    enrolled: lessonlens_e2e::Device,
     device: tempfile::TempDir,
     config: std::path::PathBuf,
 }
@@ -62,12 +62,12 @@ struct Classroom {
 fn classroom(capture_extra: &str) -> Classroom {
     let server = Server::start(&web_dir());
     server.add_user("alice", "alice-password", "teacher");
-    let token = server.add_device("room-1");
+    let enrolled = server.add_device("room-1");
     let device = tempfile::tempdir().unwrap();
-    let config = server.capture_config(device.path(), &token, capture_extra);
+    let config = server.capture_config(device.path(), &enrolled, capture_extra);
     Classroom {
         server,
-        token,
+        enrolled,
         device,
         config,
     }
@@ -268,7 +268,7 @@ fn killing_the_capture_at_random_moments_loses_at_most_the_segment_in_flight() {
 fn a_full_spool_refuses_to_start_and_keeps_what_it_holds() {
     let Classroom {
         mut server,
-        token,
+        enrolled,
         device,
         config,
     } = classroom(SMALL_VIDEO);
@@ -299,7 +299,7 @@ fn a_full_spool_refuses_to_start_and_keeps_what_it_holds() {
     server.restart();
     let tight = server.capture_config(
         device.path(),
-        &token,
+        &enrolled,
         &format!("spool_budget_mb = 5\nreserve_minutes = 10\n{SMALL_VIDEO}"),
     );
     let out = Command::new(bin("lessonlens-capture"))

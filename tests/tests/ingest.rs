@@ -2,7 +2,7 @@
 //! bytes again get the same receipt, different bytes get 409, and damaged, relabelled, foreign or
 //! unauthenticated uploads are refused with a clear error and leave nothing behind.
 
-use lessonlens_e2e::{new_recording_id, sealed_segment, Server};
+use lessonlens_e2e::{new_recording_id, sealed_segment, Device, Server};
 use lessonlens_proto::manifest::MANIFEST_VERSION;
 use lessonlens_proto::wire::{ManifestReceipt, Receipt, TeacherKey, SHA256_HEADER};
 use lessonlens_proto::{Manifest, ManifestSegment, PublicKey, RecordingId, SecretKey};
@@ -51,51 +51,30 @@ fn segment_uploads_are_checked_stored_once_and_acknowledged() {
     let server = Server::start(Path::new(env!("CARGO_MANIFEST_DIR")));
     server.add_user("alice", "alice-password", "teacher");
     server.add_user("carol", "carol-password", "coach");
-    let token_a = std::fs::read_to_string(server.add_device("room-a")).unwrap();
-    let token_b = std::fs::read_to_string(server.add_device("room-b")).unwrap();
+    let (room_a, room_b) = (server.add_device("room-a"), server.add_device("room-b"));
+    let (device_a, device_b) = (server.device_agent(&room_a), server.device_agent(&room_b));
     let agent = server.agent();
-    let base = server.url();
-    let auth = |t: &str| format!("Bearer {t}");
+    let base = server.device_url();
 
-    // Keys: only teachers have one; devices must authenticate.
+    // Keys: only teachers have one. (Devices without a certificate: see tests/devices.rs.)
     let key_url = format!("{base}/api/device/v1/teachers/alice/key");
-    assert_eq!(status(agent.get(&key_url).call()), 401);
     assert_eq!(
         status(
-            agent
-                .get(&key_url)
-                .set("authorization", "Bearer nope")
-                .call()
-        ),
-        401
-    );
-    assert_eq!(
-        status(
-            agent
+            device_a
                 .get(&format!("{base}/api/device/v1/teachers/carol/key"))
-                .set("authorization", &auth(&token_a))
                 .call()
         ),
         404
     );
-    let key: TeacherKey = agent
-        .get(&key_url)
-        .set("authorization", &auth(&token_a))
-        .call()
-        .unwrap()
-        .into_json()
-        .unwrap();
+    let key: TeacherKey = device_a.get(&key_url).call().unwrap().into_json().unwrap();
     let pk = PublicKey::from_hex(&key.public_key).unwrap();
 
     let rec = new_recording_id();
     let url = |i: u32| format!("{base}/api/device/v1/recordings/{rec}/segments/{i}");
     // A connection per upload: a server may close one after refusing a request early (before
     // reading its body), and a reused connection would then fail the next request.
-    let put = |i: u32, token: &str, hash: Option<&str>, body: &[u8]| {
-        let mut req = server
-            .agent()
-            .put(&url(i))
-            .set("authorization", &auth(token));
+    let put = |i: u32, device: &Device, hash: Option<&str>, body: &[u8]| {
+        let mut req = server.device_agent(device).put(&url(i));
         if let Some(h) = hash {
             req = req.set(SHA256_HEADER, h);
         }
@@ -106,58 +85,47 @@ fn segment_uploads_are_checked_stored_once_and_acknowledged() {
     };
 
     let seg1 = sealed(&pk, rec, 1, 1);
-    let receipt: Receipt = put(1, &token_a, Some(&sha(&seg1)), &seg1)
+    let receipt: Receipt = put(1, &room_a, Some(&sha(&seg1)), &seg1)
         .unwrap()
         .into_json()
         .unwrap();
     assert_eq!(receipt.sha256, sha(&seg1));
     assert_eq!(receipt.bytes, seg1.len() as u64);
     // The same bytes again (a lost receipt): the same answer.
-    let again: Receipt = put(1, &token_a, Some(&sha(&seg1)), &seg1)
+    let again: Receipt = put(1, &room_a, Some(&sha(&seg1)), &seg1)
         .unwrap()
         .into_json()
         .unwrap();
     assert_eq!(again, receipt);
     // Different bytes for a stored segment: conflict.
     let other = sealed(&pk, rec, 1, 2);
-    assert_eq!(code(put(1, &token_a, Some(&sha(&other)), &other)), 409);
-    // Relabelled, truncated, padded, wrong hash, no hash. (A request refused before its body is
-    // read, for a bad token, sends a short body: the server may close the connection without
-    // reading a long one, which a client sees as a broken pipe, not as the answer.)
-    assert_eq!(code(put(2, &token_a, Some(&sha(&seg1)), &seg1)), 422);
+    assert_eq!(code(put(1, &room_a, Some(&sha(&other)), &other)), 409);
+    // Relabelled, truncated, padded, wrong hash, no hash.
+    assert_eq!(code(put(2, &room_a, Some(&sha(&seg1)), &seg1)), 422);
     let cut = &seg1[..seg1.len() - 1];
     assert_eq!(
-        code(put(1, &token_a, Some(&sha(cut)), cut)),
+        code(put(1, &room_a, Some(&sha(cut)), cut)),
         422,
         "damaged bytes are refused, stored or not"
     );
     let seg3 = sealed(&pk, rec, 3, 3);
     let cut = &seg3[..seg3.len() - 1];
-    assert_eq!(code(put(3, &token_a, Some(&sha(cut)), cut)), 422);
+    assert_eq!(code(put(3, &room_a, Some(&sha(cut)), cut)), 422);
     let mut padded = seg3.clone();
     padded.push(0);
-    assert_eq!(code(put(3, &token_a, Some(&sha(&padded)), &padded)), 422);
-    assert_eq!(code(put(3, &token_a, Some(&sha(&seg1)), &seg3)), 422);
-    assert_eq!(code(put(3, &token_a, None, &seg3)), 400);
+    assert_eq!(code(put(3, &room_a, Some(&sha(&padded)), &padded)), 422);
+    assert_eq!(code(put(3, &room_a, Some(&sha(&seg1)), &seg3)), 422);
+    assert_eq!(code(put(3, &room_a, None, &seg3)), 400);
     assert_eq!(
-        code(put(
-            3,
-            "not-a-token",
-            Some(&sha(&seg3[..100])),
-            &seg3[..100]
-        )),
-        401
-    );
-    assert_eq!(
-        code(put(3, &token_a, Some(&sha(b"ftyp")), b"\0\0\0\x18ftypisom")),
+        code(put(3, &room_a, Some(&sha(b"ftyp")), b"\0\0\0\x18ftypisom")),
         422
     );
     // Another device may not add to this recording.
-    assert_eq!(code(put(3, &token_b, Some(&sha(&seg3)), &seg3)), 403);
+    assert_eq!(code(put(3, &room_b, Some(&sha(&seg3)), &seg3)), 403);
     // A segment sealed to a key the server does not know.
     let (_, stranger) = SecretKey::generate(&mut OsRng.unwrap_err());
     let foreign = sealed(&stranger, rec, 4, 4);
-    assert_eq!(code(put(4, &token_a, Some(&sha(&foreign)), &foreign)), 422);
+    assert_eq!(code(put(4, &room_a, Some(&sha(&foreign)), &foreign)), 422);
 
     // Nothing refused was kept: one blob, no temp files.
     let blobs = server.data_dir().join("blobs");
@@ -191,35 +159,19 @@ fn segment_uploads_are_checked_stored_once_and_acknowledged() {
     };
     let body = manifest.to_json();
     let murl = format!("{base}/api/device/v1/recordings/{rec}/manifest");
-    let mr: ManifestReceipt = agent
+    let mr: ManifestReceipt = device_a
         .put(&murl)
-        .set("authorization", &auth(&token_a))
         .send_bytes(&body)
         .unwrap()
         .into_json()
         .unwrap();
     assert_eq!(mr.sha256, sha(&body));
     assert_eq!(mr.missing, vec![0]);
-    assert_eq!(
-        status(
-            agent
-                .put(&murl)
-                .set("authorization", &auth(&token_b))
-                .send_bytes(&body)
-        ),
-        403
-    );
-    assert_eq!(
-        status(
-            agent
-                .put(&murl)
-                .set("authorization", &auth(&token_a))
-                .send_bytes(b"{}")
-        ),
-        422
-    );
+    assert_eq!(status(device_b.put(&murl).send_bytes(&body)), 403);
+    assert_eq!(status(device_a.put(&murl).send_bytes(b"{}")), 422);
 
     // The teacher's library tells the truth: incomplete, segment 0 missing.
+    let base = server.url();
     let alice = server.login(&agent, "alice", "alice-password");
     let list: serde_json::Value = agent
         .get(&format!("{base}/api/recordings"))
@@ -268,13 +220,11 @@ fn device_codes_identify_teachers_and_guessing_is_limited() {
             .success(),
         "codes are digits"
     );
-    let token = std::fs::read_to_string(server.add_device("room-a")).unwrap();
-    let agent = server.agent();
-    let url = format!("{}/api/device/v1/identify", server.url());
+    let agent = server.device_agent(&server.add_device("room-a"));
+    let url = format!("{}/api/device/v1/identify", server.device_url());
     let identify = |code: &str| {
         agent
             .post(&url)
-            .set("authorization", &format!("Bearer {token}"))
             .send_json(serde_json::json!({ "code": code }))
             .map_err(|e| match e {
                 ureq::Error::Status(c, _) => c,
@@ -286,9 +236,8 @@ fn device_codes_identify_teachers_and_guessing_is_limited() {
     let expected: TeacherKey = agent
         .get(&format!(
             "{}/api/device/v1/teachers/alice/key",
-            server.url()
+            server.device_url()
         ))
-        .set("authorization", &format!("Bearer {token}"))
         .call()
         .unwrap()
         .into_json()

@@ -107,10 +107,10 @@ fn a_leaving_teacher_is_deleted_for_good_with_a_receipt() {
         .cli(&["user", "set-code", "zelda.leaver"], "4821\n")
         .status
         .success());
-    let token = std::fs::read_to_string(server.add_device("room-1")).unwrap();
-    let (z1, _) = server.upload_recording(&token, "zelda.leaver", 2);
-    let (z2, _) = server.upload_recording(&token, "zelda.leaver", 2);
-    let (b1, _) = server.upload_recording(&token, "bob", 1);
+    let room = server.add_device("room-1");
+    let (z1, _) = server.upload_recording(&room, "zelda.leaver", 2);
+    let (z2, _) = server.upload_recording(&room, "zelda.leaver", 2);
+    let (b1, _) = server.upload_recording(&room, "bob", 1);
     let agent = server.agent();
     let [zelda, bob, carol] =
         ["zelda.leaver", "bob", "carol"].map(|u| server.login(&agent, u, &format!("{u}-password")));
@@ -175,12 +175,12 @@ fn a_leaving_teacher_is_deleted_for_good_with_a_receipt() {
         "session ended"
     );
     assert_eq!(carol_plays(), 404);
-    let key = agent
+    let key = server
+        .device_agent(&room)
         .get(&format!(
             "{}/api/device/v1/teachers/zelda.leaver/key",
-            server.url()
+            server.device_url()
         ))
-        .set("authorization", &format!("Bearer {token}"))
         .call();
     assert!(matches!(key, Err(ureq::Error::Status(404, _))), "{key:?}");
     assert_eq!(
@@ -376,8 +376,8 @@ fn retention_deletes_what_is_due_and_keeps_what_is_held() {
     let server = Server::start(&web_dir());
     server.add_user("alice", "alice-password", "teacher");
     server.add_user("carol", "carol-password", "coach");
-    let token = std::fs::read_to_string(server.add_device("room-1")).unwrap();
-    let [shared, unshared, held] = [0; 3].map(|_| server.upload_recording(&token, "alice", 1).0);
+    let room = server.add_device("room-1");
+    let [shared, unshared, held] = [0; 3].map(|_| server.upload_recording(&room, "alice", 1).0);
     let agent = server.agent();
     let alice = server.login(&agent, "alice", "alice-password");
     agent
@@ -447,6 +447,16 @@ fn retention_deletes_what_is_due_and_keeps_what_is_held() {
         7 * DAY
     );
     assert!(find(&held)["delete_after"].is_null() && find(&held)["held"] == true);
+    // A hold also stops the teacher deleting it themselves.
+    assert_eq!(
+        status(
+            &server,
+            "DELETE",
+            &format!("/api/recordings/{held}"),
+            &alice
+        ),
+        409
+    );
 
     let db = server.db();
     let exists = |id: &lessonlens_proto::RecordingId| {

@@ -39,11 +39,11 @@ fn a_teacher_and_a_coach_review_a_lesson_in_the_browser() {
     for (user, role) in [("alice", "teacher"), ("carol", "coach"), ("ada", "admin")] {
         server.add_user(user, &format!("{user}-password"), role);
     }
-    let token = server.add_device("room-12");
+    let enrolled = server.add_device("room-12");
     let device = tempfile::tempdir().unwrap();
     let config = server.capture_config(
         device.path(),
-        &token,
+        &enrolled,
         "[video]\nwidth = 640\nheight = 360\nbitrate_kbps = 800\n",
     );
     let report = record_once(&config, "alice", "9");
@@ -60,6 +60,14 @@ fn a_teacher_and_a_coach_review_a_lesson_in_the_browser() {
         ],
     );
     let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    // The enrollment code the admin page showed enrols the real capture binary.
+    let code = result["enrollment_code"].as_str().unwrap();
+    let out = server.run_enroll("room-99", code, &server.ca_fingerprint());
+    assert!(
+        out.status.success(),
+        "enrolling with the admin page's code: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for page in [
         "login",
         "library",
@@ -131,8 +139,8 @@ fn comments_shares_and_deletion_follow_the_rules() {
     ] {
         server.add_user(user, &format!("{user}-password"), role);
     }
-    let token = std::fs::read_to_string(server.add_device("room-12")).unwrap();
-    let (rec, _) = server.upload_recording(&token, "alice", 3);
+    let room = server.add_device("room-12");
+    let (rec, _) = server.upload_recording(&room, "alice", 3);
     let agent = server.agent();
     let [alice, bob, carol, dave] = ["alice", "bob", "carol", "dave"]
         .map(|u| server.login(&agent, u, &format!("{u}-password")));

@@ -75,8 +75,8 @@ fn a_roster_adds_renames_and_lists_leavers_and_a_bad_one_changes_nothing() {
         .status
         .success());
     server.login(&agent, "bob.jones", "bob-first-password");
-    let token = std::fs::read_to_string(server.add_device("room-1")).unwrap();
-    server.teacher_key(&agent, &token, "bob.jones");
+    let room = server.add_device("room-1");
+    server.teacher_key(&server.device_agent(&room), "bob.jones");
 
     // The next roster renames Ann and no longer lists Bob: he is listed, not touched.
     let next = "Name,Email,Staff ID,Role\nAnn Smith-Jones,ann.smith@school.example,T1,teacher\nDi Coach,di@school.example,C1,coach\n";

@@ -27,25 +27,20 @@ fn every_receipted_segment_survives_a_killed_server() {
     };
     let mut server = Server::start(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../web"));
     server.add_user("alice", "alice-password", "teacher");
-    let tokens: Vec<String> = (0..3)
-        .map(|i| std::fs::read_to_string(server.add_device(&format!("room-{i}"))).unwrap())
+    // Each device uploads with its own certificate.
+    let agents: Vec<ureq::Agent> = (0..3)
+        .map(|i| server.device_agent(&server.add_device(&format!("room-{i}"))))
         .collect();
-    let agent = server.agent();
-    let base = server.url();
-    let pk = server.teacher_key(&agent, &tokens[0], "alice");
+    let base = server.device_url();
+    let pk = server.teacher_key(&agents[0], "alice");
 
     let stop = Arc::new(AtomicBool::new(false));
     let receipts: Arc<Mutex<Vec<Receipt>>> = Arc::default();
-    let workers: Vec<_> = tokens
+    let workers: Vec<_> = agents
         .into_iter()
-        .map(|token| {
-            let (agent, base, pk, stop, receipts) = (
-                agent.clone(),
-                base.clone(),
-                pk.clone(),
-                stop.clone(),
-                receipts.clone(),
-            );
+        .map(|agent| {
+            let (base, pk, stop, receipts) =
+                (base.clone(), pk.clone(), stop.clone(), receipts.clone());
             std::thread::spawn(move || {
                 let rec = new_recording_id();
                 let mut index = 0;
@@ -58,7 +53,6 @@ fn every_receipted_segment_survives_a_killed_server() {
                             .put(&format!(
                                 "{base}/api/device/v1/recordings/{rec}/segments/{index}"
                             ))
-                            .set("authorization", &format!("Bearer {token}"))
                             .set(SHA256_HEADER, &sha)
                             .send_bytes(&body);
                         match res {

@@ -100,12 +100,12 @@ fn recorded_lesson_end_to_end() {
     let server = Server::start(&web_dir());
     server.add_user("alice", "alice-password", "teacher");
     server.add_user("bob", "bob-password", "teacher");
-    let token = server.add_device("room-12");
+    let enrolled = server.add_device("room-12");
     let device = tempfile::tempdir().unwrap();
     let spool = device.path().join("spool");
     let config = server.capture_config(
         device.path(),
-        &token,
+        &enrolled,
         "[video]\nwidth = 640\nheight = 360\nbitrate_kbps = 1000\n",
     );
 

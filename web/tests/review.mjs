@@ -166,6 +166,14 @@ try {
   await a.getByLabel(/^Reason to hold/).fill("Safeguarding review");
   await a.getByRole("button", { name: "Hold", exact: true }).click();
   await a.locator("#admin-recordings", { hasText: "Held: Safeguarding review" }).waitFor();
+  // Enrol a device: the code shown is handed back to the Rust test, which enrols the real capture
+  // binary with it.
+  await a.getByLabel(/^Device name/).fill("room-99");
+  await a.getByRole("button", { name: "Make an enrollment code" }).click();
+  const code = await a.locator(".enroll-code").textContent();
+  check(/^[2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{4}$/.test(code), `enrollment code ${code}`);
+  report.enrollment_code = code;
+  await a.getByRole("button", { name: "Revoke room-12" }).waitFor();
   await a.getByLabel("Filter").fill("unshare");
   await a.locator("#admin-audit tr", { hasText: "unshare" }).first().waitFor();
   await a11y(a, "admin");

@@ -1,10 +1,11 @@
-//! The admin API (`/api/admin/...`): people, the retention policy, holds, deletion receipts and
-//! the audit log. Admins manage accounts and recordings' lifecycles; they never get a recording's
+//! The admin API (`/api/admin/...`): people, devices, the retention policy, holds, deletion
+//! receipts and the audit log. Admins manage accounts and recordings' lifecycles; they never get a recording's
 //! content or comments (the recordings list here is metadata only).
 
 use super::Route;
 use crate::accounts::{self, Role, User};
 use crate::app::{CurrentUser, Shared};
+use crate::devices;
 use crate::error::{AppError, AppResult};
 use crate::offboarding::{self, OffboardError};
 use crate::retention::{self, Policy};
@@ -38,6 +39,13 @@ pub fn routes() -> Vec<Route> {
         ("GET", "/api/admin/recordings", get(recordings)),
         ("PUT", "/api/admin/recordings/{id}/hold", put(hold)),
         ("DELETE", "/api/admin/recordings/{id}/hold", delete(release)),
+        ("GET", "/api/admin/devices", get(devices_list)),
+        ("POST", "/api/admin/devices", post(enrollment_code)),
+        (
+            "POST",
+            "/api/admin/devices/{name}/revoke",
+            post(revoke_device),
+        ),
         ("GET", "/api/admin/receipts", get(receipts)),
         ("GET", "/api/admin/audit", get(audit_json)),
         ("GET", "/api/admin/audit.csv", get(audit_csv)),
@@ -387,6 +395,62 @@ async fn release(
 ) -> AppResult<Json<serde_json::Value>> {
     set_hold(st, admin, id, None).await?;
     Ok(Json(serde_json::json!({ "held": false })))
+}
+
+async fn devices_list(
+    State(st): State<Shared>,
+    _: Admin,
+) -> AppResult<Json<Vec<devices::DeviceInfo>>> {
+    Ok(Json(st.db(|c| Ok(devices::list(c)?)).await?))
+}
+
+#[derive(Deserialize)]
+struct NewDevice {
+    name: String,
+}
+
+/// A one-time code that enrols a device (new, or one enrolling again), valid for 10 minutes.
+async fn enrollment_code(
+    State(st): State<Shared>,
+    Admin(admin): Admin,
+    Json(req): Json<NewDevice>,
+) -> AppResult<Json<serde_json::Value>> {
+    let now = accounts::now();
+    let name = req.name.clone();
+    let key = st.audit_key.clone();
+    let code = st
+        .db(move |c| {
+            let tx =
+                rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+            let code = devices::create_code(&tx, &name, now)?;
+            crate::audit::append(&tx, &key, &admin.audit_id, "device-enroll-code", &name)?;
+            tx.commit()?;
+            Ok(code)
+        })
+        .await?;
+    Ok(Json(serde_json::json!({
+        "device": req.name,
+        "code": &*code,
+        "expires_at": now + devices::CODE_SECONDS,
+        "ca_sha256": st.ca.fingerprint,
+    })))
+}
+
+async fn revoke_device(
+    State(st): State<Shared>,
+    Admin(admin): Admin,
+    Path(name): Path<String>,
+) -> AppResult<Json<serde_json::Value>> {
+    let key = st.audit_key.clone();
+    st.db(move |c| {
+        if !devices::revoke(c, &name)? {
+            return Err(AppError::NotFound);
+        }
+        crate::audit::record(c, &key, &admin.audit_id, "device-revoke", &name)?;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "revoked": true })))
 }
 
 async fn receipts(State(st): State<Shared>, _: Admin) -> AppResult<Json<Vec<serde_json::Value>>> {

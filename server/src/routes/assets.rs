@@ -1,5 +1,5 @@
 //! The web app's files, served from `web_dir`. Only the files named here are served, so no request
-//! path can reach anything else on disk.
+//! path can reach anything else on disk. Also the API's OpenAPI description (`server/openapi.json`).
 
 use super::Route;
 use crate::app::Shared;
@@ -21,8 +21,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The OpenAPI description of the HTTP API, kept in the repository beside this crate.
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
 pub fn routes() -> Vec<Route> {
-    ASSETS
+    let mut routes: Vec<Route> = ASSETS
         .iter()
         .map(|&(route, file, ctype)| {
             (
@@ -31,7 +34,13 @@ pub fn routes() -> Vec<Route> {
                 get(move |State(st): State<Shared>| serve(st, file, ctype)),
             )
         })
-        .collect()
+        .collect();
+    routes.push((
+        "GET",
+        "/api/openapi.json",
+        get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+    ));
+    routes
 }
 
 async fn serve(st: Shared, file: &'static str, ctype: &'static str) -> AppResult<Response> {

@@ -1,19 +1,26 @@
 //! The device API: what a classroom device may do, and nothing more: fetch a teacher's public key,
-//! upload sealed segments, upload the recording's manifest.
+//! upload sealed segments, upload the recording's manifest, renew its certificate. It is served
+//! on its own listener, which requires a client certificate from the school CA; enrollment, which
+//! gives a device its first certificate, is the one device route on the web listener.
 
 use super::Route;
 use crate::accounts::{self, Role};
-use crate::app::{DeviceAuth, Shared};
+use crate::app::{ClientIp, DeviceAuth, Shared};
 use crate::blobs::Incoming;
+use crate::devices::{self, Device, DeviceError};
 use crate::error::{AppError, AppResult};
+use crate::tls::IssueError;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post, put};
-use axum::Json;
+use axum::{Extension, Json};
 use futures_util::StreamExt;
 use lessonlens_proto::envelope::{Label, SegmentHeader};
-use lessonlens_proto::wire::{ManifestReceipt, Receipt, TeacherKey, SHA256_HEADER};
+use lessonlens_proto::wire::{
+    DeviceCertificate, EnrollRequest, ManifestReceipt, Receipt, RenewRequest, TeacherKey,
+    SHA256_HEADER,
+};
 use lessonlens_proto::{Manifest, RecordingId, SegmentIndex};
 use rusqlite::{params, OptionalExtension};
 use sha2::{Digest, Sha256};
@@ -37,7 +44,100 @@ pub fn routes(max_segment_bytes: usize) -> Vec<Route> {
             "/api/device/v1/recordings/{id}/manifest",
             put(put_manifest).layer(limit()),
         ),
+        ("POST", "/api/device/v1/renew", post(renew)),
     ]
+}
+
+/// The one device route on the web listener: a device has no certificate until it enrols.
+pub fn enroll_routes() -> Vec<Route> {
+    vec![("POST", "/api/enroll", post(enroll))]
+}
+
+impl From<DeviceError> for AppError {
+    fn from(e: DeviceError) -> Self {
+        match e {
+            DeviceError::Db(e) => e.into(),
+            DeviceError::BadCode => AppError::Forbidden(
+                "that enrollment code is wrong, used or expired; ask an admin for a new one",
+            ),
+            other => AppError::Conflict(other.to_string()),
+        }
+    }
+}
+
+impl From<IssueError> for AppError {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::BadCsr(_) => AppError::BadRequest(e.to_string()),
+            other => AppError::Internal(other.into()),
+        }
+    }
+}
+
+/// Issues a certificate for `csr` to `device` and records it, with `action` in the audit log,
+/// in the transaction `find` runs in (which finds the device, e.g. by using up a code).
+async fn issue(
+    st: &Shared,
+    csr: String,
+    action: &'static str,
+    find: impl FnOnce(&rusqlite::Connection, i64) -> AppResult<Device> + Send + 'static,
+) -> AppResult<Json<DeviceCertificate>> {
+    let now = accounts::now();
+    let st2 = st.clone();
+    let (device, issued) = st
+        .db(move |c| {
+            let tx =
+                rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+            let device = find(&tx, now)?;
+            let issued = st2
+                .ca
+                .issue(&csr, &device.name, now, st2.config.device_cert_days)?;
+            devices::add_cert(&tx, device.id, &issued.sha256, now, issued.not_after)?;
+            let actor = format!("device:{}", device.name);
+            crate::audit::append(&tx, &st2.audit_key, &actor, action, &device.name)?;
+            tx.commit()?;
+            Ok((device, issued))
+        })
+        .await?;
+    tracing::info!(device = %device.name, action, not_after = issued.not_after, "device certificate issued");
+    Ok(Json(DeviceCertificate {
+        device: device.name,
+        certificate: issued.pem,
+        ca_certificate: st.ca.pem.clone(),
+        not_after: issued.not_after,
+    }))
+}
+
+/// A device enrols with a one-time code from an admin and a request for the key it made. Ten
+/// failures from one address in 15 minutes make it wait.
+async fn enroll(
+    State(st): State<Shared>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    Json(req): Json<EnrollRequest>,
+) -> AppResult<Json<DeviceCertificate>> {
+    if st.enroll_failures.attempt(&ip, accounts::now()).is_err() {
+        return Err(AppError::TooManyRequests(
+            "too many failed enrollments from this address; wait 15 minutes and try again",
+        ));
+    }
+    let code = zeroize::Zeroizing::new(req.code);
+    let out = issue(&st, req.csr, "device-enroll", move |c, now| {
+        Ok(devices::redeem_code(c, &code, now)?)
+    })
+    .await;
+    if out.is_ok() {
+        st.enroll_failures.forgive_last(&ip);
+    }
+    out
+}
+
+/// A device renews its certificate before it expires, with a request for a fresh key.
+async fn renew(
+    State(st): State<Shared>,
+    DeviceAuth(device): DeviceAuth,
+    Json(req): Json<RenewRequest>,
+) -> AppResult<Json<DeviceCertificate>> {
+    issue(&st, req.csr, "device-renew", move |_, _| Ok(device)).await
 }
 
 async fn teacher_key(

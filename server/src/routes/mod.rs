@@ -1,6 +1,7 @@
 //! HTTP routes, one file per group.
 //!
-//! - [`device`]: the device API (`/api/device/v1/...`): teacher keys, segment and manifest upload.
+//! - [`device`]: the device API (`/api/device/v1/...`, its own listener): teacher keys, segment
+//!   and manifest upload, certificate renewal; and enrollment (`/api/enroll`, on the web listener).
 //! - [`web`]: sign-in and the viewer's recording list (`/api/...`).
 //! - [`playback`]: HLS playlist and on-the-fly decryption of segments.
 //! - [`review`]: the recording page: sharing, comments, who watched, deletion.
@@ -21,8 +22,17 @@ use axum::Router;
 /// One route: its method (for the route table), its path and its handler.
 pub type Route = (&'static str, &'static str, MethodRouter<Shared>);
 
-fn all(max_segment_bytes: usize) -> Vec<Route> {
-    let mut routes = device::routes(max_segment_bytes);
+/// Which listener a route is served on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// The web app and its API (server-authenticated TLS, cookie sessions).
+    Web,
+    /// The device API (mutual TLS: a client certificate from the school CA).
+    Device,
+}
+
+fn web() -> Vec<Route> {
+    let mut routes = device::enroll_routes();
     routes.extend(web::routes());
     routes.extend(playback::routes());
     routes.extend(review::routes());
@@ -31,16 +41,61 @@ fn all(max_segment_bytes: usize) -> Vec<Route> {
     routes
 }
 
-/// Every route the server answers, as (method, path). The authorization matrix test is built
-/// from this, so a route added without an entry there fails the test.
-pub fn table() -> Vec<(&'static str, &'static str)> {
-    all(1).into_iter().map(|(m, p, _)| (m, p)).collect()
+/// Every route the server answers, as (listener, method, path). The authorization matrix test is
+/// built from this, so a route added without an entry there fails the test.
+pub fn table() -> Vec<(Listener, &'static str, &'static str)> {
+    let on = |l: Listener| move |(m, p, _): Route| (l, m, p);
+    let mut t: Vec<_> = web().into_iter().map(on(Listener::Web)).collect();
+    t.extend(device::routes(1).into_iter().map(on(Listener::Device)));
+    t
 }
 
-pub fn router(max_segment_bytes: usize) -> Router<Shared> {
-    all(max_segment_bytes)
+fn build(routes: Vec<Route>) -> Router<Shared> {
+    routes
         .into_iter()
         .fold(Router::new(), |r, (_, path, handler)| {
             r.route(path, handler)
         })
+}
+
+pub fn web_router() -> Router<Shared> {
+    build(web())
+}
+
+pub fn device_router(max_segment_bytes: usize) -> Router<Shared> {
+    build(device::routes(max_segment_bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{table, Listener};
+    use std::collections::BTreeSet;
+
+    /// `server/openapi.json` describes exactly the API routes the server has, each on the listener
+    /// it is served on.
+    #[test]
+    fn the_openapi_description_matches_the_route_table() {
+        let doc: serde_json::Value = serde_json::from_str(super::assets::OPENAPI).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let mut described = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let device = item.get("servers").is_some();
+            for method in item.as_object().unwrap().keys() {
+                if method != "servers" {
+                    described.insert((device, method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        let served: BTreeSet<_> = table()
+            .into_iter()
+            .filter(|(_, _, p)| p.starts_with("/api/"))
+            .map(|(l, m, p)| (l == Listener::Device, m.to_string(), p.to_string()))
+            .collect();
+        let missing: Vec<_> = served.difference(&described).collect();
+        let extra: Vec<_> = described.difference(&served).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "server/openapi.json is out of date.\nnot described: {missing:?}\ndescribed but not served: {extra:?}"
+        );
+    }
 }

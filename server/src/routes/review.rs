@@ -462,7 +462,21 @@ async fn delete_recording(
     let rec = rec_id(&id)?;
     let who = user.audit_id.clone();
     let r = rec.clone();
-    st.db(move |c| access::owner_only(c, &user, &r)).await?;
+    st.db(move |c| {
+        access::owner_only(c, &user, &r)?;
+        let held: bool = c.query_row(
+            "SELECT hold_reason IS NOT NULL FROM recordings WHERE id = ?1",
+            [&r],
+            |row| row.get(0),
+        )?;
+        if held {
+            return Err(AppError::Conflict(
+                "the school has put this recording on hold, so it cannot be deleted now; ask an admin".into(),
+            ));
+        }
+        Ok(())
+    })
+    .await?;
     let removed =
         crate::deletion::delete_recordings(&st, vec![rec], &who, "delete-recording").await?;
     Ok(Json(serde_json::json!({ "deleted": removed })))
