@@ -287,6 +287,7 @@ async function showRecording(id) {
   $("player-status").className = `status ${detail.status}`;
   $("private-row").hidden = !detail.is_owner;
   $("owner-panel").hidden = !detail.is_owner;
+  $("download").href = `/api/recordings/${id}/download.mp4`;
   if (fresh) attachPlayer(id);
   const tags = await api("/api/tags");
   $("comment-tag").replaceChildren(el("option", { value: "" }, "(none)"), ...tags.map((t) => el("option", { value: t }, t)));

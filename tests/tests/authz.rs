@@ -90,7 +90,7 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
         )
         | ("POST", "/api/recordings/{id}/comments") => recording_route(c, 200, 200),
         // Owner-only actions: a coach with a share is told so; anyone else learns nothing.
-        ("GET", "/api/recordings/{id}/views")
+        ("GET", "/api/recordings/{id}/views" | "/api/recordings/{id}/download.mp4")
         | ("POST", "/api/recordings/{id}/shares")
         | ("DELETE", "/api/recordings/{id}" | "/api/recordings/{id}/shares/{username}") => {
             recording_route(c, 200, 403)

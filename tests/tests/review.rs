@@ -60,6 +60,11 @@ fn a_teacher_and_a_coach_review_a_lesson_in_the_browser() {
         ],
     );
     let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    // The download the browser saved is the whole lesson: init and every media segment.
+    assert!(
+        result["download_bytes"].as_u64().unwrap() > 100_000,
+        "a 9 s lesson downloads as more than a few headers: {result}"
+    );
     // The enrollment code the admin page showed enrols the real capture binary.
     let code = result["enrollment_code"].as_str().unwrap();
     let out = server.run_enroll("room-99", code, &server.ca_fingerprint());

@@ -211,6 +211,20 @@ fn recorded_lesson_end_to_end() {
         lessonlens_e2e::find_plaintext_media(&media).is_some(),
         "the scanner misses real media"
     );
+    // The owner's download is the same lesson as one file, byte for byte.
+    let download = get(
+        &agent,
+        &format!("{base}/api/recordings/{rec}/download.mp4"),
+        Some(&alice),
+    )
+    .unwrap();
+    assert!(download
+        .header("content-disposition")
+        .is_some_and(|d| d.starts_with("attachment; filename=\"lesson-")));
+    assert!(
+        body(download) == media,
+        "the download differs from the played segments"
+    );
     let out_dir = tempfile::tempdir().unwrap();
     let joined = out_dir.path().join("joined.mp4");
     std::fs::write(&joined, &media).unwrap();

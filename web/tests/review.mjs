@@ -9,6 +9,7 @@
 //   LL_URL, LL_SERVER_CERT, LL_SCREENSHOTS, LL_RECORDING, and LL_TEACHER / LL_COACH / LL_ADMIN
 //   as "username:password".
 import { checkA11y, env, launch, newPage, noConsoleErrors, screenshot, signIn, url } from "./browser.mjs";
+import { readFile } from "node:fs/promises";
 
 const rec = env("LL_RECORDING");
 const [teacher, teacherPw] = env("LL_TEACHER").split(":");
@@ -105,6 +106,10 @@ try {
   await t.getByRole("button", { name: "Share", exact: true }).click();
   await t.getByRole("button", { name: `Stop sharing with ${coach}` }).waitFor();
   check(await t.locator("#share-form").isHidden(), "the share form offers nobody (the only coach has it)");
+  // The owner downloads the lesson as one MP4 file.
+  const [download] = await Promise.all([t.waitForEvent("download"), t.getByRole("link", { name: "Download MP4" }).click()]);
+  check(/^lesson-\d{4}-\d{2}-\d{2}\.mp4$/.test(download.suggestedFilename()), `download named ${download.suggestedFilename()}`);
+  report.download_bytes = (await readFile(await download.path())).length;
   await t.evaluate(() => window.scrollTo(0, 0));
   await a11y(t, "recording");
 

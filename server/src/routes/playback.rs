@@ -1,4 +1,5 @@
-//! Playback: an HLS playlist per recording and per-segment decryption on the fly. Plaintext exists
+//! Playback: an HLS playlist per recording and per-segment decryption on the fly, and the whole
+//! lesson as one MP4 download for its owner. Plaintext exists
 //! only in memory while a response is being sent; responses say `Cache-Control: no-store` so the
 //! browser keeps no copy on disk either.
 
@@ -10,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::StreamExt;
 use lessonlens_proto::envelope::Label;
 use lessonlens_proto::{RecordingId, SegmentIndex};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -24,6 +26,7 @@ pub fn routes() -> Vec<Route> {
             "/api/recordings/{id}/segments/{index}",
             get(media_segment),
         ),
+        ("GET", "/api/recordings/{id}/download.mp4", get(download)),
     ]
 }
 
@@ -61,19 +64,7 @@ async fn playlist(
                 [rec.to_string()],
                 |r| r.get(0),
             )?;
-            let mut stmt = c.prepare(
-                "SELECT idx, duration_us, final FROM segments WHERE recording_id = ?1 ORDER BY idx",
-            )?;
-            let segs: Vec<Seg> = stmt
-                .query_map([rec.to_string()], |r| {
-                    Ok(Seg {
-                        index: r.get(0)?,
-                        duration_us: r.get(1)?,
-                        final_segment: r.get(2)?,
-                    })
-                })?
-                .collect::<Result<_, _>>()?;
-            Ok((segs, finished))
+            Ok((stored_segments(c, rec)?, finished))
         })
         .await?;
     Ok(m3u8(&segments, finished).into_response_with_type("application/vnd.apple.mpegurl"))
@@ -85,6 +76,22 @@ struct Seg {
     index: SegmentIndex,
     duration_us: i64,
     final_segment: bool,
+}
+
+fn stored_segments(c: &Connection, rec: RecordingId) -> rusqlite::Result<Vec<Seg>> {
+    let mut stmt = c.prepare(
+        "SELECT idx, duration_us, final FROM segments WHERE recording_id = ?1 ORDER BY idx",
+    )?;
+    let segs = stmt
+        .query_map([rec.to_string()], |r| {
+            Ok(Seg {
+                index: r.get(0)?,
+                duration_us: r.get(1)?,
+                final_segment: r.get(2)?,
+            })
+        })?
+        .collect();
+    segs
 }
 
 impl Seg {
@@ -233,6 +240,71 @@ async fn media_segment(
     Ok(decrypt(st, user, rec, index)
         .await?
         .into_response_with_type("video/iso.segment"))
+}
+
+/// The whole lesson as one MP4 file, decrypted on the fly: the init segment followed by every
+/// media segment is a fragmented MP4 that players and editors open. For the owner only, and every
+/// download is audited: a downloaded copy is beyond the school's retention and deletion.
+async fn download(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let rec = parse_id(&id)?;
+    let audit_key = st.audit_key.clone();
+    let u = user.clone();
+    let (indices, started) = st
+        .db(move |c| {
+            crate::access::owner_only(c, &u, &rec.to_string())?;
+            let segs = stored_segments(c, rec)?;
+            if segs.first().is_none_or(|s| s.index != 0) {
+                return Err(AppError::Conflict(
+                    "the start of this recording has not reached the server yet; try again once the device has uploaded it".into(),
+                ));
+            }
+            if segs.iter().any(Seg::is_reinit) {
+                return Err(AppError::Conflict(
+                    "this lesson has a privacy pause, so it cannot be downloaded as one file yet; watch it here instead".into(),
+                ));
+            }
+            let started: i64 = c.query_row(
+                "SELECT COALESCE(started_at, created_at) FROM recordings WHERE id = ?1",
+                [rec.to_string()],
+                |r| r.get(0),
+            )?;
+            crate::audit::record(c, &audit_key, &u.audit_id, "download", &rec.to_string())?;
+            let indices: Vec<SegmentIndex> = segs
+                .iter()
+                .filter(|s| s.index == 0 || s.is_media())
+                .map(|s| s.index)
+                .collect();
+            Ok((indices, started))
+        })
+        .await?;
+    let parts = futures_util::stream::iter(indices).then(move |index| {
+        let (st, user) = (st.clone(), user.clone());
+        async move {
+            decrypt(st, user, rec, index)
+                .await
+                .map(axum::body::Bytes::from)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        }
+    });
+    let day = time::OffsetDateTime::from_unix_timestamp(started)
+        .map(|t| t.date().to_string())
+        .unwrap_or_default();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "video/mp4".to_string()),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"lesson-{day}.mp4\""),
+            ),
+        ],
+        axum::body::Body::from_stream(parts),
+    )
+        .into_response())
 }
 
 #[cfg(test)]
