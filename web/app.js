@@ -42,7 +42,7 @@ function el(tag, props = {}, ...children) {
 }
 
 function show(id) {
-  for (const v of ["login-view", "library-view", "player-view", "admin-view"]) $(v).hidden = v !== id;
+  for (const v of ["login-view", "library-view", "player-view", "admin-view", "account-view"]) $(v).hidden = v !== id;
   $("nav").hidden = !me;
   if (id !== "player-view" && hls) {
     hls.destroy();
@@ -493,6 +493,46 @@ $("policy-form").addEventListener("submit", async (ev) => {
   if (!$("admin-error").textContent) $("policy-saved").textContent = "Policy saved.";
 });
 
+function showAccount() {
+  $("account-required").hidden = !me.setup_only;
+  $("second-factor-status").textContent = me.second_factor
+    ? "On: signing in asks for a code from your authenticator app. If you lose your phone, ask an admin to reset it."
+    : "Off: signing in needs only your password.";
+  $("second-factor-start").hidden = me.second_factor || !$("second-factor-form").hidden;
+  show("account-view");
+}
+
+$("second-factor-start").addEventListener("click", async () => {
+  $("account-error").textContent = "";
+  try {
+    const r = await api("/api/me/second-factor", { method: "POST", body: "{}" });
+    $("second-factor-secret").textContent = r.secret.replace(/(.{4})/g, "$1 ").trim();
+    $("second-factor-link").href = r.otpauth_url;
+    $("second-factor-form").hidden = false;
+    $("second-factor-start").hidden = true;
+    $("second-factor-code").focus();
+  } catch (e) {
+    $("account-error").textContent = e.message;
+  }
+});
+
+$("second-factor-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("account-error").textContent = "";
+  try {
+    await api("/api/me/second-factor/confirm", {
+      method: "POST",
+      body: JSON.stringify({ code: $("second-factor-code").value }),
+    });
+    $("second-factor-form").reset();
+    $("second-factor-form").hidden = true;
+    location.hash = "#/account";
+    await route();
+  } catch (e) {
+    $("account-error").textContent = e.message;
+  }
+});
+
 async function route() {
   routeSeq += 1;
   const m = location.hash.match(/^#\/recording\/([0-9a-f-]{36})$/);
@@ -500,10 +540,11 @@ async function route() {
     me = await api("/api/me");
     $("who").textContent = `${me.display_name} (${me.roles.join(", ")})`;
     $("logout").hidden = false;
-    $("nav-mine").hidden = !me.roles.includes("teacher");
-    $("nav-shared").hidden = !me.roles.includes("coach");
-    $("nav-admin").hidden = !me.roles.includes("admin");
-    if (m) await showRecording(m[1]);
+    $("nav-mine").hidden = me.setup_only || !me.roles.includes("teacher");
+    $("nav-shared").hidden = me.setup_only || !me.roles.includes("coach");
+    $("nav-admin").hidden = me.setup_only || !me.roles.includes("admin");
+    if (me.setup_only || location.hash === "#/account") showAccount();
+    else if (m) await showRecording(m[1]);
     else if (location.hash === "#/admin" && me.roles.includes("admin")) await showAdmin();
     else if (location.hash === "#/shared" || !me.roles.includes("teacher")) {
       if (me.roles.includes("admin") && !me.roles.includes("coach")) await showAdmin();
@@ -519,11 +560,19 @@ $("login-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   $("login-error").textContent = "";
   try {
-    await api("/api/login", {
-      method: "POST",
-      body: JSON.stringify({ username: $("username").value, password: $("password").value }),
-    });
+    const body = { username: $("username").value, password: $("password").value };
+    if (!$("login-code-row").hidden) body.code = $("login-code").value;
+    const r = await api("/api/login", { method: "POST", body: JSON.stringify(body) });
+    if (r.second_factor === "code_required") {
+      $("login-code-row").hidden = false;
+      $("login-code").required = true;
+      $("login-code").focus();
+      return;
+    }
     $("password").value = "";
+    $("login-code").value = "";
+    $("login-code-row").hidden = true;
+    $("login-code").required = false;
     await route();
   } catch (e) {
     $("login-error").textContent = e.message === "signed out" ? "Wrong username or password" : e.message;
@@ -535,6 +584,8 @@ $("logout").addEventListener("click", async () => {
   me = null;
   $("who").textContent = "";
   $("logout").hidden = true;
+  // Whoever signs in next starts at their own front page, not at this person's last page.
+  history.replaceState(null, "", "#/");
   show("login-view");
 });
 

@@ -288,29 +288,42 @@ pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
+/// A new session for `user_id`. A `setup_only` one may do nothing but set up a second factor.
 pub fn create_session(
     conn: &Connection,
     user_id: i64,
     hours: u32,
+    setup_only: bool,
 ) -> rusqlite::Result<Zeroizing<String>> {
     let (token, hash) = new_token();
     let t = now();
     conn.execute(
-        "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-        params![hash, user_id, t, t + i64::from(hours) * 3600],
+        "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, setup_only) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![hash, user_id, t, t + i64::from(hours) * 3600, setup_only],
     )?;
     Ok(token)
 }
 
-/// The user behind a session token, if the session is live and the account enabled.
-pub fn session_user(conn: &Connection, token: &str) -> rusqlite::Result<Option<User>> {
+/// The user behind a session token, if the session is live and the account enabled, and whether
+/// the session is only for setting up a second factor.
+pub fn session_user(conn: &Connection, token: &str) -> rusqlite::Result<Option<(User, bool)>> {
     conn.query_row(
-        "SELECT u.id, u.username, u.display_name, u.roles, u.audit_id FROM sessions s JOIN users u ON u.id = s.user_id
+        "SELECT u.id, u.username, u.display_name, u.roles, u.audit_id, s.setup_only FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.disabled = 0",
         params![token_hash(token), now()],
-        user_from_row,
+        |r| Ok((user_from_row(r)?, r.get(5)?)),
     )
     .optional()
+}
+
+/// Ends every session of `user_id` but the one with `keep` (e.g. after their second factor
+/// changed).
+pub fn end_other_sessions(conn: &Connection, user_id: i64, keep: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "DELETE FROM sessions WHERE user_id = ?1 AND token_hash != ?2",
+        params![user_id, token_hash(keep)],
+    )?;
+    Ok(())
 }
 
 pub fn end_session(conn: &Connection, token: &str) -> rusqlite::Result<()> {
@@ -358,7 +371,7 @@ mod tests {
         assert!(verify_login(&conn, "nobody", "correct horse")
             .unwrap()
             .is_none());
-        let token = create_session(&conn, id, 1).unwrap();
+        let token = create_session(&conn, id, 1, false).unwrap();
         assert!(session_user(&conn, &token).unwrap().is_some());
         conn.execute("UPDATE users SET disabled = 1 WHERE id = ?1", [id])
             .unwrap();

@@ -169,7 +169,38 @@ pub fn session_token(headers: &axum::http::HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// The signed-in person, from the session cookie.
+/// Whoever holds a live session, including one that may only set up a second factor.
+pub struct AnySession {
+    pub user: User,
+    pub setup_only: bool,
+    pub token: zeroize::Zeroizing<String>,
+}
+
+impl FromRequestParts<Shared> for AnySession {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Shared,
+    ) -> Result<Self, Self::Rejection> {
+        let token = zeroize::Zeroizing::new(
+            session_token(&parts.headers).ok_or(AppError::Unauthenticated)?,
+        );
+        let t = token.clone();
+        let (user, setup_only) = state
+            .db(move |c| Ok(accounts::session_user(c, &t)?))
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
+        Ok(AnySession {
+            user,
+            setup_only,
+            token,
+        })
+    }
+}
+
+/// The signed-in person, from the session cookie. A session that may only set up a second
+/// factor is refused (403) everywhere else.
 pub struct CurrentUser(pub User);
 
 impl FromRequestParts<Shared> for CurrentUser {
@@ -179,11 +210,13 @@ impl FromRequestParts<Shared> for CurrentUser {
         parts: &mut Parts,
         state: &Shared,
     ) -> Result<Self, Self::Rejection> {
-        let token = session_token(&parts.headers).ok_or(AppError::Unauthenticated)?;
-        let user = state
-            .db(move |c| Ok(accounts::session_user(c, &token)?))
-            .await?;
-        user.map(CurrentUser).ok_or(AppError::Unauthenticated)
+        let s = AnySession::from_request_parts(parts, state).await?;
+        if s.setup_only {
+            return Err(AppError::Forbidden(
+                "your school requires two-step sign-in for your account: set it up first",
+            ));
+        }
+        Ok(CurrentUser(s.user))
     }
 }
 

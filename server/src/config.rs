@@ -47,6 +47,10 @@ pub struct Config {
     /// Largest segment upload accepted, in bytes. Default 64 MiB.
     #[serde(default = "default_max_segment_bytes")]
     pub max_segment_bytes: u64,
+    /// Two-step sign-in policy: `[second_factor]` with `admins`, `off_site` (both default false)
+    /// and `on_site_networks` (default: loopback and the private ranges).
+    #[serde(default)]
+    pub second_factor: crate::second_factor::Policy,
     /// How often the retention sweeper runs (deleting recordings past the policy and finishing the
     /// deletion of teachers who left), in minutes. It also runs once at start. Default 60.
     #[serde(default = "default_sweep_interval_minutes")]

@@ -158,6 +158,9 @@ const MIGRATIONS: &[&str] = &[
          created_at INTEGER NOT NULL,
          expires_at INTEGER NOT NULL
      );",
+    // 8: two-step sign-in. A session made by a password alone for someone the policy requires a
+    // second factor of can only set that factor up.
+    "ALTER TABLE sessions ADD COLUMN setup_only INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub fn open(path: &Path) -> anyhow::Result<Connection> {

@@ -18,6 +18,7 @@
 //! - [`retention`]: the retention policy, its pure planner and the sweeper.
 //! - [`offboarding`]: a teacher leaving: disable, crypto-shred, signed deletion receipt.
 //! - [`roster`]: importing the school's staff list (CSV).
+//! - [`second_factor`]: two-step sign-in (TOTP) and the policy that requires it.
 //! - [`routes`]: one file per route group (device API, web API, playback, static files).
 //! - [`app`]: shared state, the two routers (web; device API over mutual TLS) and the listeners.
 
@@ -36,5 +37,6 @@ pub mod offboarding;
 pub mod retention;
 pub mod roster;
 pub mod routes;
+pub mod second_factor;
 pub mod tls;
 pub mod vault;

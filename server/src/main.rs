@@ -135,6 +135,8 @@ enum UserCommand {
     SetCode { username: String },
     /// Set someone's password (read from standard input), e.g. the first one after a roster import.
     SetPassword { username: String },
+    /// Turn off a person's two-step sign-in (a lost phone) and end their sessions.
+    ResetSecondFactor { username: String },
     /// Disable an account now: its sessions end and its device code stops working.
     Disable { username: String },
     /// Enable a disabled account again.
@@ -257,6 +259,20 @@ fn main() -> anyhow::Result<()> {
                 .execute("DELETE FROM sessions WHERE user_id = ?1", [user.id])?;
             audit(&o, "set-password", &user.audit_id)?;
             println!("password set for {username}; their other sessions ended");
+            Ok(())
+        }
+        Command::User(UserCommand::ResetSecondFactor { username }) => {
+            let o = open(config)?;
+            let user = any_user(&o, &username)?;
+            let removed = o.vault.totp_remove(user.id)?;
+            o.conn
+                .execute("DELETE FROM sessions WHERE user_id = ?1", [user.id])?;
+            audit(&o, "second-factor-reset", &user.audit_id)?;
+            if removed {
+                println!("two-step sign-in turned off for {username}; their sessions ended");
+            } else {
+                println!("{username} had no two-step sign-in; their sessions ended");
+            }
             Ok(())
         }
         Command::RosterImport {

@@ -98,40 +98,46 @@ impl MasterKey {
         Aes256Gcm::new_from_slice(self.0.as_ref()).expect("32-byte key")
     }
 
-    fn ad(user_id: i64) -> Vec<u8> {
-        let mut ad = b"lessonlens-vault-v1".to_vec();
+    /// Associated data binding a wrapped secret to what it is (`purpose`) and whose it is.
+    fn ad(purpose: &[u8], user_id: i64) -> Vec<u8> {
+        let mut ad = purpose.to_vec();
         ad.extend_from_slice(&user_id.to_be_bytes());
         ad
     }
 
-    fn wrap(&self, user_id: i64, sk: &SecretKey) -> (Vec<u8>, [u8; 12]) {
+    fn seal(&self, purpose: &[u8], user_id: i64, secret: &[u8]) -> (Vec<u8>, [u8; 12]) {
         let mut nonce = [0u8; 12];
         OsRng.unwrap_err().fill_bytes(&mut nonce);
-        let secret = sk.to_bytes();
         let ct = self
             .cipher()
             .encrypt(
                 Nonce::from_slice(&nonce),
                 Payload {
-                    msg: secret.as_ref(),
-                    aad: &Self::ad(user_id),
+                    msg: secret,
+                    aad: &Self::ad(purpose, user_id),
                 },
             )
             .expect("AES-GCM wrap cannot fail");
         (ct, nonce)
     }
 
-    fn unwrap(&self, user_id: i64, wrapped: &[u8], nonce: &[u8]) -> anyhow::Result<SecretKey> {
+    fn open(
+        &self,
+        purpose: &[u8],
+        user_id: i64,
+        wrapped: &[u8],
+        nonce: &[u8],
+    ) -> anyhow::Result<Zeroizing<Vec<u8>>> {
         if nonce.len() != 12 {
             bail!("vault entry for user {user_id} is damaged (bad nonce length)");
         }
-        let pt = Zeroizing::new(
+        Ok(Zeroizing::new(
             self.cipher()
                 .decrypt(
                     Nonce::from_slice(nonce),
                     Payload {
                         msg: wrapped,
-                        aad: &Self::ad(user_id),
+                        aad: &Self::ad(purpose, user_id),
                     },
                 )
                 .map_err(|_| {
@@ -140,12 +146,33 @@ impl MasterKey {
                          (wrong master_key_file, or the vault was altered)"
                     )
                 })?,
-        );
+        ))
+    }
+
+    fn wrap(&self, user_id: i64, sk: &SecretKey) -> (Vec<u8>, [u8; 12]) {
+        self.seal(KEY_PURPOSE, user_id, sk.to_bytes().as_ref())
+    }
+
+    fn unwrap(&self, user_id: i64, wrapped: &[u8], nonce: &[u8]) -> anyhow::Result<SecretKey> {
+        let pt = self.open(KEY_PURPOSE, user_id, wrapped, nonce)?;
         Ok(SecretKey::from_bytes(&pt)?)
     }
 }
 
-/// The key vault: a separate SQLite database of wrapped teacher keys.
+const KEY_PURPOSE: &[u8] = b"lessonlens-vault-v1";
+const TOTP_PURPOSE: &[u8] = b"lessonlens-totp-v1";
+
+/// A person's two-step sign-in secret, as the vault holds it.
+pub struct TotpSecret {
+    pub secret: Zeroizing<Vec<u8>>,
+    /// False until the person proved their app has it by typing a code.
+    pub confirmed: bool,
+    /// The last time step a code was accepted for: no code is accepted twice.
+    pub last_step: Option<u64>,
+}
+
+/// The key vault: a separate SQLite database of wrapped teacher keys (and of two-step sign-in
+/// secrets, wrapped the same way).
 pub struct Vault {
     conn: Connection,
     master: MasterKey,
@@ -170,6 +197,13 @@ impl Vault {
              CREATE TABLE IF NOT EXISTS shredded_keys (
                  fingerprint TEXT PRIMARY KEY,
                  shredded_at INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS totp_secrets (
+                 user_id INTEGER PRIMARY KEY,
+                 wrapped BLOB NOT NULL,
+                 nonce BLOB NOT NULL,
+                 confirmed INTEGER NOT NULL DEFAULT 0,
+                 last_step INTEGER
              );",
         )?;
         Ok(Vault { conn, master })
@@ -235,6 +269,7 @@ impl Vault {
             )?;
             tx.execute("DELETE FROM teacher_keys WHERE user_id = ?1", [user_id])?;
         }
+        tx.execute("DELETE FROM totp_secrets WHERE user_id = ?1", [user_id])?;
         tx.commit()?;
         let busy: i64 = self
             .conn
@@ -243,6 +278,59 @@ impl Vault {
             bail!("the key vault's WAL could not be checkpointed (busy); the shred is committed, run the deletion again to truncate the WAL");
         }
         Ok(fp)
+    }
+
+    /// Stores a new, unconfirmed two-step secret for `user_id` (replacing an unconfirmed one).
+    pub fn totp_begin(&self, user_id: i64, secret: &[u8]) -> anyhow::Result<()> {
+        let (wrapped, nonce) = self.master.seal(TOTP_PURPOSE, user_id, secret);
+        self.conn.execute(
+            "INSERT OR REPLACE INTO totp_secrets (user_id, wrapped, nonce, confirmed, last_step) VALUES (?1, ?2, ?3, 0, NULL)",
+            params![user_id, wrapped, nonce.as_slice()],
+        )?;
+        Ok(())
+    }
+
+    pub fn totp(&self, user_id: i64) -> anyhow::Result<Option<TotpSecret>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT wrapped, nonce, confirmed, last_step FROM totp_secrets WHERE user_id = ?1",
+                [user_id],
+                |r| {
+                    let sealed: (Vec<u8>, Vec<u8>) = (r.get(0)?, r.get(1)?);
+                    let last_step: Option<i64> = r.get(3)?;
+                    Ok((sealed, r.get::<_, bool>(2)?, last_step))
+                },
+            )
+            .optional()?;
+        row.map(|((wrapped, nonce), confirmed, last_step)| {
+            Ok(TotpSecret {
+                secret: self.master.open(TOTP_PURPOSE, user_id, &wrapped, &nonce)?,
+                confirmed,
+                last_step: last_step.map(|s| s as u64),
+            })
+        })
+        .transpose()
+    }
+
+    /// Records that a code for time step `step` was accepted (and, the first time, that the
+    /// secret is confirmed). False if a code for this step or a later one was accepted already:
+    /// the code is being replayed.
+    pub fn totp_accept(&self, user_id: i64, step: u64) -> anyhow::Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE totp_secrets SET confirmed = 1, last_step = ?2
+             WHERE user_id = ?1 AND (last_step IS NULL OR last_step < ?2)",
+            params![user_id, step as i64],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Forgets `user_id`'s two-step secret (a lost phone: an admin resets it). True if there was one.
+    pub fn totp_remove(&self, user_id: i64) -> anyhow::Result<bool> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM totp_secrets WHERE user_id = ?1", [user_id])?
+            > 0)
     }
 
     /// Whether a key with this fingerprint was shredded.
@@ -353,6 +441,41 @@ mod tests {
             raw.windows(32).any(|w| w == other.to_bytes().as_slice()),
             "positive control"
         );
+    }
+
+    #[test]
+    fn two_step_secrets_are_wrapped_accepted_once_per_step_and_shredded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let master = MasterKey::load_or_create(&tmp.path().join("k")).unwrap();
+        let vault = Vault::open(&tmp.path().join("vault.db"), master).unwrap();
+        let secret = b"a-secret-of-20-bytes".to_vec();
+        vault.totp_begin(3, &secret).unwrap();
+        let t = vault.totp(3).unwrap().unwrap();
+        assert_eq!(
+            (t.secret.as_slice(), t.confirmed),
+            (secret.as_slice(), false)
+        );
+        let raw = std::fs::read(tmp.path().join("vault.db")).unwrap();
+        let wal = std::fs::read(tmp.path().join("vault.db-wal")).unwrap_or_default();
+        for file in [&raw, &wal] {
+            assert!(
+                !file.windows(secret.len()).any(|w| w == secret),
+                "stored in the clear"
+            );
+        }
+        assert!(vault.totp_accept(3, 10).unwrap());
+        assert!(!vault.totp_accept(3, 10).unwrap(), "the same step twice");
+        assert!(!vault.totp_accept(3, 9).unwrap(), "an older step");
+        let t = vault.totp(3).unwrap().unwrap();
+        assert_eq!((t.confirmed, t.last_step), (true, Some(10)));
+        // Bound to its owner: moved to another account, it does not open.
+        vault
+            .conn
+            .execute("UPDATE totp_secrets SET user_id = 4", [])
+            .unwrap();
+        assert!(vault.totp(4).is_err());
+        vault.shred(4, 0).unwrap();
+        assert!(vault.totp(4).unwrap().is_none(), "leaving removes it");
     }
 
     #[test]

@@ -62,6 +62,15 @@ fn device_route(c: Caller, device: u16, other_device: u16) -> u16 {
     }
 }
 
+/// For a route any signed-in person may use.
+fn person_route(c: Caller, person: u16) -> u16 {
+    if is_person(c) {
+        person
+    } else {
+        401
+    }
+}
+
 /// What each caller must get. `None`: the route is missing from the matrix.
 fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
     Some(match (method, path) {
@@ -116,7 +125,8 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
             | "/api/admin/users/{username}/disable"
             | "/api/admin/users/{username}/enable"
             | "/api/admin/users/{username}/offboard"
-            | "/api/admin/users/{username}/cancel-offboard",
+            | "/api/admin/users/{username}/cancel-offboard"
+            | "/api/admin/users/{username}/reset-second-factor",
         )
         | ("PUT", "/api/admin/retention" | "/api/admin/recordings/{id}/hold")
         | ("DELETE", "/api/admin/recordings/{id}/hold") => match c {
@@ -124,6 +134,9 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
             Owner | OtherTeacher | SharedCoach | Coach => 403,
             _ => 401,
         },
+        // Setting up two-step sign-in: anyone signed in starts it; a wrong code is refused.
+        ("POST", "/api/me/second-factor") => person_route(c, 200),
+        ("POST", "/api/me/second-factor/confirm") => person_route(c, 400),
         ("GET", "/api/coaches") => match c {
             Owner | OtherTeacher => 200,
             SharedCoach | Coach | Admin => 403,
@@ -304,6 +317,9 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                 ),
                 ("POST", "/api/device/v1/identify") => req.send_json(serde_json::json!({"code": "0000"})),
                 ("POST", "/api/device/v1/renew") => req.send_json(serde_json::json!({"csr": csr})),
+                ("POST", "/api/me/second-factor/confirm") => {
+                    req.send_json(serde_json::json!({"code": "000000"}))
+                }
                 ("POST", "/api/enroll") => {
                     req.send_json(serde_json::json!({"code": "AAAA-BBBB-CCCC", "csr": csr}))
                 }

@@ -34,6 +34,11 @@ pub fn routes() -> Vec<Route> {
             "/api/admin/users/{username}/cancel-offboard",
             post(cancel_offboard),
         ),
+        (
+            "POST",
+            "/api/admin/users/{username}/reset-second-factor",
+            post(reset_second_factor),
+        ),
         ("GET", "/api/admin/retention", get(policy)),
         ("PUT", "/api/admin/retention", put(set_policy)),
         ("GET", "/api/admin/recordings", get(recordings)),
@@ -166,6 +171,30 @@ async fn add_user(
             .await?;
     }
     Ok(Json(serde_json::json!({ "username": user.username })))
+}
+
+/// Turns off someone's two-step sign-in (a lost phone) and ends their sessions; they set it up
+/// again at their next sign-in if the school requires it.
+async fn reset_second_factor(
+    State(st): State<Shared>,
+    Admin(admin): Admin,
+    Path(username): Path<String>,
+) -> AppResult<Json<serde_json::Value>> {
+    let user = on_user(&st, admin, username, |c, key, admin, user| {
+        not_self(admin, user)?;
+        c.execute("DELETE FROM sessions WHERE user_id = ?1", [user.id])?;
+        crate::audit::record(
+            c,
+            key,
+            &admin.audit_id,
+            "second-factor-reset",
+            &user.audit_id,
+        )?;
+        Ok(user.id)
+    })
+    .await?;
+    let removed = st.vault(move |v| Ok(v.totp_remove(user)?)).await?;
+    Ok(Json(serde_json::json!({ "reset": removed })))
 }
 
 /// Runs `f` on the named user (enabled or not), refusing to let admins lock themselves out.

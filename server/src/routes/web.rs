@@ -2,8 +2,9 @@
 
 use super::Route;
 use crate::accounts::{self, User};
-use crate::app::{session_token, ClientIp, CurrentUser, Shared, SESSION_COOKIE};
+use crate::app::{session_token, AnySession, ClientIp, CurrentUser, Shared, SESSION_COOKIE};
 use crate::error::{AppError, AppResult};
+use crate::second_factor::{self, Check, Next};
 use axum::extract::{Extension, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +21,12 @@ pub fn routes() -> Vec<Route> {
         ("POST", "/api/login", post(login)),
         ("POST", "/api/logout", post(logout)),
         ("GET", "/api/me", get(me)),
+        ("POST", "/api/me/second-factor", post(second_factor_begin)),
+        (
+            "POST",
+            "/api/me/second-factor/confirm",
+            post(second_factor_confirm),
+        ),
         ("GET", "/api/recordings", get(my_recordings)),
     ]
 }
@@ -28,15 +35,26 @@ pub fn routes() -> Vec<Route> {
 struct LoginForm {
     username: String,
     password: zeroize::Zeroizing<String>,
+    /// The code from the person's authenticator app, when they use two-step sign-in.
+    #[serde(default)]
+    code: Option<zeroize::Zeroizing<String>>,
 }
 
-fn me_json(u: &User) -> serde_json::Value {
+fn me_json(u: &User, setup_only: bool, second_factor: bool) -> serde_json::Value {
     serde_json::json!({
         "id": u.id,
         "username": u.username,
         "display_name": u.display_name,
         "roles": u.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+        // Signed in only to set up two-step sign-in, which the school requires of them.
+        "setup_only": setup_only,
+        "second_factor": second_factor,
     })
+}
+
+async fn second_factor_on(st: &Shared, user_id: i64) -> AppResult<bool> {
+    st.vault(move |v| Ok(v.totp(user_id)?.is_some_and(|t| t.confirmed)))
+        .await
 }
 
 async fn login(
@@ -74,18 +92,64 @@ async fn login(
         .await
         .map_err(|e| AppError::Internal(e.into()))?;
     let audit_key = st.audit_key.clone();
+    let Some(user) = user.filter(|_| ok) else {
+        st.db(move |c| {
+            // The typed username is not recorded: it is often a password typed in the wrong box.
+            crate::audit::record(c, &audit_key, "unknown", "login-failed", "")?;
+            Ok(())
+        })
+        .await?;
+        return Err(AppError::BadRequest("wrong username or password".into()));
+    };
+
+    // The password is right; now the second factor, if the person has one or must have one.
+    let policy = &st.config.second_factor;
+    let uid = user.id;
+    let stored = st.vault(move |v| Ok(v.totp(uid)?)).await?;
+    let set_up = stored.as_ref().is_some_and(|t| t.confirmed);
+    let setup_only = match second_factor::next(policy.required(&user, ip), set_up, policy.on_site(ip)) {
+        Next::SignedIn => false,
+        Next::SetupOnly => true,
+        Next::Refused => {
+            return Err(AppError::Forbidden(
+                "your school requires two-step sign-in away from school, and it is not set up for your account: set it up from a computer at school first",
+            ))
+        }
+        Next::NeedCode => {
+            let (Some(code), Some(stored)) = (form.code, stored) else {
+                // Nothing is stored and no session is made: the app asks for the code and sends
+                // everything again. The attempt still counts against the limits.
+                return Ok(Json(serde_json::json!({ "second_factor": "code_required" })).into_response());
+            };
+            let now = now as u64;
+            let refused = match second_factor::check(&stored, &user.username, &code, now) {
+                Check::Accepted(step) => {
+                    if st.vault(move |v| Ok(v.totp_accept(uid, step)?)).await? {
+                        None
+                    } else {
+                        Some("that code was used already; wait for the next one")
+                    }
+                }
+                Check::Reused => Some("that code was used already; wait for the next one"),
+                Check::Wrong => Some("wrong code: check the time on your phone and type the newest code"),
+            };
+            if let Some(message) = refused {
+                let who = user.audit_id.clone();
+                st.db(move |c| {
+                    crate::audit::record(c, &audit_key, &who, "login-code-failed", "")?;
+                    Ok(())
+                })
+                .await?;
+                return Err(AppError::BadRequest(message.into()));
+            }
+            false
+        }
+    };
     let (user, token) = st
-        .db(move |c| match user.filter(|_| ok) {
-            Some(user) => {
-                let token = accounts::create_session(c, user.id, hours)?;
-                crate::audit::record(c, &audit_key, &user.audit_id, "login", "")?;
-                Ok((user, token))
-            }
-            None => {
-                // The typed username is not recorded: it is often a password typed in the wrong box.
-                crate::audit::record(c, &audit_key, "unknown", "login-failed", "")?;
-                Err(AppError::BadRequest("wrong username or password".into()))
-            }
+        .db(move |c| {
+            let token = accounts::create_session(c, user.id, hours, setup_only)?;
+            crate::audit::record(c, &audit_key, &user.audit_id, "login", "")?;
+            Ok((user, token))
         })
         .await?;
     st.login_failures_account.clear(&user.username);
@@ -95,7 +159,7 @@ async fn login(
         token.as_str(),
         u64::from(hours) * 3600
     );
-    let mut res = Json(me_json(&user)).into_response();
+    let mut res = Json(me_json(&user, setup_only, set_up)).into_response();
     res.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&cookie).map_err(|e| AppError::Internal(e.into()))?,
@@ -118,8 +182,72 @@ async fn logout(State(st): State<Shared>, headers: HeaderMap) -> AppResult<Respo
     Ok(res)
 }
 
-async fn me(CurrentUser(user): CurrentUser) -> Json<serde_json::Value> {
-    Json(me_json(&user))
+async fn me(State(st): State<Shared>, s: AnySession) -> AppResult<Json<serde_json::Value>> {
+    let on = second_factor_on(&st, s.user.id).await?;
+    Ok(Json(me_json(&s.user, s.setup_only, on)))
+}
+
+/// Starts setting up two-step sign-in: a new secret, shown once, to put in an authenticator app.
+/// It counts only once a code from the app is confirmed.
+async fn second_factor_begin(
+    State(st): State<Shared>,
+    s: AnySession,
+) -> AppResult<Json<serde_json::Value>> {
+    if second_factor_on(&st, s.user.id).await? {
+        return Err(AppError::Conflict(
+            "two-step sign-in is already on; if you lost your phone, an admin can reset it".into(),
+        ));
+    }
+    let secret = second_factor::new_secret();
+    let (url, base32) = second_factor::setup_details(&secret, &s.user.username);
+    let id = s.user.id;
+    st.vault(move |v| Ok(v.totp_begin(id, &secret)?)).await?;
+    Ok(Json(
+        serde_json::json!({ "otpauth_url": url, "secret": base32 }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    code: zeroize::Zeroizing<String>,
+}
+
+/// Turns two-step sign-in on with a code from the app; a session that could only set it up now
+/// counts in full, and the person's other sessions end.
+async fn second_factor_confirm(
+    State(st): State<Shared>,
+    s: AnySession,
+    Json(form): Json<CodeForm>,
+) -> AppResult<Json<serde_json::Value>> {
+    let id = s.user.id;
+    let stored = st
+        .vault(move |v| Ok(v.totp(id)?))
+        .await?
+        .filter(|t| !t.confirmed)
+        .ok_or_else(|| AppError::Conflict("start setting up two-step sign-in first".into()))?;
+    let step = match second_factor::check(&stored, &s.user.username, &form.code, accounts::now() as u64) {
+        Check::Accepted(step) => step,
+        _ => {
+            return Err(AppError::BadRequest(
+                "that is not the code the app shows now: check the secret was typed correctly and the phone's time is right".into(),
+            ))
+        }
+    };
+    st.vault(move |v| Ok(v.totp_accept(id, step)?)).await?;
+    let audit_key = st.audit_key.clone();
+    let token = s.token.clone();
+    let who = s.user.audit_id.clone();
+    st.db(move |c| {
+        c.execute(
+            "UPDATE sessions SET setup_only = 0 WHERE token_hash = ?1",
+            [accounts::token_hash(&token)],
+        )?;
+        accounts::end_other_sessions(c, id, &token)?;
+        crate::audit::record(c, &audit_key, &who, "second-factor-on", &who)?;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "second_factor": true })))
 }
 
 /// A recording's summary: status is "recording" until the manifest arrives, then "complete" when
