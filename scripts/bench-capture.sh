@@ -13,24 +13,34 @@ trap 'kill $SERVER_PID 2>/dev/null || true; rm -rf "$W"' EXIT
 mkdir -m 700 "$W/secrets"
 cat > "$W/server.toml" <<TOML
 listen = "127.0.0.1:0"
+device_listen = "127.0.0.1:0"
 data_dir = "$W/data"
 master_key_file = "$W/secrets/master.key"
 web_dir = "$PWD/web"
 TOML
 echo "bench-teacher-pw" | $BIN/lessonlens-server --config "$W/server.toml" user add t --display-name T --role teacher >/dev/null 2>&1
-$BIN/lessonlens-server --config "$W/server.toml" device add bench --token-file "$W/secrets/dev.token" >/dev/null 2>&1
 $BIN/lessonlens-server --config "$W/server.toml" serve > "$W/server.out" 2>/dev/null &
 SERVER_PID=$!
 for _ in $(seq 50); do grep -q listening "$W/server.out" && break; sleep 0.2; done
-PORT=$(grep -o '127.0.0.1:[0-9]*' "$W/server.out" | cut -d: -f2)
+PORT=$(sed -n 's/^listening on https:\/\/127.0.0.1://p' "$W/server.out")
+DEVICE_PORT=$(sed -n 's/^device API (mutual TLS) on https:\/\/127.0.0.1://p' "$W/server.out")
+# The bench device enrols as a real one does: a one-time code, then its own key and certificate.
+ENROLL=$($BIN/lessonlens-server --config "$W/server.toml" device enroll bench)
+CODE=$(sed -n 's/^enrollment code for bench: //p' <<<"$ENROLL")
+FINGERPRINT=$(sed -n 's/^school CA fingerprint (SHA-256) //p' <<<"$ENROLL")
+cat > "$W/capture.toml" <<TOML
+server_url = "https://127.0.0.1:$DEVICE_PORT"
+identity_dir = "$W/identity"
+spool_dir = "$W/spool"
+TOML
+echo "$CODE" | $BIN/lessonlens-capture --config "$W/capture.toml" enroll --url "https://127.0.0.1:$PORT" --ca-sha256 "$FINGERPRINT" >/dev/null 2>&1
 
 printf "%-10s %-18s %12s %14s %12s\n" size run "cpu s/min" "peak RSS MB" "vs bare"
 for size in "${SIZES[@]}"; do
   w=${size%x*}; h=${size#*x}
   cat > "$W/capture.toml" <<TOML
-server_url = "https://127.0.0.1:$PORT"
-ca_file = "$W/data/tls/ca.pem"
-token_file = "$W/secrets/dev.token"
+server_url = "https://127.0.0.1:$DEVICE_PORT"
+identity_dir = "$W/identity"
 spool_dir = "$W/spool"
 [video]
 width = $w

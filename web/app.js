@@ -392,10 +392,16 @@ function deviceRow(d) {
       ),
     );
   }
+  const r = d.report;
+  const mb = (b) => (b < 1e6 ? `${Math.round(b / 1e3)} kB` : `${(b / 1e6).toFixed(1)} MB`);
   return el(
     "tr",
     {},
     el("td", {}, d.name),
+    el("td", { title: r?.last_error ?? "" }, r ? r.state + (r.last_error ? " (last recording ended with an error)" : "") : "not reported"),
+    el("td", {}, r ? mb(r.bytes_waiting) : ""),
+    el("td", {}, r?.last_upload_at ? when(r.last_upload_at) : ""),
+    el("td", {}, r?.video_encoder ?? ""),
     el("td", {}, d.last_seen ? when(d.last_seen) : "never"),
     el("td", {}, day(d.certificate_expires)),
     el("td", {}, status),
@@ -421,7 +427,7 @@ async function showAdmin() {
   if (seq !== routeSeq) return;
   $("admin-users").replaceChildren(...users.map(userRow));
   $("admin-devices").replaceChildren(...devices.map(deviceRow));
-  if (!devices.length) $("admin-devices").append(el("tr", {}, el("td", { colSpan: 5 }, "No devices yet.")));
+  if (!devices.length) $("admin-devices").append(el("tr", {}, el("td", { colSpan: 9 }, "No devices yet.")));
   $("keep-days").value = policy.keep_days;
   $("unshared-days").value = policy.unshared_days ?? "";
   $("grace-days").value = policy.grace_days;

@@ -23,10 +23,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use lessonlens_proto::wire::DeviceReport;
 use lessonlens_proto::RecordingId;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -59,7 +60,12 @@ pub struct Daemon {
     last_error: Mutex<Option<String>>,
     /// Set at shutdown so the uploader finishes.
     finished: AtomicBool,
+    /// Wakes the reporter early (a recording started, paused or stopped; shutdown).
+    report_now: (Mutex<bool>, Condvar),
 }
+
+/// How often the device reports to the server when nothing changes.
+const REPORT_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
@@ -150,6 +156,41 @@ impl Daemon {
         }
     }
 
+    /// What the server's device list shows: no teacher, no recording id.
+    fn report(&self) -> DeviceReport {
+        let s = self.status();
+        DeviceReport {
+            version: env!("CARGO_PKG_VERSION").into(),
+            state: s.state,
+            bytes_waiting: s.bytes_waiting,
+            last_upload_at: self.stats.last_upload_at(),
+            video_encoder: s.video_encoder,
+            last_error: s.last_error,
+        }
+    }
+
+    fn wake_reporter(&self) {
+        let (flag, cv) = &self.report_now;
+        *flag.lock().expect("report lock") = true;
+        cv.notify_one();
+    }
+
+    /// Reports to the server every [`REPORT_EVERY`] and whenever woken, until shutdown. A report
+    /// that does not arrive is not retried: the next one says the same and more.
+    fn run_reporter(&self) {
+        let (flag, cv) = &self.report_now;
+        while !self.finished.load(Ordering::Acquire) {
+            if let Err(e) = self.client.report(&self.report()) {
+                tracing::debug!(error = %e, "could not report to the server");
+            }
+            let woken = flag.lock().expect("report lock");
+            let (mut woken, _) = cv
+                .wait_timeout_while(woken, REPORT_EVERY, |w| !*w)
+                .expect("report lock");
+            *woken = false;
+        }
+    }
+
     fn start(self: &Arc<Self>, who: &Who) -> Result<RecordingId, ApiError> {
         {
             let mut slot = self.current.lock().expect("daemon lock");
@@ -199,6 +240,8 @@ impl Daemon {
             stopping: false,
             thread,
         });
+        drop(slot);
+        self.wake_reporter();
         Ok(recording)
     }
 
@@ -221,7 +264,10 @@ impl Daemon {
                     ));
                 }
                 tracing::info!(recording = %a.recording, paused, "privacy pause changed");
-                Ok(serde_json::json!({ "recording": a.recording, "paused": paused }))
+                let answer = serde_json::json!({ "recording": a.recording, "paused": paused });
+                drop(slot);
+                self.wake_reporter();
+                Ok(answer)
             }
             _ => Err(ApiError(
                 StatusCode::CONFLICT,
@@ -278,6 +324,7 @@ impl Daemon {
             })?
             .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
         tracing::info!(recording = %active.recording, segments = captured.segments, "recording stopped");
+        self.wake_reporter();
         Ok(serde_json::json!({
             "recording": active.recording,
             "teacher": active.teacher,
@@ -422,6 +469,7 @@ pub fn run(config: Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
         current: Mutex::new(Slot::Idle),
         last_error: Mutex::new(None),
         finished: AtomicBool::new(false),
+        report_now: (Mutex::new(false), Condvar::new()),
     });
     let uploader = {
         let d = d.clone();
@@ -434,6 +482,10 @@ pub fn run(config: Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
                 &d.stats,
             )
         })
+    };
+    let reporter = {
+        let d = d.clone();
+        std::thread::spawn(move || d.run_reporter())
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -456,8 +508,10 @@ pub fn run(config: Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
         }
     }
     d.finished.store(true, Ordering::Release);
+    d.wake_reporter();
     if let Err(e) = uploader.join().expect("uploader thread panicked") {
         tracing::warn!(error = %format!("{e:#}"), "uploads continue at the next start");
     }
+    reporter.join().expect("reporter thread panicked");
     Ok(())
 }

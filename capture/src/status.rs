@@ -1,7 +1,7 @@
 //! Counters the daemon reports in `status` and `/metrics`. Shared by the sealer, the uploader and
 //! the control API; plain atomics, no locks on the media path.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 #[derive(Debug, Default)]
@@ -12,6 +12,8 @@ pub struct Stats {
     pub uploaded: AtomicU64,
     /// Whether the last upload attempt reached the server.
     pub server_reachable: AtomicBool,
+    /// When the server last acknowledged a segment (Unix seconds; 0: not since the start).
+    pub last_upload_at: AtomicI64,
     /// The H.264 encoder of the current or last recording.
     encoder: Mutex<Option<&'static str>>,
 }
@@ -35,5 +37,9 @@ impl Stats {
 
     pub fn reachable(&self) -> bool {
         self.server_reachable.load(Ordering::Relaxed)
+    }
+
+    pub fn last_upload_at(&self) -> Option<i64> {
+        Some(self.last_upload_at.load(Ordering::Relaxed)).filter(|t| *t > 0)
     }
 }

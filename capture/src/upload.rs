@@ -5,7 +5,9 @@ use crate::identity::{self, Identity};
 use crate::spool::{Pending, Spool};
 use crate::status::Stats;
 use anyhow::anyhow;
-use lessonlens_proto::wire::{ErrorBody, ManifestReceipt, Receipt, TeacherKey, SHA256_HEADER};
+use lessonlens_proto::wire::{
+    DeviceReport, ErrorBody, ManifestReceipt, Receipt, TeacherKey, SHA256_HEADER,
+};
 use lessonlens_proto::{PublicKey, RecordingId, SegmentIndex};
 use rand_core::TryRngCore;
 use sha2::{Digest, Sha256};
@@ -160,6 +162,16 @@ impl Client {
         })
     }
 
+    /// Tells the server how this device is doing (see [`DeviceReport`]).
+    pub fn report(&self, report: &DeviceReport) -> Result<(), UploadError> {
+        let url = format!("{}/api/device/v1/status", self.base);
+        self.agent()
+            .put(&url)
+            .send_json(report)
+            .map_err(Self::map_err)?;
+        Ok(())
+    }
+
     pub fn put_manifest(
         &self,
         rec: RecordingId,
@@ -199,6 +211,7 @@ pub fn drain_once(client: &Client, spool: &Spool, stats: &Stats) -> anyhow::Resu
                 // Only now, with a receipt whose hash matches, may the device forget the segment.
                 spool.remove(&path)?;
                 stats.uploaded.fetch_add(1, Ordering::Relaxed);
+                stats.last_upload_at.store(now(), Ordering::Relaxed);
                 tracing::debug!(%recording, index, "segment acknowledged");
             }
             Pending::Manifest { recording, path } => {

@@ -46,6 +46,24 @@ pub struct RenewRequest {
     pub csr: String,
 }
 
+/// What a device tells the server about itself every minute and when a recording starts or stops,
+/// for the admin's device list. It names no teacher.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceReport {
+    /// The capture software's version.
+    pub version: String,
+    /// "idle", "starting", "recording", "paused" or "stopping".
+    pub state: String,
+    /// Sealed bytes in the spool waiting for upload.
+    pub bytes_waiting: u64,
+    /// When the server last acknowledged a segment from this device (Unix seconds).
+    pub last_upload_at: Option<i64>,
+    /// The H.264 encoder of the current or last recording.
+    pub video_encoder: Option<String>,
+    /// Why the last recording ended on its own, if it did.
+    pub last_error: Option<String>,
+}
+
 /// A certificate the school CA issued to a device.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceCertificate {

@@ -142,6 +142,11 @@ impl Config {
     pub fn tls_dir(&self) -> PathBuf {
         self.data_dir.join("tls")
     }
+    /// The list of shredded keys, beside the master key and outside `data_dir`, so restoring an
+    /// older `data_dir` cannot bring a key back.
+    pub fn shred_log_path(&self) -> PathBuf {
+        self.master_key_file.with_extension("shredded")
+    }
 }
 
 #[cfg(test)]

@@ -161,6 +161,9 @@ const MIGRATIONS: &[&str] = &[
     // 8: two-step sign-in. A session made by a password alone for someone the policy requires a
     // second factor of can only set that factor up.
     "ALTER TABLE sessions ADD COLUMN setup_only INTEGER NOT NULL DEFAULT 0;",
+    // 9: each device's last report (state, backlog, last upload, encoder) for the admin's list.
+    "ALTER TABLE devices ADD COLUMN report TEXT;
+     ALTER TABLE devices ADD COLUMN reported_at INTEGER;",
 ];
 
 pub fn open(path: &Path) -> anyhow::Result<Connection> {

@@ -2,6 +2,7 @@
 //! them, and revocation. A device is known by the SHA-256 of its certificate; every certificate
 //! issued is kept until it expires, and revoking the device forgets them all at once.
 
+use lessonlens_proto::wire::DeviceReport;
 use rand_core::{OsRng, RngCore, TryRngCore};
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
@@ -201,11 +202,14 @@ pub struct DeviceInfo {
     pub revoked: bool,
     /// When its newest certificate expires; none if it holds none (revoked, or never enrolled).
     pub certificate_expires: Option<i64>,
+    /// What it last reported, and when.
+    pub report: Option<DeviceReport>,
+    pub reported_at: Option<i64>,
 }
 
 pub fn list(conn: &Connection) -> rusqlite::Result<Vec<DeviceInfo>> {
     let mut stmt = conn.prepare(
-        "SELECT d.name, d.created_at, d.last_seen, d.revoked, MAX(c.not_after)
+        "SELECT d.name, d.created_at, d.last_seen, d.revoked, MAX(c.not_after), d.report, d.reported_at
          FROM devices d LEFT JOIN device_certs c ON c.device_id = d.id
          GROUP BY d.id ORDER BY d.name",
     )?;
@@ -216,9 +220,43 @@ pub fn list(conn: &Connection) -> rusqlite::Result<Vec<DeviceInfo>> {
             last_seen: r.get(2)?,
             revoked: r.get(3)?,
             certificate_expires: r.get(4)?,
+            // A report that no longer parses (an older format) is shown as none.
+            report: r
+                .get::<_, Option<String>>(5)?
+                .and_then(|t| serde_json::from_str(&t).ok()),
+            reported_at: r.get(6)?,
         })
     })?;
     rows.collect()
+}
+
+/// Keeps device `id`'s latest report. Text fields are cut to 200 characters: a report is for a
+/// list on a page, not a log.
+pub fn save_report(
+    conn: &Connection,
+    id: i64,
+    mut report: DeviceReport,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let cut = |s: &mut String| {
+        if let Some((i, _)) = s.char_indices().nth(200) {
+            s.truncate(i);
+        }
+    };
+    cut(&mut report.version);
+    cut(&mut report.state);
+    for s in [&mut report.video_encoder, &mut report.last_error]
+        .into_iter()
+        .flatten()
+    {
+        cut(s);
+    }
+    let text = serde_json::to_string(&report).expect("a report serialises");
+    conn.execute(
+        "UPDATE devices SET report = ?1, reported_at = ?2 WHERE id = ?3",
+        params![text, now, id],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! - [`access`]: who may see a recording (owner, coaches it is shared with; nobody else).
 //! - [`audit`]: the hash-chained audit log.
 //! - [`deletion`]: deleting recordings for good, resumable after a crash.
+//! - [`backup`]: consistent backups, and restores that never bring a shredded key back.
 //! - [`error`]: one error type, one mapping to HTTP status.
 //! - [`limits`]: failure counters that slow down password and device-code guessing.
 //! - [`retention`]: the retention policy, its pure planner and the sweeper.
@@ -26,6 +27,7 @@ pub mod access;
 pub mod accounts;
 pub mod app;
 pub mod audit;
+pub mod backup;
 pub mod blobs;
 pub mod config;
 pub mod db;

@@ -7,7 +7,7 @@ use lessonlens_server::app::{self, AppState};
 use lessonlens_server::blobs::LocalBlobs;
 use lessonlens_server::config::Config;
 use lessonlens_server::vault::{MasterKey, Vault};
-use lessonlens_server::{db, devices, offboarding, retention, roster, tls};
+use lessonlens_server::{backup, db, devices, offboarding, retention, roster, tls};
 use rusqlite::OptionalExtension;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +42,12 @@ enum Command {
     Device(DeviceCommand),
     /// Check that no audit entry was altered or removed (exit status 1 if one was).
     AuditVerify,
+    /// Copy both databases, consistently, into a new folder while the server runs. Blobs are
+    /// referenced, not copied: back up `data_dir/blobs` with your file backup.
+    Backup { dest: PathBuf },
+    /// Put a backup's databases back (stop the server first). Keys shredded since the backup was
+    /// taken are shredded again, and their teachers are deleted at the next sweep.
+    Restore { src: PathBuf },
     /// The retention policy and the sweeper.
     #[command(subcommand)]
     Retention(RetentionCommand),
@@ -184,7 +190,8 @@ fn open(config: Config) -> anyhow::Result<Opened> {
     }
     let master = MasterKey::load_or_create(&config.master_key_file)?;
     let conn = db::open(&config.db_path())?;
-    let vault = Vault::open(&config.vault_path(), master)?;
+    let (vault, _) =
+        Vault::open(&config.vault_path(), master)?.with_shred_log(&config.shred_log_path())?;
     Ok(Opened {
         config,
         conn,
@@ -487,6 +494,57 @@ fn main() -> anyhow::Result<()> {
                     std::process::exit(1);
                 }
             }
+        }
+        Command::Backup { dest } => {
+            let o = open(config)?;
+            let info = backup::backup(&o.conn, &o.vault, &dest, accounts::now())?;
+            audit(&o, "backup", "")?;
+            println!(
+                "backup written to {}: both databases; {} blobs ({} bytes) referenced in {}",
+                dest.display(),
+                info.blobs,
+                info.blob_bytes,
+                o.config.blob_dir().display()
+            );
+            Ok(())
+        }
+        Command::Restore { src } => {
+            let log = config.shred_log_path();
+            let master = || MasterKey::load_or_create(&config.master_key_file);
+            if !config.master_key_file.exists() {
+                bail!(
+                    "the master key {} is missing: restore it from its own backup first",
+                    config.master_key_file.display()
+                );
+            }
+            // The current vault's shreds go into the shred list before it is moved aside.
+            if config.vault_path().exists() {
+                drop(Vault::open(&config.vault_path(), master()?)?.with_shred_log(&log)?);
+            }
+            let restored = backup::restore(
+                &src,
+                &config.data_dir,
+                |path| Vault::open(path, master()?)?.with_shred_log(&log),
+                |v| v.audit_key(),
+                accounts::now(),
+            )?;
+            if let Some(p) = &restored.previous {
+                println!("the databases it replaced are in {}", p.display());
+            }
+            println!(
+                "restored the backup of {} (Unix); {} teacher key(s) deleted since were shredded again{}",
+                restored.info.created_at,
+                restored.shredded_again.len(),
+                if restored.shredded_again.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({}); their accounts are deleted at the next sweep",
+                        restored.shredded_again.join(", ")
+                    )
+                }
+            );
+            Ok(())
         }
         Command::AuditVerify => {
             let o = open(config)?;

@@ -176,6 +176,9 @@ pub struct TotpSecret {
 pub struct Vault {
     conn: Connection,
     master: MasterKey,
+    /// Fingerprints of every key ever shredded, one per line, kept outside `data_dir` (beside the
+    /// master key) so that restoring an older vault cannot bring a key back.
+    shred_log: Option<std::path::PathBuf>,
 }
 
 impl Vault {
@@ -206,7 +209,74 @@ impl Vault {
                  last_step INTEGER
              );",
         )?;
-        Ok(Vault { conn, master })
+        Ok(Vault {
+            conn,
+            master,
+            shred_log: None,
+        })
+    }
+
+    /// Keeps the shred list in `log` from now on, and applies it: a key on the list that is in
+    /// this vault (an older vault was restored) is shredded again. Returns those keys as
+    /// (user id, fingerprint).
+    pub fn with_shred_log(mut self, log: &Path) -> anyhow::Result<(Vault, Vec<(i64, String)>)> {
+        let listed: std::collections::BTreeSet<String> = match std::fs::read_to_string(log) {
+            Ok(text) => text.lines().map(str::to_string).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot read the shred list {}", log.display()))
+            }
+        };
+        self.shred_log = Some(log.to_path_buf());
+        // Shreds from before the log existed go into it.
+        let mut stmt = self.conn.prepare("SELECT fingerprint FROM shredded_keys")?;
+        let known: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        drop(stmt);
+        for fp in known.iter().filter(|fp| !listed.contains(*fp)) {
+            self.log_shred(fp)?;
+        }
+        let mut again = Vec::new();
+        for fp in &listed {
+            let owner: Option<i64> = self
+                .conn
+                .query_row(
+                    "SELECT user_id FROM teacher_keys WHERE fingerprint = ?1",
+                    [fp],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(user_id) = owner {
+                tracing::warn!(fingerprint = %fp, "a key shredded earlier is in this vault (an older vault was restored): shredding it again");
+                self.shred(user_id, crate::accounts::now())?;
+                again.push((user_id, fp.clone()));
+            }
+        }
+        Ok((self, again))
+    }
+
+    /// Appends `fp` to the shred log and makes it durable.
+    fn log_shred(&self, fp: &str) -> anyhow::Result<()> {
+        let Some(log) = &self.shred_log else {
+            return Ok(());
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(log)
+            .with_context(|| format!("cannot write the shred list {}", log.display()))?;
+        std::io::Write::write_all(&mut f, format!("{fp}\n").as_bytes())?;
+        f.sync_all()?;
+        Ok(())
+    }
+
+    /// A consistent copy of the vault at `dest` (SQLite's online backup).
+    pub fn backup_to(&self, dest: &Path) -> anyhow::Result<()> {
+        self.conn.backup(rusqlite::DatabaseName::Main, dest, None)?;
+        Ok(())
     }
 
     /// The lookup tag of a teacher's device code.
@@ -263,6 +333,9 @@ impl Vault {
             )
             .optional()?;
         if let Some(fp) = &fp {
+            // Logged first: a crash after this line leaves the key listed, and the next open
+            // shreds it; the other order could leave a shredded key off the list.
+            self.log_shred(fp)?;
             tx.execute(
                 "INSERT OR IGNORE INTO shredded_keys (fingerprint, shredded_at) VALUES (?1, ?2)",
                 params![fp, now],

@@ -146,9 +146,9 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
         ("POST", "/api/enroll") => 403,
         // The device listener: no client certificate, no handshake (0); a revoked device's
         // certificate still chains to the CA but is refused on every request.
-        ("GET", "/api/device/v1/teachers/{username}/key") | ("POST", "/api/device/v1/renew") => {
-            device_route(c, 200, 200)
-        }
+        ("GET", "/api/device/v1/teachers/{username}/key")
+        | ("POST", "/api/device/v1/renew")
+        | ("PUT", "/api/device/v1/status") => device_route(c, 200, 200),
         ("POST", "/api/device/v1/identify") => device_route(c, 422, 422),
         (
             "PUT",
@@ -298,6 +298,10 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                 ("PUT", "/api/admin/recordings/{id}/hold") => {
                     req.send_json(serde_json::json!({"reason": "review"}))
                 }
+                ("PUT", "/api/device/v1/status") => req.send_json(serde_json::json!({
+                    "version": "0", "state": "idle", "bytes_waiting": 0,
+                    "last_upload_at": null, "video_encoder": null, "last_error": null,
+                })),
                 ("PUT", _) => req.send_bytes(manifest.as_bytes()),
                 ("POST", "/api/admin/users") => req.send_json(serde_json::json!({
                     "username": format!("new-{caller:?}").to_lowercase(),

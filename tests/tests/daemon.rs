@@ -130,8 +130,33 @@ fn the_service_records_on_command_and_reports_what_it_does() {
         other => panic!("expected 403 for a foreign Host, got {other:?}"),
     }
 
+    // The device tells the server at once, so the admin's device list shows it (no teacher).
+    server.add_user("ada", "ada-password", "admin");
+    let ada = server.login(&server.agent(), "ada", "ada-password");
+    let reported = |want: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let list: serde_json::Value = server
+                .agent()
+                .get(&format!("{}/api/admin/devices", server.url()))
+                .set("cookie", &ada)
+                .call()
+                .unwrap()
+                .into_json()
+                .unwrap();
+            let report = list[0]["report"].clone();
+            if want(&report) {
+                return report;
+            }
+            assert!(Instant::now() < deadline, "the device list shows {list}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    reported(&|r| r["state"] == "recording");
+
     // Privacy pause: nothing is recorded until resume, and the pause shows in the playlist.
     json(&cli(&config, &["record", "pause"]));
+    reported(&|r| r["state"] == "paused");
     let paused = json(&cli(&config, &["status"]));
     assert_eq!(paused["state"], "paused", "{paused}");
     assert!(
@@ -183,6 +208,16 @@ fn the_service_records_on_command_and_reports_what_it_does() {
         assert!(Instant::now() < deadline, "uploads did not finish: {s}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    let report = reported(&|r| r["state"] == "idle");
+    assert!(report["last_upload_at"].as_i64().unwrap() > 0, "{report}");
+    assert!(report["video_encoder"]
+        .as_str()
+        .unwrap()
+        .ends_with("264enc"));
+    assert!(
+        !report.to_string().contains("alice"),
+        "no teacher in reports"
+    );
     let (n, clean): (i64, bool) = server
         .db()
         .query_row(

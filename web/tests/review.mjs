@@ -175,7 +175,9 @@ try {
   // binary with it.
   await a.getByLabel(/^Device name/).fill("room-99");
   await a.getByRole("button", { name: "Make an enrollment code" }).click();
-  const code = await a.locator(".enroll-code").textContent();
+  const shown = a.locator("#enroll-result .enroll-code");
+  await shown.waitFor();
+  const code = await shown.textContent();
   check(/^[2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{4}$/.test(code), `enrollment code ${code}`);
   report.enrollment_code = code;
   await a.getByRole("button", { name: "Revoke room-12" }).waitFor();

@@ -18,8 +18,8 @@ use axum::{Extension, Json};
 use futures_util::StreamExt;
 use lessonlens_proto::envelope::{Label, SegmentHeader};
 use lessonlens_proto::wire::{
-    DeviceCertificate, EnrollRequest, ManifestReceipt, Receipt, RenewRequest, TeacherKey,
-    SHA256_HEADER,
+    DeviceCertificate, DeviceReport, EnrollRequest, ManifestReceipt, Receipt, RenewRequest,
+    TeacherKey, SHA256_HEADER,
 };
 use lessonlens_proto::{Manifest, RecordingId, SegmentIndex};
 use rusqlite::{params, OptionalExtension};
@@ -45,6 +45,7 @@ pub fn routes(max_segment_bytes: usize) -> Vec<Route> {
             put(put_manifest).layer(limit()),
         ),
         ("POST", "/api/device/v1/renew", post(renew)),
+        ("PUT", "/api/device/v1/status", put(report)),
     ]
 }
 
@@ -129,6 +130,17 @@ async fn enroll(
         st.enroll_failures.forgive_last(&ip);
     }
     out
+}
+
+/// A device says how it is doing (state, backlog, last upload, encoder), for the admin's list.
+async fn report(
+    State(st): State<Shared>,
+    DeviceAuth(device): DeviceAuth,
+    Json(report): Json<DeviceReport>,
+) -> AppResult<Json<serde_json::Value>> {
+    st.db(move |c| Ok(devices::save_report(c, device.id, report, accounts::now())?))
+        .await?;
+    Ok(Json(serde_json::json!({ "stored": true })))
 }
 
 /// A device renews its certificate before it expires, with a request for a fresh key.
