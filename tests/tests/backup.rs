@@ -42,7 +42,10 @@ fn restoring_a_backup_from_before_a_deletion_does_not_bring_the_teacher_back() {
     // A backup while the server runs; the same folder is never overwritten.
     let dest = server.dir.path().join("backup-monday");
     let out = cli_ok(&server, &["backup", dest.to_str().unwrap()]);
-    assert!(out.contains("5 blobs"), "init and media segments of both: {out}");
+    assert!(
+        out.contains("5 blobs"),
+        "init and media segments of both: {out}"
+    );
     assert!(!server
         .cli(&["backup", dest.to_str().unwrap()], "")
         .status
