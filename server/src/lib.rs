@@ -15,6 +15,7 @@
 //! - [`deletion`]: deleting recordings for good, resumable after a crash.
 //! - [`backup`]: consistent backups, and restores that never bring a shredded key back.
 //! - [`error`]: one error type, one mapping to HTTP status.
+//! - [`export`]: subject access: everything held about a person, as one ZIP archive.
 //! - [`limits`]: failure counters that slow down password and device-code guessing.
 //! - [`retention`]: the retention policy, its pure planner and the sweeper.
 //! - [`offboarding`]: a teacher leaving: disable, crypto-shred, signed deletion receipt.
@@ -34,6 +35,7 @@ pub mod db;
 pub mod deletion;
 pub mod devices;
 pub mod error;
+pub mod export;
 pub mod limits;
 pub mod offboarding;
 pub mod retention;

@@ -9,6 +9,7 @@ use lessonlens_server::config::Config;
 use lessonlens_server::vault::{MasterKey, Vault};
 use lessonlens_server::{backup, db, devices, offboarding, retention, roster, tls};
 use rusqlite::OptionalExtension;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -42,6 +43,13 @@ enum Command {
     Device(DeviceCommand),
     /// Check that no audit entry was altered or removed (exit status 1 if one was).
     AuditVerify,
+    /// Subject access: write everything held about a person (account, lessons with their videos,
+    /// comments, audit entries) to a new ZIP file (mode 0600), for a formal request.
+    Export {
+        username: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Copy both databases, consistently, into a new folder while the server runs. Blobs are
     /// referenced, not copied: back up `data_dir/blobs` with your file backup.
     Backup { dest: PathBuf },
@@ -494,6 +502,33 @@ fn main() -> anyhow::Result<()> {
                     std::process::exit(1);
                 }
             }
+        }
+        Command::Export { username, out } => {
+            let o = open(config)?;
+            let user = any_user(&o, &username)?;
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&out)
+                .with_context(|| {
+                    format!("cannot create {} (it must not exist yet)", out.display())
+                })?;
+            let blobs = LocalBlobs::open(&o.config.blob_dir())?;
+            audit(&o, "subject-access-export", &user.audit_id)?;
+            let Opened { conn, vault, .. } = o;
+            let (db, vault) = (std::sync::Mutex::new(conn), std::sync::Mutex::new(vault));
+            lessonlens_server::export::write_archive(
+                &db,
+                &vault,
+                &blobs,
+                &user,
+                accounts::now(),
+                std::io::BufWriter::new(&file),
+            )?;
+            file.sync_all()?;
+            println!("everything held about {username} is in {}", out.display());
+            Ok(())
         }
         Command::Backup { dest } => {
             let o = open(config)?;

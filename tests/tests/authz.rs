@@ -135,7 +135,7 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
             _ => 401,
         },
         // Setting up two-step sign-in: anyone signed in starts it; a wrong code is refused.
-        ("POST", "/api/me/second-factor") => person_route(c, 200),
+        ("POST", "/api/me/second-factor") | ("GET", "/api/me/export") => person_route(c, 200),
         ("POST", "/api/me/second-factor/confirm") => person_route(c, 400),
         ("GET", "/api/coaches") => match c {
             Owner | OtherTeacher => 200,

@@ -44,6 +44,9 @@ try {
   await page.getByLabel("Code from the app").fill(totp(key, Date.now() / 1000));
   await page.getByRole("button", { name: "Turn on" }).click();
   await page.getByText(/^On: signing in asks for a code/).waitFor();
+  // The subject access archive downloads from the same page.
+  const [archive] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Download my data" }).click()]);
+  check(archive.suggestedFilename() === `lessonlens-${user}.zip`, `archive named ${archive.suggestedFilename()}`);
   report.a11y = await checkA11y(page, "account");
   await screenshot(page, "account");
 

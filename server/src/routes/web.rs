@@ -28,6 +28,7 @@ pub fn routes() -> Vec<Route> {
             post(second_factor_confirm),
         ),
         ("GET", "/api/recordings", get(my_recordings)),
+        ("GET", "/api/me/export", get(export_archive)),
     ]
 }
 
@@ -185,6 +186,86 @@ async fn logout(State(st): State<Shared>, headers: HeaderMap) -> AppResult<Respo
 async fn me(State(st): State<Shared>, s: AnySession) -> AppResult<Json<serde_json::Value>> {
     let on = second_factor_on(&st, s.user.id).await?;
     Ok(Json(me_json(&s.user, s.setup_only, on)))
+}
+
+/// Sends bytes written on a blocking thread to the response body, 64 KiB at a time. When the
+/// browser goes away the next write fails, which stops the export.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<axum::body::Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = axum::body::Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(64 * 1024),
+        ));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the download was cancelled")
+        })
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 64 * 1024 {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// Everything lessonlens holds about the signed-in person, as one ZIP archive (see
+/// [`crate::export`]), streamed as it is made. Audited.
+async fn export_archive(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+) -> AppResult<Response> {
+    let audit_key = st.audit_key.clone();
+    let who = user.audit_id.clone();
+    st.db(move |c| {
+        crate::audit::record(c, &audit_key, &who, "subject-access-export", &who)?;
+        Ok(())
+    })
+    .await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let filename = format!("lessonlens-{}.zip", user.username);
+    let now = accounts::now();
+    tokio::task::spawn_blocking(move || {
+        let out = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(64 * 1024),
+        };
+        if let Err(e) = crate::export::write_archive(&st.db, &st.vault, &st.blobs, &user, now, out)
+        {
+            tracing::error!(error = %format!("{e:#}"), "a subject access export failed");
+            // The browser sees a broken download rather than a short archive that looks whole.
+            let _ = tx.blocking_send(Err(std::io::Error::other("the export failed")));
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zip".to_string()),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
 }
 
 /// Starts setting up two-step sign-in: a new secret, shown once, to put in an authenticator app.

@@ -1,0 +1,242 @@
+//! Subject access (UK GDPR article 15): everything lessonlens holds about one person, as one ZIP
+//! archive written as a stream (the web app streams it to the browser; the CLI writes a file for
+//! a formal request). Videos are decrypted one segment at a time into the archive and never
+//! touch the server's disk in plaintext.
+//!
+//! The archive holds `README.txt`, `account.json`, `recordings.json` (their lessons, with shares
+//! and deletion dates), `comments.json` (what they wrote anywhere, and what others wrote on their
+//! lessons), `audit.json` (entries by them, about them or about their lessons; people named as
+//! in the admin's log), and `videos/`, one MP4 per lesson (one per part when a privacy pause
+//! split it).
+
+use crate::accounts::User;
+use crate::blobs::LocalBlobs;
+use crate::vault::Vault;
+use anyhow::Context;
+use lessonlens_proto::envelope::Label;
+use lessonlens_proto::{RecordingId, SegmentIndex};
+use rusqlite::{params, Connection};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::sync::Mutex;
+use zip::write::SimpleFileOptions;
+
+const README: &str = "This archive holds everything lessonlens holds about you, as of the time in account.json.\n\
+account.json     your account\n\
+recordings.json  your recorded lessons: when, where, how complete, who they are shared with, when they will be deleted\n\
+comments.json    comments you wrote, and comments others wrote on your lessons\n\
+audit.json       the audit log's entries about you and your lessons (sign-ins, views, shares, deletions)\n\
+videos/          your lessons as MP4 files (one file per part when a privacy pause split a lesson)\n";
+
+fn query(
+    c: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+    cols: &[&str],
+) -> rusqlite::Result<Value> {
+    let mut stmt = c.prepare(sql)?;
+    let rows = stmt.query_map(p, |r| {
+        let mut o = serde_json::Map::new();
+        for (i, name) in cols.iter().enumerate() {
+            let v: rusqlite::types::Value = r.get(i)?;
+            o.insert(
+                (*name).to_string(),
+                match v {
+                    rusqlite::types::Value::Null => Value::Null,
+                    rusqlite::types::Value::Integer(n) => json!(n),
+                    rusqlite::types::Value::Real(f) => json!(f),
+                    rusqlite::types::Value::Text(t) => json!(t),
+                    rusqlite::types::Value::Blob(_) => Value::Null,
+                },
+            );
+        }
+        Ok(Value::Object(o))
+    })?;
+    Ok(Value::Array(rows.collect::<Result<_, _>>()?))
+}
+
+/// The JSON parts of the archive, and each lesson's id with its segments (index, duration, final).
+#[allow(clippy::type_complexity)]
+fn gather(
+    c: &Connection,
+    user: &User,
+    now: i64,
+) -> anyhow::Result<(
+    Vec<(&'static str, Value)>,
+    Vec<(String, i64, Vec<(SegmentIndex, i64, bool)>)>,
+)> {
+    let account = query(
+        c,
+        "SELECT username, display_name, email, staff_id, roles, created_at, disabled, audit_id FROM users WHERE id = ?1",
+        [user.id],
+        &["username", "display_name", "email", "staff_id", "roles", "created_at", "disabled", "audit_pseudonym"],
+    )?;
+    let mut account = account
+        .as_array()
+        .and_then(|a| a.first().cloned())
+        .context("the account is gone")?;
+    account["exported_at"] = json!(now);
+    let policy = crate::retention::load_policy(c)?;
+    let ids: Vec<(String, i64)> = {
+        let mut stmt = c.prepare(
+            "SELECT id, created_at FROM recordings WHERE owner_id = ?1 ORDER BY created_at",
+        )?;
+        let rows = stmt.query_map([user.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut recordings = Vec::new();
+    let mut lessons = Vec::new();
+    for (id, created_at) in &ids {
+        let mut r = serde_json::to_value(crate::routes::web::summary(c, id)?)?;
+        r["shared_with"] = query(
+            c,
+            "SELECT u.display_name, s.created_at FROM shares s JOIN users u ON u.id = s.coach_id WHERE s.recording_id = ?1",
+            [id],
+            &["coach", "since"],
+        )?;
+        let row = crate::retention::row(c, id)?;
+        r["delete_after"] = json!(crate::retention::delete_after(&policy, &row).map(|(t, _)| t));
+        recordings.push(r);
+        let mut stmt = c.prepare(
+            "SELECT idx, duration_us, final FROM segments WHERE recording_id = ?1 ORDER BY idx",
+        )?;
+        let segs = stmt
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        lessons.push((id.clone(), *created_at, segs));
+    }
+    let comments = query(
+        c,
+        "SELECT c.recording_id, c.at_ms, c.body, c.tag, c.private, c.created_at, u.display_name, c.author_id = ?1
+         FROM comments c JOIN users u ON u.id = c.author_id JOIN recordings r ON r.id = c.recording_id
+         WHERE c.author_id = ?1 OR (r.owner_id = ?1 AND c.private = 0)
+         ORDER BY c.created_at, c.id",
+        [user.id],
+        &["recording", "at_ms", "body", "tag", "private", "created_at", "author", "yours"],
+    )?;
+    let audit = query(
+        c,
+        "SELECT a.at, COALESCE(u.display_name, a.actor), a.action, COALESCE(t.display_name, a.target)
+         FROM audit a LEFT JOIN users u ON u.audit_id = a.actor LEFT JOIN users t ON t.audit_id = a.target
+         WHERE a.actor = ?1 OR a.target = ?1 OR a.target IN (SELECT id FROM recordings WHERE owner_id = ?2)
+         ORDER BY a.id",
+        params![user.audit_id, user.id],
+        &["at", "who", "action", "about"],
+    )?;
+    Ok((
+        vec![
+            ("account.json", account),
+            ("recordings.json", Value::Array(recordings)),
+            ("comments.json", comments),
+            ("audit.json", audit),
+        ],
+        lessons,
+    ))
+}
+
+/// A lesson's playable parts: each starts with an init segment (index 0, or the one a device
+/// made after a privacy pause) followed by its media segments.
+fn parts(segs: &[(SegmentIndex, i64, bool)]) -> Vec<Vec<SegmentIndex>> {
+    let mut parts: Vec<Vec<SegmentIndex>> = Vec::new();
+    for &(index, duration_us, final_segment) in segs {
+        let is_init = index == 0 || (duration_us == 0 && !final_segment);
+        if is_init {
+            parts.push(vec![index]);
+        } else if duration_us > 0 {
+            if let Some(p) = parts.last_mut() {
+                p.push(index);
+            }
+        }
+    }
+    parts.retain(|p| p.len() > 1);
+    parts
+}
+
+/// Writes the archive for `user` into `out`. The database and vault locks are taken per step,
+/// never across the whole export, so a server stays responsive while a long one runs.
+pub fn write_archive<W: Write>(
+    db: &Mutex<Connection>,
+    vault: &Mutex<Vault>,
+    blobs: &LocalBlobs,
+    user: &User,
+    now: i64,
+    out: W,
+) -> anyhow::Result<()> {
+    let lock_db = || {
+        db.lock()
+            .map_err(|_| anyhow::anyhow!("database lock poisoned"))
+    };
+    let (docs, lessons) = gather(&*lock_db()?, user, now)?;
+    let mut zip = zip::ZipWriter::new_stream(out);
+    let stored = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .unix_permissions(0o600);
+    zip.start_file("README.txt", stored)?;
+    zip.write_all(README.as_bytes())?;
+    for (name, value) in docs {
+        zip.start_file(name, stored)?;
+        zip.write_all(serde_json::to_string_pretty(&value)?.as_bytes())?;
+    }
+    let sk = vault
+        .lock()
+        .map_err(|_| anyhow::anyhow!("vault lock poisoned"))?
+        .secret_key(user.id)?;
+    if let Some(sk) = sk {
+        for (id, created_at, segs) in &lessons {
+            let rec: RecordingId = id.parse().context("a stored recording id does not parse")?;
+            let day = time::OffsetDateTime::from_unix_timestamp(*created_at)
+                .map(|t| t.date().to_string())
+                .unwrap_or_default();
+            let parts = parts(segs);
+            for (n, part) in parts.iter().enumerate() {
+                let name = if parts.len() == 1 {
+                    format!("videos/{day}_{id}.mp4")
+                } else {
+                    format!("videos/{day}_{id}_part{}.mp4", n + 1)
+                };
+                zip.start_file(name, stored.large_file(true))?;
+                for &index in part {
+                    let sha: String = lock_db()?.query_row(
+                        "SELECT sha256 FROM segments WHERE recording_id = ?1 AND idx = ?2",
+                        params![id, index],
+                        |r| r.get(0),
+                    )?;
+                    let sealed = blobs.read(&sha)?;
+                    let opened = lessonlens_proto::open(
+                        Some(Label {
+                            recording: rec,
+                            index,
+                        }),
+                        &sk,
+                        &sealed,
+                    )
+                    .map_err(|e| {
+                        anyhow::anyhow!("segment {index} of {id} failed its integrity check: {e}")
+                    })?;
+                    zip.write_all(&opened.plaintext)?;
+                }
+            }
+        }
+    }
+    zip.finish()?.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_privacy_pause_splits_a_lesson_into_parts() {
+        // init, 2 media, a re-init after the pause, 1 media, the end marker.
+        let segs = [
+            (0, 0, false),
+            (1, 2, false),
+            (2, 2, false),
+            (3, 0, false),
+            (4, 2, false),
+            (5, 0, true),
+        ];
+        assert_eq!(super::parts(&segs), vec![vec![0, 1, 2], vec![3, 4]]);
+        // A lesson whose init never arrived has nothing playable.
+        assert!(super::parts(&[(1, 2, false)]).is_empty());
+    }
+}
