@@ -462,6 +462,39 @@ $("add-user-form").addEventListener("submit", async (ev) => {
   if (!$("admin-error").textContent) $("add-user-form").reset();
 });
 
+async function roster(apply) {
+  $("admin-error").textContent = "";
+  const file = $("roster-file").files[0];
+  if (!file) return;
+  try {
+    const r = await api("/api/admin/roster", {
+      method: "POST",
+      body: JSON.stringify({ csv: await file.text(), apply, skip_bad_lines: $("roster-skip").checked }),
+    });
+    const p = r.plan;
+    const list = (title, items) =>
+      items.length ? [el("h4", {}, `${title} (${items.length})`), el("ul", {}, ...items.map((i) => el("li", {}, i)))] : [];
+    $("roster-result").replaceChildren(
+      el("p", {}, r.applied ? "Applied." : "Preview: nothing has changed yet."),
+      ...list("Bad lines", r.errors.map((e) => `line ${e.line}: ${e.message}`)),
+      ...list("New accounts", p.add.map((a) => `${a.name} (${a.email}; ${a.roles.join(", ")})`)),
+      ...list("Name changes", p.rename.map(([u, from, to]) => `${u}: ${from} → ${to}`)),
+      ...list("Linked to their staff id", p.link.map(([u, id]) => `${u}: ${id}`)),
+      ...list("Not on the roster any more: leaving?", p.leaving),
+    );
+    $("roster-apply").hidden = r.applied || !(p.add.length || p.rename.length || p.link.length);
+    if (r.applied) await showAdmin();
+  } catch (e) {
+    $("admin-error").textContent = e.message;
+  }
+}
+
+$("roster-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  roster(false);
+});
+$("roster-apply").addEventListener("click", () => roster(true));
+
 $("enroll-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   $("admin-error").textContent = "";

@@ -3,11 +3,12 @@
 //!
 //! Marking ([`mark_leaving`]) disables the account, ends its sessions and removes its device code in
 //! one transaction; from then on nobody can play the teacher's recordings (see [`crate::access`])
-//! and devices cannot fetch the key. After the grace period [`finish`] deletes, in this order, each
-//! recording (rows, comments by anyone, shares; one transaction each, counted in the `leaving`
-//! row), the ciphertext files, the private key (crypto-shred, see [`crate::vault::Vault::shred`]),
-//! and finally the account row with everything still pointing at it, writing the receipt in that
-//! same last transaction. Every step can be repeated, so a deletion cut short by a crash is
+//! and devices cannot fetch the key. After the grace period [`finish`] deletes, in this order, the
+//! private key (crypto-shred, see [`crate::vault::Vault::shred`]: from then on nothing of theirs
+//! can be read, in this server or in any copy), each recording (rows, comments by anyone, shares;
+//! one transaction each, counted in the `leaving` row), the ciphertext files, and finally the
+//! account row with everything still pointing at it, writing the receipt in that same last
+//! transaction. Every step can be repeated, so a deletion cut short by a crash is
 //! finished by the next sweep.
 
 use crate::accounts::User;
@@ -175,6 +176,28 @@ pub fn finish_due(
         .collect()
 }
 
+/// The first step of [`finish`]: the teacher's private key is shredded, so everything of theirs is
+/// unreadable from this moment, however long deleting the rest takes. The fingerprint is kept in
+/// the `leaving` row for the receipt, so a deletion resumed after a crash still names it.
+pub fn shred_key(
+    c: &Connection,
+    vault: &crate::vault::Vault,
+    user_id: i64,
+    now: i64,
+) -> anyhow::Result<()> {
+    c.execute(
+        "UPDATE leaving SET started_at = COALESCE(started_at, ?1) WHERE user_id = ?2",
+        params![now, user_id],
+    )?;
+    if let Some(fp) = vault.shred(user_id, now)? {
+        c.execute(
+            "UPDATE leaving SET fingerprint = ?1 WHERE user_id = ?2",
+            params![fp, user_id],
+        )?;
+    }
+    Ok(())
+}
+
 /// Deletes everything of one leaving teacher (see the module documentation for the order).
 pub fn finish(
     c: &Connection,
@@ -184,10 +207,7 @@ pub fn finish(
     user_id: i64,
     now: i64,
 ) -> anyhow::Result<String> {
-    c.execute(
-        "UPDATE leaving SET started_at = COALESCE(started_at, ?1) WHERE user_id = ?2",
-        params![now, user_id],
-    )?;
+    shred_key(c, vault, user_id, now)?;
     let mut stmt = c.prepare("SELECT id FROM recordings WHERE owner_id = ?1")?;
     let recs: Vec<String> = stmt
         .query_map([user_id], |r| r.get(0))?
@@ -208,7 +228,6 @@ pub fn finish(
         tx.commit()?;
     }
     crate::deletion::sweep_blobs(c, blobs)?;
-    let shredded = vault.shred(user_id, now)?;
 
     let tx = Transaction::new_unchecked(c, TransactionBehavior::Immediate)?;
     let (subject, marked_at, started_at, fingerprint, recordings, segments, bytes): (
@@ -232,7 +251,7 @@ pub fn finish(
         recordings,
         segments,
         bytes,
-        key_fingerprint: shredded.or(fingerprint),
+        key_fingerprint: fingerprint,
         marked_at,
         started_at,
         finished_at: now.max(started_at),

@@ -121,6 +121,7 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
             "POST",
             "/api/admin/users"
             | "/api/admin/devices"
+            | "/api/admin/roster"
             | "/api/admin/devices/{name}/revoke"
             | "/api/admin/users/{username}/disable"
             | "/api/admin/users/{username}/enable"
@@ -326,6 +327,9 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                 }
                 ("POST", "/api/enroll") => {
                     req.send_json(serde_json::json!({"code": "AAAA-BBBB-CCCC", "csr": csr}))
+                }
+                ("POST", "/api/admin/roster") => {
+                    req.send_json(serde_json::json!({"csv": "Name,Email,Staff ID,Role\n"}))
                 }
                 ("POST", "/api/admin/devices") => req.send_json(
                     serde_json::json!({"name": format!("room-{caller:?}").to_lowercase()}),

@@ -65,6 +65,13 @@ fn a_teacher_and_a_coach_review_a_lesson_in_the_browser() {
         result["download_bytes"].as_u64().unwrap() > 100_000,
         "a 9 s lesson downloads as more than a few headers: {result}"
     );
+    // The roster the admin imported in the browser made Nina's account, with her staff id.
+    let nina: Vec<String> = lessonlens_e2e::column(
+        &server.db(),
+        "SELECT username FROM users WHERE staff_id = 'T77'",
+        [],
+    );
+    assert_eq!(nina, ["nina.new"]);
     // The enrollment code the admin page showed enrols the real capture binary.
     let code = result["enrollment_code"].as_str().unwrap();
     let out = server.run_enroll("room-99", code, &server.ca_fingerprint());

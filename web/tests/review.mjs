@@ -171,6 +171,15 @@ try {
   await a.getByLabel(/^Reason to hold/).fill("Safeguarding review");
   await a.getByRole("button", { name: "Hold", exact: true }).click();
   await a.locator("#admin-recordings", { hasText: "Held: Safeguarding review" }).waitFor();
+  // Import the staff roster: a preview shows the bad line and the new account; applying adds it.
+  const csv = "Name,Email,Staff ID,Role\nNina New,nina.new@school.example,T77,teacher\nBroken line\n";
+  await a.getByLabel("Staff list (CSV)").setInputFiles({ name: "staff.csv", mimeType: "text/csv", buffer: Buffer.from(csv) });
+  await a.getByRole("button", { name: "Preview" }).click();
+  await a.locator("#roster-result", { hasText: "line 3:" }).waitFor();
+  await a.locator("#roster-result", { hasText: "Nina New (nina.new@school.example; teacher)" }).waitFor();
+  await a.getByLabel("Skip bad lines when applying").check();
+  await a.getByRole("button", { name: "Apply these changes" }).click();
+  await a.locator("#admin-users tr", { hasText: "Nina New" }).waitFor();
   // Enrol a device: the code shown is handed back to the Rust test, which enrols the real capture
   // binary with it.
   await a.getByLabel(/^Device name/).fill("room-99");

@@ -44,6 +44,7 @@ pub fn routes() -> Vec<Route> {
         ("GET", "/api/admin/recordings", get(recordings)),
         ("PUT", "/api/admin/recordings/{id}/hold", put(hold)),
         ("DELETE", "/api/admin/recordings/{id}/hold", delete(release)),
+        ("POST", "/api/admin/roster", post(roster_import)),
         ("GET", "/api/admin/devices", get(devices_list)),
         ("POST", "/api/admin/devices", post(enrollment_code)),
         (
@@ -424,6 +425,57 @@ async fn release(
 ) -> AppResult<Json<serde_json::Value>> {
     set_hold(st, admin, id, None).await?;
     Ok(Json(serde_json::json!({ "held": false })))
+}
+
+#[derive(Deserialize)]
+struct RosterForm {
+    /// The MIS staff export, as text.
+    csv: String,
+    #[serde(default)]
+    apply: bool,
+    #[serde(default)]
+    skip_bad_lines: bool,
+}
+
+/// Roster import from the admin page: without `apply` it only says what would change (and which
+/// lines are bad); with it, it makes the changes. A file with bad lines changes nothing unless
+/// `skip_bad_lines` is set. People missing from the roster are only listed.
+async fn roster_import(
+    State(st): State<Shared>,
+    Admin(admin): Admin,
+    Json(form): Json<RosterForm>,
+) -> AppResult<Json<serde_json::Value>> {
+    let (rows, errors) = crate::roster::parse(&form.csv);
+    let key = st.audit_key.clone();
+    let bad = errors.len();
+    let (plan, created) = st
+        .db(move |c| {
+            let plan = crate::roster::plan(c, &rows)?;
+            if !form.apply {
+                return Ok((plan, None));
+            }
+            if bad > 0 && !form.skip_bad_lines {
+                return Err(AppError::Unprocessable(format!(
+                    "{bad} bad line(s): nothing was changed. Fix the file, or choose to skip the bad lines"
+                )));
+            }
+            let created = crate::roster::apply(c, &key, &admin.audit_id, &plan)
+                .map_err(|e| AppError::Conflict(format!("{e:#}")))?;
+            Ok((plan, Some(created)))
+        })
+        .await?;
+    let applied = created.is_some();
+    for (id, teacher) in created.unwrap_or_default() {
+        if teacher {
+            st.vault(move |v| Ok(v.create_key(id, accounts::now())?))
+                .await?;
+        }
+    }
+    Ok(Json(serde_json::json!({
+        "errors": errors,
+        "plan": plan,
+        "applied": applied,
+    })))
 }
 
 async fn devices_list(
