@@ -42,7 +42,7 @@ function el(tag, props = {}, ...children) {
 }
 
 function show(id) {
-  for (const v of ["login-view", "library-view", "player-view", "admin-view", "account-view"]) $(v).hidden = v !== id;
+  for (const v of ["login-view", "library-view", "player-view", "admin-view", "account-view", "invite-view"]) $(v).hidden = v !== id;
   $("nav").hidden = !me;
   if (id !== "player-view" && hls) {
     hls.destroy();
@@ -328,6 +328,27 @@ function userRow(u) {
       label,
     );
   const actions = el("div", { className: "row" });
+  if (!u.disabled) {
+    actions.append(
+      el(
+        "button",
+        {
+          type: "button",
+          className: "link",
+          "aria-label": `Invite ${u.display_name}`,
+          onclick: async () => {
+            $("admin-error").textContent = "";
+            try {
+              showInvite(u.display_name, await api(`/api/admin/users/${name}/invite`, { method: "POST", body: "{}" }));
+            } catch (e) {
+              $("admin-error").textContent = e.message;
+            }
+          },
+        },
+        "Invite",
+      ),
+    );
+  }
   if (u.delete_after) actions.append(button("Cancel offboarding", "cancel-offboard"));
   else {
     actions.append(
@@ -450,16 +471,58 @@ async function showAdmin() {
 
 $("audit-filter").addEventListener("input", renderAudit);
 
+function showInvite(who, r) {
+  $("invite-result").replaceChildren(
+    el("p", {}, `Invitation for ${who} (works once, until ${when(r.invite_expires_at)}): `),
+    el("p", {}, el("code", { className: "invite-link" }, r.invite_url)),
+    el("p", { className: "meta" }, "Send it to them yourself; it lets whoever has it choose the password."),
+  );
+}
+
+$("invite-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("invite-error").textContent = "";
+  if ($("invite-password").value !== $("invite-repeat").value) {
+    $("invite-error").textContent = "The two passwords differ.";
+    return;
+  }
+  const token = location.hash.slice("#/invite/".length);
+  try {
+    const r = await api("/api/invite", {
+      method: "POST",
+      body: JSON.stringify({ token, password: $("invite-password").value }),
+    });
+    $("invite-form").reset();
+    history.replaceState(null, "", "#/");
+    $("username").value = r.username;
+    show("login-view");
+    $("login-error").textContent = "";
+    $("password").focus();
+  } catch (e) {
+    $("invite-error").textContent = e.message;
+  }
+});
+
 $("add-user-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const roles = [...document.querySelectorAll('input[name="role"]:checked')].map((i) => i.value);
-  await adminAction("/api/admin/users", "POST", {
-    username: $("new-username").value,
-    display_name: $("new-display").value,
-    roles,
-    password: $("new-password").value,
-  });
-  if (!$("admin-error").textContent) $("add-user-form").reset();
+  $("admin-error").textContent = "";
+  try {
+    const r = await api("/api/admin/users", {
+      method: "POST",
+      body: JSON.stringify({
+        username: $("new-username").value,
+        display_name: $("new-display").value,
+        roles,
+        password: $("new-password").value || null,
+      }),
+    });
+    if (r.invite_url) showInvite($("new-display").value, r);
+    $("add-user-form").reset();
+  } catch (e) {
+    $("admin-error").textContent = e.message;
+  }
+  await showAdmin();
 });
 
 async function roster(apply) {
@@ -574,6 +637,10 @@ $("second-factor-form").addEventListener("submit", async (ev) => {
 
 async function route() {
   routeSeq += 1;
+  if (location.hash.startsWith("#/invite/")) {
+    show("invite-view");
+    return;
+  }
   const m = location.hash.match(/^#\/recording\/([0-9a-f-]{36})$/);
   try {
     me = await api("/api/me");

@@ -59,6 +59,8 @@ impl User {
 pub enum AccountError {
     #[error("password must be at least 8 characters")]
     WeakPassword,
+    #[error("that password is one of the most common ones, which are tried first; choose another")]
+    CommonPassword,
     #[error("username must be 1-64 characters of a-z, 0-9, '.', '-' or '_'")]
     BadUsername,
     #[error("a user named {0:?} already exists")]
@@ -81,9 +83,107 @@ fn roles_from(s: &str) -> Vec<Role> {
     s.split(',').filter_map(Role::parse).collect()
 }
 
+/// Passwords of 8 or more characters that lead public lists of leaked passwords (and a few a school
+/// would guess first). Compared without regard to case.
+const COMMON_PASSWORDS: &[&str] = &[
+    "password",
+    "12345678",
+    "123456789",
+    "1234567890",
+    "qwertyuiop",
+    "11111111",
+    "00000000",
+    "iloveyou",
+    "password1",
+    "sunshine",
+    "princess",
+    "football",
+    "baseball",
+    "welcome1",
+    "qwerty123",
+    "1q2w3e4r",
+    "1qaz2wsx",
+    "abc12345",
+    "abcd1234",
+    "aa123456",
+    "trustno1",
+    "superman",
+    "whatever",
+    "starwars",
+    "passw0rd",
+    "p@ssw0rd",
+    "password123",
+    "password12",
+    "letmein1",
+    "12341234",
+    "87654321",
+    "123123123",
+    "11223344",
+    "12121212",
+    "asdfghjk",
+    "asdfghjkl",
+    "qwertyui",
+    "zxcvbnm1",
+    "michael1",
+    "jennifer",
+    "computer",
+    "internet",
+    "liverpool",
+    "chelsea1",
+    "arsenal1",
+    "welcome123",
+    "changeme",
+    "admin123",
+    "administrator",
+    "letmein123",
+    "dragon123",
+    "monkey123",
+    "shadow12",
+    "master12",
+    "qwer1234",
+    "1234qwer",
+    "q1w2e3r4",
+    "zaq12wsx",
+    "babygirl",
+    "sweetheart",
+    "chocolate",
+    "butterfly",
+    "basketball",
+    "qazwsxedc",
+    "987654321",
+    "147258369",
+    "123qweasd",
+    "1q2w3e4r5t",
+    "qwerty12",
+    "password2",
+    "password!",
+    "iloveyou1",
+    "princess1",
+    "football1",
+    "baseball1",
+    "school123",
+    "teacher1",
+    "teacher123",
+    "lessonlens",
+    "classroom",
+    "student1",
+    "welcome!",
+    "summer2024",
+    "summer2025",
+    "summer2026",
+    "winter2025",
+    "winter2026",
+    "autumn2026",
+    "spring2026",
+];
+
 pub fn hash_password(password: &str) -> Result<String, AccountError> {
     if password.chars().count() < 8 {
         return Err(AccountError::WeakPassword);
+    }
+    let lower = password.to_lowercase();
+    if COMMON_PASSWORDS.contains(&lower.as_str()) {
+        return Err(AccountError::CommonPassword);
     }
     let mut salt = [0u8; 16];
     OsRng.unwrap_err().fill_bytes(&mut salt);
@@ -326,6 +426,54 @@ pub fn end_other_sessions(conn: &Connection, user_id: i64, keep: &str) -> rusqli
     Ok(())
 }
 
+/// How long an invitation link works.
+pub const INVITE_DAYS: i64 = 7;
+
+/// A new invitation for `user_id` (replacing any earlier one): the secret for the link. Only its
+/// hash is stored.
+pub fn create_invite(
+    conn: &Connection,
+    user_id: i64,
+    now: i64,
+) -> rusqlite::Result<Zeroizing<String>> {
+    let (token, hash) = new_token();
+    conn.execute("DELETE FROM invites WHERE user_id = ?1", [user_id])?;
+    conn.execute(
+        "INSERT INTO invites (token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+        params![hash, user_id, now, now + INVITE_DAYS * 86_400],
+    )?;
+    Ok(token)
+}
+
+/// Uses up an invitation: the person's password becomes `password_hash` and any session of theirs
+/// ends. `None` if the link is wrong, used or expired, or the account is disabled.
+pub fn redeem_invite(
+    conn: &Connection,
+    token: &str,
+    password_hash: &str,
+    now: i64,
+) -> rusqlite::Result<Option<User>> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let user = tx
+        .query_row(
+            "SELECT u.id, u.username, u.display_name, u.roles, u.audit_id FROM invites i JOIN users u ON u.id = i.user_id
+             WHERE i.token_hash = ?1 AND i.expires_at > ?2 AND u.disabled = 0",
+            params![token_hash(token), now],
+            user_from_row,
+        )
+        .optional()?;
+    if let Some(u) = &user {
+        tx.execute("DELETE FROM invites WHERE user_id = ?1", [u.id])?;
+        tx.execute(
+            "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+            params![password_hash, u.id],
+        )?;
+        tx.execute("DELETE FROM sessions WHERE user_id = ?1", [u.id])?;
+    }
+    tx.commit()?;
+    Ok(user)
+}
+
 pub fn end_session(conn: &Connection, token: &str) -> rusqlite::Result<()> {
     conn.execute(
         "DELETE FROM sessions WHERE token_hash = ?1",
@@ -391,6 +539,12 @@ mod tests {
             add_user(&conn, "bob", "Bob", "short", &[]),
             Err(AccountError::WeakPassword)
         ));
+        for common in ["Password1", "12345678", "qwertyuiop"] {
+            assert!(matches!(
+                add_user(&conn, "bob", "Bob", common, &[]),
+                Err(AccountError::CommonPassword)
+            ));
+        }
         assert!(matches!(
             add_user(&conn, "Bob Smith", "Bob", "long enough", &[]),
             Err(AccountError::BadUsername)

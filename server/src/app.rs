@@ -46,8 +46,10 @@ pub struct AppState {
     pub audit_key: zeroize::Zeroizing<[u8; 32]>,
     /// Issues device certificates.
     pub ca: SchoolCa,
-    /// Failed enrollments per address: 10 in 15 minutes.
+    /// Failed device enrollments per address: 10 in 15 minutes.
     pub enroll_failures: FailureWindow<IpAddr>,
+    /// Failed invitation links per address: 10 in 15 minutes.
+    pub invite_failures: FailureWindow<IpAddr>,
 }
 
 impl AppState {
@@ -71,6 +73,7 @@ impl AppState {
             password_checks: tokio::sync::Semaphore::new(4),
             ca,
             enroll_failures: FailureWindow::new(10, 900),
+            invite_failures: FailureWindow::new(10, 900),
         }
     }
 }

@@ -164,6 +164,13 @@ const MIGRATIONS: &[&str] = &[
     // 9: each device's last report (state, backlog, last upload, encoder) for the admin's list.
     "ALTER TABLE devices ADD COLUMN report TEXT;
      ALTER TABLE devices ADD COLUMN reported_at INTEGER;",
+    // 10: invitations: a link with which a person chooses their own first password.
+    "CREATE TABLE invites (
+         token_hash BLOB PRIMARY KEY,
+         user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+         created_at INTEGER NOT NULL,
+         expires_at INTEGER NOT NULL
+     );",
 ];
 
 pub fn open(path: &Path) -> anyhow::Result<Connection> {

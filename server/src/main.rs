@@ -151,6 +151,8 @@ enum UserCommand {
     SetPassword { username: String },
     /// Turn off a person's two-step sign-in (a lost phone) and end their sessions.
     ResetSecondFactor { username: String },
+    /// Print an invitation link (valid 7 days) with which the person chooses their own password.
+    Invite { username: String },
     /// Disable an account now: its sessions end and its device code stops working.
     Disable { username: String },
     /// Enable a disabled account again.
@@ -274,6 +276,25 @@ fn main() -> anyhow::Result<()> {
                 .execute("DELETE FROM sessions WHERE user_id = ?1", [user.id])?;
             audit(&o, "set-password", &user.audit_id)?;
             println!("password set for {username}; their other sessions ended");
+            Ok(())
+        }
+        Command::User(UserCommand::Invite { username }) => {
+            let o = open(config)?;
+            let user = accounts::find_user(&o.conn, &username)?
+                .with_context(|| format!("no enabled account called {username:?}"))?;
+            let token = accounts::create_invite(&o.conn, user.id, accounts::now())?;
+            audit(&o, "invite", &user.audit_id)?;
+            let host = o
+                .config
+                .hostnames
+                .first()
+                .map_or("localhost", String::as_str);
+            println!(
+                "invitation for {username} (valid {} days, once): https://{host}:{}/#/invite/{}",
+                accounts::INVITE_DAYS,
+                o.config.listen.port(),
+                &*token
+            );
             Ok(())
         }
         Command::User(UserCommand::ResetSecondFactor { username }) => {

@@ -127,7 +127,8 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
             | "/api/admin/users/{username}/enable"
             | "/api/admin/users/{username}/offboard"
             | "/api/admin/users/{username}/cancel-offboard"
-            | "/api/admin/users/{username}/reset-second-factor",
+            | "/api/admin/users/{username}/reset-second-factor"
+            | "/api/admin/users/{username}/invite",
         )
         | ("PUT", "/api/admin/retention" | "/api/admin/recordings/{id}/hold")
         | ("DELETE", "/api/admin/recordings/{id}/hold") => match c {
@@ -143,8 +144,8 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
             SharedCoach | Coach | Admin => 403,
             _ => 401,
         },
-        // Anyone may try to enrol; a wrong code is refused.
-        ("POST", "/api/enroll") => 403,
+        // Anyone may try to enrol or to use an invitation; a wrong code or link is refused.
+        ("POST", "/api/enroll" | "/api/invite") => 403,
         // The device listener: no client certificate, no handshake (0); a revoked device's
         // certificate still chains to the CA but is refused on every request.
         ("GET", "/api/device/v1/teachers/{username}/key")
@@ -274,6 +275,9 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
             };
             let username = if template.contains("/shares/") {
                 "erin"
+            } else if template.ends_with("/invite") {
+                // frank is disabled by then; an invitation is for an enabled account.
+                "bob"
             } else if template.starts_with("/api/admin/users/") {
                 "frank"
             } else {
@@ -325,6 +329,9 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                 ("POST", "/api/me/second-factor/confirm") => {
                     req.send_json(serde_json::json!({"code": "000000"}))
                 }
+                ("POST", "/api/invite") => req.send_json(
+                    serde_json::json!({"token": "not-a-token", "password": "a-long-new-password"}),
+                ),
                 ("POST", "/api/enroll") => {
                     req.send_json(serde_json::json!({"code": "AAAA-BBBB-CCCC", "csr": csr}))
                 }

@@ -107,3 +107,43 @@ fn a_roster_adds_renames_and_lists_leavers_and_a_bad_one_changes_nothing() {
         .unwrap();
     assert_eq!(adds, 2);
 }
+
+#[test]
+fn an_invitation_lets_a_person_choose_their_password_once() {
+    let server = Server::start(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../web"));
+    let file = server.dir.path().join("staff.csv");
+    std::fs::write(
+        &file,
+        "Name,Email,Staff ID,Role\nAnn Smith,ann.smith@school.example,T1,teacher\n",
+    )
+    .unwrap();
+    let out = server.cli(&["roster-import", file.to_str().unwrap(), "--apply"], "");
+    assert!(out.status.success());
+    // The admin's CLI prints the link; the token is its last part.
+    let out = server.cli(&["user", "invite", "ann.smith"], "");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && text.contains("/#/invite/"),
+        "{text}"
+    );
+    let token = text.trim().rsplit('/').next().unwrap().to_string();
+    let agent = server.agent();
+    let accept = |password: &str| match agent
+        .post(&format!("{}/api/invite", server.url()))
+        .send_json(serde_json::json!({"token": token, "password": password}))
+    {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+        Err(e) => panic!("{e}"),
+    };
+    // A common password is refused without using up the link.
+    let (code, body) = accept("Password123");
+    assert_eq!(code, 400);
+    assert!(body.contains("most common"), "{body}");
+    assert_eq!(accept("ann-chose-this-one").0, 200);
+    server.login(&agent, "ann.smith", "ann-chose-this-one");
+    // Used once: the same link is refused.
+    let (code, body) = accept("another-good-password");
+    assert_eq!(code, 403);
+    assert!(body.contains("wrong, used or expired"), "{body}");
+}

@@ -180,6 +180,19 @@ try {
   await a.getByLabel("Skip bad lines when applying").check();
   await a.getByRole("button", { name: "Apply these changes" }).click();
   await a.locator("#admin-users tr", { hasText: "Nina New" }).waitFor();
+  // Nina has no password yet: the admin invites her, and she chooses one with the link.
+  await a.getByRole("button", { name: "Invite Nina New" }).click();
+  const link = await a.locator(".invite-link").textContent();
+  check(new URL(link).origin === new URL(url).origin && link.includes("/#/invite/"), `invitation link ${link}`);
+  const n = await newPage(browser);
+  await n.goto(link);
+  await n.getByLabel("New password").fill("nina-chosen-password");
+  await n.getByLabel("The same password again").fill("nina-chosen-password");
+  await n.getByRole("button", { name: "Set my password" }).click();
+  await n.getByLabel("Password", { exact: true }).fill("nina-chosen-password");
+  await n.getByRole("button", { name: "Sign in" }).click();
+  await n.locator("#who").filter({ hasText: "Nina New" }).waitFor();
+  noConsoleErrors(n);
   // Enrol a device: the code shown is handed back to the Rust test, which enrols the real capture
   // binary with it.
   await a.getByLabel(/^Device name/).fill("room-99");

@@ -39,6 +39,7 @@ pub fn routes() -> Vec<Route> {
             "/api/admin/users/{username}/reset-second-factor",
             post(reset_second_factor),
         ),
+        ("POST", "/api/admin/users/{username}/invite", post(invite)),
         ("GET", "/api/admin/retention", get(policy)),
         ("PUT", "/api/admin/retention", put(set_policy)),
         ("GET", "/api/admin/recordings", get(recordings)),
@@ -125,13 +126,66 @@ struct NewUser {
     username: String,
     display_name: String,
     roles: Vec<String>,
-    /// A first password the admin hands over; the person should change it.
-    password: zeroize::Zeroizing<String>,
+    /// A first password the admin hands over. Without one, the answer holds an invitation link
+    /// with which the person chooses their own.
+    #[serde(default)]
+    password: Option<zeroize::Zeroizing<String>>,
+}
+
+/// The link a person opens to choose their password: this server as the admin reached it.
+fn invite_url(headers: &axum::http::HeaderMap, token: &str) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("https://{host}/#/invite/{token}")
+}
+
+/// Makes an invitation for `user_id` and audits it; returns its link and expiry.
+async fn invite_for(
+    st: &Shared,
+    headers: &axum::http::HeaderMap,
+    admin: &User,
+    user_id: i64,
+    target: String,
+) -> AppResult<serde_json::Value> {
+    let key = st.audit_key.clone();
+    let actor = admin.audit_id.clone();
+    let now = accounts::now();
+    let token = st
+        .db(move |c| {
+            let token = accounts::create_invite(c, user_id, now)?;
+            crate::audit::record(c, &key, &actor, "invite", &target)?;
+            Ok(token)
+        })
+        .await?;
+    Ok(serde_json::json!({
+        "invite_url": invite_url(headers, &token),
+        "invite_expires_at": now + accounts::INVITE_DAYS * 86_400,
+    }))
+}
+
+/// A new invitation link for someone who has not chosen a password yet, or forgot it.
+async fn invite(
+    State(st): State<Shared>,
+    Admin(admin): Admin,
+    headers: axum::http::HeaderMap,
+    Path(username): Path<String>,
+) -> AppResult<Json<serde_json::Value>> {
+    let user = st
+        .db(move |c| Ok(accounts::find_user(c, &username)?))
+        .await?
+        .ok_or_else(|| AppError::Conflict("no enabled account has that username".into()))?;
+    let target = user.audit_id.clone();
+    Ok(Json(
+        invite_for(&st, &headers, &admin, user.id, target).await?,
+    ))
 }
 
 async fn add_user(
     State(st): State<Shared>,
     Admin(admin): Admin,
+    headers: axum::http::HeaderMap,
     Json(new): Json<NewUser>,
 ) -> AppResult<Json<serde_json::Value>> {
     let roles = new
@@ -148,13 +202,19 @@ async fn add_user(
     }
     let username = new.username.trim().to_ascii_lowercase();
     // Argon2 is slow: hash outside the database lock.
-    let password = new.password;
+    let invited = new.password.as_ref().is_none_or(|p| p.is_empty());
+    // Invited: a random password nobody knows until the person chooses theirs.
+    let password = match new.password.filter(|p| !p.is_empty()) {
+        Some(p) => p,
+        None => accounts::new_token().0,
+    };
     let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&password))
         .await
         .map_err(|e| AppError::Internal(e.into()))?
         .map_err(|e| AppError::BadRequest(e.to_string()))?;
     let audit_key = st.audit_key.clone();
     let display = new.display_name.trim().to_string();
+    let actor = admin.audit_id.clone();
     let user = st
         .db(move |c| {
             accounts::insert_user(c, &username, &display, &hash, &roles).map_err(|e| match e {
@@ -162,7 +222,7 @@ async fn add_user(
                 other => AppError::BadRequest(other.to_string()),
             })?;
             let user = accounts::find_user(c, &username)?.ok_or(AppError::NotFound)?;
-            crate::audit::record(c, &audit_key, &admin.audit_id, "user-add", &user.audit_id)?;
+            crate::audit::record(c, &audit_key, &actor, "user-add", &user.audit_id)?;
             Ok(user)
         })
         .await?;
@@ -171,7 +231,14 @@ async fn add_user(
         st.vault(move |v| Ok(v.create_key(id, accounts::now())?))
             .await?;
     }
-    Ok(Json(serde_json::json!({ "username": user.username })))
+    let mut answer = serde_json::json!({ "username": user.username });
+    if invited {
+        let target = user.audit_id.clone();
+        let link = invite_for(&st, &headers, &admin, user.id, target).await?;
+        answer["invite_url"] = link["invite_url"].clone();
+        answer["invite_expires_at"] = link["invite_expires_at"].clone();
+    }
+    Ok(Json(answer))
 }
 
 /// Turns off someone's two-step sign-in (a lost phone) and ends their sessions; they set it up

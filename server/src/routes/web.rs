@@ -29,6 +29,7 @@ pub fn routes() -> Vec<Route> {
         ),
         ("GET", "/api/recordings", get(my_recordings)),
         ("GET", "/api/me/export", get(export_archive)),
+        ("POST", "/api/invite", post(accept_invite)),
     ]
 }
 
@@ -266,6 +267,47 @@ async fn export_archive(
         axum::body::Body::from_stream(body),
     )
         .into_response())
+}
+
+#[derive(Deserialize)]
+struct InviteForm {
+    token: zeroize::Zeroizing<String>,
+    password: zeroize::Zeroizing<String>,
+}
+
+/// A person opens their invitation link and chooses their password; then they sign in as usual.
+/// Ten failures from one address in 15 minutes make it wait.
+async fn accept_invite(
+    State(st): State<Shared>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    Json(form): Json<InviteForm>,
+) -> AppResult<Json<serde_json::Value>> {
+    let now = accounts::now();
+    if st.invite_failures.attempt(&ip, now).is_err() {
+        return Err(AppError::TooManyRequests(
+            "too many failed attempts from this address; wait 15 minutes and try again",
+        ));
+    }
+    let password = form.password;
+    let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&password))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let key = st.audit_key.clone();
+    let user = st
+        .db(move |c| {
+            let user = accounts::redeem_invite(c, &form.token, &hash, now)?;
+            if let Some(u) = &user {
+                crate::audit::record(c, &key, &u.audit_id, "invite-accepted", &u.audit_id)?;
+            }
+            Ok(user)
+        })
+        .await?
+        .ok_or(AppError::Forbidden(
+            "this invitation link is wrong, used or expired; ask an admin for a new one",
+        ))?;
+    st.invite_failures.forgive_last(&ip);
+    Ok(Json(serde_json::json!({ "username": user.username })))
 }
 
 /// Starts setting up two-step sign-in: a new secret, shown once, to put in an authenticator app.
