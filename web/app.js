@@ -103,10 +103,51 @@ async function showLibrary(shared) {
       ),
     ),
   );
+  await showOffline(shared);
+  if (seq !== routeSeq) return;
   $("back").textContent = shared ? "← Shared with me" : "← My lessons";
   $("back").href = shared ? "#/shared" : "#/";
   show("library-view");
   $("main").focus();
+}
+
+async function showOffline(shared) {
+  const list = shared || !me.roles.includes("teacher") ? [] : await api("/api/unassigned");
+  $("offline").hidden = list.length === 0;
+  $("offline-list").replaceChildren(
+    ...list.map((r) => {
+      const code = el("input", {
+        inputMode: "numeric",
+        autocomplete: "off",
+        maxLength: 8,
+        required: true,
+        "aria-label": `Your device code for the lesson of ${when(r.created_at)} in ${r.device}`,
+      });
+      return el(
+        "li",
+        { className: "card" },
+        el("span", {}, `${when(r.created_at)} — ${r.device} · ${clock(r.duration_seconds)}`),
+        el(
+          "form",
+          {
+            className: "row",
+            onsubmit: async (ev) => {
+              ev.preventDefault();
+              $("offline-error").textContent = "";
+              try {
+                await api(`/api/unassigned/${r.id}/claim`, { method: "POST", body: JSON.stringify({ code: code.value }) });
+                await route();
+              } catch (e) {
+                $("offline-error").textContent = e.message;
+              }
+            },
+          },
+          code,
+          el("button", { type: "submit" }, "This is mine"),
+        ),
+      );
+    }),
+  );
 }
 
 function attachPlayer(id) {

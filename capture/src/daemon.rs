@@ -180,6 +180,9 @@ impl Daemon {
     fn run_reporter(&self) {
         let (flag, cv) = &self.report_now;
         while !self.finished.load(Ordering::Acquire) {
+            if let Err(e) = self.client.refresh_unassigned_key() {
+                tracing::debug!(error = %e, "could not refresh the school's unassigned key");
+            }
             if let Err(e) = self.client.report(&self.report()) {
                 tracing::debug!(error = %e, "could not report to the server");
             }

@@ -196,6 +196,22 @@ pub fn renew(dir: &Path, agent: &ureq::Agent, base: &str) -> anyhow::Result<i64>
     Ok(issued.not_after)
 }
 
+const UNASSIGNED_FILE: &str = "unassigned.pub";
+
+/// Keeps the school's unassigned public key (hex), to seal to while the server is unreachable.
+pub fn save_unassigned(dir: &Path, pk: &lessonlens_proto::PublicKey) -> anyhow::Result<()> {
+    if load_unassigned(dir).as_ref() != Some(pk) {
+        write_durable(dir, UNASSIGNED_FILE, pk.to_hex().as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The school's unassigned public key, if the device has fetched it once.
+pub fn load_unassigned(dir: &Path) -> Option<lessonlens_proto::PublicKey> {
+    let hex = std::fs::read_to_string(dir.join(UNASSIGNED_FILE)).ok()?;
+    lessonlens_proto::PublicKey::from_hex(hex.trim()).ok()
+}
+
 /// Trusts a server whose chain includes the CA with the pinned SHA-256, and verifies the server
 /// certificate against that CA as usual (name, dates, signature).
 #[derive(Debug)]

@@ -5,7 +5,7 @@ use crate::pipeline::{self, Fragment};
 use crate::sealer::{Input, Sealer};
 use crate::spool::{RecordingMeta, Spool};
 use crate::status::Stats;
-use crate::upload::{self, Client};
+use crate::upload::{self, Client, UploadError};
 use anyhow::Context;
 use lessonlens_proto::{PublicKey, RecordingId};
 use rand_core::{OsRng, RngCore, TryRngCore};
@@ -53,6 +53,10 @@ pub fn begin(
     who: &Who,
 ) -> anyhow::Result<(RecordingId, String, PublicKey)> {
     check_budget(config, spool)?;
+    let mut id = [0u8; 16];
+    OsRng.unwrap_err().fill_bytes(&mut id);
+    let recording = RecordingId::from_random_bytes(id);
+    let mut claim = None;
     let (teacher, recipient) = match who {
         Who::Username(name) => {
             let valid = !name.is_empty()
@@ -67,13 +71,27 @@ pub fn begin(
                 .with_context(|| format!("cannot start: no key for teacher {name:?}"))?;
             (name.clone(), pk)
         }
-        Who::Code(code) => client
-            .identify(code)
-            .context("cannot start: the code was not accepted")?,
+        Who::Code(code) => match client.identify(code) {
+            Ok(found) => found,
+            // Offline: record to the school's unassigned key; the teacher claims the lesson
+            // later with the same code, which only its hash records here.
+            Err(UploadError::Unreachable(why)) => {
+                if !(4..=8).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
+                    anyhow::bail!("a code is 4 to 8 digits");
+                }
+                let pk = client.cached_unassigned_key().with_context(|| {
+                    format!("cannot start: the server cannot be reached ({why}) and this device has no school key to record to yet")
+                })?;
+                tracing::warn!(%recording, "the server cannot be reached: recording to the school's unassigned key");
+                claim = Some(lessonlens_proto::manifest::claim_hash(recording, code));
+                (
+                    "unassigned (offline: claim it in the web app with your code)".to_string(),
+                    pk,
+                )
+            }
+            Err(e) => return Err(e).context("cannot start: the code was not accepted"),
+        },
     };
-    let mut id = [0u8; 16];
-    OsRng.unwrap_err().fill_bytes(&mut id);
-    let recording = RecordingId::from_random_bytes(id);
     let started_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -82,6 +100,7 @@ pub fn begin(
         recording,
         recipient: recipient.to_hex(),
         started_at,
+        claim,
     })?;
     tracing::info!(%recording, %teacher, "recording started");
     Ok((recording, teacher, recipient))

@@ -34,6 +34,10 @@ pub struct RecordingMeta {
     /// Hex X25519 public key every segment is sealed to.
     pub recipient: String,
     pub started_at: i64,
+    /// For a recording sealed to the school's unassigned key because the server was unreachable:
+    /// the claim hash of the code the teacher typed (see `lessonlens_proto::manifest::claim_hash`).
+    #[serde(default)]
+    pub claim: Option<String>,
 }
 
 /// Something the uploader should send next.
@@ -206,6 +210,7 @@ impl Spool {
             started_at: meta.started_at,
             segments: segments.into_values().collect(),
             clean_stop,
+            claim: meta.claim,
         };
         write_durable(&dir, MANIFEST, &manifest.to_json())?;
         self.notify();
@@ -382,6 +387,7 @@ mod tests {
             recording: rec,
             recipient: "00".repeat(32),
             started_at,
+            claim: None,
         }
     }
 

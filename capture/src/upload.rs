@@ -162,6 +162,32 @@ impl Client {
         })
     }
 
+    /// The school's unassigned key, which this device seals to while the server is unreachable.
+    /// Fetched while online and kept in the identity folder.
+    pub fn refresh_unassigned_key(&self) -> Result<PublicKey, UploadError> {
+        let url = format!("{}/api/device/v1/unassigned-key", self.base);
+        let key: TeacherKey = self
+            .agent()
+            .get(&url)
+            .call()
+            .map_err(Self::map_err)?
+            .into_json()
+            .map_err(|e| UploadError::Unreachable(e.to_string()))?;
+        let pk = PublicKey::from_hex(&key.public_key).map_err(|e| UploadError::Refused {
+            status: 200,
+            message: e.to_string(),
+        })?;
+        if let Err(e) = identity::save_unassigned(&self.identity_dir, &pk) {
+            tracing::warn!(error = %format!("{e:#}"), "cannot keep the school's unassigned key");
+        }
+        Ok(pk)
+    }
+
+    /// The unassigned key kept from the last time the server was reachable.
+    pub fn cached_unassigned_key(&self) -> Option<PublicKey> {
+        identity::load_unassigned(&self.identity_dir)
+    }
+
     /// Tells the server how this device is doing (see [`DeviceReport`]).
     pub fn report(&self, report: &DeviceReport) -> Result<(), UploadError> {
         let url = format!("{}/api/device/v1/status", self.base);

@@ -30,6 +30,21 @@ pub struct Manifest {
     /// True when the recording ended with a clean stop (EOS); false when the device recovered it
     /// after a crash or power cut.
     pub clean_stop: bool,
+    /// For a recording made while the server was unreachable, sealed to the school's unassigned
+    /// key: [`claim_hash`] of the code the teacher typed, so that they can later show it is theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
+}
+
+/// What a device records for an offline recording, instead of the code a teacher typed: SHA-256
+/// (hex) over a fixed prefix, the recording id and the code.
+pub fn claim_hash(recording: RecordingId, code: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"lessonlens-claim-v1");
+    h.update(recording.as_bytes());
+    h.update(code.as_bytes());
+    hex::encode(h.finalize())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,6 +118,7 @@ mod tests {
                 },
             ],
             clean_stop: true,
+            claim: None,
         }
     }
 

@@ -426,6 +426,25 @@ pub fn end_other_sessions(conn: &Connection, user_id: i64, keep: &str) -> rusqli
     Ok(())
 }
 
+/// The account that owns recordings a device made while the server was unreachable (sealed to
+/// the school's unassigned key) until their teacher claims them. The name is not a valid username,
+/// so nobody can take it; the account is disabled and has no password, so nobody signs in as it.
+pub const UNASSIGNED: &str = "(unassigned)";
+
+/// The unassigned account's id, made if missing.
+pub fn ensure_unassigned(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.execute(
+        "INSERT OR IGNORE INTO users (username, display_name, password_hash, roles, disabled, created_at, audit_id)
+         VALUES (?1, 'Recorded offline (not claimed yet)', '!', '', 1, ?2, 'u-' || lower(hex(randomblob(16))))",
+        params![UNASSIGNED, now()],
+    )?;
+    conn.query_row(
+        "SELECT id FROM users WHERE username = ?1",
+        [UNASSIGNED],
+        |r| r.get(0),
+    )
+}
+
 /// How long an invitation link works.
 pub const INVITE_DAYS: i64 = 7;
 

@@ -202,6 +202,11 @@ fn open(config: Config) -> anyhow::Result<Opened> {
     let conn = db::open(&config.db_path())?;
     let (vault, _) =
         Vault::open(&config.vault_path(), master)?.with_shred_log(&config.shred_log_path())?;
+    // The school's unassigned key, which devices seal to while the server is unreachable.
+    let unassigned = accounts::ensure_unassigned(&conn)?;
+    if vault.public_key(unassigned)?.is_none() {
+        vault.create_key(unassigned, accounts::now())?;
+    }
     Ok(Opened {
         config,
         conn,

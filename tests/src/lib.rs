@@ -466,6 +466,7 @@ impl Server {
                 })
                 .collect(),
             clean_stop: true,
+            claim: None,
         };
         agent
             .put(&format!("{base}/api/device/v1/recordings/{rec}/manifest"))

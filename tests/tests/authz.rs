@@ -139,6 +139,14 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
         // Setting up two-step sign-in: anyone signed in starts it; a wrong code is refused.
         ("POST", "/api/me/second-factor") | ("GET", "/api/me/export") => person_route(c, 200),
         ("POST", "/api/me/second-factor/confirm") => person_route(c, 400),
+        // Lessons recorded offline: teachers list them; a claim needs the teacher's own code,
+        // which nobody here has set.
+        ("GET", "/api/unassigned") => match c {
+            Owner | OtherTeacher => 200,
+            SharedCoach | Coach | Admin => 403,
+            _ => 401,
+        },
+        ("POST", "/api/unassigned/{id}/claim") => person_route(c, 403),
         ("GET", "/api/coaches") => match c {
             Owner | OtherTeacher => 200,
             SharedCoach | Coach | Admin => 403,
@@ -148,7 +156,7 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
         ("POST", "/api/enroll" | "/api/invite") => 403,
         // The device listener: no client certificate, no handshake (0); a revoked device's
         // certificate still chains to the CA but is refused on every request.
-        ("GET", "/api/device/v1/teachers/{username}/key")
+        ("GET", "/api/device/v1/teachers/{username}/key" | "/api/device/v1/unassigned-key")
         | ("POST", "/api/device/v1/renew")
         | ("PUT", "/api/device/v1/status") => device_route(c, 200, 200),
         ("POST", "/api/device/v1/identify") => device_route(c, 422, 422),
@@ -326,6 +334,9 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                 ),
                 ("POST", "/api/device/v1/identify") => req.send_json(serde_json::json!({"code": "0000"})),
                 ("POST", "/api/device/v1/renew") => req.send_json(serde_json::json!({"csr": csr})),
+                ("POST", "/api/unassigned/{id}/claim") => {
+                    req.send_json(serde_json::json!({"code": "0000"}))
+                }
                 ("POST", "/api/me/second-factor/confirm") => {
                     req.send_json(serde_json::json!({"code": "000000"}))
                 }

@@ -156,6 +156,7 @@ fn segment_uploads_are_checked_stored_once_and_acknowledged() {
             },
         ],
         clean_stop: true,
+        claim: None,
     };
     let body = manifest.to_json();
     let murl = format!("{base}/api/device/v1/recordings/{rec}/manifest");

@@ -98,7 +98,8 @@ async fn users(State(st): State<Shared>, _: Admin) -> AppResult<Json<Vec<UserRow
         .db(|c| {
             let mut stmt = c.prepare(
                 "SELECT u.username, u.display_name, u.roles, u.disabled, l.delete_after
-                 FROM users u LEFT JOIN leaving l ON l.user_id = u.id ORDER BY u.display_name",
+                 FROM users u LEFT JOIN leaving l ON l.user_id = u.id
+                 WHERE u.username != '(unassigned)' ORDER BY u.display_name",
             )?;
             let rows = stmt
                 .query_map([], |r| {
@@ -274,6 +275,9 @@ async fn on_user<T: Send + 'static>(
 ) -> AppResult<T> {
     let audit_key = st.audit_key.clone();
     st.db(move |c| {
+        if username == accounts::UNASSIGNED {
+            return Err(AppError::NotFound);
+        }
         let user = accounts::find_any_user(c, &username)?.ok_or(AppError::NotFound)?;
         f(c, &audit_key, &admin, &user)
     })

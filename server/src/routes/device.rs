@@ -45,6 +45,7 @@ pub fn routes(max_segment_bytes: usize) -> Vec<Route> {
             put(put_manifest).layer(limit()),
         ),
         ("POST", "/api/device/v1/renew", post(renew)),
+        ("GET", "/api/device/v1/unassigned-key", get(unassigned_key)),
         ("PUT", "/api/device/v1/status", put(report)),
     ]
 }
@@ -130,6 +131,23 @@ async fn enroll(
         st.enroll_failures.forgive_last(&ip);
     }
     out
+}
+
+/// The school's unassigned key: a device keeps it, and seals to it what it records while the
+/// server cannot be reached; the teacher claims the recording later.
+async fn unassigned_key(
+    State(st): State<Shared>,
+    DeviceAuth(_): DeviceAuth,
+) -> AppResult<Json<TeacherKey>> {
+    let id = st.db(|c| Ok(accounts::ensure_unassigned(c)?)).await?;
+    let pk = st
+        .vault(move |v| Ok(v.public_key(id)?))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok(Json(TeacherKey {
+        username: accounts::UNASSIGNED.into(),
+        public_key: pk.to_hex(),
+    }))
 }
 
 /// A device says how it is doing (state, backlog, last upload, encoder), for the admin's list.

@@ -5,11 +5,13 @@
 //! - [`web`]: sign-in and the viewer's recording list (`/api/...`).
 //! - [`playback`]: HLS playlist and on-the-fly decryption of segments.
 //! - [`review`]: the recording page: sharing, comments, who watched, deletion.
+//! - [`claim`]: lessons recorded offline, and teachers claiming them.
 //! - [`admin`]: people, retention, holds, receipts and the audit log, for admins.
 //! - [`assets`]: the web app's files.
 
 pub mod admin;
 pub mod assets;
+pub mod claim;
 pub mod device;
 pub mod playback;
 pub mod review;
@@ -36,6 +38,7 @@ fn web() -> Vec<Route> {
     routes.extend(web::routes());
     routes.extend(playback::routes());
     routes.extend(review::routes());
+    routes.extend(claim::routes());
     routes.extend(admin::routes());
     routes.extend(assets::routes());
     routes

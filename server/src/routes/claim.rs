@@ -1,0 +1,195 @@
+//! Lessons a device recorded while the server was unreachable: sealed to the school's unassigned
+//! key, owned by the unassigned account, listed (metadata only) for teachers. A teacher claims one
+//! with the device code they typed to start it; the server then re-seals each segment's data key
+//! to the teacher's key (the content is not touched) and hands the recording over.
+
+use super::Route;
+use crate::accounts::{self, Role, User};
+use crate::app::{CurrentUser, Shared};
+use crate::error::{AppError, AppResult};
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::Json;
+use lessonlens_proto::manifest::claim_hash;
+use lessonlens_proto::{Manifest, RecordingId, SegmentIndex};
+use rusqlite::params;
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        ("GET", "/api/unassigned", get(list)),
+        ("POST", "/api/unassigned/{id}/claim", post(claim)),
+    ]
+}
+
+fn teacher(user: &User) -> AppResult<()> {
+    if user.has(Role::Teacher) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden("only teachers claim lessons"))
+    }
+}
+
+/// Lessons recorded offline and not claimed yet, whose upload has finished: when, where, how long.
+async fn list(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+) -> AppResult<Json<Vec<lessonlens_proto::wire::RecordingSummary>>> {
+    teacher(&user)?;
+    let list = st
+        .db(|c| {
+            let owner = accounts::ensure_unassigned(c)?;
+            let mut stmt = c.prepare(
+                "SELECT id FROM recordings WHERE owner_id = ?1 AND manifest IS NOT NULL ORDER BY created_at DESC",
+            )?;
+            let ids: Vec<String> = stmt
+                .query_map([owner], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(ids
+                .iter()
+                .map(|id| super::web::summary(c, id))
+                .collect::<Result<_, _>>()?)
+        })
+        .await?;
+    Ok(Json(list))
+}
+
+#[derive(serde::Deserialize)]
+struct ClaimForm {
+    code: zeroize::Zeroizing<String>,
+}
+
+/// A teacher claims an offline lesson with the code they typed on the device to start it (which
+/// must also be their own code today). Wrong codes count against the account's sign-in limit.
+async fn claim(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+    Json(form): Json<ClaimForm>,
+) -> AppResult<Json<serde_json::Value>> {
+    teacher(&user)?;
+    let rec: RecordingId = id.parse().map_err(|_| AppError::NotFound)?;
+    if !accounts::valid_code(&form.code) {
+        return Err(AppError::BadRequest("a code is 4 to 8 digits".into()));
+    }
+    let now = accounts::now();
+    if let Err(secs) = st.login_failures_account.attempt(&user.username, now) {
+        return Err(AppError::TooManyRequestsFor((secs + 59) / 60));
+    }
+    let code = form.code.clone();
+    let tag = st.vault(move |v| Ok(v.code_tag(&code))).await?;
+    let me = user.id;
+    let (unassigned, manifest, segments) = st
+        .db(move |c| {
+            let unassigned = accounts::ensure_unassigned(c)?;
+            if accounts::user_by_code(c, &tag)?.map(|u| u.id) != Some(me) {
+                return Err(AppError::Forbidden("that is not your device code"));
+            }
+            let (owner, manifest): (i64, Option<String>) = c
+                .query_row(
+                    "SELECT owner_id, manifest FROM recordings WHERE id = ?1",
+                    [rec.to_string()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(|_| AppError::NotFound)?;
+            let manifest = manifest
+                .filter(|_| owner == unassigned)
+                .and_then(|m| Manifest::parse(m.as_bytes()).ok())
+                .ok_or(AppError::NotFound)?;
+            if manifest.claim.as_deref() != Some(claim_hash(rec, &form.code).as_str()) {
+                return Err(AppError::Forbidden(
+                    "this lesson was not started with your code",
+                ));
+            }
+            let mut stmt =
+                c.prepare("SELECT idx, sha256 FROM segments WHERE recording_id = ?1 ORDER BY idx")?;
+            let segments: Vec<(SegmentIndex, String)> = stmt
+                .query_map([rec.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            Ok((unassigned, manifest, segments))
+        })
+        .await?;
+    st.login_failures_account.forgive_last(&user.username);
+
+    // Re-seal each data key to the teacher, as new blobs; the old ones go once the rows point at
+    // the new ones, so a crash in between leaves the recording whole (and unassigned).
+    let keys = st
+        .vault(move |v| {
+            Ok((
+                v.secret_key(unassigned)?.ok_or(AppError::NotFound)?,
+                v.public_key(me)?.ok_or(AppError::NotFound)?,
+            ))
+        })
+        .await?;
+    let st2 = st.clone();
+    let rewrapped: Vec<(SegmentIndex, String, String, u64)> =
+        tokio::task::spawn_blocking(move || -> AppResult<_> {
+            let (from, to) = keys;
+            let mut out = Vec::new();
+            for (index, old) in segments {
+                let sealed = st2.blobs.read(&old)?;
+                let new = lessonlens_proto::envelope::rewrap(
+                    &sealed,
+                    &from,
+                    &to,
+                    &mut rand_core::TryRngCore::unwrap_err(rand_core::OsRng),
+                )
+                .map_err(|e| {
+                    AppError::Internal(anyhow::anyhow!("segment {index} of {rec}: {e}"))
+                })?;
+                let mut incoming = st2.blobs.begin()?;
+                incoming.write(&new)?;
+                let sha = st2.blobs.commit(incoming)?;
+                out.push((index, old, sha, new.len() as u64));
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| AppError::Internal(e.into()))??;
+
+    let audit_key = st.audit_key.clone();
+    let who = user.audit_id.clone();
+    let recipient = st
+        .vault(move |v| Ok(v.public_key(me)?.ok_or(AppError::NotFound)?.fingerprint()))
+        .await?;
+    let st3 = st.clone();
+    st.db(move |c| {
+        let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+        let mut manifest = manifest;
+        for (index, old, new, bytes) in &rewrapped {
+            tx.execute(
+                "UPDATE segments SET sha256 = ?1, bytes = ?2 WHERE recording_id = ?3 AND idx = ?4",
+                params![new, *bytes as i64, rec.to_string(), index],
+            )?;
+            tx.execute(
+                "INSERT OR IGNORE INTO blob_deletions (sha256) VALUES (?1)",
+                [old],
+            )?;
+            if let Some(s) = manifest.segments.iter_mut().find(|s| s.index == *index) {
+                s.sha256 = new.clone();
+            }
+        }
+        // The manifest now describes what is stored: the re-sealed segments, to the teacher.
+        manifest.recipient = recipient;
+        manifest.claim = None;
+        tx.execute(
+            "UPDATE recordings SET owner_id = ?1, manifest = ?2 WHERE id = ?3",
+            params![
+                me,
+                String::from_utf8_lossy(&manifest.to_json()),
+                rec.to_string()
+            ],
+        )?;
+        crate::audit::append(
+            &tx,
+            &audit_key,
+            &who,
+            "claim-offline-recording",
+            &rec.to_string(),
+        )?;
+        tx.commit()?;
+        crate::deletion::sweep_blobs(c, &st3.blobs).map_err(AppError::Internal)?;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "claimed": rec.to_string() })))
+}

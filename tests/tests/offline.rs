@@ -1,0 +1,223 @@
+//! Recording while the server is unreachable (issues 3 and 4): the teacher's code cannot be
+//! checked, so the capture service records to the school's unassigned key (fetched earlier) and
+//! keeps only a hash of the code. Once the server is back the lesson uploads, owned by nobody;
+//! the teacher claims it with the same code, the server re-seals each segment's data key to
+//! them, and it plays. Another teacher, or a wrong code, cannot claim it.
+
+use lessonlens_e2e::{bin, column, run_with_stdin, KillOnDrop, Server};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn cli(config: &Path, args: &[&str], stdin: &str) -> Output {
+    run_with_stdin("lessonlens-capture", config, args, stdin)
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_lesson_recorded_offline_is_claimed_by_its_teacher_with_their_code() {
+    let mut server = Server::start(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../web"));
+    server.add_user("alice", "alice-password", "teacher");
+    server.add_user("bob", "bob-password", "teacher");
+    for (who, code) in [("alice", "2468\n"), ("bob", "1357\n")] {
+        assert!(server
+            .cli(&["user", "set-code", who], code)
+            .status
+            .success());
+    }
+    let enrolled = server.add_device("room-1");
+    let device = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = server.capture_config(
+        device.path(),
+        &enrolled,
+        &format!("control_addr = \"127.0.0.1:{port}\"\n[video]\nwidth = 320\nheight = 180\nbitrate_kbps = 400\n"),
+    );
+    let mut daemon = KillOnDrop(
+        Command::new(bin("lessonlens-capture"))
+            .arg("--config")
+            .arg(&config)
+            .arg("run")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    BufReader::new(daemon.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    // While online the device keeps the school's unassigned key.
+    let cached = enrolled.identity.join("unassigned.pub");
+    wait_until("the unassigned key is kept", || cached.exists());
+
+    // The server goes away; the teacher starts a lesson with her code anyway.
+    server.kill();
+    let started = json(&cli(&config, &["record", "start", "--code"], "2468\n"));
+    assert!(started["recording"].is_string(), "{started}");
+    let rec = started["recording"].as_str().unwrap().to_string();
+    wait_until("a few segments are spooled", || {
+        json(&cli(&config, &["status"], ""))["segments_spooled"]
+            .as_u64()
+            .unwrap()
+            >= 3
+    });
+    let stopped = json(&cli(&config, &["record", "stop"], "{}"));
+    assert_eq!(stopped["recording"], rec.as_str());
+    // The device keeps a hash of the code for the claim, never the code itself.
+    let expected = lessonlens_proto::manifest::claim_hash(rec.parse().unwrap(), "2468");
+    let metas: Vec<_> = walk(&device.path().join("spool"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert!(!metas.is_empty());
+    let mut found = false;
+    for path in metas {
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !text.contains("\"2468\""),
+            "{} holds the code",
+            path.display()
+        );
+        found |= text.contains(&expected);
+    }
+    assert!(found, "the claim hash is kept with the recording");
+
+    // The server is back: everything uploads, owned by the unassigned account.
+    server.restart();
+    wait_until("the lesson is uploaded", || {
+        let s = json(&cli(&config, &["status"], ""));
+        s["bytes_waiting"] == 0 && s["segments_uploaded"] == s["segments_spooled"]
+    });
+    wait_until("the manifest is stored", || {
+        column::<i64>(
+            &server.db(),
+            "SELECT COUNT(*) FROM recordings WHERE id = ?1 AND manifest IS NOT NULL",
+            [&rec],
+        )[0] == 1
+    });
+    let owner: Vec<String> = column(
+        &server.db(),
+        "SELECT u.username FROM recordings r JOIN users u ON u.id = r.owner_id WHERE r.id = ?1",
+        [&rec],
+    );
+    assert_eq!(owner, ["(unassigned)"]);
+    let before: Vec<String> = column(
+        &server.db(),
+        "SELECT sha256 FROM segments WHERE recording_id = ?1 ORDER BY idx",
+        [&rec],
+    );
+
+    let agent = server.agent();
+    let base = server.url();
+    let alice = server.login(&agent, "alice", "alice-password");
+    let bob = server.login(&agent, "bob", "bob-password");
+    let listed: serde_json::Value = agent
+        .get(&format!("{base}/api/unassigned"))
+        .set("cookie", &alice)
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(listed[0]["id"], rec.as_str(), "{listed}");
+    // Nobody can watch it before it is claimed.
+    let playlist = format!("{base}/api/recordings/{rec}/playlist.m3u8");
+    assert!(matches!(
+        agent.get(&playlist).set("cookie", &alice).call(),
+        Err(ureq::Error::Status(404, _))
+    ));
+    let claim = |cookie: &str, code: &str| match agent
+        .post(&format!("{base}/api/unassigned/{rec}/claim"))
+        .set("cookie", cookie)
+        .send_json(serde_json::json!({ "code": code }))
+    {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(claim(&alice, "1357"), 403, "bob's code is not alice's");
+    assert_eq!(claim(&bob, "1357"), 403, "bob did not start this lesson");
+    assert_eq!(claim(&alice, "2468"), 200);
+    assert_eq!(claim(&alice, "2468"), 404, "claimed already");
+
+    // Hers now: re-sealed (new blobs, old ones gone), complete, and it plays.
+    let after: Vec<String> = column(
+        &server.db(),
+        "SELECT sha256 FROM segments WHERE recording_id = ?1 ORDER BY idx",
+        [&rec],
+    );
+    assert_eq!(after.len(), before.len());
+    assert!(before.iter().zip(&after).all(|(a, b)| a != b));
+    for sha in &before {
+        assert!(!server
+            .data_dir()
+            .join("blobs")
+            .join(&sha[..2])
+            .join(sha)
+            .exists());
+    }
+    let mine: serde_json::Value = agent
+        .get(&format!("{base}/api/recordings"))
+        .set("cookie", &alice)
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let entry = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == rec.as_str())
+        .unwrap_or_else(|| panic!("not in alice's library: {mine}"));
+    assert_eq!(entry["status"], "complete", "{entry}");
+    let res = agent
+        .get(&format!("{base}/api/recordings/{rec}/segments/1"))
+        .set("cookie", &alice)
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let actions: Vec<String> = column(
+        &server.db(),
+        "SELECT action FROM audit WHERE target = ?1",
+        [&rec],
+    );
+    assert!(
+        actions.contains(&"claim-offline-recording".to_string()),
+        "{actions:?}"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
