@@ -105,10 +105,17 @@ impl Client {
     }
 
     pub fn teacher_key(&self, username: &str) -> Result<PublicKey, UploadError> {
-        let url = format!("{}/api/device/v1/teachers/{}/key", self.base, username);
+        self.fetch_key(&format!(
+            "{}/api/device/v1/teachers/{}/key",
+            self.base, username
+        ))
+    }
+
+    /// GETs a public key from the device API.
+    fn fetch_key(&self, url: &str) -> Result<PublicKey, UploadError> {
         let key: TeacherKey = self
             .agent()
-            .get(&url)
+            .get(url)
             .call()
             .map_err(Self::map_err)?
             .into_json()
@@ -165,18 +172,7 @@ impl Client {
     /// The school's unassigned key, which this device seals to while the server is unreachable.
     /// Fetched while online and kept in the identity folder.
     pub fn refresh_unassigned_key(&self) -> Result<PublicKey, UploadError> {
-        let url = format!("{}/api/device/v1/unassigned-key", self.base);
-        let key: TeacherKey = self
-            .agent()
-            .get(&url)
-            .call()
-            .map_err(Self::map_err)?
-            .into_json()
-            .map_err(|e| UploadError::Unreachable(e.to_string()))?;
-        let pk = PublicKey::from_hex(&key.public_key).map_err(|e| UploadError::Refused {
-            status: 200,
-            message: e.to_string(),
-        })?;
+        let pk = self.fetch_key(&format!("{}/api/device/v1/unassigned-key", self.base))?;
         if let Err(e) = identity::save_unassigned(&self.identity_dir, &pk) {
             tracing::warn!(error = %format!("{e:#}"), "cannot keep the school's unassigned key");
         }

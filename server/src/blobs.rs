@@ -97,9 +97,36 @@ impl LocalBlobs {
         std::fs::remove_file(self.path(sha))
     }
 
+    /// Reads and opens segment `index` of `recording` with its owner's key `sk`; the label in
+    /// the envelope must match, so a blob swapped for another segment's is refused.
+    pub fn open_segment(
+        &self,
+        sha: &str,
+        sk: &lessonlens_proto::SecretKey,
+        recording: lessonlens_proto::RecordingId,
+        index: lessonlens_proto::SegmentIndex,
+    ) -> anyhow::Result<lessonlens_proto::envelope::Opened> {
+        open_sealed(&self.read(sha)?, sk, recording, index)
+    }
+
     pub fn read(&self, sha: &str) -> std::io::Result<Vec<u8>> {
         std::fs::read(self.path(sha))
     }
+}
+
+/// Opens sealed segment bytes (see [`LocalBlobs::open_segment`]).
+pub fn open_sealed(
+    sealed: &[u8],
+    sk: &lessonlens_proto::SecretKey,
+    recording: lessonlens_proto::RecordingId,
+    index: lessonlens_proto::SegmentIndex,
+) -> anyhow::Result<lessonlens_proto::envelope::Opened> {
+    lessonlens_proto::open(
+        Some(lessonlens_proto::envelope::Label { recording, index }),
+        sk,
+        sealed,
+    )
+    .map_err(|e| anyhow::anyhow!("segment {index} of {recording} failed its integrity check: {e}"))
 }
 
 impl Incoming {

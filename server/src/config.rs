@@ -73,6 +73,11 @@ fn default_hostnames() -> Vec<String> {
     vec!["localhost".into(), "127.0.0.1".into()]
 }
 fn default_allowed_networks() -> Vec<ipnet::IpNet> {
+    private_networks()
+}
+
+/// Loopback and the private ranges a school network uses.
+pub fn private_networks() -> Vec<ipnet::IpNet> {
     [
         "127.0.0.0/8",
         "::1/128",

@@ -13,7 +13,6 @@ use crate::accounts::User;
 use crate::blobs::LocalBlobs;
 use crate::vault::Vault;
 use anyhow::Context;
-use lessonlens_proto::envelope::Label;
 use lessonlens_proto::{RecordingId, SegmentIndex};
 use rusqlite::{params, Connection};
 use serde_json::{json, Value};
@@ -201,18 +200,7 @@ pub fn write_archive<W: Write>(
                         params![id, index],
                         |r| r.get(0),
                     )?;
-                    let sealed = blobs.read(&sha)?;
-                    let opened = lessonlens_proto::open(
-                        Some(Label {
-                            recording: rec,
-                            index,
-                        }),
-                        &sk,
-                        &sealed,
-                    )
-                    .map_err(|e| {
-                        anyhow::anyhow!("segment {index} of {id} failed its integrity check: {e}")
-                    })?;
+                    let opened = blobs.open_segment(&sha, &sk, rec, index)?;
                     zip.write_all(&opened.plaintext)?;
                 }
             }

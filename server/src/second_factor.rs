@@ -38,17 +38,7 @@ impl Default for Policy {
 }
 
 fn default_on_site() -> Vec<ipnet::IpNet> {
-    [
-        "127.0.0.0/8",
-        "::1/128",
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "fc00::/7",
-    ]
-    .iter()
-    .map(|n| n.parse().expect("valid default network"))
-    .collect()
+    crate::config::private_networks()
 }
 
 impl Policy {

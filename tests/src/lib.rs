@@ -215,6 +215,28 @@ impl Server {
         run_with_stdin("lessonlens-server", &self.config_path(), args, stdin)
     }
 
+    /// Runs an admin command that must succeed; returns what it printed.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args, "");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// GETs `path` from the web API as the session `cookie`; the JSON answer (panics otherwise).
+    pub fn get_json(&self, path: &str, cookie: &str) -> serde_json::Value {
+        self.agent()
+            .get(&format!("{}{path}", self.url()))
+            .set("cookie", cookie)
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .into_json()
+            .unwrap()
+    }
+
     pub fn add_user(&self, username: &str, password: &str, role: &str) {
         let out = self.cli(
             &[
@@ -233,6 +255,44 @@ impl Server {
             "user add: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// Starts the capture service (`lessonlens-capture run`) for `device` in `device_dir`, with its
+    /// control API on a free loopback port and `extra` config; waits until it listens. Returns the
+    /// process, its config and the control port.
+    pub fn capture_service(
+        &self,
+        device_dir: &Path,
+        device: &Device,
+        extra: &str,
+    ) -> (KillOnDrop, PathBuf, u16) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = self.capture_config(
+            device_dir,
+            device,
+            &format!("control_addr = \"127.0.0.1:{port}\"\n{extra}"),
+        );
+        let mut service = KillOnDrop(
+            Command::new(bin("lessonlens-capture"))
+                .arg("--config")
+                .arg(&config)
+                .arg("run")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let first = BufReader::new(service.0.stdout.take().unwrap())
+            .lines()
+            .next()
+            .expect("the capture service printed nothing")
+            .unwrap();
+        assert!(first.contains(&format!("127.0.0.1:{port}")), "{first}");
+        (service, config, port)
     }
 
     /// Makes a one-time enrollment code for device `name` (admin CLI); returns the code and the

@@ -1,10 +1,9 @@
 //! The capture service and its control surface: start, refuse a second start, status, metrics,
 //! stop (the lesson is kept and uploaded), and a clean exit on SIGTERM.
 
-use lessonlens_e2e::{bin, run_with_stdin, KillOnDrop, Server};
-use std::io::{BufRead, BufReader};
+use lessonlens_e2e::{bin, run_with_stdin, Server};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 fn cli(config: &Path, args: &[&str]) -> Output {
@@ -35,32 +34,11 @@ fn the_service_records_on_command_and_reports_what_it_does() {
     server.add_user("alice", "alice-password", "teacher");
     let enrolled = server.add_device("room-1");
     let device = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = server.capture_config(
+    let (mut daemon, config, port) = server.capture_service(
         device.path(),
         &enrolled,
-        &format!("control_addr = \"127.0.0.1:{port}\"\n[video]\nwidth = 320\nheight = 180\nbitrate_kbps = 500\n"),
+        "[video]\nwidth = 320\nheight = 180\nbitrate_kbps = 500\n",
     );
-    let mut daemon = KillOnDrop(
-        Command::new(bin("lessonlens-capture"))
-            .arg("--config")
-            .arg(&config)
-            .arg("run")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let first = BufReader::new(daemon.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
-    assert!(first.contains(&format!("127.0.0.1:{port}")), "{first}");
 
     assert_eq!(json(&cli(&config, &["status"]))["state"], "idle");
     let unknown = cli(&config, &["record", "start", "--teacher", "nobody"]);
@@ -136,14 +114,7 @@ fn the_service_records_on_command_and_reports_what_it_does() {
     let reported = |want: &dyn Fn(&serde_json::Value) -> bool| {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let list: serde_json::Value = server
-                .agent()
-                .get(&format!("{}/api/admin/devices", server.url()))
-                .set("cookie", &ada)
-                .call()
-                .unwrap()
-                .into_json()
-                .unwrap();
+            let list = server.get_json("/api/admin/devices", &ada);
             let report = list[0]["report"].clone();
             if want(&report) {
                 return report;

@@ -120,13 +120,7 @@ fn a_device_enrols_once_with_a_code_that_pins_the_school_ca() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let listed: serde_json::Value = agent
-        .get(&format!("{}/api/admin/devices", server.url()))
-        .set("cookie", &ada)
-        .call()
-        .unwrap()
-        .into_json()
-        .unwrap();
+    let listed = server.get_json("/api/admin/devices", &ada);
     let names: Vec<&str> = listed
         .as_array()
         .unwrap()

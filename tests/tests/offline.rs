@@ -4,10 +4,9 @@
 //! the teacher claims it with the same code, the server re-seals each segment's data key to
 //! them, and it plays. Another teacher, or a wrong code, cannot claim it.
 
-use lessonlens_e2e::{bin, column, run_with_stdin, KillOnDrop, Server};
-use std::io::{BufRead, BufReader};
+use lessonlens_e2e::{column, run_with_stdin, Server};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 fn cli(config: &Path, args: &[&str], stdin: &str) -> Output {
@@ -44,31 +43,11 @@ fn a_lesson_recorded_offline_is_claimed_by_its_teacher_with_their_code() {
     }
     let enrolled = server.add_device("room-1");
     let device = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = server.capture_config(
+    let (_service, config, _) = server.capture_service(
         device.path(),
         &enrolled,
-        &format!("control_addr = \"127.0.0.1:{port}\"\n[video]\nwidth = 320\nheight = 180\nbitrate_kbps = 400\n"),
+        "[video]\nwidth = 320\nheight = 180\nbitrate_kbps = 400\n",
     );
-    let mut daemon = KillOnDrop(
-        Command::new(bin("lessonlens-capture"))
-            .arg("--config")
-            .arg(&config)
-            .arg("run")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    BufReader::new(daemon.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
     // While online the device keeps the school's unassigned key.
     let cached = enrolled.identity.join("unassigned.pub");
     wait_until("the unassigned key is kept", || cached.exists());
@@ -134,13 +113,7 @@ fn a_lesson_recorded_offline_is_claimed_by_its_teacher_with_their_code() {
     let base = server.url();
     let alice = server.login(&agent, "alice", "alice-password");
     let bob = server.login(&agent, "bob", "bob-password");
-    let listed: serde_json::Value = agent
-        .get(&format!("{base}/api/unassigned"))
-        .set("cookie", &alice)
-        .call()
-        .unwrap()
-        .into_json()
-        .unwrap();
+    let listed = server.get_json("/api/unassigned", &alice);
     assert_eq!(listed[0]["id"], rec.as_str(), "{listed}");
     // Nobody can watch it before it is claimed.
     let playlist = format!("{base}/api/recordings/{rec}/playlist.m3u8");
@@ -178,13 +151,7 @@ fn a_lesson_recorded_offline_is_claimed_by_its_teacher_with_their_code() {
             .join(sha)
             .exists());
     }
-    let mine: serde_json::Value = agent
-        .get(&format!("{base}/api/recordings"))
-        .set("cookie", &alice)
-        .call()
-        .unwrap()
-        .into_json()
-        .unwrap();
+    let mine = server.get_json("/api/recordings", &alice);
     let entry = mine
         .as_array()
         .unwrap()

@@ -20,16 +20,6 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-fn cli_ok(server: &Server, args: &[&str]) -> String {
-    let out = server.cli(args, "");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 fn status(server: &Server, method: &str, path: &str, cookie: &str) -> u16 {
     let req = server
         .agent()
@@ -167,7 +157,7 @@ fn a_leaving_teacher_is_deleted_for_good_with_a_receipt() {
     copy_dir(&data, before.path());
 
     // Marked as leaving: disabled at once, nobody can play the recordings, no device gets the key.
-    let out = cli_ok(&server, &["user", "offboard", "zelda.leaver"]);
+    let out = server.cli_ok(&["user", "offboard", "zelda.leaver"]);
     assert!(out.contains("will be deleted"), "{out}");
     assert_eq!(
         status(&server, "GET", "/api/me", &zelda),
@@ -192,10 +182,7 @@ fn a_leaving_teacher_is_deleted_for_good_with_a_receipt() {
         0
     );
     // Within the grace period nothing is deleted, and the deletion can be cancelled.
-    cli_ok(
-        &server,
-        &["retention", "run", "--now", &(now() + 6 * DAY).to_string()],
-    );
+    server.cli_ok(&["retention", "run", "--now", &(now() + 6 * DAY).to_string()]);
     assert_eq!(
         count(
             &db,
@@ -204,14 +191,11 @@ fn a_leaving_teacher_is_deleted_for_good_with_a_receipt() {
         ),
         2
     );
-    cli_ok(&server, &["user", "cancel-offboard", "zelda.leaver"]);
+    server.cli_ok(&["user", "cancel-offboard", "zelda.leaver"]);
     let enable = server.cli(&["user", "enable", "zelda.leaver"], "");
     assert!(enable.status.success());
     assert_eq!(carol_plays(), 200, "re-enabled: the share works again");
-    cli_ok(
-        &server,
-        &["user", "offboard", "zelda.leaver", "--grace-days", "7"],
-    );
+    server.cli_ok(&["user", "offboard", "zelda.leaver", "--grace-days", "7"]);
     let refused = server.cli(&["user", "enable", "zelda.leaver"], "");
     assert!(
         !refused.status.success(),
@@ -219,10 +203,7 @@ fn a_leaving_teacher_is_deleted_for_good_with_a_receipt() {
     );
 
     // After the grace period: everything goes.
-    let swept = cli_ok(
-        &server,
-        &["retention", "run", "--now", &(now() + 8 * DAY).to_string()],
-    );
+    let swept = server.cli_ok(&["retention", "run", "--now", &(now() + 8 * DAY).to_string()]);
     let swept: serde_json::Value = serde_json::from_str(&swept).unwrap();
     let receipt_id = swept["teachers_deleted"][0].as_str().unwrap().to_string();
 
@@ -326,7 +307,7 @@ fn a_leaving_teacher_is_deleted_for_good_with_a_receipt() {
     }
 
     // The receipt: no personal data, the right counts, verifies; a tampered copy does not.
-    let text = cli_ok(&server, &["receipt", "show", &receipt_id]);
+    let text = server.cli_ok(&["receipt", "show", &receipt_id]);
     assert!(!text.contains("zelda"), "{text}");
     let receipt: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(receipt["receipt"]["recordings"], 2);
@@ -334,19 +315,16 @@ fn a_leaving_teacher_is_deleted_for_good_with_a_receipt() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("receipt.json");
     std::fs::write(&file, &text).unwrap();
-    let ok = cli_ok(&server, &["receipt", "verify", file.to_str().unwrap()]);
+    let ok = server.cli_ok(&["receipt", "verify", file.to_str().unwrap()]);
     assert!(ok.starts_with("genuine"), "{ok}");
-    let public_key = cli_ok(&server, &["receipt", "public-key"]);
-    let ok = cli_ok(
-        &server,
-        &[
-            "receipt",
-            "verify",
-            file.to_str().unwrap(),
-            "--public-key",
-            public_key.trim(),
-        ],
-    );
+    let public_key = server.cli_ok(&["receipt", "public-key"]);
+    let ok = server.cli_ok(&[
+        "receipt",
+        "verify",
+        file.to_str().unwrap(),
+        "--public-key",
+        public_key.trim(),
+    ]);
     assert!(ok.starts_with("genuine"), "{ok}");
     std::fs::write(&file, text.replace("\"segments\": 6", "\"segments\": 5")).unwrap();
     let bad = server.cli(&["receipt", "verify", file.to_str().unwrap()], "");
@@ -367,7 +345,7 @@ fn a_leaving_teacher_is_deleted_for_good_with_a_receipt() {
         actions.iter().filter(|a| *a == "offboard-delete").count(),
         2
     );
-    cli_ok(&server, &["audit-verify"]);
+    server.cli_ok(&["audit-verify"]);
     let _ = z2;
 }
 
@@ -400,27 +378,21 @@ fn retention_deletes_what_is_due_and_keeps_what_is_held() {
         !bad.status.success(),
         "unshared_days beyond keep_days is refused"
     );
-    cli_ok(
-        &server,
-        &[
-            "retention",
-            "set",
-            "--keep-days",
-            "30",
-            "--unshared-days",
-            "7",
-        ],
-    );
-    cli_ok(
-        &server,
-        &[
-            "recording",
-            "hold",
-            &held.to_string(),
-            "--reason",
-            "safeguarding review",
-        ],
-    );
+    server.cli_ok(&[
+        "retention",
+        "set",
+        "--keep-days",
+        "30",
+        "--unshared-days",
+        "7",
+    ]);
+    server.cli_ok(&[
+        "recording",
+        "hold",
+        &held.to_string(),
+        "--reason",
+        "safeguarding review",
+    ]);
 
     // The teacher sees when each recording goes.
     let mine: serde_json::Value = agent
@@ -467,15 +439,12 @@ fn retention_deletes_what_is_due_and_keeps_what_is_held() {
         ) == 1
     };
     let run = |days: i64| {
-        cli_ok(
-            &server,
-            &[
-                "retention",
-                "run",
-                "--now",
-                &(now() + days * DAY).to_string(),
-            ],
-        )
+        server.cli_ok(&[
+            "retention",
+            "run",
+            "--now",
+            &(now() + days * DAY).to_string(),
+        ])
     };
     run(6);
     assert!(
@@ -492,7 +461,7 @@ fn retention_deletes_what_is_due_and_keeps_what_is_held() {
         !exists(&shared) && exists(&held),
         "after 30 days all but the held one"
     );
-    cli_ok(&server, &["recording", "release", &held.to_string()]);
+    server.cli_ok(&["recording", "release", &held.to_string()]);
     run(31);
     assert!(!exists(&held), "released, it goes too");
 

@@ -7,7 +7,8 @@ use std::path::Path;
 fn users(server: &Server) -> Vec<(String, String, Option<String>, bool)> {
     server
         .db()
-        .prepare("SELECT username, display_name, staff_id, disabled FROM users ORDER BY username")
+        // The people (not the account that holds lessons recorded offline until they are claimed).
+        .prepare("SELECT username, display_name, staff_id, disabled FROM users WHERE username != '(unassigned)' ORDER BY username")
         .unwrap()
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .unwrap()

@@ -53,6 +53,28 @@ pub fn table() -> Vec<(Listener, &'static str, &'static str)> {
     t
 }
 
+/// A download: `body` as a file named `filename`, never cached.
+pub fn attachment(
+    content_type: &'static str,
+    filename: &str,
+    body: axum::body::Body,
+) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 fn build(routes: Vec<Route>) -> Router<Shared> {
     routes
         .into_iter()

@@ -12,7 +12,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::StreamExt;
-use lessonlens_proto::envelope::Label;
 use lessonlens_proto::{RecordingId, SegmentIndex};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::fmt::Write;
@@ -198,19 +197,7 @@ async fn decrypt(
         .map_err(|e| AppError::Internal(e.into()))??;
     st.vault(move |v| {
         let sk = v.secret_key(owner)?.ok_or(AppError::NotFound)?;
-        let mut opened = lessonlens_proto::open(
-            Some(Label {
-                recording: rec,
-                index,
-            }),
-            &sk,
-            &sealed,
-        )
-        .map_err(|e| {
-            AppError::Internal(anyhow::anyhow!(
-                "segment {index} of {rec} failed its integrity check: {e}"
-            ))
-        })?;
+        let mut opened = crate::blobs::open_sealed(&sealed, &sk, rec, index)?;
         // Hand the buffer to the response; it is freed once sent.
         Ok(std::mem::take(&mut *opened.plaintext))
     })
@@ -293,18 +280,11 @@ async fn download(
     let day = time::OffsetDateTime::from_unix_timestamp(started)
         .map(|t| t.date().to_string())
         .unwrap_or_default();
-    Ok((
-        [
-            (header::CONTENT_TYPE, "video/mp4".to_string()),
-            (header::CACHE_CONTROL, "no-store".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"lesson-{day}.mp4\""),
-            ),
-        ],
+    Ok(super::attachment(
+        "video/mp4",
+        &format!("lesson-{day}.mp4"),
         axum::body::Body::from_stream(parts),
-    )
-        .into_response())
+    ))
 }
 
 #[cfg(test)]

@@ -255,18 +255,11 @@ async fn export_archive(
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/zip".to_string()),
-            (header::CACHE_CONTROL, "no-store".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{filename}\""),
-            ),
-        ],
+    Ok(super::attachment(
+        "application/zip",
+        &filename,
         axum::body::Body::from_stream(body),
-    )
-        .into_response())
+    ))
 }
 
 #[derive(Deserialize)]
