@@ -591,6 +591,18 @@ pub fn run_with_stdin(
     child.wait_with_output().unwrap()
 }
 
+/// Runs `lessonlens-capture --config CONFIG ARGS` with `stdin`, and returns the JSON it printed;
+/// fails the test if the command failed.
+pub fn capture_json(config: &Path, args: &[&str], stdin: &str) -> serde_json::Value {
+    let out = run_with_stdin("lessonlens-capture", config, args, stdin);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// A child process killed when dropped, so a failing test leaves no daemon running.
 pub struct KillOnDrop(pub Child);
 

@@ -1,7 +1,7 @@
 //! The capture service and its control surface: start, refuse a second start, status, metrics,
 //! stop (the lesson is kept and uploaded), and a clean exit on SIGTERM.
 
-use lessonlens_e2e::{bin, run_with_stdin, Server};
+use lessonlens_e2e::{bin, capture_json, run_with_stdin, Server};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -19,15 +19,6 @@ fn cli_stdin(config: &Path, args: &[&str], stdin: &str) -> Output {
     run_with_stdin("lessonlens-capture", config, args, stdin)
 }
 
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[test]
 fn the_service_records_on_command_and_reports_what_it_does() {
     let server = Server::start(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../web"));
@@ -40,7 +31,7 @@ fn the_service_records_on_command_and_reports_what_it_does() {
         "[video]\nwidth = 320\nheight = 180\nbitrate_kbps = 500\n",
     );
 
-    assert_eq!(json(&cli(&config, &["status"]))["state"], "idle");
+    assert_eq!(capture_json(&config, &["status"], "")["state"], "idle");
     let unknown = cli(&config, &["record", "start", "--teacher", "nobody"]);
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no key for teacher"));
@@ -59,12 +50,8 @@ fn the_service_records_on_command_and_reports_what_it_does() {
         "{}",
         String::from_utf8_lossy(&wrong.stderr)
     );
-    assert_eq!(json(&cli(&config, &["status"]))["state"], "idle");
-    let started = json(&cli_stdin(
-        &config,
-        &["record", "start", "--code"],
-        "2468\n",
-    ));
+    assert_eq!(capture_json(&config, &["status"], "")["state"], "idle");
+    let started = capture_json(&config, &["record", "start", "--code"], "2468\n");
     let rec = started["recording"].as_str().unwrap().to_string();
     let second = cli(&config, &["record", "start", "--teacher", "alice"]);
     assert!(!second.status.success());
@@ -73,7 +60,7 @@ fn the_service_records_on_command_and_reports_what_it_does() {
     // Wait (with a deadline, not a fixed sleep) until a few segments are spooled.
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
-        let s = json(&cli(&config, &["status"]));
+        let s = capture_json(&config, &["status"], "");
         if s["segments_spooled"].as_u64().unwrap() >= 3 {
             break s;
         }
@@ -126,29 +113,29 @@ fn the_service_records_on_command_and_reports_what_it_does() {
     reported(&|r| r["state"] == "recording");
 
     // Privacy pause: nothing is recorded until resume, and the pause shows in the playlist.
-    json(&cli(&config, &["record", "pause"]));
+    capture_json(&config, &["record", "pause"], "");
     reported(&|r| r["state"] == "paused");
-    let paused = json(&cli(&config, &["status"]));
+    let paused = capture_json(&config, &["status"], "");
     assert_eq!(paused["state"], "paused", "{paused}");
     assert!(
         !cli(&config, &["record", "pause"]).status.success(),
         "already paused"
     );
     std::thread::sleep(Duration::from_millis(1500)); // the last fragment before the pause is flushed
-    let before = json(&cli(&config, &["status"]))["segments_spooled"]
+    let before = capture_json(&config, &["status"], "")["segments_spooled"]
         .as_u64()
         .unwrap();
     std::thread::sleep(Duration::from_secs(3));
-    let after = json(&cli(&config, &["status"]))["segments_spooled"]
+    let after = capture_json(&config, &["status"], "")["segments_spooled"]
         .as_u64()
         .unwrap();
     assert_eq!(
         before, after,
         "nothing may be recorded during a privacy pause"
     );
-    json(&cli(&config, &["record", "resume"]));
+    capture_json(&config, &["record", "resume"], "");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while json(&cli(&config, &["status"]))["segments_spooled"]
+    while capture_json(&config, &["status"], "")["segments_spooled"]
         .as_u64()
         .unwrap()
         < after + 3
@@ -156,7 +143,7 @@ fn the_service_records_on_command_and_reports_what_it_does() {
         assert!(Instant::now() < deadline, "recording did not resume");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let stopped = json(&cli(&config, &["record", "stop"]));
+    let stopped = capture_json(&config, &["record", "stop"], "");
     assert_eq!(stopped["recording"], rec.as_str());
     let segments = stopped["segments"].as_u64().unwrap();
     assert!(segments >= 2);
@@ -168,7 +155,7 @@ fn the_service_records_on_command_and_reports_what_it_does() {
     // Everything the service spooled is uploaded, and the server has the whole lesson.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let s = json(&cli(&config, &["status"]));
+        let s = capture_json(&config, &["status"], "");
         if s["state"] == "idle"
             && s["bytes_waiting"].as_u64().unwrap() == 0
             && s["segments_uploaded"] == s["segments_spooled"]

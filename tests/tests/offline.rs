@@ -4,23 +4,9 @@
 //! the teacher claims it with the same code, the server re-seals each segment's data key to
 //! them, and it plays. Another teacher, or a wrong code, cannot claim it.
 
-use lessonlens_e2e::{column, run_with_stdin, Server};
+use lessonlens_e2e::{capture_json, column, Server};
 use std::path::Path;
-use std::process::Output;
 use std::time::{Duration, Instant};
-
-fn cli(config: &Path, args: &[&str], stdin: &str) -> Output {
-    run_with_stdin("lessonlens-capture", config, args, stdin)
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -54,16 +40,16 @@ fn a_lesson_recorded_offline_is_claimed_by_its_teacher_with_their_code() {
 
     // The server goes away; the teacher starts a lesson with her code anyway.
     server.kill();
-    let started = json(&cli(&config, &["record", "start", "--code"], "2468\n"));
+    let started = capture_json(&config, &["record", "start", "--code"], "2468\n");
     assert!(started["recording"].is_string(), "{started}");
     let rec = started["recording"].as_str().unwrap().to_string();
     wait_until("a few segments are spooled", || {
-        json(&cli(&config, &["status"], ""))["segments_spooled"]
+        capture_json(&config, &["status"], "")["segments_spooled"]
             .as_u64()
             .unwrap()
             >= 3
     });
-    let stopped = json(&cli(&config, &["record", "stop"], "{}"));
+    let stopped = capture_json(&config, &["record", "stop"], "");
     assert_eq!(stopped["recording"], rec.as_str());
     // The device keeps a hash of the code for the claim, never the code itself.
     let expected = lessonlens_proto::manifest::claim_hash(rec.parse().unwrap(), "2468");
@@ -87,7 +73,7 @@ fn a_lesson_recorded_offline_is_claimed_by_its_teacher_with_their_code() {
     // The server is back: everything uploads, owned by the unassigned account.
     server.restart();
     wait_until("the lesson is uploaded", || {
-        let s = json(&cli(&config, &["status"], ""));
+        let s = capture_json(&config, &["status"], "");
         s["bytes_waiting"] == 0 && s["segments_uploaded"] == s["segments_spooled"]
     });
     wait_until("the manifest is stored", || {
