@@ -70,6 +70,19 @@ fn a_device_enrols_once_with_a_code_that_pins_the_school_ca() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("does not match the fingerprint"), "{err}");
 
+    // A request that is not a valid CSR is refused with what to do, and the code survives it.
+    let garbled = server
+        .agent()
+        .post(&format!("{}/api/enroll", server.url()))
+        .send_json(serde_json::json!({"code": code, "csr": "not a certificate request"}));
+    match garbled {
+        Err(ureq::Error::Status(400, r)) => {
+            let body = r.into_string().unwrap();
+            assert!(body.contains("certificate signing request"), "{body}");
+        }
+        other => panic!("expected 400, got {other:?}"),
+    }
+
     let out = server.run_enroll("room-12", &code, &fingerprint);
     assert!(
         out.status.success(),
@@ -114,6 +127,12 @@ fn a_device_enrols_once_with_a_code_that_pins_the_school_ca() {
         .into_json()
         .unwrap();
     assert_eq!(made["ca_sha256"], fingerprint.as_str());
+    // A name that is not one is refused.
+    let bad = agent
+        .post(&format!("{}/api/admin/devices", server.url()))
+        .set("cookie", &ada)
+        .send_json(serde_json::json!({"name": "room 12; drop"}));
+    assert!(matches!(bad, Err(ureq::Error::Status(400, _))), "{bad:?}");
     let out = server.run_enroll("room-14", made["code"].as_str().unwrap(), &fingerprint);
     assert!(
         out.status.success(),

@@ -62,6 +62,7 @@ impl From<DeviceError> for AppError {
             DeviceError::BadCode => AppError::Forbidden(
                 "that enrollment code is wrong, used or expired; ask an admin for a new one",
             ),
+            DeviceError::BadName => AppError::BadRequest(e.to_string()),
             other => AppError::Conflict(other.to_string()),
         }
     }
