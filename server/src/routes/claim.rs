@@ -53,18 +53,13 @@ async fn list(
     Ok(Json(list))
 }
 
-#[derive(serde::Deserialize)]
-struct ClaimForm {
-    code: zeroize::Zeroizing<String>,
-}
-
 /// A teacher claims an offline lesson with the code they typed on the device to start it (which
 /// must also be their own code today). Wrong codes count against the account's sign-in limit.
 async fn claim(
     State(st): State<Shared>,
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
-    Json(form): Json<ClaimForm>,
+    Json(form): Json<super::CodeForm>,
 ) -> AppResult<Json<serde_json::Value>> {
     teacher(&user)?;
     let rec: RecordingId = id.parse().map_err(|_| AppError::NotFound)?;

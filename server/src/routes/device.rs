@@ -192,17 +192,12 @@ async fn teacher_key(
     }))
 }
 
-#[derive(serde::Deserialize)]
-struct IdentifyRequest {
-    code: zeroize::Zeroizing<String>,
-}
-
 /// A teacher types their code on the device; the answer is their username and public key.
 /// Five wrong codes from a device in five minutes make it wait.
 async fn identify(
     State(st): State<Shared>,
     DeviceAuth(device): DeviceAuth,
-    Json(req): Json<IdentifyRequest>,
+    Json(req): Json<super::CodeForm>,
 ) -> AppResult<Json<TeacherKey>> {
     let now = accounts::now();
     if !accounts::valid_code(&req.code) {

@@ -53,6 +53,13 @@ pub fn table() -> Vec<(Listener, &'static str, &'static str)> {
     t
 }
 
+/// A request body that is one code a person typed (a device code, a two-step code); wiped when
+/// dropped.
+#[derive(serde::Deserialize)]
+pub struct CodeForm {
+    pub code: zeroize::Zeroizing<String>,
+}
+
 /// A download: `body` as a file named `filename`, never cached.
 pub fn attachment(
     content_type: &'static str,

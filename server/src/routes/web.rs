@@ -323,17 +323,12 @@ async fn second_factor_begin(
     ))
 }
 
-#[derive(Deserialize)]
-struct CodeForm {
-    code: zeroize::Zeroizing<String>,
-}
-
 /// Turns two-step sign-in on with a code from the app; a session that could only set it up now
 /// counts in full, and the person's other sessions end.
 async fn second_factor_confirm(
     State(st): State<Shared>,
     s: AnySession,
-    Json(form): Json<CodeForm>,
+    Json(form): Json<super::CodeForm>,
 ) -> AppResult<Json<serde_json::Value>> {
     let id = s.user.id;
     let stored = st
