@@ -46,6 +46,11 @@ pub struct AppState {
     pub audit_key: zeroize::Zeroizing<[u8; 32]>,
     /// Issues device certificates.
     pub ca: SchoolCa,
+    /// The account that holds lessons recorded offline until they are claimed (made at start,
+    /// see [`accounts::ensure_unassigned`]).
+    pub unassigned: i64,
+    /// Wrong codes when claiming an offline lesson, per account: 5 in 15 minutes.
+    pub claim_failures: FailureWindow<i64>,
     /// Failed device enrollments per address: 10 in 15 minutes.
     pub enroll_failures: FailureWindow<IpAddr>,
     /// Failed invitation links per address: 10 in 15 minutes.
@@ -59,6 +64,7 @@ impl AppState {
         vault: Vault,
         blobs: LocalBlobs,
         ca: SchoolCa,
+        unassigned: i64,
     ) -> AppState {
         let audit_key = vault.audit_key();
         AppState {
@@ -72,8 +78,10 @@ impl AppState {
             login_failures_address: FailureWindow::new(20, 900),
             password_checks: tokio::sync::Semaphore::new(4),
             ca,
+            unassigned,
             enroll_failures: FailureWindow::new(10, 900),
             invite_failures: FailureWindow::new(10, 900),
+            claim_failures: FailureWindow::new(5, 900),
         }
     }
 }

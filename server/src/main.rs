@@ -184,6 +184,8 @@ struct Opened {
     config: Config,
     conn: rusqlite::Connection,
     vault: Vault,
+    /// The account that holds lessons recorded offline until they are claimed.
+    unassigned: i64,
 }
 
 fn open(config: Config) -> anyhow::Result<Opened> {
@@ -211,6 +213,7 @@ fn open(config: Config) -> anyhow::Result<Opened> {
         config,
         conn,
         vault,
+        unassigned,
     })
 }
 
@@ -661,8 +664,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn any_user(o: &Opened, username: &str) -> anyhow::Result<accounts::User> {
-    accounts::find_any_user(&o.conn, username)?
-        .with_context(|| format!("no user called {username:?}"))
+    let user = accounts::find_any_user(&o.conn, username)?
+        .with_context(|| format!("no user called {username:?}"))?;
+    if user.id == o.unassigned {
+        bail!("{username} holds the lessons recorded offline until their teachers claim them; it is not a person's account");
+    }
+    Ok(user)
 }
 
 fn audit(o: &Opened, action: &str, target: &str) -> anyhow::Result<()> {
@@ -692,7 +699,14 @@ fn serve(o: Opened) -> anyhow::Result<()> {
         );
     }
     let fingerprint = ca.fingerprint.clone();
-    let state = Arc::new(AppState::new(o.config, o.conn, o.vault, blobs, ca));
+    let state = Arc::new(AppState::new(
+        o.config,
+        o.conn,
+        o.vault,
+        blobs,
+        ca,
+        o.unassigned,
+    ));
     // Machine-readable lines on stdout: tests and scripts read the addresses and the fingerprint.
     println!("listening on https://{addr}");
     println!("device API (mutual TLS) on https://{device_addr}");

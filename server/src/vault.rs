@@ -386,6 +386,19 @@ impl Vault {
         .transpose()
     }
 
+    /// Whether `user_id` has two-step sign-in on (without opening the secret).
+    pub fn totp_on(&self, user_id: i64) -> anyhow::Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT confirmed FROM totp_secrets WHERE user_id = ?1",
+                [user_id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(false))
+    }
+
     /// Records that a code for time step `step` was accepted (and, the first time, that the
     /// secret is confirmed). False if a code for this step or a later one was accepted already:
     /// the code is being replayed.

@@ -94,15 +94,16 @@ struct UserRow {
 }
 
 async fn users(State(st): State<Shared>, _: Admin) -> AppResult<Json<Vec<UserRow>>> {
+    let unassigned = st.unassigned;
     let list = st
-        .db(|c| {
+        .db(move |c| {
             let mut stmt = c.prepare(
                 "SELECT u.username, u.display_name, u.roles, u.disabled, l.delete_after
                  FROM users u LEFT JOIN leaving l ON l.user_id = u.id
-                 WHERE u.username != '(unassigned)' ORDER BY u.display_name",
+                 WHERE u.id != ?1 ORDER BY u.display_name",
             )?;
             let rows = stmt
-                .query_map([], |r| {
+                .query_map([unassigned], |r| {
                     Ok(UserRow {
                         username: r.get(0)?,
                         display_name: r.get(1)?,
@@ -274,11 +275,11 @@ async fn on_user<T: Send + 'static>(
     f: impl FnOnce(&Connection, &[u8; 32], &User, &User) -> AppResult<T> + Send + 'static,
 ) -> AppResult<T> {
     let audit_key = st.audit_key.clone();
+    let unassigned = st.unassigned;
     st.db(move |c| {
-        if username == accounts::UNASSIGNED {
-            return Err(AppError::NotFound);
-        }
-        let user = accounts::find_any_user(c, &username)?.ok_or(AppError::NotFound)?;
+        let user = accounts::find_any_user(c, &username)?
+            .filter(|u| u.id != unassigned)
+            .ok_or(AppError::NotFound)?;
         f(c, &audit_key, &admin, &user)
     })
     .await

@@ -35,9 +35,9 @@ async fn list(
     CurrentUser(user): CurrentUser,
 ) -> AppResult<Json<Vec<lessonlens_proto::wire::RecordingSummary>>> {
     teacher(&user)?;
+    let owner = st.unassigned;
     let list = st
-        .db(|c| {
-            let owner = accounts::ensure_unassigned(c)?;
+        .db(move |c| {
             let mut stmt = c.prepare(
                 "SELECT id FROM recordings WHERE owner_id = ?1 AND manifest IS NOT NULL ORDER BY created_at DESC",
             )?;
@@ -54,7 +54,7 @@ async fn list(
 }
 
 /// A teacher claims an offline lesson with the code they typed on the device to start it (which
-/// must also be their own code today). Wrong codes count against the account's sign-in limit.
+/// must also be their own code today). Five wrong codes in 15 minutes make the account wait.
 async fn claim(
     State(st): State<Shared>,
     CurrentUser(user): CurrentUser,
@@ -67,15 +67,17 @@ async fn claim(
         return Err(AppError::BadRequest("a code is 4 to 8 digits".into()));
     }
     let now = accounts::now();
-    if let Err(secs) = st.login_failures_account.attempt(&user.username, now) {
-        return Err(AppError::TooManyRequestsFor((secs + 59) / 60));
+    if st.claim_failures.attempt(&user.id, now).is_err() {
+        return Err(AppError::TooManyRequests(
+            "too many wrong codes; wait 15 minutes and try again",
+        ));
     }
     let code = form.code.clone();
     let tag = st.vault(move |v| Ok(v.code_tag(&code))).await?;
     let me = user.id;
-    let (unassigned, manifest, segments) = st
+    let unassigned = st.unassigned;
+    let (manifest, segments) = st
         .db(move |c| {
-            let unassigned = accounts::ensure_unassigned(c)?;
             if accounts::user_by_code(c, &tag)?.map(|u| u.id) != Some(me) {
                 return Err(AppError::Forbidden("that is not your device code"));
             }
@@ -100,10 +102,10 @@ async fn claim(
             let segments: Vec<(SegmentIndex, String)> = stmt
                 .query_map([rec.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
-            Ok((unassigned, manifest, segments))
+            Ok((manifest, segments))
         })
         .await?;
-    st.login_failures_account.forgive_last(&user.username);
+    st.claim_failures.forgive_last(&user.id);
 
     // Re-seal each data key to the teacher, as new blobs; the old ones go once the rows point at
     // the new ones, so a crash in between leaves the recording whole (and unassigned).
@@ -115,6 +117,7 @@ async fn claim(
             ))
         })
         .await?;
+    let recipient = keys.1.fingerprint();
     let st2 = st.clone();
     let rewrapped: Vec<(SegmentIndex, String, String, u64)> =
         tokio::task::spawn_blocking(move || -> AppResult<_> {
@@ -143,9 +146,6 @@ async fn claim(
 
     let audit_key = st.audit_key.clone();
     let who = user.audit_id.clone();
-    let recipient = st
-        .vault(move |v| Ok(v.public_key(me)?.ok_or(AppError::NotFound)?.fingerprint()))
-        .await?;
     let st3 = st.clone();
     st.db(move |c| {
         let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;

@@ -140,7 +140,7 @@ async fn unassigned_key(
     State(st): State<Shared>,
     DeviceAuth(_): DeviceAuth,
 ) -> AppResult<Json<TeacherKey>> {
-    let id = st.db(|c| Ok(accounts::ensure_unassigned(c)?)).await?;
+    let id = st.unassigned;
     let pk = st
         .vault(move |v| Ok(v.public_key(id)?))
         .await?

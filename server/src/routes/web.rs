@@ -55,8 +55,7 @@ fn me_json(u: &User, setup_only: bool, second_factor: bool) -> serde_json::Value
 }
 
 async fn second_factor_on(st: &Shared, user_id: i64) -> AppResult<bool> {
-    st.vault(move |v| Ok(v.totp(user_id)?.is_some_and(|t| t.confirmed)))
-        .await
+    st.vault(move |v| Ok(v.totp_on(user_id)?)).await
 }
 
 async fn login(
