@@ -48,8 +48,11 @@ fn restoring_a_backup_from_before_a_deletion_does_not_bring_the_teacher_back() {
     assert!(column::<String>(&db, "SELECT id FROM recordings", []) == [bobs.to_string()]);
     drop(db);
 
-    // The server is stopped and Monday's backup restored.
+    // The server is stopped and Monday's backup restored (a folder that is no backup is refused).
     server.kill();
+    let wrong = server.cli(&["restore", server.data_dir().to_str().unwrap()], "");
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("is not a lessonlens backup folder"));
     let out = server.cli_ok(&["restore", dest.to_str().unwrap()]);
     assert!(
         out.contains("1 teacher key(s) deleted since were shredded again"),

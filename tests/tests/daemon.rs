@@ -209,6 +209,21 @@ fn the_service_records_on_command_and_reports_what_it_does() {
         1,
         "{playlist}"
     );
+    // A lesson with a privacy pause cannot be downloaded as one file yet, and says so.
+    match server
+        .agent()
+        .get(&format!(
+            "{}/api/recordings/{rec}/download.mp4",
+            server.url()
+        ))
+        .set("cookie", &alice)
+        .call()
+    {
+        Err(ureq::Error::Status(409, r)) => {
+            assert!(r.into_string().unwrap().contains("privacy pause"))
+        }
+        other => panic!("expected 409, got {other:?}"),
+    }
     // The player plays on across the pause (a new init segment after a discontinuity).
     let media: i64 = server
         .db()

@@ -116,6 +116,7 @@ fn a_lesson_recorded_offline_is_claimed_by_its_teacher_with_their_code() {
         Err(ureq::Error::Status(code, _)) => code,
         Err(e) => panic!("{e}"),
     };
+    assert_eq!(claim(&alice, "12a"), 400, "a code is digits");
     assert_eq!(claim(&alice, "1357"), 403, "bob's code is not alice's");
     assert_eq!(claim(&bob, "1357"), 403, "bob did not start this lesson");
     assert_eq!(claim(&alice, "2468"), 200);

@@ -120,6 +120,29 @@ fn an_invitation_lets_a_person_choose_their_password_once() {
     .unwrap();
     let out = server.cli(&["roster-import", file.to_str().unwrap(), "--apply"], "");
     assert!(out.status.success());
+    // On the admin API a file with a bad line and no choice to skip it changes nothing.
+    server.add_user("ada", "ada-password", "admin");
+    let agent = server.agent();
+    let ada = server.login(&agent, "ada", "ada-password");
+    let bad = agent
+        .post(&format!("{}/api/admin/roster", server.url()))
+        .set("cookie", &ada)
+        .send_json(serde_json::json!({
+            "csv": "Name,Email,Staff ID,Role\nCal New,cal@school.example,T9,teacher\nnot a row\n",
+            "apply": true,
+        }));
+    match bad {
+        Err(ureq::Error::Status(422, r)) => {
+            assert!(r.into_string().unwrap().contains("nothing was changed"))
+        }
+        other => panic!("expected 422, got {other:?}"),
+    }
+    let cal: Vec<i64> = lessonlens_e2e::column(
+        &server.db(),
+        "SELECT COUNT(*) FROM users WHERE staff_id = 'T9'",
+        [],
+    );
+    assert_eq!(cal, [0], "nothing was added");
     // The admin's CLI prints the link; the token is its last part.
     let out = server.cli(&["user", "invite", "ann.smith"], "");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -128,7 +151,6 @@ fn an_invitation_lets_a_person_choose_their_password_once() {
         "{text}"
     );
     let token = text.trim().rsplit('/').next().unwrap().to_string();
-    let agent = server.agent();
     let accept = |password: &str| match agent
         .post(&format!("{}/api/invite", server.url()))
         .send_json(serde_json::json!({"token": token, "password": password}))
