@@ -38,10 +38,13 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VideoConfig {
-    /// `test` (videotestsrc with a time overlay) or `v4l2`.
+    /// `test` (videotestsrc with a time overlay), `v4l2`, or `shm`: raw I420 frames of the
+    /// configured size and rate from another process on the device over shared memory
+    /// (GStreamer's `shmsink`), e.g. a camera service shared with a preview screen. The fault
+    /// tests use it to make a camera disappear mid-lesson.
     #[serde(default = "default_test")]
     pub source: String,
-    /// Camera device for `v4l2`.
+    /// Camera device for `v4l2`; the socket path for `shm`.
     #[serde(default = "default_video_device")]
     pub device: String,
     #[serde(default = "default_width")]
@@ -58,10 +61,12 @@ pub struct VideoConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AudioConfig {
-    /// `test` (audiotestsrc), `alsa` or `pulse`.
+    /// `test` (audiotestsrc), `alsa`, `pulse`, or `shm` (48 kHz mono S16LE from another process,
+    /// as for video).
     #[serde(default = "default_test")]
     pub source: String,
-    /// ALSA device (e.g. `hw:1`) or PulseAudio source name; empty for the default.
+    /// ALSA device (e.g. `hw:1`), PulseAudio source name or `shm` socket path; empty for the
+    /// default (required for `shm`).
     #[serde(default)]
     pub device: String,
 }
@@ -136,15 +141,18 @@ impl Config {
                 self.server_url
             );
         }
-        if !matches!(self.video.source.as_str(), "test" | "v4l2") {
+        if !matches!(self.video.source.as_str(), "test" | "v4l2" | "shm") {
             bail!(
-                "video.source must be \"test\" or \"v4l2\", got {:?}",
+                "video.source must be \"test\", \"v4l2\" or \"shm\", got {:?}",
                 self.video.source
             );
         }
-        if !matches!(self.audio.source.as_str(), "test" | "alsa" | "pulse") {
+        if !matches!(
+            self.audio.source.as_str(),
+            "test" | "alsa" | "pulse" | "shm"
+        ) {
             bail!(
-                "audio.source must be \"test\", \"alsa\" or \"pulse\", got {:?}",
+                "audio.source must be \"test\", \"alsa\", \"pulse\" or \"shm\", got {:?}",
                 self.audio.source
             );
         }
@@ -159,6 +167,9 @@ impl Config {
             {
                 bail!("{what} {value:?} may contain only letters, digits and / : _ . , -");
             }
+        }
+        if self.audio.source == "shm" && self.audio.device.is_empty() {
+            bail!("audio.source \"shm\" needs audio.device: the socket path of the process that shares the microphone");
         }
         if !self.control_addr.ip().is_loopback() {
             bail!("control_addr must be a loopback address (127.0.0.1 or ::1): the control API has no authentication of its own");

@@ -38,6 +38,8 @@ struct Active {
     controls: Controls,
     /// Set once a stop was asked for; the thread is flushing the last segment.
     stopping: bool,
+    /// Set by the recording thread just before it returns, so `reap` can join it at once.
+    ended: Arc<AtomicBool>,
     thread: JoinHandle<anyhow::Result<Captured>>,
 }
 
@@ -104,7 +106,8 @@ impl Daemon {
     /// Collects a recording thread that ended by itself (pipeline error, disk full, budget), so
     /// the slot does not claim "recording" forever.
     fn reap(&self, slot: &mut Slot) {
-        let ended = matches!(slot, Slot::Active(a) if !a.stopping && a.thread.is_finished());
+        let ended = matches!(slot, Slot::Active(a)
+            if !a.stopping && (a.ended.load(Ordering::Acquire) || a.thread.is_finished()));
         if !ended {
             return;
         }
@@ -228,11 +231,18 @@ impl Daemon {
             }
         };
         let controls = Controls::default();
-        let (d, c2) = (self.clone(), controls.clone());
+        let ended = Arc::new(AtomicBool::new(false));
+        let (d, c2, e2) = (self.clone(), controls.clone(), ended.clone());
+        let (running, thread_ended) = (controls.running.clone(), ended.clone());
         let thread = std::thread::spawn(move || {
-            recorder::capture(
+            let result = recorder::capture(
                 &d.config, &d.spool, recording, recipient, &c2, None, &d.stats,
-            )
+            );
+            // A recording that ends by itself (camera gone, disk full) is told to the server at
+            // once: the reporter's status reaps this thread and says why.
+            e2.store(true, Ordering::Release);
+            d.wake_reporter();
+            result
         });
         *self.last_error.lock().expect("daemon lock") = None;
         *slot = Slot::Active(Active {
@@ -241,10 +251,26 @@ impl Daemon {
             started: Instant::now(),
             controls,
             stopping: false,
+            ended,
             thread,
         });
         drop(slot);
         self.wake_reporter();
+        // Answer once the camera and microphone are open, so a start that cannot record (device
+        // missing or busy) is refused with the reason instead of a light that goes out again.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !running.load(Ordering::Acquire) && Instant::now() < deadline {
+            if thread_ended.load(Ordering::Acquire) {
+                let mut slot = self.current.lock().expect("daemon lock");
+                self.reap(&mut slot);
+                let why = self.last_error.lock().expect("daemon lock").clone();
+                return Err(ApiError(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    why.unwrap_or_else(|| "the recording ended at once".into()),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Ok(recording)
     }
 

@@ -136,17 +136,29 @@ pub fn describe(c: &Config, video_encoder: &str, audio_encoder: &str) -> String 
         v.width, v.height, v.fps
     );
     let video_src = match v.source.as_str() {
-        "v4l2" => format!("v4l2src device={} ! videoconvert ! videoscale ! videorate ! {raw}", v.device),
+        "v4l2" => format!("v4l2src name=camera device={} ! videoconvert ! videoscale ! videorate ! {raw}", v.device),
+        "shm" => format!(
+            "shmsrc name=camera socket-path={} is-live=true do-timestamp=true ! {raw},format=I420 ! videorate",
+            v.device
+        ),
         _ => format!(
-            "videotestsrc is-live=true pattern=smpte ! {raw} ! timeoverlay halignment=center valignment=center font-desc=\"Sans 48\""
+            "videotestsrc name=camera is-live=true pattern=smpte ! {raw} ! timeoverlay halignment=center valignment=center font-desc=\"Sans 48\""
         ),
     };
     let audio_src = match c.audio.source.as_str() {
-        "alsa" if !c.audio.device.is_empty() => format!("alsasrc device={}", c.audio.device),
-        "alsa" => "alsasrc".to_string(),
-        "pulse" if !c.audio.device.is_empty() => format!("pulsesrc device={}", c.audio.device),
-        "pulse" => "pulsesrc".to_string(),
-        _ => "audiotestsrc is-live=true wave=sine freq=440 volume=0.1".to_string(),
+        "alsa" if !c.audio.device.is_empty() => {
+            format!("alsasrc name=microphone device={}", c.audio.device)
+        }
+        "alsa" => "alsasrc name=microphone".to_string(),
+        "pulse" if !c.audio.device.is_empty() => {
+            format!("pulsesrc name=microphone device={}", c.audio.device)
+        }
+        "pulse" => "pulsesrc name=microphone".to_string(),
+        "shm" => format!(
+            "shmsrc name=microphone socket-path={} is-live=true do-timestamp=true ! audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=1",
+            c.audio.device
+        ),
+        _ => "audiotestsrc name=microphone is-live=true wave=sine freq=440 volume=0.1".to_string(),
     };
     format!(
         "{video_src} ! videoconvert ! video/x-raw,format=I420 ! {venc} ! video/x-h264,profile=high \
@@ -254,19 +266,43 @@ pub fn build(
 impl Capture {
     /// Runs until `should_stop` says so (or the pipeline ends or fails), then sends EOS so the last
     /// partial fragment is flushed, and waits for it. Returns the recorded media duration.
+    ///
+    /// When an element fails (a camera unplugged, a microphone gone) the rest of the pipeline is
+    /// still sent EOS, so the muxer flushes the fragment it holds and what was recorded up to that
+    /// moment is kept; the failure is returned after that.
     pub fn run(
         &self,
         mut should_stop: impl FnMut(gst::ClockTime) -> bool,
     ) -> anyhow::Result<gst::ClockTime> {
         if let Err(e) = self.pipeline.set_state(gst::State::Playing) {
+            // The element that failed says why on the bus (no such device, busy, no permission).
+            let why = self
+                .pipeline
+                .bus()
+                .and_then(|b| {
+                    b.timed_pop_filtered(
+                        gst::ClockTime::from_seconds(1),
+                        &[gst::MessageType::Error],
+                    )
+                })
+                .and_then(|m| match m.view() {
+                    gst::MessageView::Error(err) => {
+                        Some(format!("{:#}", explain_failure(err, false)))
+                    }
+                    _ => None,
+                });
             let _ = self.pipeline.set_state(gst::State::Null);
-            return Err(e).context(
-                "cannot start the capture pipeline (is the camera or microphone in use?)",
-            );
+            return Err(match why {
+                Some(why) => anyhow!(why),
+                None => anyhow!(e).context(
+                    "cannot start the capture pipeline (is the camera or microphone in use?)",
+                ),
+            });
         }
         tracing::info!("capturing");
         let bus = self.pipeline.bus().expect("pipeline has a bus");
         let mut eos_sent: Option<std::time::Instant> = None;
+        let mut failure: Option<anyhow::Error> = None;
         let result = loop {
             // Running time of the pipeline clock, i.e. how much the sources have captured; the sink lags
             // by up to one fragment because the muxer emits whole fragments.
@@ -280,23 +316,23 @@ impl Capture {
                 eos_sent = Some(std::time::Instant::now());
             }
             // A wedged source must not hang the stop: what was spooled is kept either way.
-            if eos_sent.is_some_and(|t| t.elapsed() > std::time::Duration::from_secs(10)) {
-                break Err(anyhow!("the pipeline did not finish within 10 s of end-of-stream; the last segment may be lost"));
+            let flush_limit =
+                std::time::Duration::from_secs(if failure.is_some() { 3 } else { 10 });
+            if eos_sent.is_some_and(|t| t.elapsed() > flush_limit) {
+                break Err(failure.take().unwrap_or_else(|| anyhow!("the pipeline did not finish within 10 s of end-of-stream; the last segment may be lost")));
             }
             let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(50)) else {
                 continue;
             };
             match msg.view() {
-                gst::MessageView::Eos(..) => break Ok(position),
-                gst::MessageView::Error(err) => {
-                    break Err(anyhow!(
-                        "capture pipeline failed in {}: {} ({})",
-                        err.src()
-                            .map(|s| s.path_string().to_string())
-                            .unwrap_or_default(),
-                        err.error(),
-                        err.debug().unwrap_or_default()
-                    ))
+                gst::MessageView::Eos(..) => break failure.take().map_or(Ok(position), Err),
+                // A failing source posts more than one error; the first says what happened.
+                gst::MessageView::Error(err) if failure.is_none() => {
+                    let failed = explain_failure(&err, true);
+                    tracing::error!(error = %failed, "capture failed: keeping what was recorded");
+                    failure = Some(failed);
+                    self.pipeline.send_event(gst::event::Eos::new());
+                    eos_sent = Some(std::time::Instant::now());
                 }
                 _ => {}
             }
@@ -311,6 +347,30 @@ impl Capture {
             bail!("the pipeline ended before recording anything");
         }
         Ok(position)
+    }
+}
+
+/// What a pipeline error means for the teacher: a named source (`camera`, `microphone`) that
+/// fails could not be opened (before `recording`) or has gone away; anything else is a fault in
+/// the pipeline itself.
+fn explain_failure(err: &gst::message::Error, recording: bool) -> anyhow::Error {
+    let source = err.src().map(|s| s.name().to_string()).unwrap_or_default();
+    let detail = format!("{} ({})", err.error(), err.debug().unwrap_or_default());
+    match source.as_str() {
+        "camera" | "microphone" if !recording => anyhow!(
+            "the {source} cannot be opened: {detail}. Nothing was recorded. Check that the {source} is connected \
+             and not in use by another program, then start again"
+        ),
+        "camera" | "microphone" => anyhow!(
+            "the {source} stopped delivering: {detail}. The recording was ended and everything recorded until then is kept \
+             and will be uploaded. Check the {source} and its cable, then start a new recording"
+        ),
+        _ => anyhow!(
+            "capture pipeline failed in {}: {detail}",
+            err.src()
+                .map(|s| s.path_string().to_string())
+                .unwrap_or_default()
+        ),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::pipeline::{self, Fragment};
-use crate::sealer::{Input, Sealer};
+use crate::sealer::{Input, Sealed, Sealer};
 use crate::spool::{RecordingMeta, Spool};
 use crate::status::Stats;
 use crate::upload::{self, Client, UploadError};
@@ -151,6 +151,7 @@ pub fn capture(
                 let limit_reached = std::cell::Cell::new(false);
                 let pause_seen = std::cell::Cell::new(false);
                 capture.run(|pos| {
+                    controls.running.store(true, Ordering::Release);
                     limit_reached.set(limit.is_some_and(|l| pos >= l));
                     pause_seen.set(pause_seen.get() || controls.paused());
                     stopped() || pause_seen.get() || limit_reached.get()
@@ -178,6 +179,14 @@ pub fn capture(
             sealer_thread.join().expect("sealer thread panicked"),
         )
     });
+    // A pipeline that failed before it delivered anything (camera missing or busy) recorded
+    // nothing: the empty recording is dropped rather than shown to the teacher as a lesson.
+    // `remove_recording` keeps the folder if any segment is in it.
+    if let (Err(e), Ok(Sealed { segments: 0, .. })) = (&capture_result, &seal_result) {
+        if spool.remove_recording(recording).is_ok() {
+            return Err(anyhow::anyhow!("{e:#}")).context("nothing was recorded");
+        }
+    }
     // Close the recording whatever happened, so it is uploaded (as incomplete if it failed).
     spool.finish(recording, capture_result.is_ok() && seal_result.is_ok())?;
     let video_encoder = capture_result?;
@@ -194,6 +203,8 @@ pub fn capture(
 pub struct Controls {
     pub stop: Arc<AtomicBool>,
     pub pause: Arc<AtomicBool>,
+    /// Set by `capture` once the first pipeline is playing (the camera and microphone opened).
+    pub running: Arc<AtomicBool>,
 }
 
 impl Controls {
@@ -225,7 +236,7 @@ pub fn record(
         let uploader = s.spawn(|| upload::run(&client, &spool, &finished, opts.drain_for, &stats));
         let controls = Controls {
             stop,
-            pause: Arc::default(),
+            ..Controls::default()
         };
         let captured = capture(
             config,
