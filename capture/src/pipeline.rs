@@ -328,7 +328,7 @@ impl Capture {
                 gst::MessageView::Eos(..) => break failure.take().map_or(Ok(position), Err),
                 // A failing source posts more than one error; the first says what happened.
                 gst::MessageView::Error(err) if failure.is_none() => {
-                    let failed = explain_failure(&err, true);
+                    let failed = explain_failure(err, true);
                     tracing::error!(error = %failed, "capture failed: keeping what was recorded");
                     failure = Some(failed);
                     self.pipeline.send_event(gst::event::Eos::new());
