@@ -33,6 +33,10 @@ pub struct Config {
     /// lesson is never begun that the device cannot keep while offline. Default 60.
     #[serde(default = "default_reserve_minutes")]
     pub reserve_minutes: u32,
+    /// Segments uploaded at the same time (oldest first). Default 2: one upload waits on the
+    /// network while the next is sent, without crowding a classroom's uplink.
+    #[serde(default = "default_upload_concurrency")]
+    pub upload_concurrency: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,6 +101,9 @@ fn default_spool_budget_mb() -> u64 {
 }
 fn default_reserve_minutes() -> u32 {
     60
+}
+fn default_upload_concurrency() -> usize {
+    2
 }
 fn default_segment_seconds() -> u32 {
     2
@@ -178,6 +185,12 @@ impl Config {
             bail!(
                 "segment_seconds must be between 1 and 6, got {}",
                 self.segment_seconds
+            );
+        }
+        if !(1..=8).contains(&self.upload_concurrency) {
+            bail!(
+                "upload_concurrency must be between 1 and 8, got {}",
+                self.upload_concurrency
             );
         }
         if self.video.width == 0 || self.video.height == 0 || !(1..=60).contains(&self.video.fps) {

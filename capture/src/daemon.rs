@@ -364,19 +364,24 @@ impl Daemon {
 
     fn metrics(&self) -> String {
         let s = self.status();
+        let (latency_sum, latency_count) = self.stats.receipt_latency();
         format!(
             "# HELP lessonlens_recording 1 while a lesson is being recorded.\n# TYPE lessonlens_recording gauge\nlessonlens_recording {}\n\
              # HELP lessonlens_segments_spooled_total Segments sealed into the spool.\n# TYPE lessonlens_segments_spooled_total counter\nlessonlens_segments_spooled_total {}\n\
              # HELP lessonlens_segments_uploaded_total Segments acknowledged by the server.\n# TYPE lessonlens_segments_uploaded_total counter\nlessonlens_segments_uploaded_total {}\n\
              # HELP lessonlens_spool_bytes Bytes waiting in the spool.\n# TYPE lessonlens_spool_bytes gauge\nlessonlens_spool_bytes {}\n\
              # HELP lessonlens_spool_budget_left_bytes Spool budget left.\n# TYPE lessonlens_spool_budget_left_bytes gauge\nlessonlens_spool_budget_left_bytes {}\n\
-             # HELP lessonlens_server_reachable 1 when the last upload reached the server.\n# TYPE lessonlens_server_reachable gauge\nlessonlens_server_reachable {}\n",
+             # HELP lessonlens_server_reachable 1 when the last upload reached the server.\n# TYPE lessonlens_server_reachable gauge\nlessonlens_server_reachable {}\n\
+             # HELP lessonlens_receipt_latency_seconds From a segment's media being complete to the server's receipt.\n# TYPE lessonlens_receipt_latency_seconds summary\n\
+             lessonlens_receipt_latency_seconds_sum {}\nlessonlens_receipt_latency_seconds_count {}\n",
             u8::from(s.state == "recording"),
             s.segments_spooled,
             s.segments_uploaded,
             s.bytes_waiting,
             s.budget_left_bytes,
             u8::from(s.server_reachable),
+            latency_sum,
+            latency_count,
         )
     }
 }

@@ -93,6 +93,8 @@ fn agent(tls: rustls::ClientConfig) -> ureq::Agent {
         .tls_config(Arc::new(tls))
         .timeout_connect(Duration::from_secs(5))
         .timeout(Duration::from_secs(60))
+        // Each concurrent upload keeps its connection (`upload_concurrency` is at most 8).
+        .max_idle_connections_per_host(8)
         .build()
 }
 

@@ -54,6 +54,8 @@ impl Sealer {
         start_us: u64,
         duration_us: u64,
     ) -> anyhow::Result<()> {
+        // The muxer hands over a fragment once it is complete: its receipt is timed from here.
+        let finished = std::time::Instant::now();
         let params = SealParams {
             label: Label {
                 recording: self.recording,
@@ -75,6 +77,7 @@ impl Sealer {
         let sealed = sealed?;
         self.spool
             .put_segment(self.recording, index, &sealed, (start_us, duration_us))?;
+        self.stats.segment_finished(self.recording, index, finished);
         if self.spool.usage_bytes() >= self.budget && !self.stop.swap(true, Ordering::AcqRel) {
             tracing::error!(
                 recording = %self.recording,

@@ -11,7 +11,8 @@ use lessonlens_proto::wire::{
 use lessonlens_proto::{PublicKey, RecordingId, SegmentIndex};
 use rand_core::TryRngCore;
 use sha2::{Digest, Sha256};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Seconds since the Unix epoch.
@@ -37,6 +38,8 @@ pub struct Client {
     agent: std::sync::RwLock<ureq::Agent>,
     base: String,
     identity_dir: std::path::PathBuf,
+    /// Uploads at the same time (`upload_concurrency`).
+    concurrency: usize,
 }
 
 impl Client {
@@ -53,6 +56,7 @@ impl Client {
             agent: std::sync::RwLock::new(identity.agent()?),
             base: config.server_url.trim_end_matches('/').to_string(),
             identity_dir: config.identity_dir.clone(),
+            concurrency: config.upload_concurrency,
         })
     }
 
@@ -206,60 +210,101 @@ impl Client {
     }
 }
 
-/// Uploads everything pending, oldest first. Stops at the first failure so order is kept.
-/// Returns how many items were sent.
+/// Uploads everything pending, oldest first, up to `upload_concurrency` at a time. After the
+/// first failure no further upload is begun (those under way finish), so the oldest segments
+/// still go first on the next pass. Returns how many items were sent.
+///
+/// A recording's manifest is only listed once its segments are all gone from the spool, so it
+/// never overtakes them.
 pub fn drain_once(client: &Client, spool: &Spool, stats: &Stats) -> anyhow::Result<usize> {
-    let mut sent = 0;
-    for item in spool.pending()? {
-        match item {
-            Pending::Segment {
-                recording,
-                index,
-                path,
-            } => {
-                let body = std::fs::read(&path)?;
-                match client.put_segment(recording, index, &body) {
-                    Ok(_) => {}
-                    Err(UploadError::Refused { status, message })
-                        if matches!(status, 409 | 413 | 422) =>
-                    {
-                        let kept = spool.quarantine(recording, index, &path)?;
-                        tracing::error!(%recording, index, status, %message, kept = %kept.display(),
-                            "the server refused this segment for good; it is kept in quarantine for support to inspect");
-                        continue;
+    let items = spool.pending()?;
+    if items.is_empty() {
+        return Ok(0);
+    }
+    let next = AtomicUsize::new(0);
+    let sent = AtomicUsize::new(0);
+    let failed: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..client.concurrency.min(items.len()) {
+            s.spawn(|| {
+                while failed.lock().expect("upload lock").is_none() {
+                    let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        return;
+                    };
+                    match send(client, spool, stats, item) {
+                        Ok(true) => {
+                            sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            failed.lock().expect("upload lock").get_or_insert(e);
+                        }
                     }
-                    Err(e) => return Err(e.into()),
                 }
-                // Only now, with a receipt whose hash matches, may the device forget the segment.
-                spool.remove(&path)?;
-                stats.uploaded.fetch_add(1, Ordering::Relaxed);
-                stats.last_upload_at.store(now(), Ordering::Relaxed);
-                tracing::debug!(%recording, index, "segment acknowledged");
+            });
+        }
+    });
+    match failed.into_inner().expect("upload lock") {
+        Some(e) => Err(e),
+        None => Ok(sent.into_inner()),
+    }
+}
+
+/// Uploads one item; false when the server refused it for good and it went to quarantine.
+fn send(client: &Client, spool: &Spool, stats: &Stats, item: &Pending) -> anyhow::Result<bool> {
+    match item {
+        Pending::Segment {
+            recording,
+            index,
+            path,
+        } => {
+            let (recording, index) = (*recording, *index);
+            let body = std::fs::read(path)?;
+            match client.put_segment(recording, index, &body) {
+                Ok(_) => {}
+                Err(UploadError::Refused { status, message })
+                    if matches!(status, 409 | 413 | 422) =>
+                {
+                    let kept = spool.quarantine(recording, index, path)?;
+                    stats.segment_done(recording, index);
+                    tracing::error!(%recording, index, status, %message, kept = %kept.display(),
+                        "the server refused this segment for good; it is kept in quarantine for support to inspect");
+                    return Ok(false);
+                }
+                Err(e) => return Err(e.into()),
             }
-            Pending::Manifest { recording, path } => {
-                let receipt = match client.put_manifest(recording, &std::fs::read(&path)?) {
-                    Ok(r) => r,
-                    Err(UploadError::Refused { status, message })
-                        if matches!(status, 409 | 413 | 422) =>
-                    {
-                        let kept = spool.quarantine_recording(recording)?;
-                        tracing::error!(%recording, status, %message, kept = %kept.display(),
-                            "the server refused this recording's manifest for good; it is kept in quarantine for support to inspect");
-                        continue;
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                spool.remove_recording(recording)?;
-                if receipt.missing.is_empty() {
-                    tracing::info!(%recording, "recording fully uploaded");
-                } else {
-                    tracing::warn!(%recording, missing = ?receipt.missing, "recording uploaded; the server is missing segments lost on this device");
+            // Only now, with a receipt whose hash matches, may the device forget the segment.
+            spool.remove(path)?;
+            stats.uploaded.fetch_add(1, Ordering::Relaxed);
+            stats.last_upload_at.store(now(), Ordering::Relaxed);
+            let latency_ms = stats
+                .segment_done(recording, index)
+                .map(|d| d.as_secs_f64() * 1e3);
+            tracing::debug!(%recording, index, latency_ms, "segment acknowledged");
+        }
+        Pending::Manifest { recording, path } => {
+            let recording = *recording;
+            let receipt = match client.put_manifest(recording, &std::fs::read(path)?) {
+                Ok(r) => r,
+                Err(UploadError::Refused { status, message })
+                    if matches!(status, 409 | 413 | 422) =>
+                {
+                    let kept = spool.quarantine_recording(recording)?;
+                    tracing::error!(%recording, status, %message, kept = %kept.display(),
+                        "the server refused this recording's manifest for good; it is kept in quarantine for support to inspect");
+                    return Ok(false);
                 }
+                Err(e) => return Err(e.into()),
+            };
+            spool.remove_recording(recording)?;
+            if receipt.missing.is_empty() {
+                tracing::info!(%recording, "recording fully uploaded");
+            } else {
+                tracing::warn!(%recording, missing = ?receipt.missing, "recording uploaded; the server is missing segments lost on this device");
             }
         }
-        sent += 1;
     }
-    Ok(sent)
+    Ok(true)
 }
 
 /// Drains the spool until `finished` is set and nothing is left, or until `drain_for` has passed

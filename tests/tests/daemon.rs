@@ -166,6 +166,22 @@ fn the_service_records_on_command_and_reports_what_it_does() {
         assert!(Instant::now() < deadline, "uploads did not finish: {s}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // Every segment's receipt was timed from the moment its media was complete.
+    let metrics = ureq::get(&format!("http://127.0.0.1:{port}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    let timed = value("lessonlens_receipt_latency_seconds_count ");
+    assert_eq!(timed as u64, segments + 3, "{metrics}");
+    let mean = value("lessonlens_receipt_latency_seconds_sum ") / timed;
+    assert!(mean > 0.0 && mean < 10.0, "{metrics}");
     let report = reported(&|r| r["state"] == "idle");
     assert!(report["last_upload_at"].as_i64().unwrap() > 0, "{report}");
     assert!(report["video_encoder"]
