@@ -335,6 +335,13 @@ pub fn run(
         // Read before draining, so a segment spooled meanwhile still wakes the wait below.
         let generation = spool.generation();
         let (pause, wake_on_change) = match drain_once(client, spool, stats) {
+            // Sent something: a manifest may have become due (it is listed once its recording's
+            // segments are gone), so look again at once.
+            Ok(sent) if sent > 0 => {
+                stats.server_reachable.store(true, Ordering::Relaxed);
+                backoff = Duration::from_millis(250);
+                continue;
+            }
             Ok(_) => {
                 stats.server_reachable.store(true, Ordering::Relaxed);
                 backoff = Duration::from_millis(250);
