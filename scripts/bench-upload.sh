@@ -13,7 +13,7 @@ VIDEO='[video]\nwidth = 1280\nheight = 720\nbitrate_kbps = 4000'
 capture_config "$VIDEO"
 RUST_LOG=lessonlens_capture::upload=debug $BIN/lessonlens-capture --config "$W/capture.toml" \
   record once --teacher t --seconds "$SECS" > /dev/null 2> "$W/latency.log"
-sed 's/\x1b\[[0-9;]*m//g' "$W/latency.log" | sed -n 's/.*segment acknowledged.*latency_ms=\([0-9.]*\).*/\1/p' \
+sed -n 's/.*segment acknowledged.*latency_ms=\([0-9.]*\).*/\1/p' "$W/latency.log" \
   | sort -n > "$W/latency.txt"
 printf "%-34s %8s %10s %10s %10s\n" "receipt latency (loopback)" segments "p50 ms" "p95 ms" "max ms"
 awk -v secs="$SECS" '{ v[NR] = $1 } END {

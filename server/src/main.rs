@@ -218,12 +218,19 @@ fn open(config: Config) -> anyhow::Result<Opened> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
+    // key=value fields on stderr; colours only on a terminal, and no timestamps under systemd
+    // (journald stamps every line itself).
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        logs.without_time().init();
+    } else {
+        logs.init();
+    }
     let cli = Cli::parse();
     let config = Config::load(&cli.config)?;
     match cli.command {

@@ -42,10 +42,11 @@ pub fn record_once(config: &Path, teacher: &str, seconds: &str) -> serde_json::V
         ])
         .output()
         .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "capture failed: {logs}");
     assert!(
-        out.status.success(),
-        "capture failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        logs.contains("recording started") && !logs.contains('\x1b'),
+        "logs to a pipe (or journald) are plain text: {logs:?}"
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
