@@ -10,12 +10,22 @@ let current = null; // the recording on the player page
 let routeSeq = 0; // bumped on every navigation, so a slow earlier view does not cover a newer one
 
 async function api(path, options = {}) {
-  const res = await fetch(path, {
-    credentials: "same-origin",
-    headers: { "content-type": "application/json" },
-    ...options,
-  });
+  let res;
+  try {
+    res = await fetch(path, {
+      credentials: "same-origin",
+      headers: { "content-type": "application/json" },
+      ...options,
+    });
+  } catch {
+    throw new Error("The lessonlens server cannot be reached. Check the network connection, then try again.");
+  }
   if (res.status === 401) {
+    // A session that ended under us (it expired, or an admin signed this person out): say so,
+    // and come back to the same page after signing in again.
+    if (me && path !== "/api/login") {
+      $("login-notice").textContent = "Your session has ended, so you were signed out. Sign in again to carry on where you were.";
+    }
     me = null;
     show("login-view");
     throw new Error("signed out");
@@ -42,6 +52,7 @@ function el(tag, props = {}, ...children) {
 }
 
 function show(id) {
+  $("app-error").hidden = true;
   for (const v of ["login-view", "library-view", "player-view", "admin-view", "account-view", "invite-view"]) $(v).hidden = v !== id;
   $("nav").hidden = !me;
   if (id !== "player-view" && hls) {
@@ -105,8 +116,6 @@ async function showLibrary(shared) {
   );
   await showOffline(shared);
   if (seq !== routeSeq) return;
-  $("back").textContent = shared ? "← Shared with me" : "← My lessons";
-  $("back").href = shared ? "#/shared" : "#/";
   show("library-view");
   $("main").focus();
 }
@@ -178,9 +187,22 @@ function seek(t) {
   video.focus();
 }
 
+function gapText(g) {
+  return g.kind === "pause"
+    ? `Privacy pause at ${clock(g.at_seconds)}`
+    : `${g.segments} segment(s) lost at ${clock(g.at_seconds)} (the device stopped before uploading them)`;
+}
+
 function renderTimeline(comments) {
   const d = current.duration_seconds || 1;
+  const gaps = current.gaps.map((g) => {
+    const m = el("span", { className: `gap ${g.kind}`, title: gapText(g), role: "img", "aria-label": gapText(g) });
+    m.style.left = `${Math.min(100, (100 * g.at_seconds) / d)}%`;
+    return m;
+  });
+  $("gaps").textContent = current.gaps.map(gapText).join(" · ");
   $("timeline").replaceChildren(
+    ...gaps,
     ...comments
       .filter((c) => c.parent_id === null)
       .map((c) => {
@@ -326,6 +348,8 @@ async function showRecording(id) {
   $("player-title").textContent = `${when(detail.created_at)} — ${detail.device}`;
   $("player-status").textContent = `${detail.is_owner ? "Your lesson" : `${detail.owner}'s lesson`} · ${statusText(detail)} · ${retentionText(detail)}`;
   $("player-status").className = `status ${detail.status}`;
+  $("back").textContent = detail.is_owner ? "← My lessons" : "← Shared with me";
+  $("back").href = detail.is_owner ? "#/" : "#/shared";
   $("private-row").hidden = !detail.is_owner;
   $("owner-panel").hidden = !detail.is_owner;
   $("download").href = `/api/recordings/${id}/download.mp4`;
@@ -699,7 +723,10 @@ async function route() {
     }
     else await showLibrary(false);
   } catch (e) {
-    if (e.message !== "signed out") $("player-error").textContent = e.message;
+    if (e.message !== "signed out") {
+      $("app-error").textContent = e.message;
+      $("app-error").hidden = false;
+    }
   }
 }
 
@@ -717,6 +744,7 @@ $("login-form").addEventListener("submit", async (ev) => {
       return;
     }
     $("password").value = "";
+    $("login-notice").textContent = "";
     $("login-code").value = "";
     $("login-code-row").hidden = true;
     $("login-code").required = false;

@@ -105,6 +105,61 @@ impl Seg {
     }
 }
 
+/// A break in a recording's timeline, at a time on the player's clock (which runs over the media
+/// the playlist lists, so a break takes no time on it).
+#[derive(Debug, PartialEq, serde::Serialize)]
+pub struct Gap {
+    /// "pause" (a privacy pause) or "lost" (segments that never reached the server: a crash).
+    pub kind: &'static str,
+    pub at_seconds: f64,
+    /// For "lost": how many segments.
+    pub segments: u32,
+}
+
+/// The gaps of a recording, as the player's timeline shows them. `expected_end` is the index
+/// after the last segment the manifest lists (if it has arrived), so segments lost at the end
+/// count too.
+pub fn gaps(
+    c: &Connection,
+    rec: RecordingId,
+    expected_end: Option<SegmentIndex>,
+) -> rusqlite::Result<Vec<Gap>> {
+    Ok(gaps_in(&stored_segments(c, rec)?, expected_end))
+}
+
+fn gaps_in(segments: &[Seg], expected_end: Option<SegmentIndex>) -> Vec<Gap> {
+    let mut out = Vec::new();
+    let mut at_us = 0;
+    let mut expected = 1;
+    let lost = |out: &mut Vec<Gap>, from: SegmentIndex, to: SegmentIndex, at_us: i64| {
+        if to > from {
+            out.push(Gap {
+                kind: "lost",
+                at_seconds: at_us as f64 / 1e6,
+                segments: to - from,
+            });
+        }
+    };
+    for s in segments.iter().filter(|s| s.index > 0) {
+        lost(&mut out, expected, s.index, at_us);
+        if s.is_reinit() {
+            out.push(Gap {
+                kind: "pause",
+                at_seconds: at_us as f64 / 1e6,
+                segments: 0,
+            });
+        }
+        if s.is_media() {
+            at_us += s.duration_us;
+        }
+        expected = s.index + 1;
+    }
+    if let Some(end) = expected_end {
+        lost(&mut out, expected, end, at_us);
+    }
+    out
+}
+
 /// The HLS playlist for the stored segments. A gap (a segment lost to a crash) is marked as a
 /// discontinuity so the player skips it instead of stalling; a privacy pause is a discontinuity
 /// with the new init segment the device made on resume.
@@ -289,7 +344,7 @@ async fn download(
 
 #[cfg(test)]
 mod tests {
-    use super::{m3u8, Seg};
+    use super::{gaps_in, m3u8, Seg};
 
     fn segs(list: &[(u32, i64, bool)]) -> Vec<Seg> {
         list.iter()
@@ -299,6 +354,37 @@ mod tests {
                 final_segment,
             })
             .collect()
+    }
+
+    #[test]
+    fn gaps_are_placed_on_the_players_clock() {
+        // Lost 3, a pause (5 is the init made on resume), and 8 lost at the end (the manifest
+        // lists segments up to 8).
+        let list = segs(&[
+            (0, 0, false),
+            (1, 2_000_000, false),
+            (2, 2_000_000, false),
+            (4, 1_500_000, false),
+            (5, 0, false),
+            (6, 2_000_000, false),
+            (7, 1_000_000, false),
+        ]);
+        let g = gaps_in(&list, Some(9));
+        let summary: Vec<(&str, f64, u32)> = g
+            .iter()
+            .map(|g| (g.kind, g.at_seconds, g.segments))
+            .collect();
+        assert_eq!(
+            summary,
+            [("lost", 4.0, 1), ("pause", 5.5, 0), ("lost", 8.5, 1)]
+        );
+        // While recording (no manifest yet) nothing at the end counts as lost.
+        assert_eq!(gaps_in(&list, None).len(), 2);
+        assert!(gaps_in(
+            &segs(&[(0, 0, false), (1, 2_000_000, false), (2, 0, true)]),
+            Some(3)
+        )
+        .is_empty());
     }
 
     #[test]

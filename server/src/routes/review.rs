@@ -168,6 +168,8 @@ struct Detail {
     #[serde(flatten)]
     item: LibraryItem,
     shares: Vec<Person>,
+    /// Privacy pauses and lost segments, for the timeline.
+    gaps: Vec<super::playback::Gap>,
 }
 
 async fn detail(
@@ -183,8 +185,11 @@ async fn detail(
                 Access::Owner => shared_with(c, &rec)?,
                 Access::SharedCoach => Vec::new(),
             };
+            let item = library_item(c, &rec, access)?;
+            let end = item.summary.missing.iter().max().map(|m| m + 1);
             Ok(Detail {
-                item: library_item(c, &rec, access)?,
+                gaps: super::playback::gaps(c, item.summary.id, end)?,
+                item,
                 shares,
             })
         })
