@@ -95,7 +95,13 @@ async function showLibrary(shared) {
       el(
         "li",
         { className: "card" },
-        el("a", { href: `#/recording/${r.id}` }, `${when(r.created_at)} — ${r.device}`),
+        el(
+          "a",
+          { href: `#/recording/${r.id}`, className: "lesson-link" },
+          // The first frame, taken and sealed by the device; decorative next to the link text.
+          r.poster ? el("img", { className: "poster", src: `/api/recordings/${r.id}/poster.jpg`, alt: "", loading: "lazy", width: 160, height: 90 }) : null,
+          `${when(r.created_at)} — ${r.device}`,
+        ),
         el(
           "span",
           { className: `status ${r.status}` },

@@ -1,10 +1,11 @@
 //! The GStreamer pipeline: sources -> H.264 + AAC -> fragmented MP4 (isofmp4mux) -> appsink.
 //!
 //! ```text
-//!  videotestsrc|v4l2src -> convert/scale -> I420 -> [timeoverlay] -> x264enc -> video/x-h264,profile=high
-//!      -> h264parse config-interval=-1 -> queue --\
+//!  videotestsrc|v4l2src|shmsrc -> convert/scale -> I420 -> [timeoverlay] -> tee -> queue -> x264enc
+//!      -> video/x-h264,profile=high -> h264parse config-interval=-1 -> queue --\
 //!                                                  isofmp4mux fragment-duration=N s -> appsink
-//!  audiotestsrc|alsasrc|pulsesrc -> convert/resample -> AAC encoder -> aacparse -> queue --/
+//!  audiotestsrc|alsasrc|pulsesrc|shmsrc -> convert/resample -> AAC encoder -> aacparse -> queue --/
+//!  tee -> queue (first frame only) -> videoscale -> 480 px wide -> jpegenc -> appsink name=poster
 //! ```
 //! Keyframes are forced every `segment_seconds` with scene-cut keyframes off, so every fragment
 //! starts on a keyframe and has the same length. Each appsink sample is one fragment (a buffer
@@ -25,6 +26,8 @@ pub enum Fragment {
         start_us: u64,
         duration_us: u64,
     },
+    /// The poster frame: the first frame as a small JPEG, for the library.
+    Poster(Vec<u8>),
 }
 
 /// The built pipeline, plus which encoders it uses (reported in logs and status).
@@ -160,9 +163,15 @@ pub fn describe(c: &Config, video_encoder: &str, audio_encoder: &str) -> String 
         ),
         _ => "audiotestsrc name=microphone is-live=true wave=sine freq=440 volume=0.1".to_string(),
     };
+    // The poster branch lets one frame through (see `build`) and is scaled to 480 px wide.
+    let poster_height = (480 * v.height / v.width.max(1)).max(2) & !1;
     format!(
-        "{video_src} ! videoconvert ! video/x-raw,format=I420 ! {venc} ! video/x-h264,profile=high \
+        "{video_src} ! videoconvert ! video/x-raw,format=I420 ! tee name=frames \
+         frames. ! queue ! {venc} ! video/x-h264,profile=high \
          ! h264parse config-interval=-1 ! queue ! mux. \
+         frames. ! queue name=posterq max-size-buffers=1 leaky=downstream ! videoscale \
+         ! video/x-raw,width=480,height={poster_height} ! jpegenc quality=80 \
+         ! appsink name=poster sync=false async=false \
          {audio_src} ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 \
          ! {audio_encoder} ! aacparse ! queue ! mux. \
          isofmp4mux name=mux fragment-duration={frag} ! appsink name=sink sync=false buffer-list=true",
@@ -181,7 +190,7 @@ pub fn describe_for(c: &Config) -> anyhow::Result<String> {
 /// The callback only copies bytes and hands them on; sealing happens on another thread so encoding never waits on crypto or disk.
 pub fn build(
     c: &Config,
-    out: impl Fn(Fragment) -> bool + Send + 'static,
+    out: impl Fn(Fragment) -> bool + Send + Sync + 'static,
 ) -> anyhow::Result<Capture> {
     let video_encoder = pick_video_encoder()?;
     let audio_encoder = pick_audio_encoder()?;
@@ -199,6 +208,8 @@ pub fn build(
         .by_name("sink")
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
         .ok_or_else(|| anyhow!("pipeline has no appsink named sink"))?;
+    let out = std::sync::Arc::new(out);
+    connect_poster(&pipeline, out.clone())?;
 
     let mut first_pts: Option<gst::ClockTime> = None;
     let mut init_sent = false;
@@ -261,6 +272,42 @@ pub fn build(
         video_encoder,
         audio_encoder,
     })
+}
+
+/// Lets the first frame into the poster branch and no other, so the JPEG encoder runs once per
+/// pipeline, and hands the JPEG on as [`Fragment::Poster`].
+fn connect_poster(
+    pipeline: &gst::Pipeline,
+    out: std::sync::Arc<impl Fn(Fragment) -> bool + Send + Sync + 'static>,
+) -> anyhow::Result<()> {
+    let gate = pipeline
+        .by_name("posterq")
+        .and_then(|q| q.static_pad("sink"))
+        .ok_or_else(|| anyhow!("pipeline has no poster queue"))?;
+    let passed = std::sync::atomic::AtomicBool::new(false);
+    gate.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        if passed.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            gst::PadProbeReturn::Drop
+        } else {
+            gst::PadProbeReturn::Ok
+        }
+    });
+    let sink = pipeline
+        .by_name("poster")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or_else(|| anyhow!("pipeline has no appsink named poster"))?;
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                out(Fragment::Poster(map.to_vec()));
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    Ok(())
 }
 
 impl Capture {

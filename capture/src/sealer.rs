@@ -9,7 +9,7 @@ use crate::pipeline::Fragment;
 use crate::spool::Spool;
 use crate::status::Stats;
 use lessonlens_proto::envelope::{seal, Label, SealParams, DEFAULT_CHUNK_SIZE};
-use lessonlens_proto::{PublicKey, RecordingId, SegmentIndex};
+use lessonlens_proto::{PublicKey, RecordingId, SegmentIndex, POSTER_INDEX};
 use rand_core::{OsRng, TryRngCore};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
@@ -101,6 +101,7 @@ impl Sealer {
         let mut first_error: Option<anyhow::Error> = None;
         let mut end_us = 0;
         let mut seen_init = false;
+        let mut seen_poster = false;
         let mut offset_us = 0;
         for input in rx {
             let stopping = matches!(input, Input::Stop { .. });
@@ -129,6 +130,15 @@ impl Sealer {
                     stats.media_us += duration_us;
                     end_us = start_us + duration_us;
                     r
+                }
+                // The recording's first frame; a pipeline made on resume sends another, unused.
+                Input::Fragment(Fragment::Poster(bytes)) if !seen_poster => {
+                    seen_poster = true;
+                    self.put(POSTER_INDEX, bytes, false, 0, 0)
+                }
+                Input::Fragment(Fragment::Poster(mut bytes)) => {
+                    bytes.zeroize();
+                    Ok(())
                 }
                 Input::Stop { clean: true } => self.put(next_index, Vec::new(), true, end_us, 0),
                 Input::Stop { clean: false } => Ok(()),

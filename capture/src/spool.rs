@@ -13,7 +13,7 @@ use anyhow::Context;
 use lessonlens_proto::envelope::SegmentHeader;
 use lessonlens_proto::manifest::MANIFEST_VERSION;
 use lessonlens_proto::{
-    KeyFingerprint, Manifest, ManifestSegment, PublicKey, RecordingId, SegmentIndex,
+    KeyFingerprint, Manifest, ManifestSegment, PublicKey, RecordingId, SegmentIndex, POSTER_INDEX,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -200,6 +200,8 @@ impl Spool {
                 );
             }
         }
+        // The poster frame travels like a segment but is not media.
+        segments.remove(&POSTER_INDEX);
         let recipient = PublicKey::from_hex(&meta.recipient)
             .map(|pk| pk.fingerprint())
             .unwrap_or(KeyFingerprint([0; 16]));

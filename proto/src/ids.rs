@@ -44,3 +44,8 @@ pub type SegmentIndex = u32;
 
 /// The index of the initialisation segment.
 pub const INIT_SEGMENT: SegmentIndex = 0;
+
+/// The index a recording's poster frame (a small JPEG of its first frame) is sealed, uploaded and
+/// stored under. It travels and is deleted like a segment, but is not media: it is never in the
+/// manifest, the playlist or a download. Reserved, so no media segment can take its place.
+pub const POSTER_INDEX: SegmentIndex = SegmentIndex::MAX;

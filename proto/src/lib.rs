@@ -20,6 +20,6 @@ pub mod wire;
 pub use envelope::{
     open, rewrap, seal, Label, OpenError, Opened, SealError, SealParams, SegmentHeader,
 };
-pub use ids::{RecordingId, SegmentIndex};
+pub use ids::{RecordingId, SegmentIndex, POSTER_INDEX};
 pub use keys::{KeyFingerprint, PublicKey, SecretKey};
 pub use manifest::{Manifest, ManifestSegment};

@@ -96,4 +96,7 @@ pub struct RecordingSummary {
     pub missing: Vec<SegmentIndex>,
     /// Segments whose stored bytes differ from the hash the device listed in its manifest.
     pub mismatched: Vec<SegmentIndex>,
+    /// Whether the device sent a poster frame (`/api/recordings/{id}/poster.jpg`).
+    #[serde(default)]
+    pub poster: bool,
 }

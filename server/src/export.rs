@@ -97,10 +97,12 @@ fn gather(
         r["delete_after"] = json!(crate::retention::delete_after(&policy, &row).map(|(t, _)| t));
         recordings.push(r);
         let mut stmt = c.prepare(
-            "SELECT idx, duration_us, final FROM segments WHERE recording_id = ?1 ORDER BY idx",
+            "SELECT idx, duration_us, final FROM segments WHERE recording_id = ?1 AND idx != ?2 ORDER BY idx",
         )?;
         let segs = stmt
-            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .query_map(params![id, lessonlens_proto::POSTER_INDEX], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
             .collect::<Result<_, _>>()?;
         lessons.push((id.clone(), *created_at, segs));
     }

@@ -536,6 +536,31 @@ impl Server {
         (rec, segments)
     }
 
+    /// Uploads a poster frame for `rec` (sealed to `teacher`) as `device` does.
+    pub fn upload_poster(
+        &self,
+        device: &Device,
+        teacher: &str,
+        rec: lessonlens_proto::RecordingId,
+    ) {
+        use sha2::{Digest, Sha256};
+        let agent = self.device_agent(device);
+        let pk = self.teacher_key(&agent, teacher);
+        let index = lessonlens_proto::POSTER_INDEX;
+        let body = sealed_segment(&pk, rec, index, 0xd8, 500);
+        agent
+            .put(&format!(
+                "{}/api/device/v1/recordings/{rec}/segments/{index}",
+                self.device_url()
+            ))
+            .set(
+                lessonlens_proto::wire::SHA256_HEADER,
+                &hex::encode(Sha256::digest(&body)),
+            )
+            .send_bytes(&body)
+            .expect("poster upload");
+    }
+
     /// Signs in and returns the session cookie header value.
     pub fn login(&self, agent: &ureq::Agent, username: &str, password: &str) -> String {
         let res = agent
@@ -742,7 +767,11 @@ pub fn sealed_segment(
         label: Label { recording, index },
         final_segment: false,
         start_us: 0,
-        duration_us: if index == 0 { 0 } else { 2_000_000 },
+        duration_us: if index == 0 || index == lessonlens_proto::POSTER_INDEX {
+            0
+        } else {
+            2_000_000
+        },
         chunk_size: DEFAULT_CHUNK_SIZE,
     };
     seal(
@@ -764,22 +793,30 @@ const BRANDS: [&[u8; 4]; 8] = [
 /// profile. Returns the offset and what was found.
 pub fn find_plaintext_media(bytes: &[u8]) -> Option<(usize, &'static str)> {
     let be32 = |o: usize| u32::from_be_bytes(bytes[o..o + 4].try_into().unwrap()) as usize;
-    for i in 4..bytes.len().saturating_sub(8) {
+    for i in 0..bytes.len().saturating_sub(8) {
         match &bytes[i..i + 4] {
-            b"ftyp" => {
+            b"ftyp" if i >= 4 => {
                 let size = be32(i - 4);
                 if (8..=1024).contains(&size) && BRANDS.iter().any(|b| &bytes[i + 4..i + 8] == *b) {
                     return Some((i - 4, "ftyp box"));
                 }
             }
-            b"moof" if i + 12 <= bytes.len() && &bytes[i + 8..i + 12] == b"mfhd" => {
+            b"moof" if i >= 4 && i + 12 <= bytes.len() && &bytes[i + 8..i + 12] == b"mfhd" => {
                 return Some((i - 4, "moof box"));
             }
-            b"mdat" => {
+            b"mdat" if i >= 4 => {
                 let size = be32(i - 4);
                 // Together with the neighbouring checks this keeps random ciphertext from matching.
                 if size >= 16 && i - 4 + size == bytes.len() && i >= 12 {
                     return Some((i - 4, "mdat box"));
+                }
+            }
+            // A JPEG (the poster frame): start of image, then a JFIF/Exif segment or the
+            // quantisation tables jpegenc writes first.
+            [0xff, 0xd8, 0xff, m] if matches!(m, 0xe0 | 0xe1 | 0xdb) && bytes.len() > i + 8 => {
+                let len = u16::from_be_bytes([bytes[i + 4], bytes[i + 5]]) as usize;
+                if (4..=1024).contains(&len) {
+                    return Some((i, "JPEG image"));
                 }
             }
             [0, 0, 0, 1] => {

@@ -94,6 +94,7 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
             "/api/recordings/{id}/playlist.m3u8"
             | "/api/recordings/{id}/init.mp4"
             | "/api/recordings/{id}/segments/{index}"
+            | "/api/recordings/{id}/poster.jpg"
             | "/api/recordings/{id}"
             | "/api/recordings/{id}/comments",
         )
@@ -197,6 +198,7 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
 
     // A recording of alice's, uploaded by room-a: init, one segment, the manifest.
     let (rec, segments) = server.upload_recording(&device, "alice", 1);
+    server.upload_poster(&device, "alice", rec);
     let manifest = server
         .db()
         .query_row(

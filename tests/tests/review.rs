@@ -60,6 +60,10 @@ fn a_teacher_and_a_coach_review_a_lesson_in_the_browser() {
         ],
     );
     let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        result["poster_width"], 480,
+        "the library shows the poster frame: {result}"
+    );
     // The download the browser saved is the whole lesson: init and every media segment.
     assert!(
         result["download_bytes"].as_u64().unwrap() > 100_000,

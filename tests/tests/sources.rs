@@ -163,7 +163,10 @@ fn a_camera_or_microphone_that_disappears_ends_the_recording_and_keeps_it() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(stored as u64, spooled, "init and every media segment");
+    assert_eq!(
+        stored as u64, spooled,
+        "init, poster and every media segment"
+    );
     // The muxer always holds the start of the next fragment; it was flushed, not dropped.
     assert!(
         stored as u64 > spooled_at_loss,
@@ -187,7 +190,7 @@ fn a_camera_or_microphone_that_disappears_ends_the_recording_and_keeps_it() {
         .unwrap();
     assert_eq!(
         playlist.matches("#EXTINF").count() as u64,
-        spooled - 1,
+        spooled - 2,
         "{playlist}"
     );
 

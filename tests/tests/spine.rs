@@ -211,6 +211,22 @@ fn recorded_lesson_end_to_end() {
         lessonlens_e2e::find_plaintext_media(&media).is_some(),
         "the scanner misses real media"
     );
+    // The poster frame: sealed on both disks (the scans above), a JPEG once decrypted for the
+    // owner (the scanner finds it), listed in the library, and not in the playlist.
+    assert_eq!(list[0]["poster"], true);
+    let poster = get(
+        &agent,
+        &format!("{base}/api/recordings/{rec}/poster.jpg"),
+        Some(&alice),
+    )
+    .unwrap();
+    assert_eq!(poster.header("content-type"), Some("image/jpeg"));
+    let poster = body(poster);
+    assert_eq!(
+        lessonlens_e2e::find_plaintext_media(&poster).map(|h| h.1),
+        Some("JPEG image")
+    );
+    assert!(!playlist.contains(&lessonlens_proto::POSTER_INDEX.to_string()));
     // The owner's download is the same lesson as one file, byte for byte.
     let download = get(
         &agent,

@@ -74,6 +74,14 @@ try {
   await signIn(t, teacher, teacherPw);
   await t.getByRole("heading", { name: "My lessons" }).waitFor();
   await t.locator(`a[href="#/recording/${rec}"]`).waitFor();
+  // The poster frame the device took is shown (decrypted by the server) next to the lesson.
+  const poster = t.locator(`a[href="#/recording/${rec}"] img.poster`);
+  await poster.waitFor();
+  await t.waitForFunction((id) => {
+    const img = document.querySelector(`a[href="#/recording/${id}"] img.poster`);
+    return img && img.complete && img.naturalWidth > 0;
+  }, rec, { timeout: 10000 });
+  report.poster_width = await poster.evaluate((img) => img.naturalWidth);
   await a11y(t, "library");
   await t.locator(`a[href="#/recording/${rec}"]`).click();
   await waitPlaying(t);

@@ -12,7 +12,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::StreamExt;
-use lessonlens_proto::{RecordingId, SegmentIndex};
+use lessonlens_proto::{RecordingId, SegmentIndex, POSTER_INDEX};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::fmt::Write;
 
@@ -26,6 +26,7 @@ pub fn routes() -> Vec<Route> {
             get(media_segment),
         ),
         ("GET", "/api/recordings/{id}/download.mp4", get(download)),
+        ("GET", "/api/recordings/{id}/poster.jpg", get(poster)),
     ]
 }
 
@@ -79,10 +80,10 @@ struct Seg {
 
 fn stored_segments(c: &Connection, rec: RecordingId) -> rusqlite::Result<Vec<Seg>> {
     let mut stmt = c.prepare(
-        "SELECT idx, duration_us, final FROM segments WHERE recording_id = ?1 ORDER BY idx",
+        "SELECT idx, duration_us, final FROM segments WHERE recording_id = ?1 AND idx != ?2 ORDER BY idx",
     )?;
     let segs = stmt
-        .query_map([rec.to_string()], |r| {
+        .query_map(params![rec.to_string(), POSTER_INDEX], |r| {
             Ok(Seg {
                 index: r.get(0)?,
                 duration_us: r.get(1)?,
@@ -276,12 +277,25 @@ async fn media_segment(
     Path((id, index)): Path<(String, SegmentIndex)>,
 ) -> AppResult<Response> {
     let rec = parse_id(&id)?;
-    if index == 0 {
+    if index == 0 || index == POSTER_INDEX {
         return Err(AppError::NotFound);
     }
     Ok(decrypt(st, user, rec, index)
         .await?
         .into_response_with_type("video/iso.segment"))
+}
+
+/// The poster frame the device took of the lesson's first frame (JPEG), for the library. Anyone
+/// who may watch the lesson may see it; it is not counted as a view.
+async fn poster(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let rec = parse_id(&id)?;
+    Ok(decrypt(st, user, rec, POSTER_INDEX)
+        .await?
+        .into_response_with_type("image/jpeg"))
 }
 
 /// The whole lesson as one MP4 file, decrypted on the fly: the init segment followed by every

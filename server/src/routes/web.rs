@@ -405,6 +405,7 @@ pub fn summary(c: &Connection, id: &str) -> rusqlite::Result<RecordingSummary> {
         status: status.into(),
         missing,
         mismatched,
+        poster: present.contains(&lessonlens_proto::POSTER_INDEX),
     })
 }
 
