@@ -675,12 +675,26 @@ function showAccount() {
   show("account-view");
 }
 
+// Draws a QR code ({side, modules: "0101..."} from the server) with a 4-module quiet zone.
+function drawQr(canvas, qr) {
+  const scale = Math.floor(canvas.width / (qr.side + 8));
+  canvas.dataset.modulePx = scale;
+  const g = canvas.getContext("2d");
+  g.fillStyle = "#fff";
+  g.fillRect(0, 0, canvas.width, canvas.height);
+  g.fillStyle = "#000";
+  for (let i = 0; i < qr.modules.length; i++) {
+    if (qr.modules[i] === "1") g.fillRect((4 + (i % qr.side)) * scale, (4 + Math.floor(i / qr.side)) * scale, scale, scale);
+  }
+}
+
 $("second-factor-start").addEventListener("click", async () => {
   $("account-error").textContent = "";
   try {
     const r = await api("/api/me/second-factor", { method: "POST", body: "{}" });
     $("second-factor-secret").textContent = r.secret.replace(/(.{4})/g, "$1 ").trim();
     $("second-factor-link").href = r.otpauth_url;
+    drawQr($("second-factor-qr"), r.qr);
     $("second-factor-form").hidden = false;
     $("second-factor-start").hidden = true;
     $("second-factor-code").focus();

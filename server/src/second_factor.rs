@@ -100,6 +100,19 @@ pub fn setup_details(secret: &[u8], username: &str) -> (String, String) {
     )
 }
 
+/// `text` as a QR code for the browser to draw on a canvas (so no image format is needed and
+/// nothing inline for the CSP to allow): the side in modules, and '1' (dark) or '0' for each
+/// module, row by row.
+pub fn qr_modules(text: &str) -> (usize, String) {
+    let code = qrcode::QrCode::new(text.as_bytes()).expect("an otpauth address fits in a QR code");
+    let modules = code
+        .to_colors()
+        .iter()
+        .map(|c| if *c == qrcode::Color::Dark { '1' } else { '0' })
+        .collect();
+    (code.width(), modules)
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Check {
     /// Good: the time step it was for, to record so it is not accepted again.
@@ -122,6 +135,22 @@ pub fn check(stored: &TotpSecret, username: &str, code: &str, now: u64) -> Check
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_qr_code_is_a_whole_symbol_with_its_finder_patterns() {
+        let (url, _) = setup_details(&new_secret(), "jsmith");
+        let (side, modules) = qr_modules(&url);
+        assert_eq!((side - 17) % 4, 0, "a QR symbol is 17 + 4 x version modules wide");
+        assert_eq!(modules.len(), side * side);
+        let row = |r: usize| &modules[r * side..(r + 1) * side];
+        // The finder patterns in three corners: a dark ring, a light ring, a dark 3x3 centre.
+        for (r, pattern) in [(0, "1111111"), (1, "1000001"), (2, "1011101"), (6, "1111111")] {
+            assert_eq!(&row(r)[..7], pattern, "top-left, row {r}");
+            assert_eq!(&row(r)[side - 7..], pattern, "top-right, row {r}");
+            assert_eq!(&row(side - 7 + r)[..7], pattern, "bottom-left, row {r}");
+        }
+        assert_ne!(qr_modules("otpauth://other").1, modules);
+    }
 
     fn stored(last_step: Option<u64>) -> TotpSecret {
         TotpSecret {

@@ -39,6 +39,16 @@ try {
   await page.getByRole("button", { name: "Set up two-step sign-in" }).click();
   await page.getByLabel("Code from the app").waitFor();
   const key = base32(await page.locator("#second-factor-secret").textContent());
+  // The QR code is drawn: a white quiet zone, then the top-left finder pattern (dark ring,
+  // light ring, dark centre), sampled in the middle of its modules.
+  const qr = await page.evaluate(() => {
+    const c = document.querySelector("#second-factor-qr");
+    const m = Number(c.dataset.modulePx);
+    const at = (col, row) => Array.from(c.getContext("2d").getImageData((4 + col + 0.5) * m, (4 + row + 0.5) * m, 1, 1).data.slice(0, 3)).join();
+    return [at(-2, -2), at(0, 0), at(1, 1), at(3, 3), at(6, 6)];
+  });
+  const [w, b] = ["255,255,255", "0,0,0"];
+  if (qr.join("|") !== [w, b, w, b, b].join("|")) throw new Error(`no QR code drawn: ${JSON.stringify(qr)}`);
   check(key.length === 20, `a 160-bit key, got ${key.length} bytes`);
   check((await page.locator("#second-factor-link").getAttribute("href")).startsWith("otpauth://totp/"), "otpauth link");
   await page.getByLabel("Code from the app").fill(totp(key, Date.now() / 1000));

@@ -315,11 +315,14 @@ async fn second_factor_begin(
     }
     let secret = second_factor::new_secret();
     let (url, base32) = second_factor::setup_details(&secret, &s.user.username);
+    let (side, modules) = second_factor::qr_modules(&url);
     let id = s.user.id;
     st.vault(move |v| Ok(v.totp_begin(id, &secret)?)).await?;
-    Ok(Json(
-        serde_json::json!({ "otpauth_url": url, "secret": base32 }),
-    ))
+    Ok(Json(serde_json::json!({
+        "otpauth_url": url,
+        "secret": base32,
+        "qr": { "side": side, "modules": modules },
+    })))
 }
 
 /// Turns two-step sign-in on with a code from the app; a session that could only set it up now
