@@ -140,11 +140,20 @@ mod tests {
     fn the_qr_code_is_a_whole_symbol_with_its_finder_patterns() {
         let (url, _) = setup_details(&new_secret(), "jsmith");
         let (side, modules) = qr_modules(&url);
-        assert_eq!((side - 17) % 4, 0, "a QR symbol is 17 + 4 x version modules wide");
+        assert_eq!(
+            (side - 17) % 4,
+            0,
+            "a QR symbol is 17 + 4 x version modules wide"
+        );
         assert_eq!(modules.len(), side * side);
         let row = |r: usize| &modules[r * side..(r + 1) * side];
         // The finder patterns in three corners: a dark ring, a light ring, a dark 3x3 centre.
-        for (r, pattern) in [(0, "1111111"), (1, "1000001"), (2, "1011101"), (6, "1111111")] {
+        for (r, pattern) in [
+            (0, "1111111"),
+            (1, "1000001"),
+            (2, "1011101"),
+            (6, "1111111"),
+        ] {
             assert_eq!(&row(r)[..7], pattern, "top-left, row {r}");
             assert_eq!(&row(r)[side - 7..], pattern, "top-right, row {r}");
             assert_eq!(&row(side - 7 + r)[..7], pattern, "bottom-left, row {r}");
