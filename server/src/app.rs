@@ -14,7 +14,7 @@ use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use axum_server::accept::Accept;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
@@ -303,9 +303,32 @@ async fn security_headers(req: Request, next: Next) -> Response {
     res
 }
 
+/// The page for an address the web listener does not serve. It uses the app's stylesheet and no
+/// script, so the CSP holds.
+const NOT_FOUND_PAGE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>Page not found - lessonlens</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\
+<body><main><h1>Page not found</h1><p>This address is not part of lessonlens. Lessons, sharing \
+and settings are all in the app.</p><p><a class=\"button\" href=\"/\">Go to lessonlens</a></p>\
+</main></body></html>\n";
+
+/// An unknown address: a page for people, the API's JSON error for `/api/`.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        return AppError::NotFound.into_response();
+    }
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        NOT_FOUND_PAGE,
+    )
+        .into_response()
+}
+
 /// The web listener's router: the web app and its API.
 pub fn router(state: Shared) -> Router {
     routes::web_router()
+        .fallback(not_found)
         .layer(axum::middleware::from_fn(csrf_guard))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -229,13 +229,20 @@ impl Server {
 
     /// GETs `path` from the web API as the session `cookie`; the JSON answer (panics otherwise).
     pub fn get_json(&self, path: &str, cookie: &str) -> serde_json::Value {
+        self.get(path, cookie).into_json().unwrap()
+    }
+
+    /// GETs `path` as the person whose session `cookie` is, as text; fails the test on an error.
+    pub fn get_text(&self, path: &str, cookie: &str) -> String {
+        self.get(path, cookie).into_string().unwrap()
+    }
+
+    fn get(&self, path: &str, cookie: &str) -> ureq::Response {
         self.agent()
             .get(&format!("{}{path}", self.url()))
             .set("cookie", cookie)
             .call()
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-            .into_json()
-            .unwrap()
     }
 
     pub fn add_user(&self, username: &str, password: &str, role: &str) {

@@ -43,6 +43,38 @@ fn addresses_outside_the_allowed_networks_are_refused_before_anything_else() {
 }
 
 #[test]
+fn an_unknown_address_gets_a_page_for_people_and_json_for_programs() {
+    let server = Server::start(&web_dir());
+    let agent = server.agent();
+    match agent
+        .get(&format!("{}/lessons/old-link", server.url()))
+        .call()
+    {
+        Err(ureq::Error::Status(404, r)) => {
+            assert!(r.header("content-type").unwrap().starts_with("text/html"));
+            assert!(r.header("content-security-policy").is_some());
+            let page = r.into_string().unwrap();
+            assert!(
+                page.contains("Page not found") && page.contains("href=\"/\""),
+                "{page}"
+            );
+            assert!(!page.contains("<script"), "{page}");
+        }
+        other => panic!("expected a 404 page, got {other:?}"),
+    }
+    match agent
+        .get(&format!("{}/api/no-such-thing", server.url()))
+        .call()
+    {
+        Err(ureq::Error::Status(404, r)) => {
+            let body: serde_json::Value = r.into_json().unwrap();
+            assert!(body["error"].is_string(), "{body}");
+        }
+        other => panic!("expected a JSON 404, got {other:?}"),
+    }
+}
+
+#[test]
 fn repeated_wrong_passwords_lock_the_account_for_a_while() {
     let server = Server::start(&web_dir());
     server.add_user("alice", "alice-password", "teacher");

@@ -207,17 +207,7 @@ fn the_service_records_on_command_and_reports_what_it_does() {
     );
     assert!(clean);
     let alice = server.login(&server.agent(), "alice", "alice-password");
-    let playlist = server
-        .agent()
-        .get(&format!(
-            "{}/api/recordings/{rec}/playlist.m3u8",
-            server.url()
-        ))
-        .set("cookie", &alice)
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let playlist = server.get_text(&format!("/api/recordings/{rec}/playlist.m3u8"), &alice);
     assert_eq!(
         playlist
             .matches("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"segments/")

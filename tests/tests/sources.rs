@@ -177,17 +177,7 @@ fn a_camera_or_microphone_that_disappears_ends_the_recording_and_keeps_it() {
         media >= recorded_for - 2.0 - 1.0,
         "recorded {media} s of {recorded_for} s"
     );
-    let playlist = server
-        .agent()
-        .get(&format!(
-            "{}/api/recordings/{first}/playlist.m3u8",
-            server.url()
-        ))
-        .set("cookie", &alice)
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let playlist = server.get_text(&format!("/api/recordings/{first}/playlist.m3u8"), &alice);
     assert_eq!(
         playlist.matches("#EXTINF").count() as u64,
         spooled - 2,
