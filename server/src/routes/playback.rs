@@ -265,10 +265,21 @@ async fn init_segment(
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let rec = parse_id(&id)?;
-    Ok(decrypt(st, user, rec, 0)
+    serve(st, user, &id, 0, "video/mp4").await
+}
+
+/// One stored piece of a recording, decrypted for `user`, as `content_type`.
+async fn serve(
+    st: Shared,
+    user: User,
+    id: &str,
+    index: SegmentIndex,
+    content_type: &'static str,
+) -> AppResult<Response> {
+    let rec = parse_id(id)?;
+    Ok(decrypt(st, user, rec, index)
         .await?
-        .into_response_with_type("video/mp4"))
+        .into_response_with_type(content_type))
 }
 
 async fn media_segment(
@@ -276,13 +287,10 @@ async fn media_segment(
     CurrentUser(user): CurrentUser,
     Path((id, index)): Path<(String, SegmentIndex)>,
 ) -> AppResult<Response> {
-    let rec = parse_id(&id)?;
     if index == 0 || index == POSTER_INDEX {
         return Err(AppError::NotFound);
     }
-    Ok(decrypt(st, user, rec, index)
-        .await?
-        .into_response_with_type("video/iso.segment"))
+    serve(st, user, &id, index, "video/iso.segment").await
 }
 
 /// The poster frame the device took of the lesson's first frame (JPEG), for the library. Anyone
@@ -292,10 +300,7 @@ async fn poster(
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let rec = parse_id(&id)?;
-    Ok(decrypt(st, user, rec, POSTER_INDEX)
-        .await?
-        .into_response_with_type("image/jpeg"))
+    serve(st, user, &id, POSTER_INDEX, "image/jpeg").await
 }
 
 /// The whole lesson as one MP4 file, decrypted on the fly: the init segment followed by every
