@@ -16,6 +16,8 @@ for size in "${SIZES[@]}"; do
     record once --teacher t --seconds "$SECS" >/dev/null 2>&1
   desc=$($BIN/lessonlens-capture --config "$W/capture.toml" pipeline 2>/dev/null \
     | sed "s|isofmp4mux name=mux fragment-duration=2000000000 ! appsink name=sink sync=false buffer-list=true|mp4mux name=mux fragment-duration=2000 ! filesink location=$W/bare.mp4|")
+  # The poster branch is lessonlens' own work (one JPEG per recording): the bare run leaves it out.
+  desc=${desc/frames. ! queue name=posterq*async=false /}
   # -e: Ctrl-C sends EOS, as the capture daemon does on stop.
   eval "/usr/bin/time -f '%U %S %M' -o '$W/bare.time' timeout -s INT $SECS gst-launch-1.0 -q -e $desc" >/dev/null 2>&1 || true
   # GNU time prefixes "Command exited with non-zero status" when timeout stops gst-launch.
