@@ -186,6 +186,18 @@ impl Server {
         self.child = Some(child);
     }
 
+    /// How many segment rows recording `rec` has (init, media, end marker, poster) and whether
+    /// its manifest said it stopped cleanly.
+    pub fn segments_and_clean_stop(&self, rec: &str) -> (u64, bool) {
+        self.db()
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM segments WHERE recording_id = ?1), clean_stop FROM recordings WHERE id = ?1",
+                [rec],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .unwrap()
+    }
+
     /// The server's metadata database, read-only, to check what was committed.
     pub fn db(&self) -> rusqlite::Connection {
         rusqlite::Connection::open_with_flags(

@@ -192,16 +192,9 @@ fn the_service_records_on_command_and_reports_what_it_does() {
         !report.to_string().contains("alice"),
         "no teacher in reports"
     );
-    let (n, clean): (i64, bool) = server
-        .db()
-        .query_row(
-            "SELECT (SELECT COUNT(*) FROM segments WHERE recording_id = ?1), clean_stop FROM recordings WHERE id = ?1",
-            [&rec],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let (n, clean) = server.segments_and_clean_stop(&rec);
     assert_eq!(
-        n as u64,
+        n,
         segments + 4,
         "init, media, the init made on resume, the end marker and the poster frame (one, though two pipelines ran)"
     );

@@ -4,11 +4,10 @@
 //! The device reaches the server through a TCP relay in this test, which counts the connections
 //! open at once and can cut the network (refuse and drop every connection).
 
-use lessonlens_e2e::{bin, Server};
+use lessonlens_e2e::{run_with_stdin, Server};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -75,12 +74,7 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
 }
 
 fn capture(config: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(bin("lessonlens-capture"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap()
+    run_with_stdin("lessonlens-capture", config, args, "")
 }
 
 #[test]
@@ -157,14 +151,7 @@ fn a_full_spool_drains_with_bounded_concurrency() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(relay.most_open.load(Ordering::Acquire), 3);
-    let (stored, clean): (i64, bool) = server
-        .db()
-        .query_row(
-            "SELECT (SELECT COUNT(*) FROM segments WHERE recording_id = ?1), clean_stop FROM recordings WHERE id = ?1",
-            [&rec],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let (stored, clean) = server.segments_and_clean_stop(&rec);
     assert_eq!(stored as usize, waiting);
     assert!(clean, "the recording stopped cleanly and is complete");
     assert!(
