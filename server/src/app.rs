@@ -2,7 +2,7 @@
 //! the device API behind mutual TLS.
 
 use crate::accounts::{self, User};
-use crate::blobs::LocalBlobs;
+use crate::blobs::BlobStore;
 use crate::config::Config;
 use crate::devices::{self, Device};
 use crate::error::{AppError, AppResult};
@@ -34,7 +34,7 @@ pub struct AppState {
     /// One connection, one writer: SQLite serialises writes anyway, and a mutex makes it explicit.
     pub db: Mutex<Connection>,
     pub vault: Mutex<Vault>,
-    pub blobs: LocalBlobs,
+    pub blobs: Box<dyn BlobStore>,
     /// Wrong device codes per device: 5 in 5 minutes.
     pub code_failures: FailureWindow<i64>,
     /// Failed sign-ins per account (5 in 15 minutes) and per address (20 in 15 minutes).
@@ -62,7 +62,7 @@ impl AppState {
         config: Config,
         db: Connection,
         vault: Vault,
-        blobs: LocalBlobs,
+        blobs: Box<dyn BlobStore>,
         ca: SchoolCa,
         unassigned: i64,
     ) -> AppState {

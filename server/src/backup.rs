@@ -23,7 +23,7 @@ const INFO: &str = "backup.json";
 pub struct BackupInfo {
     pub format: u32,
     pub created_at: i64,
-    /// Blobs the backed-up database refers to (copy `data_dir/blobs` with the school's file
+    /// Blobs the backed-up database refers to (copy `data_dir/blobs`, or the bucket, with the school's file
     /// backup; they are ciphertext).
     pub blobs: i64,
     pub blob_bytes: i64,

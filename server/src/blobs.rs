@@ -1,11 +1,66 @@
 //! Blob storage for sealed segments (ciphertext only). Blobs are named by the SHA-256 of their
 //! bytes. A blob is written durably before its database row exists: the row is the commit point,
 //! so a crash can leave an unreferenced blob but never a row without its blob.
+//!
+//! Two backends sit behind [`BlobStore`]: [`LocalBlobs`], a folder (the default), and
+//! [`s3::S3Blobs`], S3-compatible object storage. Both receive an upload into a local temp file
+//! while hashing it (see [`Incoming`]); they differ in how [`BlobStore::commit`] makes it
+//! durable. Every method blocks: call them from blocking threads (`spawn_blocking`, the
+//! database's worker), never from async code.
+
+pub mod s3;
 
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// Where sealed segments are kept. One shared test suite runs against every backend
+/// (`tests/tests/storage.rs`).
+pub trait BlobStore: Send + Sync {
+    /// Starts receiving a blob: its bytes go to a local temp file while they are hashed.
+    fn begin(&self) -> std::io::Result<Incoming>;
+    /// Makes a received blob durable under its hash and returns the hash. Once this returns,
+    /// the blob survives a crash or power cut of this machine.
+    fn commit(&self, incoming: Incoming) -> std::io::Result<String>;
+    /// The blob's bytes; `NotFound` if there is no such blob.
+    fn read(&self, sha: &str) -> std::io::Result<Vec<u8>>;
+    /// Removes a blob. Removing one that is already gone may answer `Ok` or `NotFound`.
+    fn remove(&self, sha: &str) -> std::io::Result<()>;
+    /// Where the blobs are, for messages: a folder or a bucket at an endpoint.
+    fn describe(&self) -> String;
+
+    /// Reads and opens segment `index` of `recording` with its owner's key `sk`; the label in
+    /// the envelope must match, so a blob swapped for another segment's is refused.
+    fn open_segment(
+        &self,
+        sha: &str,
+        sk: &lessonlens_proto::SecretKey,
+        recording: lessonlens_proto::RecordingId,
+        index: lessonlens_proto::SegmentIndex,
+    ) -> anyhow::Result<lessonlens_proto::envelope::Opened> {
+        open_sealed(&self.read(sha)?, sk, recording, index)
+    }
+}
+
+/// Opens the blob store the configuration names.
+pub fn open(config: &crate::config::Config) -> anyhow::Result<Box<dyn BlobStore>> {
+    Ok(match &config.storage {
+        crate::config::Storage::Local => Box::new(LocalBlobs::open(&config.blob_dir())?),
+        crate::config::Storage::S3(s3) => Box::new(s3::S3Blobs::open(s3, &config.blob_dir())?),
+    })
+}
+
+/// An object store that failed or could not be reached, as opposed to a blob that is missing.
+/// Carried inside an `std::io::Error`; the HTTP layer answers 503 for it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
+
+/// The first two hex digits of a blob's hash: its shard folder, or its key's folder.
+fn shard(sha: &str) -> &str {
+    &sha[..2]
+}
 
 pub struct LocalBlobs {
     root: PathBuf,
@@ -28,49 +83,62 @@ fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Creates `dir` (and `dir/tmp`) durably if missing, and removes temp files a crash left behind:
+/// they were never committed.
+fn prepare_staging(dir: &Path) -> std::io::Result<()> {
+    let fresh = !dir.exists();
+    std::fs::create_dir_all(dir.join("tmp"))?;
+    if fresh {
+        // Make the new folders themselves durable before any blob relies on them.
+        fsync_dir(dir)?;
+        if let Some(parent) = dir.parent() {
+            fsync_dir(parent)?;
+        }
+    }
+    for e in std::fs::read_dir(dir.join("tmp"))?.flatten() {
+        let _ = std::fs::remove_file(e.path());
+    }
+    Ok(())
+}
+
+/// Starts an upload into a new temp file under `dir/tmp`.
+fn begin_in(dir: &Path) -> std::io::Result<Incoming> {
+    let mut name = [0u8; 16];
+    rand_core::RngCore::fill_bytes(
+        &mut rand_core::TryRngCore::unwrap_err(rand_core::OsRng),
+        &mut name,
+    );
+    let tmp = dir.join("tmp").join(hex::encode(name));
+    let file = File::create(&tmp)?;
+    Ok(Incoming {
+        tmp: Some(tmp),
+        file,
+        hasher: Sha256::new(),
+        len: 0,
+        head: Vec::with_capacity(HEAD_LEN),
+    })
+}
+
 impl LocalBlobs {
     pub fn open(root: &Path) -> std::io::Result<LocalBlobs> {
-        let fresh = !root.exists();
-        std::fs::create_dir_all(root.join("tmp"))?;
-        if fresh {
-            // Make the new folders themselves durable before any blob relies on them.
-            fsync_dir(root)?;
-            if let Some(parent) = root.parent() {
-                fsync_dir(parent)?;
-            }
-        }
-        // Temp files left by a crash were never committed; remove them.
-        for e in std::fs::read_dir(root.join("tmp"))?.flatten() {
-            let _ = std::fs::remove_file(e.path());
-        }
+        prepare_staging(root)?;
         Ok(LocalBlobs {
             root: root.to_path_buf(),
         })
     }
 
     fn path(&self, sha: &str) -> PathBuf {
-        self.root.join(&sha[..2]).join(sha)
+        self.root.join(shard(sha)).join(sha)
+    }
+}
+
+impl BlobStore for LocalBlobs {
+    fn begin(&self) -> std::io::Result<Incoming> {
+        begin_in(&self.root)
     }
 
-    pub fn begin(&self) -> std::io::Result<Incoming> {
-        let mut name = [0u8; 16];
-        rand_core::RngCore::fill_bytes(
-            &mut rand_core::TryRngCore::unwrap_err(rand_core::OsRng),
-            &mut name,
-        );
-        let tmp = self.root.join("tmp").join(hex::encode(name));
-        let file = File::create(&tmp)?;
-        Ok(Incoming {
-            tmp: Some(tmp),
-            file,
-            hasher: Sha256::new(),
-            len: 0,
-            head: Vec::with_capacity(HEAD_LEN),
-        })
-    }
-
-    /// Makes a received blob durable under its hash: fsync the file, rename, fsync the folder.
-    pub fn commit(&self, mut incoming: Incoming) -> std::io::Result<String> {
+    /// fsync the file, rename it to its hash, fsync the folder.
+    fn commit(&self, mut incoming: Incoming) -> std::io::Result<String> {
         let sha = incoming.sha256_so_far();
         // 1. The bytes must be on disk before the name points at them.
         incoming.file.sync_all()?;
@@ -92,29 +160,20 @@ impl LocalBlobs {
         Ok(sha)
     }
 
-    /// Removes a blob no row refers to (the losing side of a conflicting upload).
-    pub fn remove(&self, sha: &str) -> std::io::Result<()> {
+    fn read(&self, sha: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(self.path(sha))
+    }
+
+    fn remove(&self, sha: &str) -> std::io::Result<()> {
         std::fs::remove_file(self.path(sha))
     }
 
-    /// Reads and opens segment `index` of `recording` with its owner's key `sk`; the label in
-    /// the envelope must match, so a blob swapped for another segment's is refused.
-    pub fn open_segment(
-        &self,
-        sha: &str,
-        sk: &lessonlens_proto::SecretKey,
-        recording: lessonlens_proto::RecordingId,
-        index: lessonlens_proto::SegmentIndex,
-    ) -> anyhow::Result<lessonlens_proto::envelope::Opened> {
-        open_sealed(&self.read(sha)?, sk, recording, index)
-    }
-
-    pub fn read(&self, sha: &str) -> std::io::Result<Vec<u8>> {
-        std::fs::read(self.path(sha))
+    fn describe(&self) -> String {
+        format!("the folder {}", self.root.display())
     }
 }
 
-/// Opens sealed segment bytes (see [`LocalBlobs::open_segment`]).
+/// Opens sealed segment bytes (see [`BlobStore::open_segment`]).
 pub fn open_sealed(
     sealed: &[u8],
     sk: &lessonlens_proto::SecretKey,
@@ -154,6 +213,11 @@ impl Incoming {
 
     pub fn sha256_so_far(&self) -> String {
         hex::encode(self.hasher.clone().finalize())
+    }
+
+    /// The temp file holding the bytes received so far.
+    fn path(&self) -> &Path {
+        self.tmp.as_deref().expect("not yet committed")
     }
 }
 

@@ -55,6 +55,19 @@ pub struct Config {
     /// deletion of teachers who left), in minutes. It also runs once at start. Default 60.
     #[serde(default = "default_sweep_interval_minutes")]
     pub sweep_interval_minutes: u32,
+    /// Where sealed segments are kept: `[storage]` with `backend = "local"` (the default, the
+    /// folder `data_dir/blobs`) or `backend = "s3"` and the settings of
+    /// [`crate::blobs::s3::S3Config`].
+    #[serde(default)]
+    pub storage: Storage,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(tag = "backend", rename_all = "lowercase")]
+pub enum Storage {
+    #[default]
+    Local,
+    S3(crate::blobs::s3::S3Config),
 }
 
 fn default_listen() -> SocketAddr {
@@ -129,6 +142,9 @@ impl Config {
         if self.max_segment_bytes < 1024 {
             bail!("max_segment_bytes is too small to hold a segment");
         }
+        if let Storage::S3(s3) = &self.storage {
+            s3.validate()?;
+        }
         if self.master_key_file.starts_with(&self.data_dir) {
             tracing::warn!("master_key_file is inside data_dir: a backup of data_dir would carry the key that opens it");
         }
@@ -141,8 +157,12 @@ impl Config {
     pub fn vault_path(&self) -> PathBuf {
         self.data_dir.join("vault.db")
     }
+    /// The blobs themselves (folder backend), or where uploads are staged (object storage).
     pub fn blob_dir(&self) -> PathBuf {
-        self.data_dir.join("blobs")
+        match self.storage {
+            Storage::Local => self.data_dir.join("blobs"),
+            Storage::S3(_) => self.data_dir.join("staging"),
+        }
     }
     pub fn tls_dir(&self) -> PathBuf {
         self.data_dir.join("tls")

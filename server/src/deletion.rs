@@ -64,7 +64,10 @@ pub fn delete_rows_in(
 }
 
 /// Removes the files listed in `blob_deletions`, then their entries. Safe to run again at any point.
-pub fn sweep_blobs(conn: &Connection, blobs: &crate::blobs::LocalBlobs) -> anyhow::Result<usize> {
+pub fn sweep_blobs(
+    conn: &Connection,
+    blobs: &dyn crate::blobs::BlobStore,
+) -> anyhow::Result<usize> {
     let mut stmt = conn.prepare("SELECT sha256 FROM blob_deletions")?;
     let pending: Vec<String> = stmt
         .query_map([], |r| r.get(0))?
@@ -95,6 +98,7 @@ pub async fn delete_recordings(
         .db(move |c| Ok(delete_rows(c, &audit_key, &recs, &actor, action)?))
         .await?;
     let st2 = st.clone();
-    st.db(move |c| Ok(sweep_blobs(c, &st2.blobs)?)).await?;
+    st.db(move |c| Ok(sweep_blobs(c, st2.blobs.as_ref())?))
+        .await?;
     Ok(removed)
 }

@@ -30,6 +30,9 @@ pub enum AppError {
     TooManyRequests(&'static str),
     #[error("too many failed sign-ins; try again in {0} minute(s)")]
     TooManyRequestsFor(i64),
+    /// The blob storage failed (disk full, object store unreachable); worth trying again.
+    #[error("{0}")]
+    Unavailable(&'static str),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -47,6 +50,7 @@ impl AppError {
             AppError::TooManyRequests(_) | AppError::TooManyRequestsFor(_) => {
                 StatusCode::TOO_MANY_REQUESTS
             }
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -60,7 +64,20 @@ impl From<rusqlite::Error> for AppError {
 
 impl From<std::io::Error> for AppError {
     fn from(e: std::io::Error) -> Self {
-        AppError::Internal(e.into())
+        // Both leave nothing half-done: a device keeps its segment and sends it again.
+        let unavailable = if e.kind() == std::io::ErrorKind::StorageFull {
+            "the server's disk is full; nothing was lost, try again later, and tell the IT admin"
+        } else if e
+            .get_ref()
+            .is_some_and(|inner| inner.is::<crate::blobs::Unavailable>())
+        {
+            "the school's storage cannot be reached just now; nothing was lost, try again later, \
+             and tell the IT admin if it goes on"
+        } else {
+            return AppError::Internal(e.into());
+        };
+        tracing::error!(error = %e, "blob storage failed");
+        AppError::Unavailable(unavailable)
     }
 }
 

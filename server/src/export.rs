@@ -10,7 +10,7 @@
 //! split it).
 
 use crate::accounts::User;
-use crate::blobs::LocalBlobs;
+use crate::blobs::BlobStore;
 use crate::vault::Vault;
 use anyhow::Context;
 use lessonlens_proto::{RecordingId, SegmentIndex};
@@ -158,7 +158,7 @@ fn parts(segs: &[(SegmentIndex, i64, bool)]) -> Vec<Vec<SegmentIndex>> {
 pub fn write_archive<W: Write>(
     db: &Mutex<Connection>,
     vault: &Mutex<Vault>,
-    blobs: &LocalBlobs,
+    blobs: &dyn BlobStore,
     user: &User,
     now: i64,
     out: W,

@@ -4,7 +4,6 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use lessonlens_server::accounts::{self, Role};
 use lessonlens_server::app::{self, AppState};
-use lessonlens_server::blobs::LocalBlobs;
 use lessonlens_server::config::Config;
 use lessonlens_server::vault::{MasterKey, Vault};
 use lessonlens_server::{backup, db, devices, offboarding, retention, roster, tls};
@@ -51,7 +50,7 @@ enum Command {
         out: PathBuf,
     },
     /// Copy both databases, consistently, into a new folder while the server runs. Blobs are
-    /// referenced, not copied: back up `data_dir/blobs` with your file backup.
+    /// referenced, not copied: back up `data_dir/blobs` (or the bucket) with your file backup.
     Backup { dest: PathBuf },
     /// Put a backup's databases back (stop the server first). Keys shredded since the backup was
     /// taken are shredded again, and their teachers are deleted at the next sweep.
@@ -449,11 +448,11 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Retention(RetentionCommand::Run { now }) => {
             let o = open(config)?;
-            let blobs = LocalBlobs::open(&o.config.blob_dir())?;
+            let blobs = lessonlens_server::blobs::open(&o.config)?;
             let swept = retention::sweep(
                 &o.conn,
                 &o.vault,
-                &blobs,
+                blobs.as_ref(),
                 &o.vault.audit_key(),
                 now.unwrap_or_else(accounts::now),
             )?;
@@ -550,14 +549,14 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| {
                     format!("cannot create {} (it must not exist yet)", out.display())
                 })?;
-            let blobs = LocalBlobs::open(&o.config.blob_dir())?;
+            let blobs = lessonlens_server::blobs::open(&o.config)?;
             audit(&o, "subject-access-export", &user.audit_id)?;
             let Opened { conn, vault, .. } = o;
             let (db, vault) = (std::sync::Mutex::new(conn), std::sync::Mutex::new(vault));
             lessonlens_server::export::write_archive(
                 &db,
                 &vault,
-                &blobs,
+                blobs.as_ref(),
                 &user,
                 accounts::now(),
                 std::io::BufWriter::new(&file),
@@ -575,7 +574,7 @@ fn main() -> anyhow::Result<()> {
                 dest.display(),
                 info.blobs,
                 info.blob_bytes,
-                o.config.blob_dir().display()
+                lessonlens_server::blobs::open(&o.config)?.describe()
             );
             Ok(())
         }
@@ -696,9 +695,9 @@ fn serve(o: Opened) -> anyhow::Result<()> {
     };
     let addr = listeners.web.local_addr()?;
     let device_addr = listeners.device.local_addr()?;
-    let blobs = LocalBlobs::open(&o.config.blob_dir())?;
+    let blobs = lessonlens_server::blobs::open(&o.config)?;
     // Finish removing the files of deletions a crash interrupted.
-    let swept = lessonlens_server::deletion::sweep_blobs(&o.conn, &blobs)?;
+    let swept = lessonlens_server::deletion::sweep_blobs(&o.conn, blobs.as_ref())?;
     if swept > 0 {
         tracing::info!(
             swept,

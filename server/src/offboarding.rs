@@ -163,7 +163,7 @@ pub fn verify(text: &str, expected: &VerifyingKey) -> Result<Receipt, ReceiptErr
 pub fn finish_due(
     c: &Connection,
     vault: &crate::vault::Vault,
-    blobs: &crate::blobs::LocalBlobs,
+    blobs: &dyn crate::blobs::BlobStore,
     audit_key: &[u8; 32],
     now: i64,
 ) -> anyhow::Result<Vec<String>> {
@@ -202,7 +202,7 @@ pub fn shred_key(
 pub fn finish(
     c: &Connection,
     vault: &crate::vault::Vault,
-    blobs: &crate::blobs::LocalBlobs,
+    blobs: &dyn crate::blobs::BlobStore,
     audit_key: &[u8; 32],
     user_id: i64,
     now: i64,

@@ -192,7 +192,7 @@ pub struct Swept {
 pub fn sweep(
     c: &Connection,
     vault: &crate::vault::Vault,
-    blobs: &crate::blobs::LocalBlobs,
+    blobs: &dyn crate::blobs::BlobStore,
     audit_key: &[u8; 32],
     now: i64,
 ) -> anyhow::Result<Swept> {
@@ -234,7 +234,7 @@ pub async fn run_periodically(st: crate::app::Shared, every: std::time::Duration
                 .vault
                 .lock()
                 .map_err(|_| anyhow::anyhow!("vault lock poisoned"))?;
-            sweep(&c, &v, &s.blobs, &s.audit_key, now())
+            sweep(&c, &v, s.blobs.as_ref(), &s.audit_key, now())
         })
         .await;
         match result {

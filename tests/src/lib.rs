@@ -3,13 +3,19 @@
 //!
 //! The binaries are built by `cargo build --workspace --bins` (README's test command does it).
 
+pub mod seaweed;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Path of a workspace binary next to the test executable (`target/<profile>/NAME`).
+/// The web app's folder in the source tree.
+pub fn web_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
+}
+
 /// The first column of every row `sql` returns.
 pub fn column<T: rusqlite::types::FromSql>(
     db: &rusqlite::Connection,
@@ -51,6 +57,7 @@ pub fn record_once(config: &Path, teacher: &str, seconds: &str) -> serde_json::V
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Path of a workspace binary next to the test executable (`target/<profile>/NAME`).
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe

@@ -1,11 +1,6 @@
 //! Who may reach the server at all, and how fast anyone may guess passwords (issue 4, items 1-2).
 
-use lessonlens_e2e::Server;
-use std::path::Path;
-
-fn web_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
-}
+use lessonlens_e2e::{web_dir, Server};
 
 fn login(server: &Server, agent: &ureq::Agent, user: &str, password: &str) -> (u16, String) {
     match agent

@@ -3,13 +3,8 @@
 //! videos stay unplayable, and the next sweep finishes deleting them. Everyone else's data comes
 //! back.
 
-use lessonlens_e2e::{column, Server};
-use std::path::Path;
+use lessonlens_e2e::{column, web_dir, Server};
 use std::time::{Duration, Instant};
-
-fn web_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
-}
 
 fn vault(server: &Server) -> rusqlite::Connection {
     rusqlite::Connection::open(server.data_dir().join("vault.db")).unwrap()

@@ -2,15 +2,11 @@
 //! device API refusing every certificate it should (none, a foreign CA's, an expired one, a
 //! revoked device's), and renewal.
 
-use lessonlens_e2e::{column, Device, Server};
+use lessonlens_e2e::{column, web_dir, Device, Server};
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-
-fn web_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
-}
 
 /// GET a teacher's key on the device API with `agent`: the status, or 0 if the TLS handshake
 /// failed, with the error text.

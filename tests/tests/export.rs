@@ -3,14 +3,9 @@
 //! read back here: the account, the lessons, the comments (another person's private reflection
 //! excluded), the audit entries, and each lesson's video decrypted into one MP4.
 
-use lessonlens_e2e::Server;
+use lessonlens_e2e::{web_dir, Server};
 use std::collections::BTreeSet;
 use std::io::Read;
-use std::path::Path;
-
-fn web_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
-}
 
 type Archive = zip::ZipArchive<std::io::Cursor<Vec<u8>>>;
 

@@ -2,7 +2,7 @@
 //! server going away for most of a recording, the capture process killed with SIGKILL at random
 //! moments, and a spool budget that runs out.
 
-use lessonlens_e2e::{bin, start_capture, wait_for_segments, Server};
+use lessonlens_e2e::{bin, start_capture, wait_for_segments, web_dir, Server};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,10 +10,6 @@ use std::process::Command;
 use std::time::Duration;
 
 const SMALL_VIDEO: &str = "[video]\nwidth = 320\nheight = 180\nbitrate_kbps = 500\n";
-
-fn web_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
-}
 
 /// (index, sha256) of every segment the server committed for a recording, checking on the way
 /// that each blob still hashes to what its row says.

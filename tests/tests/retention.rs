@@ -3,15 +3,11 @@
 //! verify; the retention sweeper deletes what the policy says is due and keeps what is held. The
 //! clock is the test's: `lessonlens-server retention run --now T`.
 
-use lessonlens_e2e::{column, Server};
+use lessonlens_e2e::{column, web_dir, Server};
 use lessonlens_server::vault::{MasterKey, Vault};
 use std::path::Path;
 
 const DAY: i64 = 86_400;
-
-fn web_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
-}
 
 fn now() -> i64 {
     std::time::SystemTime::now()

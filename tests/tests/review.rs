@@ -1,12 +1,7 @@
 //! Reviewing lessons (issue 5): sharing with coaches, comments and reflections, who watched, and
 //! deleting a recording; in a real browser on a real recorded lesson, and rule by rule on the API.
 
-use lessonlens_e2e::{column, record_once, Server};
-use std::path::Path;
-
-fn web_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
-}
+use lessonlens_e2e::{column, record_once, web_dir, Server};
 
 /// GET/POST/DELETE as `cookie`, giving the status and the JSON body (if any).
 fn call(

@@ -3,12 +3,7 @@
 //! off site (where a password alone is refused); an admin resets it for a lost phone. The codes
 //! are computed here from the secret the server handed out, as the phone's app would.
 
-use lessonlens_e2e::Server;
-use std::path::Path;
-
-fn web_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
-}
+use lessonlens_e2e::{web_dir, Server};
 
 fn now() -> u64 {
     std::time::SystemTime::now()

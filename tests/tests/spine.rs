@@ -3,7 +3,7 @@
 //! segment, and the joined media has H.264 and AAC of the recorded length. Along the way no file on
 //! the device or the server ever holds plaintext media, and another teacher cannot see the lesson.
 
-use lessonlens_e2e::{record_once, scan_tree, Server};
+use lessonlens_e2e::{record_once, scan_tree, web_dir, Server};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,10 +12,6 @@ use std::time::Duration;
 /// Not a multiple of the 2 s segment length, so the last segment is a partial one that only a
 /// clean end-of-stream keeps.
 const SECONDS: f64 = 9.0;
-
-fn web_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
-}
 
 fn get(agent: &ureq::Agent, url: &str, cookie: Option<&str>) -> Result<ureq::Response, u16> {
     let mut req = agent.get(url);

@@ -182,7 +182,7 @@ async fn claim(
             &rec.to_string(),
         )?;
         tx.commit()?;
-        crate::deletion::sweep_blobs(c, &st3.blobs).map_err(AppError::Internal)?;
+        crate::deletion::sweep_blobs(c, st3.blobs.as_ref()).map_err(AppError::Internal)?;
         Ok(())
     })
     .await?;

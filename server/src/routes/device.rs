@@ -372,13 +372,13 @@ async fn put_segment(
         Ok(s) => s,
         Err(e) => {
             // No row refers to the blob just written (its bytes name this very segment): remove it.
-            let _ = st.blobs.remove(&sha);
+            discard(&st, sha).await;
             return Err(e);
         }
     };
     if stored != sha {
         // Lost a race to different bytes for the same segment: our blob has no row; remove it.
-        let _ = st.blobs.remove(&sha);
+        discard(&st, sha.clone()).await;
         return same_or_conflict(rec, index, stored, &claimed, bytes);
     }
     tracing::info!(recording = %rec, index, bytes, device = %device.name, "segment stored");
@@ -388,6 +388,12 @@ async fn put_segment(
         sha256: sha,
         bytes,
     }))
+}
+
+/// Removes a blob no row refers to, on a blocking thread (object storage blocks).
+async fn discard(st: &Shared, sha: String) {
+    let st = st.clone();
+    let _ = tokio::task::spawn_blocking(move || st.blobs.remove(&sha)).await;
 }
 
 /// Everything checked about an upload before it is kept.

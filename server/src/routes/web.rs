@@ -244,7 +244,8 @@ async fn export_archive(
             tx: tx.clone(),
             buf: Vec::with_capacity(64 * 1024),
         };
-        if let Err(e) = crate::export::write_archive(&st.db, &st.vault, &st.blobs, &user, now, out)
+        if let Err(e) =
+            crate::export::write_archive(&st.db, &st.vault, st.blobs.as_ref(), &user, now, out)
         {
             tracing::error!(error = %format!("{e:#}"), "a subject access export failed");
             // The browser sees a broken download rather than a short archive that looks whole.
