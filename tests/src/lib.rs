@@ -164,6 +164,11 @@ impl Server {
         }
     }
 
+    /// The server process's id (for benchmarks that read its CPU time and memory).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
     /// Kills the server (SIGKILL), as a power cut or crash would.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
