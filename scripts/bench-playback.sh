@@ -14,4 +14,4 @@ if ! command -v wrk >/dev/null || [ ! -x /usr/sbin/nginx ]; then
   $SUDO systemctl disable --now nginx >/dev/null 2>&1 || $SUDO service nginx stop >/dev/null 2>&1 || true
 fi
 cargo build --release --locked --workspace --bins
-RUST_LOG=warn cargo bench --locked -p lessonlens-e2e --bench playback 2>/dev/null
+cargo bench --locked -p lessonlens-e2e --bench playback 2>/dev/null

@@ -5,7 +5,7 @@
 //!      -> video/x-h264,profile=high -> h264parse config-interval=-1 -> queue --\
 //!                                                  isofmp4mux fragment-duration=N s -> appsink
 //!  audiotestsrc|alsasrc|pulsesrc|shmsrc -> convert/resample -> AAC encoder -> aacparse -> queue --/
-//!  tee -> queue (first frame only) -> videoscale -> 480 px wide -> jpegenc -> appsink name=poster
+//!  tee -> valve (first frame only) -> videoscale -> 480 px wide -> jpegenc -> appsink name=poster
 //! ```
 //! Keyframes are forced every `segment_seconds` with scene-cut keyframes off, so every fragment
 //! starts on a keyframe and has the same length. Each appsink sample is one fragment (a buffer
@@ -169,7 +169,7 @@ pub fn describe(c: &Config, video_encoder: &str, audio_encoder: &str) -> String 
         "{video_src} ! videoconvert ! video/x-raw,format=I420 ! tee name=frames \
          frames. ! queue ! {venc} ! video/x-h264,profile=high \
          ! h264parse config-interval=-1 ! queue ! mux. \
-         frames. ! queue name=posterq max-size-buffers=1 leaky=downstream ! videoscale \
+         frames. ! valve name=postergate drop-mode=forward-sticky-events ! videoscale \
          ! video/x-raw,width=480,height={poster_height} ! jpegenc quality=80 \
          ! appsink name=poster sync=false async=false \
          {audio_src} ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 \
@@ -275,22 +275,28 @@ pub fn build(
 }
 
 /// Lets the first frame into the poster branch and no other, so the JPEG encoder runs once per
-/// pipeline, and hands the JPEG on as [`Fragment::Poster`].
+/// pipeline, and hands the JPEG on as [`Fragment::Poster`]. The branch has no queue, so no
+/// thread of its own: the one frame is scaled and encoded on the camera's streaming thread, and
+/// then the valve drops every frame there (passing EOS, so the pipeline can finish). A probe
+/// returning `Drop` would do the same, but gstreamer-rs then hands GStreamer a NULL buffer to
+/// unref, which logs a critical warning per frame.
 fn connect_poster(
     pipeline: &gst::Pipeline,
     out: std::sync::Arc<impl Fn(Fragment) -> bool + Send + Sync + 'static>,
 ) -> anyhow::Result<()> {
     let gate = pipeline
-        .by_name("posterq")
-        .and_then(|q| q.static_pad("sink"))
-        .ok_or_else(|| anyhow!("pipeline has no poster queue"))?;
-    let passed = std::sync::atomic::AtomicBool::new(false);
-    gate.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-        if passed.swap(true, std::sync::atomic::Ordering::AcqRel) {
-            gst::PadProbeReturn::Drop
-        } else {
-            gst::PadProbeReturn::Ok
+        .by_name("postergate")
+        .ok_or_else(|| anyhow!("pipeline has no poster valve"))?;
+    let out_pad = gate
+        .static_pad("src")
+        .ok_or_else(|| anyhow!("poster valve has no src pad"))?;
+    let gate = gate.downgrade();
+    out_pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        // The first frame is on its way to the encoder; close the valve behind it.
+        if let Some(gate) = gate.upgrade() {
+            gate.set_property("drop", true);
         }
+        gst::PadProbeReturn::Remove
     });
     let sink = pipeline
         .by_name("poster")

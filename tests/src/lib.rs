@@ -54,6 +54,10 @@ pub fn record_once(config: &Path, teacher: &str, seconds: &str) -> serde_json::V
         logs.contains("recording started") && !logs.contains('\x1b'),
         "logs to a pipe (or journald) are plain text: {logs:?}"
     );
+    assert!(
+        !logs.contains("CRITICAL"),
+        "GStreamer reported a critical problem: {logs}"
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
