@@ -48,6 +48,19 @@ fn wrk(url: &str, script: &Path, cookie: Option<&str>) -> (f64, f64, String, Str
     (rps, mb, field("50%"), field("99%"))
 }
 
+/// nginx's master, stopped gracefully on drop: killing it outright would leave its workers
+/// running (and holding this process's stdout).
+struct Nginx(std::process::Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-QUIT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
 fn main() {
     let server = Server::start(&web_dir());
     server.add_user("alice", "alice-password", "teacher");
@@ -121,7 +134,7 @@ fn main() {
         .args(["-e", "stderr"])
         .spawn()
         .expect("nginx (scripts/bench-playback.sh installs it)");
-    let _nginx = lessonlens_e2e::KillOnDrop(nginx);
+    let _nginx = Nginx(nginx);
     std::thread::sleep(std::time::Duration::from_secs(1));
 
     let script = dir.path().join("walk.lua");

@@ -247,17 +247,20 @@ async fn decrypt(
             Ok((owner, sha))
         })
         .await?;
+    let sk = st
+        .vault(move |v| v.secret_key(owner)?.ok_or(AppError::NotFound))
+        .await?;
+    // Read and decrypt outside the vault's lock, so segments for many viewers are decrypted on
+    // all cores at once.
     let st2 = st.clone();
-    let sealed = tokio::task::spawn_blocking(move || st2.blobs.read(&sha))
-        .await
-        .map_err(|e| AppError::Internal(e.into()))??;
-    st.vault(move |v| {
-        let sk = v.secret_key(owner)?.ok_or(AppError::NotFound)?;
+    tokio::task::spawn_blocking(move || -> AppResult<Vec<u8>> {
+        let sealed = st2.blobs.read(&sha)?;
         let mut opened = crate::blobs::open_sealed(&sealed, &sk, rec, index)?;
         // Hand the buffer to the response; it is freed once sent.
         Ok(std::mem::take(&mut *opened.plaintext))
     })
     .await
+    .map_err(|e| AppError::Internal(e.into()))?
 }
 
 async fn init_segment(
