@@ -387,6 +387,38 @@ pub struct Listeners {
     pub device: std::net::TcpListener,
 }
 
+/// Checks the server certificate every 6 hours (start has just done so) and, once it is renewed,
+/// serves the new one on both listeners to every new connection.
+async fn renew_periodically(st: Shared, web: RustlsConfig, device: RustlsConfig) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(6 * 3600));
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let (dir, hostnames) = (st.config.tls_dir(), st.config.hostnames.clone());
+        let renewed = tokio::task::spawn_blocking(move || {
+            if crate::tls::renew_if_due(&dir, &hostnames, crate::accounts::now())? {
+                crate::tls::load(&dir).map(Some)
+            } else {
+                Ok(None)
+            }
+        })
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r);
+        match renewed {
+            Ok(Some(tls)) => {
+                web.reload_from_config(tls.server_config);
+                device.reload_from_config(tls.device_config);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(
+                error = %format!("{e:#}"),
+                "cannot renew the server certificate; trying again in 6 hours"
+            ),
+        }
+    }
+}
+
 /// Serves the web app and the device API until `shutdown` completes.
 pub async fn run(
     listeners: Listeners,
@@ -402,15 +434,17 @@ pub async fn run(
     });
     listeners.web.set_nonblocking(true)?;
     listeners.device.set_nonblocking(true)?;
-    let web = axum_server::from_tcp_rustls(
-        listeners.web,
-        RustlsConfig::from_config(tls.server_config.clone()),
-    )
-    .handle(handle.clone())
-    .serve(router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>());
-    let device_acceptor = PeerCertAcceptor(RustlsAcceptor::new(RustlsConfig::from_config(
-        tls.device_config.clone(),
-    )));
+    let web_tls = RustlsConfig::from_config(tls.server_config.clone());
+    let device_tls = RustlsConfig::from_config(tls.device_config.clone());
+    tokio::spawn(renew_periodically(
+        state.clone(),
+        web_tls.clone(),
+        device_tls.clone(),
+    ));
+    let web = axum_server::from_tcp_rustls(listeners.web, web_tls)
+        .handle(handle.clone())
+        .serve(router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>());
+    let device_acceptor = PeerCertAcceptor(RustlsAcceptor::new(device_tls));
     let device = axum_server::from_tcp(listeners.device)
         .acceptor(device_acceptor)
         .handle(handle)

@@ -684,7 +684,7 @@ fn audit(o: &Opened, action: &str, target: &str) -> anyhow::Result<()> {
 }
 
 fn serve(o: Opened) -> anyhow::Result<()> {
-    let tls = tls::load_or_create(&o.config.tls_dir(), &o.config.hostnames)?;
+    let tls = tls::load_or_create(&o.config.tls_dir(), &o.config.hostnames, accounts::now())?;
     let ca = tls::SchoolCa::load(&o.config.tls_dir())?;
     let bind = |a: std::net::SocketAddr| {
         std::net::TcpListener::bind(a).with_context(|| format!("cannot listen on {a} (in use?)"))

@@ -2,6 +2,10 @@
 //! leaves `data_dir/tls`, mode 0600) and a server certificate signed by it; devices and browsers
 //! pin the CA, whose SHA-256 fingerprint is printed at every start. The CA also issues the
 //! devices' short-lived client certificates (see [`SchoolCa::issue`]).
+//!
+//! The server certificate lasts [`SERVER_CERT_DAYS`]. It is renewed (new key, same CA) at start
+//! and by the running server (see `app::run`) once less than [`RENEW_BEFORE_DAYS`] are left, or
+//! when `hostnames` no longer match it; browsers and devices trust the CA, so nobody notices.
 
 use crate::vault::write_secret_file;
 use anyhow::Context;
@@ -30,6 +34,11 @@ pub struct SchoolCa {
     /// SHA-256 of the CA certificate (DER), colon-separated hex, as browsers show it.
     pub fingerprint: String,
 }
+
+/// How long a server certificate lasts, in days.
+pub const SERVER_CERT_DAYS: i64 = 397;
+/// A server certificate with fewer days than this left is renewed.
+pub const RENEW_BEFORE_DAYS: i64 = 30;
 
 /// A device certificate just issued.
 pub struct Issued {
@@ -68,6 +77,17 @@ impl SchoolCa {
             fingerprint: fingerprint(&der),
             pem,
         })
+    }
+
+    /// A new key and server certificate for `hostnames`, valid from `now` for
+    /// [`SERVER_CERT_DAYS`], as PEM (key, then the certificate followed by the CA's).
+    fn issue_server(
+        &self,
+        hostnames: &[String],
+        now: i64,
+    ) -> anyhow::Result<(zeroize::Zeroizing<String>, String)> {
+        // The chain carries the CA certificate as it is on disk (the one devices pinned).
+        server_cert(&self.cert, &self.key, &self.pem, hostnames, now)
     }
 
     /// Signs a device's certificate request. Only the request's key is used: the certificate
@@ -129,7 +149,7 @@ fn write_public(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn create(dir: &Path, hostnames: &[String]) -> anyhow::Result<()> {
+fn create(dir: &Path, hostnames: &[String], now: i64) -> anyhow::Result<()> {
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::default();
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -140,30 +160,97 @@ fn create(dir: &Path, hostnames: &[String]) -> anyhow::Result<()> {
     ca.not_after = rcgen::date_time_ymd(2046, 1, 1);
     let ca_cert = ca.self_signed(&ca_key)?;
 
-    let server_key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(hostnames.to_vec())?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "lessonlens server");
-    params.not_after = rcgen::date_time_ymd(2028, 1, 1);
-    let server_cert = params.signed_by(&server_key, &ca_cert, &ca_key)?;
+    let (server_key, server_pem) = server_cert(&ca_cert, &ca_key, &ca_cert.pem(), hostnames, now)?;
 
     write_secret_file(&dir.join("ca.key"), ca_key.serialize_pem().as_bytes())?;
-    write_secret_file(
-        &dir.join("server.key"),
-        server_key.serialize_pem().as_bytes(),
-    )?;
-    write_public(
-        &dir.join("server.pem"),
-        &format!("{}{}", server_cert.pem(), ca_cert.pem()),
-    )?;
+    write_secret_file(&dir.join("server.key"), server_key.as_bytes())?;
+    write_public(&dir.join("server.pem"), &server_pem)?;
     write_public(&dir.join("ca.pem"), &ca_cert.pem())?;
     std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
 
-/// Creates the CA and server certificate if missing, then loads them.
-pub fn load_or_create(dir: &Path, hostnames: &[String]) -> anyhow::Result<Tls> {
+fn server_cert(
+    ca_cert: &rcgen::Certificate,
+    ca_key: &KeyPair,
+    ca_pem: &str,
+    hostnames: &[String],
+    now: i64,
+) -> anyhow::Result<(zeroize::Zeroizing<String>, String)> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(hostnames.to_vec())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "lessonlens server");
+    params.not_before = time::OffsetDateTime::from_unix_timestamp(now - 3600)?;
+    params.not_after = time::OffsetDateTime::from_unix_timestamp(now + SERVER_CERT_DAYS * 86_400)?;
+    let cert = params.signed_by(&key, ca_cert, ca_key)?;
+    Ok((
+        zeroize::Zeroizing::new(key.serialize_pem()),
+        format!("{}{ca_pem}", cert.pem()),
+    ))
+}
+
+/// Why the server certificate in `dir` must be renewed at `now`, if it must.
+fn renewal_reason(dir: &Path, hostnames: &[String], now: i64) -> anyhow::Result<Option<String>> {
+    let current = CertificateParams::from_ca_cert_pem(&read_text(&dir.join("server.pem"))?)
+        .context("server.pem holds no readable certificate")?;
+    let left = current.not_after.unix_timestamp() - now;
+    if left < RENEW_BEFORE_DAYS * 86_400 {
+        return Ok(Some(format!("it ends in {} day(s)", left.max(0) / 86_400)));
+    }
+    let wanted = CertificateParams::new(hostnames.to_vec())?.subject_alt_names;
+    let named = &current.subject_alt_names;
+    if wanted.len() != named.len() || !wanted.iter().all(|n| named.contains(n)) {
+        return Ok(Some("the configured hostnames changed".into()));
+    }
+    Ok(None)
+}
+
+/// Issues a new server key and certificate from the school CA in `dir` if the current one ends
+/// within [`RENEW_BEFORE_DAYS`] of `now` or does not name exactly `hostnames`. Returns whether
+/// it did. Both files are written beside the old ones, then renamed into place; a crash in
+/// between is finished by [`finish_renewal`].
+pub fn renew_if_due(dir: &Path, hostnames: &[String], now: i64) -> anyhow::Result<bool> {
+    finish_renewal(dir)?;
+    let Some(reason) = renewal_reason(dir, hostnames, now)? else {
+        return Ok(false);
+    };
+    let (key, pem) = SchoolCa::load(dir)?.issue_server(hostnames, now)?;
+    for name in ["server.key.tmp", "server.pem.tmp"] {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    write_secret_file(&dir.join("server.key.tmp"), key.as_bytes())?;
+    std::fs::rename(dir.join("server.key.tmp"), dir.join("server.key.new"))?;
+    write_public(&dir.join("server.pem.tmp"), &pem)?;
+    // From here on the new pair is complete on disk: `server.pem.new` is the commit point.
+    std::fs::rename(dir.join("server.pem.tmp"), dir.join("server.pem.new"))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    finish_renewal(dir)?;
+    tracing::info!(%reason, days = SERVER_CERT_DAYS, "renewed the server certificate");
+    Ok(true)
+}
+
+/// Moves a complete new key and certificate (`*.new`) into place; removes an incomplete one.
+fn finish_renewal(dir: &Path) -> anyhow::Result<()> {
+    let (key_new, pem_new) = (dir.join("server.key.new"), dir.join("server.pem.new"));
+    if pem_new.exists() {
+        if key_new.exists() {
+            std::fs::rename(&key_new, dir.join("server.key"))?;
+        }
+        std::fs::rename(&pem_new, dir.join("server.pem"))?;
+        std::fs::File::open(dir)?.sync_all()?;
+    } else {
+        for name in ["server.key.new", "server.key.tmp", "server.pem.tmp"] {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+    }
+    Ok(())
+}
+
+/// Creates the CA and server certificate if missing, renews the server certificate if due (see
+/// [`renew_if_due`]), then loads them.
+pub fn load_or_create(dir: &Path, hostnames: &[String], now: i64) -> anyhow::Result<Tls> {
     if !dir.exists() {
         // Make everything in a staging folder and rename it into place, so a crash during first
         // start never leaves half a CA behind.
@@ -173,7 +260,7 @@ pub fn load_or_create(dir: &Path, hostnames: &[String]) -> anyhow::Result<Tls> {
         }
         std::fs::create_dir_all(&staging)
             .with_context(|| format!("cannot create {}", staging.display()))?;
-        create(&staging, hostnames)?;
+        create(&staging, hostnames, now)?;
         std::fs::rename(&staging, dir)?;
         if let Some(parent) = dir.parent() {
             std::fs::File::open(parent)?.sync_all()?;
@@ -183,6 +270,12 @@ pub fn load_or_create(dir: &Path, hostnames: &[String]) -> anyhow::Result<Tls> {
             dir.display()
         );
     }
+    renew_if_due(dir, hostnames, now)?;
+    load(dir)
+}
+
+/// Loads the TLS settings of both listeners from `dir`.
+pub fn load(dir: &Path) -> anyhow::Result<Tls> {
     let (ca_pem, cert_pem, key_pem) = (
         dir.join("ca.pem"),
         dir.join("server.pem"),
@@ -222,4 +315,71 @@ pub fn load_or_create(dir: &Path, hostnames: &[String]) -> anyhow::Result<Tls> {
         server_config: Arc::new(web),
         device_config: Arc::new(device),
     })
+}
+
+#[cfg(test)]
+mod renewal_tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn not_after(dir: &Path) -> i64 {
+        CertificateParams::from_ca_cert_pem(&read_text(&dir.join("server.pem")).unwrap())
+            .unwrap()
+            .not_after
+            .unix_timestamp()
+    }
+
+    #[test]
+    fn the_server_certificate_is_renewed_when_due_or_renamed_and_a_crash_is_finished() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("tls");
+        let hosts = names(&["localhost", "127.0.0.1"]);
+        let now = 1_800_000_000;
+        load_or_create(&dir, &hosts, now).unwrap();
+        let first = not_after(&dir);
+        assert_eq!(first, now + SERVER_CERT_DAYS * DAY);
+        let ca = read_text(&dir.join("ca.pem")).unwrap();
+
+        // Not yet due, same names: left alone.
+        assert!(!renew_if_due(&dir, &hosts, now + 300 * DAY).unwrap());
+        assert_eq!(not_after(&dir), first);
+
+        // Within 30 days of its end: a new certificate from the same CA, with a new key that
+        // matches it (load would refuse a mismatched pair).
+        let key_before = read_text(&dir.join("server.key")).unwrap();
+        let later = now + (SERVER_CERT_DAYS - 20) * DAY;
+        assert!(renew_if_due(&dir, &hosts, later).unwrap());
+        assert_eq!(not_after(&dir), later + SERVER_CERT_DAYS * DAY);
+        assert_ne!(read_text(&dir.join("server.key")).unwrap(), key_before);
+        assert_eq!(read_text(&dir.join("ca.pem")).unwrap(), ca);
+        assert!(read_text(&dir.join("server.pem")).unwrap().ends_with(&ca));
+        load(&dir).unwrap();
+
+        // A hostname added to the config: renewed at once.
+        let more = names(&["localhost", "127.0.0.1", "lessonlens.school.internal"]);
+        assert!(renew_if_due(&dir, &more, later + DAY).unwrap());
+        assert!(!renew_if_due(&dir, &more, later + DAY).unwrap());
+
+        // A crash after both new files were complete but before they were renamed: the next
+        // start finishes the job, and the pair matches.
+        let (key, pem) = SchoolCa::load(&dir)
+            .unwrap()
+            .issue_server(&more, later + 2 * DAY)
+            .unwrap();
+        write_secret_file(&dir.join("server.key.new"), key.as_bytes()).unwrap();
+        write_public(&dir.join("server.pem.new"), &pem).unwrap();
+        load_or_create(&dir, &more, later + 2 * DAY).unwrap();
+        assert_eq!(not_after(&dir), later + 2 * DAY + SERVER_CERT_DAYS * DAY);
+        assert!(!dir.join("server.pem.new").exists() && !dir.join("server.key.new").exists());
+
+        // A crash before the certificate was complete: the half-made pair is thrown away.
+        write_secret_file(&dir.join("server.key.new"), b"half").unwrap();
+        load_or_create(&dir, &more, later + 2 * DAY).unwrap();
+        assert!(!dir.join("server.key.new").exists());
+    }
 }
