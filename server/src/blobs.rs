@@ -228,32 +228,3 @@ impl Drop for Incoming {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn commit_names_by_hash_and_leaves_no_temp_files() {
-        let tmp = tempfile::tempdir().unwrap();
-        let blobs = LocalBlobs::open(tmp.path()).unwrap();
-        let mut inc = blobs.begin().unwrap();
-        inc.write(b"hello ").unwrap();
-        inc.write(b"world").unwrap();
-        let sha = blobs.commit(inc).unwrap();
-        assert_eq!(sha, hex::encode(Sha256::digest(b"hello world")));
-        assert_eq!(blobs.read(&sha).unwrap(), b"hello world");
-        assert_eq!(
-            std::fs::read_dir(tmp.path().join("tmp")).unwrap().count(),
-            0
-        );
-        // An upload dropped half-way (client gone, bad body) leaves no temp file.
-        let mut inc = blobs.begin().unwrap();
-        inc.write(b"half").unwrap();
-        drop(inc);
-        assert_eq!(
-            std::fs::read_dir(tmp.path().join("tmp")).unwrap().count(),
-            0
-        );
-    }
-}

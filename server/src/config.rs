@@ -157,6 +157,14 @@ impl Config {
     pub fn vault_path(&self) -> PathBuf {
         self.data_dir.join("vault.db")
     }
+    /// Where the blobs are, for messages, without connecting to anything.
+    pub fn storage_place(&self) -> String {
+        match &self.storage {
+            Storage::Local => format!("the folder {}", self.blob_dir().display()),
+            Storage::S3(s3) => s3.place(),
+        }
+    }
+
     /// The blobs themselves (folder backend), or where uploads are staged (object storage).
     pub fn blob_dir(&self) -> PathBuf {
         match self.storage {

@@ -574,7 +574,7 @@ fn main() -> anyhow::Result<()> {
                 dest.display(),
                 info.blobs,
                 info.blob_bytes,
-                lessonlens_server::blobs::open(&o.config)?.describe()
+                o.config.storage_place()
             );
             Ok(())
         }

@@ -43,6 +43,11 @@ fn default_region() -> String {
 }
 
 impl S3Config {
+    /// Where the blobs are, for messages.
+    pub fn place(&self) -> String {
+        format!("bucket {} at {}", self.bucket, self.endpoint)
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
         let url = url::Url::parse(&self.endpoint)
             .with_context(|| format!("storage endpoint {:?} is not a URL", self.endpoint))?;
@@ -123,7 +128,7 @@ impl S3Blobs {
             prefix: Key::from(config.prefix.as_str()),
             rt: Some(rt),
             staging: staging.to_path_buf(),
-            place: format!("bucket {} at {}", config.bucket, config.endpoint),
+            place: config.place(),
         };
         blobs.probe().with_context(|| {
             format!(
