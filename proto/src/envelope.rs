@@ -45,13 +45,13 @@
 
 use crate::ids::{RecordingId, SegmentIndex};
 use crate::keys::{KemT, KeyFingerprint, PublicKey, SecretKey};
-use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use hpke::aead::AesGcm256;
 use hpke::kdf::HkdfSha256;
 use hpke::{Deserializable, Kem, OpModeR, OpModeS, Serializable};
 use rand_core::{CryptoRng, RngCore};
-use zeroize::Zeroizing;
+use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM};
+use std::mem::MaybeUninit;
+use zeroize::{Zeroize, Zeroizing};
 
 pub const MAGIC: [u8; 4] = *b"LLSG";
 pub const FORMAT_VERSION: u8 = 1;
@@ -233,11 +233,44 @@ pub enum OpenError {
     ChunkAltered(u64),
 }
 
-fn nonce(chunk: u64, final_chunk: bool) -> [u8; 12] {
+fn nonce(chunk: u64, final_chunk: bool) -> Nonce {
     let mut n = [0u8; 12];
     n[0..8].copy_from_slice(&chunk.to_be_bytes());
     n[11] = u8::from(final_chunk);
-    n
+    // Unique per chunk under a data key that seals one segment only.
+    Nonce::assume_unique_for_key(n)
+}
+
+/// The chunks' AES-256-GCM key, expanded by `ring`, whose AES-NI/VAES and carry-less-multiply
+/// code opens segments several times faster than RustCrypto's `aes-gcm` (see
+/// docs/benchmarks.md). ring's key types wipe nothing when dropped, so the expanded key lives in
+/// a box of its own that is overwritten with zeros on drop. `MaybeUninit` makes that sound for
+/// any type, and never runs the key's own destructor (it has none; were one ever added, the
+/// effect would be a leak, not a fault).
+struct ChunkKey(Box<MaybeUninit<LessSafeKey>>);
+
+impl ChunkKey {
+    fn new(dek: &[u8; DEK_LEN]) -> ChunkKey {
+        let key = UnboundKey::new(&AES_256_GCM, dek).expect("32-byte key");
+        ChunkKey(Box::new(MaybeUninit::new(LessSafeKey::new(key))))
+    }
+
+    fn get(&self) -> &LessSafeKey {
+        // SAFETY: written in `new` and only overwritten in `drop`, after its last use.
+        unsafe { self.0.assume_init_ref() }
+    }
+}
+
+impl Drop for ChunkKey {
+    fn drop(&mut self) {
+        self.wipe();
+    }
+}
+
+impl ChunkKey {
+    fn wipe(&mut self) {
+        std::slice::from_mut(&mut *self.0).zeroize();
+    }
 }
 
 fn chunk_ad(
@@ -284,23 +317,21 @@ pub fn seal<R: RngCore + CryptoRng>(
     out.extend_from_slice(&header_bytes);
     write_key_block(&mut out, &header_bytes, &dek, recipient, rng)?;
 
-    let cipher = Aes256Gcm::new_from_slice(dek.as_ref()).expect("32-byte key");
+    let cipher = ChunkKey::new(&dek);
     let n = header.chunk_count();
     let mut chunks = plaintext.chunks(params.chunk_size as usize);
     for i in 0..n {
         let piece = chunks.next().unwrap_or(&[]);
         let last = i + 1 == n;
         let ad = chunk_ad(&header_bytes, i, last, params.final_segment);
-        let ct = cipher
-            .encrypt(
-                Nonce::from_slice(&nonce(i, last)),
-                Payload {
-                    msg: piece,
-                    aad: &ad,
-                },
-            )
+        // Encrypt in place at the end of the output buffer, then append the tag.
+        let start = out.len();
+        out.extend_from_slice(piece);
+        let tag = cipher
+            .get()
+            .seal_in_place_separate_tag(nonce(i, last), Aad::from(&ad), &mut out[start..])
             .expect("AES-GCM encryption of a bounded chunk cannot fail");
-        out.extend_from_slice(&ct);
+        out.extend_from_slice(tag.as_ref());
     }
     debug_assert_eq!(out.len() as u64, header.envelope_len());
     Ok(out)
@@ -356,7 +387,7 @@ fn unwrap_dek(
     let dek_vec = Zeroizing::new(
         hpke::single_shot_open::<AesGcm256, HkdfSha256, KemT>(
             &OpModeR::Base,
-            &sk.0,
+            &sk.secret,
             &encapped,
             &bytes[..HEADER_LEN],
             sealed,
@@ -395,53 +426,86 @@ fn check_length(header: &SegmentHeader, have: u64) -> Result<(), OpenError> {
 /// Opens a segment. `expected` is the label the caller asked for (`None` to accept any label, e.g.
 /// when reading a spool file whose name is not trusted).
 pub fn open(expected: Option<Label>, sk: &SecretKey, bytes: &[u8]) -> Result<Opened, OpenError> {
-    let (header, dek) = unwrap_dek(expected, sk, bytes)?;
-    check_length(&header, bytes.len() as u64)?;
+    let mut plaintext = Zeroizing::new(bytes.to_vec());
+    match open_in_place(expected, sk, &mut plaintext) {
+        Ok(header) => Ok(Opened { header, plaintext }),
+        Err(OpenError::ChunkAltered(i)) => Err(misplaced_or_altered(sk, bytes, i)),
+        Err(e) => Err(e),
+    }
+}
 
-    let header_bytes: [u8; HEADER_LEN] = bytes[..HEADER_LEN].try_into().expect("length checked");
-    let cipher = Aes256Gcm::new_from_slice(dek.as_ref()).expect("32-byte key");
-    let sealed_chunks: Vec<&[u8]> = bytes[CONTENT_OFFSET..]
-        .chunks(header.chunk_size as usize + TAG_LEN)
-        .collect();
+/// Opens a segment in its own buffer: `sealed` becomes the plaintext (header, key block and tags
+/// removed) with no second buffer and no copy besides the decryption itself; this is how the
+/// server serves playback. On error the buffer holds partly decrypted bytes: wipe or drop it.
+/// A chunk that does not authenticate is reported as [`OpenError::ChunkAltered`]; [`open`], which
+/// still has the sealed bytes then, also tells a chunk that was moved.
+pub fn open_in_place(
+    expected: Option<Label>,
+    sk: &SecretKey,
+    sealed: &mut Vec<u8>,
+) -> Result<SegmentHeader, OpenError> {
+    let (header, dek) = unwrap_dek(expected, sk, sealed)?;
+    check_length(&header, sealed.len() as u64)?;
+    let header_bytes: [u8; HEADER_LEN] = sealed[..HEADER_LEN].try_into().expect("length checked");
+    let cipher = ChunkKey::new(&dek);
     let n = header.chunk_count();
-    let mut plaintext = Zeroizing::new(Vec::with_capacity(header.plaintext_len as usize));
-    for (i, ct) in sealed_chunks.iter().enumerate() {
-        let i = i as u64;
-        let attempt = |at: u64| {
-            let last = at + 1 == n;
-            let ad = chunk_ad(&header_bytes, at, last, header.final_segment);
-            cipher.decrypt(
-                Nonce::from_slice(&nonce(at, last)),
-                Payload { msg: ct, aad: &ad },
-            )
-        };
-        // Decrypt in place at the end of the output buffer: no per-chunk allocation or copy.
-        let (body, tag) = ct.split_at(ct.len() - TAG_LEN);
-        let start = plaintext.len();
-        plaintext.extend_from_slice(body);
+    let sealed_chunk = header.chunk_size as usize + TAG_LEN;
+    let mut written = 0;
+    for i in 0..n {
+        let at = CONTENT_OFFSET + i as usize * sealed_chunk;
+        let tag_at = (at + sealed_chunk).min(sealed.len()) - TAG_LEN;
+        let tag = Tag::try_from(&sealed[tag_at..tag_at + TAG_LEN]).expect("16 bytes");
         let last = i + 1 == n;
         let ad = chunk_ad(&header_bytes, i, last, header.final_segment);
-        let ok = cipher
-            .decrypt_in_place_detached(
-                Nonce::from_slice(&nonce(i, last)),
-                &ad,
-                &mut plaintext[start..],
-                tag.into(),
+        // Decrypts the chunk at `at` to `written`, moving it forward over the header, key block
+        // and earlier tags as it goes.
+        let plain = cipher
+            .get()
+            .open_in_place_separate_tag(
+                nonce(i, last),
+                Aad::from(&ad),
+                tag,
+                &mut sealed[written..tag_at],
+                at - written..,
             )
-            .is_ok();
-        if !ok {
-            // Only on the failure path: find out whether the chunk is intact but misplaced.
-            let belongs = (0..n).find(|&j| j != i && attempt(j).is_ok());
-            return Err(match belongs {
-                Some(j) => OpenError::ChunksReordered {
-                    found_at: i,
-                    belongs_at: j,
-                },
-                None => OpenError::ChunkAltered(i),
-            });
-        }
+            .map_err(|_| OpenError::ChunkAltered(i))?;
+        written += plain.len();
     }
-    Ok(Opened { header, plaintext })
+    debug_assert_eq!(written as u64, header.plaintext_len);
+    sealed.truncate(written);
+    Ok(header)
+}
+
+/// Whether chunk `i` of `bytes`, which did not authenticate in its place, is an intact chunk from
+/// another place. Only on the failure path, so it unwraps the data key again.
+fn misplaced_or_altered(sk: &SecretKey, bytes: &[u8], i: u64) -> OpenError {
+    let Ok((header, dek)) = unwrap_dek(None, sk, bytes) else {
+        return OpenError::ChunkAltered(i);
+    };
+    let header_bytes: [u8; HEADER_LEN] = bytes[..HEADER_LEN].try_into().expect("length checked");
+    let cipher = ChunkKey::new(&dek);
+    let n = header.chunk_count();
+    let sealed_chunk = header.chunk_size as usize + TAG_LEN;
+    let at = CONTENT_OFFSET + i as usize * sealed_chunk;
+    let ct = &bytes[at..(at + sealed_chunk).min(bytes.len())];
+    let (body, tag) = ct.split_at(ct.len() - TAG_LEN);
+    let tag = Tag::try_from(tag).expect("16 bytes");
+    let opens_at = |j: u64| {
+        let last = j + 1 == n;
+        let ad = chunk_ad(&header_bytes, j, last, header.final_segment);
+        let mut scratch = Zeroizing::new(body.to_vec());
+        cipher
+            .get()
+            .open_in_place_separate_tag(nonce(j, last), Aad::from(&ad), tag, &mut scratch, 0..)
+            .is_ok()
+    };
+    match (0..n).find(|&j| j != i && opens_at(j)) {
+        Some(j) => OpenError::ChunksReordered {
+            found_at: i,
+            belongs_at: j,
+        },
+        None => OpenError::ChunkAltered(i),
+    }
 }
 
 /// Re-seals the data key of `bytes` to `to`, leaving header and content untouched. Used when an
@@ -462,4 +526,23 @@ pub fn rewrap<R: RngCore + CryptoRng>(
         .map_err(|_| OpenError::HeaderOrKeyBlockAltered)?;
     out.extend_from_slice(&bytes[CONTENT_OFFSET..]);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ChunkKey, LessSafeKey};
+
+    #[test]
+    fn a_chunk_key_is_zeros_once_wiped() {
+        let mut key = ChunkKey::new(&[0x5a; 32]);
+        let size = std::mem::size_of::<LessSafeKey>();
+        key.wipe();
+        // SAFETY: after the wipe every byte of the box, padding included, is an initialised zero.
+        let bytes = unsafe { std::slice::from_raw_parts(key.0.as_ptr().cast::<u8>(), size) };
+        assert!(
+            size >= 15 * 16,
+            "an AES-256 key schedule is 15 round keys of 16 bytes"
+        );
+        assert!(bytes.iter().all(|&b| b == 0));
+    }
 }

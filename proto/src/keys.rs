@@ -19,8 +19,12 @@ pub const KEY_LEN: usize = 32;
 #[derive(Clone, PartialEq, Eq)]
 pub struct PublicKey(pub(crate) <KemT as Kem>::PublicKey);
 
-/// A recipient's X25519 secret key. The inner type zeroizes itself on drop.
-pub struct SecretKey(pub(crate) <KemT as Kem>::PrivateKey);
+/// A recipient's X25519 secret key. The inner type zeroizes itself on drop. It carries its public
+/// key, worked out once, because opening a segment checks it against the envelope's recipient.
+pub struct SecretKey {
+    pub(crate) secret: <KemT as Kem>::PrivateKey,
+    public: PublicKey,
+}
 
 /// First 16 bytes of SHA-256 over the public key: names a key in envelopes without revealing whose.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -63,23 +67,31 @@ impl fmt::Debug for PublicKey {
 impl SecretKey {
     /// A fresh key pair from the caller's CSPRNG.
     pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> (SecretKey, PublicKey) {
-        let (sk, pk) = KemT::gen_keypair(rng);
-        (SecretKey(sk), PublicKey(pk))
+        let (secret, public) = KemT::gen_keypair(rng);
+        let public = PublicKey(public);
+        (
+            SecretKey {
+                secret,
+                public: public.clone(),
+            },
+            public,
+        )
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
-        <KemT as Kem>::PrivateKey::from_bytes(bytes)
-            .map(SecretKey)
-            .map_err(|_| KeyError::BadSecretKey)
+        let secret =
+            <KemT as Kem>::PrivateKey::from_bytes(bytes).map_err(|_| KeyError::BadSecretKey)?;
+        let public = PublicKey(KemT::sk_to_pk(&secret));
+        Ok(SecretKey { secret, public })
     }
 
     /// The secret bytes, in a buffer that is wiped when dropped.
     pub fn to_bytes(&self) -> Zeroizing<[u8; KEY_LEN]> {
-        Zeroizing::new(self.0.to_bytes().into())
+        Zeroizing::new(self.secret.to_bytes().into())
     }
 
-    pub fn public_key(&self) -> PublicKey {
-        PublicKey(KemT::sk_to_pk(&self.0))
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
     }
 }
 

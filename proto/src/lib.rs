@@ -18,7 +18,8 @@ pub mod manifest;
 pub mod wire;
 
 pub use envelope::{
-    open, rewrap, seal, Label, OpenError, Opened, SealError, SealParams, SegmentHeader,
+    open, open_in_place, rewrap, seal, Label, OpenError, Opened, SealError, SealParams,
+    SegmentHeader,
 };
 pub use ids::{RecordingId, SegmentIndex, POSTER_INDEX};
 pub use keys::{KeyFingerprint, PublicKey, SecretKey};

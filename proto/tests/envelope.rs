@@ -1,7 +1,8 @@
 //! The envelope's promises: a round trip works, and every kind of damage fails with its own error.
 
 use lessonlens_proto::envelope::{
-    open, rewrap, seal, Label, OpenError, SealParams, CONTENT_OFFSET, HEADER_LEN, TAG_LEN,
+    open, open_in_place, rewrap, seal, Label, OpenError, SealParams, CONTENT_OFFSET, HEADER_LEN,
+    TAG_LEN,
 };
 use lessonlens_proto::{RecordingId, SecretKey};
 use rand_chacha::rand_core::SeedableRng;
@@ -60,6 +61,24 @@ fn round_trip() {
 }
 
 #[test]
+fn opening_in_place_leaves_the_plaintext_in_the_buffer() {
+    let (sk, env) = sealed();
+    let mut buf = env.clone();
+    let header = open_in_place(Some(label(3)), &sk, &mut buf).unwrap();
+    assert_eq!(buf, plaintext());
+    assert_eq!(header, open(None, &sk, &env).unwrap().header);
+
+    // The last chunk altered: reported by its index, as `open` does.
+    let mut damaged = env.clone();
+    let last = damaged.len() - TAG_LEN - 1;
+    damaged[last] ^= 1;
+    assert_eq!(
+        open_in_place(None, &sk, &mut damaged).unwrap_err(),
+        OpenError::ChunkAltered(3)
+    );
+}
+
+#[test]
 fn empty_and_exact_multiple_round_trip() {
     let mut r = rng();
     let (sk, pk) = SecretKey::generate(&mut r);
@@ -69,6 +88,9 @@ fn empty_and_exact_multiple_round_trip() {
         let opened = open(Some(label(0)), &sk, &env).unwrap();
         assert_eq!(*opened.plaintext, pt, "length {len}");
         assert!(opened.header.final_segment);
+        let mut buf = env.clone();
+        open_in_place(Some(label(0)), &sk, &mut buf).unwrap();
+        assert_eq!(buf, pt, "length {len}, in place");
     }
 }
 

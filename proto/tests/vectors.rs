@@ -31,7 +31,7 @@ fn vectors_seal_and_open_exactly() {
             chunk_size: case["chunk_size"].as_u64().unwrap() as u32,
         };
         let mut rng = ChaCha20Rng::seed_from_u64(case["rng_seed"].as_u64().unwrap());
-        let resealed = seal(&params, &sk.public_key(), &plaintext, &mut rng).unwrap();
+        let resealed = seal(&params, sk.public_key(), &plaintext, &mut rng).unwrap();
         assert_eq!(
             hex::encode(&resealed),
             hex::encode(&envelope),

@@ -141,15 +141,9 @@ impl AppState {
         f: impl FnOnce(&Connection) -> AppResult<T> + Send + 'static,
     ) -> AppResult<T> {
         let st = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = st
-                .db
-                .lock()
-                .map_err(|_| anyhow::anyhow!("database lock poisoned"))?;
-            f(&conn)
-        })
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?
+        tokio::task::spawn_blocking(move || f(&*st.lock_db()?))
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?
     }
 
     pub async fn vault<T: Send + 'static>(
@@ -157,15 +151,26 @@ impl AppState {
         f: impl FnOnce(&Vault) -> AppResult<T> + Send + 'static,
     ) -> AppResult<T> {
         let st = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let vault = st
-                .vault
-                .lock()
-                .map_err(|_| anyhow::anyhow!("vault lock poisoned"))?;
-            f(&vault)
-        })
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?
+        tokio::task::spawn_blocking(move || f(&*st.lock_vault()?))
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?
+    }
+
+    /// The database, for work already on a blocking thread.
+    pub fn lock_db(&self) -> AppResult<std::sync::MutexGuard<'_, Connection>> {
+        Ok(self
+            .db
+            .lock()
+            .map_err(|_| anyhow::anyhow!("database lock poisoned"))?)
+    }
+
+    /// The key vault, for work already on a blocking thread. Never taken while holding
+    /// [`Self::lock_db`]'s guard.
+    pub fn lock_vault(&self) -> AppResult<std::sync::MutexGuard<'_, Vault>> {
+        Ok(self
+            .vault
+            .lock()
+            .map_err(|_| anyhow::anyhow!("vault lock poisoned"))?)
     }
 }
 

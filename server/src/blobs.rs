@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
 
 /// Where sealed segments are kept. One shared test suite runs against every backend
 /// (`tests/tests/storage.rs`).
@@ -38,8 +39,8 @@ pub trait BlobStore: Send + Sync {
         sk: &lessonlens_proto::SecretKey,
         recording: lessonlens_proto::RecordingId,
         index: lessonlens_proto::SegmentIndex,
-    ) -> anyhow::Result<lessonlens_proto::envelope::Opened> {
-        open_sealed(&self.read(sha)?, sk, recording, index)
+    ) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+        open_sealed(self.read(sha)?, sk, recording, index)
     }
 }
 
@@ -175,17 +176,21 @@ impl BlobStore for LocalBlobs {
 
 /// Opens sealed segment bytes (see [`BlobStore::open_segment`]).
 pub fn open_sealed(
-    sealed: &[u8],
+    sealed: Vec<u8>,
     sk: &lessonlens_proto::SecretKey,
     recording: lessonlens_proto::RecordingId,
     index: lessonlens_proto::SegmentIndex,
-) -> anyhow::Result<lessonlens_proto::envelope::Opened> {
-    lessonlens_proto::open(
+) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(sealed);
+    lessonlens_proto::open_in_place(
         Some(lessonlens_proto::envelope::Label { recording, index }),
         sk,
-        sealed,
+        &mut buf,
     )
-    .map_err(|e| anyhow::anyhow!("segment {index} of {recording} failed its integrity check: {e}"))
+    .map_err(|e| {
+        anyhow::anyhow!("segment {index} of {recording} failed its integrity check: {e}")
+    })?;
+    Ok(buf)
 }
 
 impl Incoming {

@@ -202,8 +202,8 @@ pub fn write_archive<W: Write>(
                         params![id, index],
                         |r| r.get(0),
                     )?;
-                    let opened = blobs.open_segment(&sha, &sk, rec, index)?;
-                    zip.write_all(&opened.plaintext)?;
+                    let plaintext = blobs.open_segment(&sha, &sk, rec, index)?;
+                    zip.write_all(&plaintext)?;
                 }
             }
         }

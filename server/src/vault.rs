@@ -12,9 +12,13 @@ use anyhow::{bail, Context};
 use lessonlens_proto::{KeyFingerprint, PublicKey, SecretKey};
 use rand_core::{OsRng, RngCore, TryRngCore};
 use rusqlite::{params, Connection, OptionalExtension};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 /// Writes a file only its owner can read, creating it with mode 0600 from the start (never
@@ -179,6 +183,20 @@ pub struct Vault {
     /// Fingerprints of every key ever shredded, one per line, kept outside `data_dir` (beside the
     /// master key) so that restoring an older vault cannot bring a key back.
     shred_log: Option<std::path::PathBuf>,
+    /// Teacher keys unwrapped in the last [`RECENT_KEY_LIFETIME`], so that players asking for a
+    /// segment every 2 s (several at once) do not unwrap and check the key each time.
+    recent: RefCell<HashMap<i64, RecentKey>>,
+}
+
+/// How long an unwrapped teacher key is kept in memory after it was unwrapped.
+const RECENT_KEY_LIFETIME: Duration = Duration::from_secs(60);
+
+/// An unwrapped key, with the row it came from: it is used only while its row is unchanged.
+struct RecentKey {
+    wrapped: Vec<u8>,
+    public: Vec<u8>,
+    unwrapped_at: Instant,
+    key: Arc<SecretKey>,
 }
 
 impl Vault {
@@ -213,6 +231,7 @@ impl Vault {
             conn,
             master,
             shred_log: None,
+            recent: RefCell::default(),
         })
     }
 
@@ -332,6 +351,7 @@ impl Vault {
                 |r| r.get(0),
             )
             .optional()?;
+        self.recent.borrow_mut().remove(&user_id);
         if let Some(fp) = &fp {
             // Logged first: a crash after this line leaves the key listed, and the next open
             // shreds it; the other order could leave a shredded key off the list.
@@ -459,7 +479,12 @@ impl Vault {
 
     /// The teacher's secret key, checked against the stored public key so that a swapped public
     /// key column (which would send new recordings to someone else) is noticed.
-    pub fn secret_key(&self, user_id: i64) -> anyhow::Result<Option<SecretKey>> {
+    ///
+    /// A key unwrapped less than a minute ago is reused, but only while its row is as it was:
+    /// the row is read every time, so a key shredded by another process (`retention run`) or
+    /// altered is not used again. Older entries are dropped, and wiped once no request holds
+    /// them.
+    pub fn secret_key(&self, user_id: i64) -> anyhow::Result<Option<Arc<SecretKey>>> {
         let row: Option<(Vec<u8>, Vec<u8>, Vec<u8>)> = self
             .conn
             .query_row(
@@ -468,14 +493,33 @@ impl Vault {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
+        let mut recent = self.recent.borrow_mut();
+        recent.retain(|_, k| k.unwrapped_at.elapsed() < RECENT_KEY_LIFETIME);
         let Some((wrapped, nonce, public)) = row else {
+            recent.remove(&user_id);
             return Ok(None);
         };
+        if let Some(k) = recent.get(&user_id) {
+            if k.wrapped == wrapped && k.public == public {
+                return Ok(Some(k.key.clone()));
+            }
+        }
         let sk = self.master.unwrap(user_id, &wrapped, &nonce)?;
         if sk.public_key().to_bytes().as_slice() != public.as_slice() {
+            recent.remove(&user_id);
             bail!("vault entry for user {user_id} was altered: its public key does not belong to its secret key");
         }
-        Ok(Some(sk))
+        let key = Arc::new(sk);
+        recent.insert(
+            user_id,
+            RecentKey {
+                wrapped,
+                public,
+                unwrapped_at: Instant::now(),
+                key: key.clone(),
+            },
+        );
+        Ok(Some(key))
     }
 }
 
@@ -494,6 +538,34 @@ mod tests {
     }
 
     #[test]
+    fn a_recent_key_is_reused_only_while_its_row_is_unchanged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let master = MasterKey::load_or_create(&tmp.path().join("k")).unwrap();
+        let vault = Vault::open(&tmp.path().join("vault.db"), master).unwrap();
+        vault.create_key(7, 0).unwrap();
+        vault.create_key(8, 0).unwrap();
+        let first = vault.secret_key(7).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &vault.secret_key(7).unwrap().unwrap()));
+
+        // Another process (`retention run`) shreds the key: its row is gone, so is the key.
+        let other = Connection::open(tmp.path().join("vault.db")).unwrap();
+        other
+            .execute("DELETE FROM teacher_keys WHERE user_id = 7", [])
+            .unwrap();
+        assert!(vault.secret_key(7).unwrap().is_none());
+
+        // A public key swapped under a recently used key is noticed.
+        vault.secret_key(8).unwrap().unwrap();
+        other
+            .execute(
+                "UPDATE teacher_keys SET public_key = zeroblob(32) WHERE user_id = 8",
+                [],
+            )
+            .unwrap();
+        assert!(vault.secret_key(8).is_err());
+    }
+
+    #[test]
     fn a_shredded_key_is_gone_from_the_files_and_listed() {
         let tmp = tempfile::tempdir().unwrap();
         let master = MasterKey::load_or_create(&tmp.path().join("k")).unwrap();
@@ -509,6 +581,10 @@ mod tests {
             )
             .unwrap();
         let fp = pk.fingerprint().to_string();
+        vault
+            .secret_key(7)
+            .unwrap()
+            .expect("unwrapped before the shred");
         assert_eq!(vault.shred(7, 100).unwrap(), Some(fp.clone()));
         assert!(vault.is_shredded(&fp).unwrap());
         assert!(vault.secret_key(7).unwrap().is_none());
@@ -570,7 +646,7 @@ mod tests {
         let master = MasterKey::load_or_create(&tmp.path().join("k")).unwrap();
         let vault = Vault::open(&tmp.path().join("vault.db"), master).unwrap();
         let pk = vault.create_key(7, 0).unwrap();
-        assert_eq!(vault.secret_key(7).unwrap().unwrap().public_key(), pk);
+        assert_eq!(vault.secret_key(7).unwrap().unwrap().public_key(), &pk);
         assert_eq!(vault.owner_of(&pk.fingerprint()).unwrap(), Some(7));
         // A wrapped key moved to another account does not open.
         vault

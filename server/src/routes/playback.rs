@@ -226,16 +226,19 @@ impl<T: IntoResponse> WithType for T {
     }
 }
 
-/// Reads, authorises and decrypts one segment.
+/// Authorises, reads and decrypts one segment, in one trip to a blocking thread. Each lock is
+/// held only for its lookup, so segments for many viewers are read and decrypted on all cores
+/// at once.
 async fn decrypt(
     st: Shared,
     user: User,
     rec: RecordingId,
     index: SegmentIndex,
 ) -> AppResult<Vec<u8>> {
-    let (owner, sha) = st
-        .db(move |c| {
-            let owner = authorise(c, &user, rec)?;
+    tokio::task::spawn_blocking(move || -> AppResult<Vec<u8>> {
+        let (owner, sha) = {
+            let c = st.lock_db()?;
+            let owner = authorise(&c, &user, rec)?;
             let sha: String = c
                 .query_row(
                     "SELECT sha256 FROM segments WHERE recording_id = ?1 AND idx = ?2",
@@ -244,20 +247,15 @@ async fn decrypt(
                 )
                 .optional()?
                 .ok_or(AppError::NotFound)?;
-            Ok((owner, sha))
-        })
-        .await?;
-    let sk = st
-        .vault(move |v| v.secret_key(owner)?.ok_or(AppError::NotFound))
-        .await?;
-    // Read and decrypt outside the vault's lock, so segments for many viewers are decrypted on
-    // all cores at once.
-    let st2 = st.clone();
-    tokio::task::spawn_blocking(move || -> AppResult<Vec<u8>> {
-        let sealed = st2.blobs.read(&sha)?;
-        let mut opened = crate::blobs::open_sealed(&sealed, &sk, rec, index)?;
+            (owner, sha)
+        };
+        let sk = st
+            .lock_vault()?
+            .secret_key(owner)?
+            .ok_or(AppError::NotFound)?;
+        let mut plaintext = crate::blobs::open_sealed(st.blobs.read(&sha)?, &sk, rec, index)?;
         // Hand the buffer to the response; it is freed once sent.
-        Ok(std::mem::take(&mut *opened.plaintext))
+        Ok(std::mem::take(&mut *plaintext))
     })
     .await
     .map_err(|e| AppError::Internal(e.into()))?
