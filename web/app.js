@@ -291,33 +291,41 @@ async function removeComment(id) {
   await loadComments();
 }
 
+function stopSharing(label, path) {
+  return el(
+    "button",
+    {
+      type: "button",
+      className: "link",
+      "aria-label": `Stop sharing with ${label}`,
+      onclick: async () => {
+        await api(path, { method: "DELETE" }).catch((e) => ($("share-error").textContent = e.message));
+        await showRecording(current.id);
+      },
+    },
+    "Stop sharing",
+  );
+}
+
 async function loadOwnerPanel(detail) {
+  const base = `/api/recordings/${current.id}`;
   $("shares").replaceChildren(
     ...detail.shares.map((p) =>
+      el("li", {}, `${p.display_name} `, stopSharing(p.display_name, `${base}/shares/${encodeURIComponent(p.username)}`)),
+    ),
+    ...detail.group_shares.map((g) =>
       el(
         "li",
         {},
-        `${p.display_name} `,
-        el(
-          "button",
-          {
-            type: "button",
-            className: "link",
-            "aria-label": `Stop sharing with ${p.display_name}`,
-            onclick: async () => {
-              await api(`/api/recordings/${current.id}/shares/${encodeURIComponent(p.username)}`, {
-                method: "DELETE",
-              }).catch((e) => ($("share-error").textContent = e.message));
-              await showRecording(current.id);
-            },
-          },
-          "Stop sharing",
-        ),
+        `${g.name} (group: ${g.members.map((m) => m.display_name).join(", ") || "nobody yet"}) `,
+        stopSharing(`the group ${g.name}`, `${base}/group-shares/${g.id}`),
       ),
     ),
   );
-  if (!detail.shares.length) $("shares").append(el("li", { className: "meta" }, "Only you can see this lesson."));
-  const coaches = await api("/api/coaches");
+  if (!detail.shares.length && !detail.group_shares.length) {
+    $("shares").append(el("li", { className: "meta" }, "Only you can see this lesson."));
+  }
+  const [coaches, groups] = await Promise.all([api("/api/coaches"), api("/api/groups")]);
   const shared = new Set(detail.shares.map((p) => p.username));
   $("share-coach").replaceChildren(
     ...coaches
@@ -325,6 +333,13 @@ async function loadOwnerPanel(detail) {
       .map((c) => el("option", { value: c.username }, c.display_name)),
   );
   $("share-form").hidden = $("share-coach").options.length === 0;
+  const sharedGroups = new Set(detail.group_shares.map((g) => g.id));
+  $("share-group").replaceChildren(
+    ...groups
+      .filter((g) => !sharedGroups.has(g.id))
+      .map((g) => el("option", { value: g.id }, `${g.name} (${g.members.length} coach${g.members.length === 1 ? "" : "es"})`)),
+  );
+  $("group-share-form").hidden = $("share-group").options.length === 0;
   const views = await api(`/api/recordings/${current.id}/views`);
   $("views").replaceChildren(
     ...views.map((v) => el("li", {}, `${v.display_name}: ${v.views} time(s), last ${when(v.last_viewed)}`)),
@@ -368,6 +383,69 @@ async function showRecording(id) {
 
 function day(ts) {
   return ts ? new Date(ts * 1000).toLocaleDateString(undefined, { dateStyle: "medium" }) : "";
+}
+
+function groupCard(g, coaches) {
+  const members = new Set(g.members.map((m) => m.username));
+  const select = el(
+    "select",
+    { id: `group-add-${g.id}` },
+    ...coaches.filter((c) => !members.has(c.username)).map((c) => el("option", { value: c.username }, c.display_name)),
+  );
+  const path = `/api/admin/groups/${g.id}`;
+  return el(
+    "li",
+    { className: "card stack" },
+    el("h3", {}, g.name),
+    el(
+      "ul",
+      { className: "plain" },
+      ...g.members.map((m) =>
+        el(
+          "li",
+          {},
+          `${m.display_name} `,
+          el(
+            "button",
+            {
+              type: "button",
+              className: "link",
+              "aria-label": `Remove ${m.display_name} from ${g.name}`,
+              onclick: () => adminAction(`${path}/members/${encodeURIComponent(m.username)}`, "DELETE"),
+            },
+            "Remove",
+          ),
+        ),
+      ),
+      g.members.length ? null : el("li", { className: "meta" }, "Nobody in this group yet."),
+    ),
+    select.options.length
+      ? el(
+          "form",
+          {
+            className: "row",
+            onsubmit: (ev) => {
+              ev.preventDefault();
+              adminAction(`${path}/members/${encodeURIComponent(select.value)}`, "PUT");
+            },
+          },
+          el("label", { htmlFor: select.id }, `Coach to add to ${g.name}`),
+          select,
+          el("button", { type: "submit" }, "Add"),
+        )
+      : null,
+    el(
+      "button",
+      {
+        type: "button",
+        className: "danger",
+        onclick: () =>
+          confirm(`Remove the group ${g.name}? Lessons shared with it are no longer shared with its members.`) &&
+          adminAction(path, "DELETE"),
+      },
+      `Remove the group ${g.name}`,
+    ),
+  );
 }
 
 async function adminAction(path, method = "POST", body = {}) {
@@ -513,11 +591,15 @@ function renderAudit() {
 
 async function showAdmin() {
   const seq = routeSeq;
-  const [users, devices, policy, recordings, receipts, audit] = await Promise.all(
-    ["users", "devices", "retention", "recordings", "receipts", "audit"].map((p) => api(`/api/admin/${p}`)),
-  );
+  const [users, devices, policy, recordings, receipts, audit, groups] = await Promise.all([
+    ...["users", "devices", "retention", "recordings", "receipts", "audit"].map((p) => api(`/api/admin/${p}`)),
+    api("/api/groups"),
+  ]);
   if (seq !== routeSeq) return;
   $("admin-users").replaceChildren(...users.map(userRow));
+  const coaches = users.filter((u) => u.roles.includes("coach") && !u.disabled);
+  $("admin-groups").replaceChildren(...groups.map((g) => groupCard(g, coaches)));
+  if (!groups.length) $("admin-groups").append(el("li", { className: "meta" }, "No groups yet."));
   $("admin-devices").replaceChildren(...devices.map(deviceRow));
   if (!devices.length) $("admin-devices").append(el("tr", {}, el("td", { colSpan: 9 }, "No devices yet.")));
   $("keep-days").value = policy.keep_days;
@@ -799,18 +881,26 @@ $("comment-form").addEventListener("submit", async (ev) => {
   }
 });
 
-$("share-form").addEventListener("submit", async (ev) => {
+for (const [form, path, body] of [
+  ["share-form", "shares", () => ({ username: $("share-coach").value })],
+  ["group-share-form", "group-shares", () => ({ group: Number($("share-group").value) })],
+]) {
+  $(form).addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    $("share-error").textContent = "";
+    try {
+      await api(`/api/recordings/${current.id}/${path}`, { method: "POST", body: JSON.stringify(body()) });
+      await showRecording(current.id);
+    } catch (e) {
+      $("share-error").textContent = e.message;
+    }
+  });
+}
+
+$("group-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
-  $("share-error").textContent = "";
-  try {
-    await api(`/api/recordings/${current.id}/shares`, {
-      method: "POST",
-      body: JSON.stringify({ username: $("share-coach").value }),
-    });
-    await showRecording(current.id);
-  } catch (e) {
-    $("share-error").textContent = e.message;
-  }
+  await adminAction("/api/admin/groups", "POST", { name: $("group-name").value });
+  if (!$("admin-error").textContent) $("group-name").value = "";
 });
 
 $("delete").addEventListener("click", async () => {

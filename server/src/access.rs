@@ -1,5 +1,6 @@
-//! Who may see a recording. The owner may, and so may a coach the owner shared it with, for as long
-//! as the share lasts and the owner's account is enabled (a teacher who is leaving makes their
+//! Who may see a recording. The owner may, and so may a coach the owner shared it with (by name,
+//! or through a group of coaches they are in), for as long as the share (and the membership)
+//! lasts and the owner's account is enabled (a teacher who is leaving makes their
 //! recordings unplayable at once). Nobody else may, admins included: to everyone else a recording
 //! does not exist, so the answer is "not found" rather than "forbidden".
 
@@ -30,6 +31,9 @@ pub fn recording_and_owner(c: &Connection, user: &User, rec: &str) -> AppResult<
         .query_row(
             "SELECT r.owner_id, u.disabled,
                     EXISTS (SELECT 1 FROM shares s WHERE s.recording_id = r.id AND s.coach_id = ?2)
+                    OR EXISTS (SELECT 1 FROM group_shares g
+                               JOIN coach_group_members m ON m.group_id = g.group_id
+                               WHERE g.recording_id = r.id AND m.user_id = ?2)
              FROM recordings r JOIN users u ON u.id = r.owner_id WHERE r.id = ?1",
             params![rec, user.id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),

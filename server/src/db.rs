@@ -171,6 +171,26 @@ const MIGRATIONS: &[&str] = &[
          created_at INTEGER NOT NULL,
          expires_at INTEGER NOT NULL
      );",
+    // 11: groups of coaches (e.g. a department's coaches), made by admins; a teacher can share a
+    // lesson with a group, and whoever is in the group (and a coach) may then watch it.
+    "CREATE TABLE coach_groups (
+         id INTEGER PRIMARY KEY,
+         name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+         created_at INTEGER NOT NULL
+     );
+     CREATE TABLE coach_group_members (
+         group_id INTEGER NOT NULL REFERENCES coach_groups(id) ON DELETE CASCADE,
+         user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+         PRIMARY KEY (group_id, user_id)
+     );
+     CREATE INDEX coach_group_members_user ON coach_group_members(user_id);
+     CREATE TABLE group_shares (
+         recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,
+         group_id INTEGER NOT NULL REFERENCES coach_groups(id) ON DELETE CASCADE,
+         created_at INTEGER NOT NULL,
+         PRIMARY KEY (recording_id, group_id)
+     );
+     CREATE INDEX group_shares_group ON group_shares(group_id);",
 ];
 
 pub fn open(path: &Path) -> anyhow::Result<Connection> {

@@ -75,6 +75,12 @@ fn gather(
         .and_then(|a| a.first().cloned())
         .context("the account is gone")?;
     account["exported_at"] = json!(now);
+    account["coach_groups"] = query(
+        c,
+        "SELECT g.name FROM coach_group_members m JOIN coach_groups g ON g.id = m.group_id WHERE m.user_id = ?1",
+        [user.id],
+        &["group"],
+    )?;
     let policy = crate::retention::load_policy(c)?;
     let ids: Vec<(String, i64)> = {
         let mut stmt = c.prepare(
@@ -92,6 +98,12 @@ fn gather(
             "SELECT u.display_name, s.created_at FROM shares s JOIN users u ON u.id = s.coach_id WHERE s.recording_id = ?1",
             [id],
             &["coach", "since"],
+        )?;
+        r["shared_with_groups"] = query(
+            c,
+            "SELECT g.name, s.created_at FROM group_shares s JOIN coach_groups g ON g.id = s.group_id WHERE s.recording_id = ?1",
+            [id],
+            &["group", "since"],
         )?;
         let row = crate::retention::row(c, id)?;
         r["delete_after"] = json!(crate::retention::delete_after(&policy, &row).map(|(t, _)| t));

@@ -25,10 +25,12 @@ pub struct Tls {
     pub device_config: Arc<rustls::ServerConfig>,
 }
 
-/// The school CA, loaded to issue device certificates.
+/// The school CA, to issue device and server certificates. Its key is read from `ca.key` for
+/// each certificate it signs and dropped right after, not held for the life of the process:
+/// neither rcgen's nor ring's key types wipe their memory when dropped, so the less time the
+/// parsed key spends in memory the better.
 pub struct SchoolCa {
-    cert: rcgen::Certificate,
-    key: KeyPair,
+    dir: std::path::PathBuf,
     /// The CA certificate (PEM), handed to devices at enrollment.
     pub pem: String,
     /// SHA-256 of the CA certificate (DER), colon-separated hex, as browsers show it.
@@ -55,28 +57,37 @@ pub enum IssueError {
     BadCsr(rcgen::Error),
     #[error("cannot sign the device certificate: {0}")]
     Sign(rcgen::Error),
+    #[error("cannot load the school CA to sign the device certificate: {0:#}")]
+    CaKey(anyhow::Error),
 }
 
 impl SchoolCa {
-    /// The CA in `dir` (made by [`load_or_create`]).
+    /// The CA in `dir` (made by [`load_or_create`]). Its key is checked once here, so a broken
+    /// `ca.key` stops the server at start rather than at the first enrollment.
     pub fn load(dir: &Path) -> anyhow::Result<SchoolCa> {
         let pem = read_text(&dir.join("ca.pem"))?;
-        let key_pem = zeroize::Zeroizing::new(read_text(&dir.join("ca.key"))?);
-        let key = KeyPair::from_pem(&key_pem).context("ca.key holds no usable key")?;
         let der = rustls_pemfile::certs(&mut pem.as_bytes())
             .next()
             .context("ca.pem holds no certificate")??;
-        // Rebuilt from its own parameters and key: the same subject and key, so what it signs
-        // chains to the CA certificate on disk.
-        let cert = CertificateParams::from_ca_cert_pem(&pem)
-            .context("ca.pem is not a CA certificate")?
-            .self_signed(&key)?;
-        Ok(SchoolCa {
-            cert,
-            key,
+        let ca = SchoolCa {
+            dir: dir.to_path_buf(),
             fingerprint: fingerprint(&der),
             pem,
-        })
+        };
+        ca.signer()?;
+        Ok(ca)
+    }
+
+    /// The CA's certificate and key, for one signature.
+    fn signer(&self) -> anyhow::Result<(rcgen::Certificate, KeyPair)> {
+        let key_pem = zeroize::Zeroizing::new(read_text(&self.dir.join("ca.key"))?);
+        let key = KeyPair::from_pem(&key_pem).context("ca.key holds no usable key")?;
+        // Rebuilt from its own parameters and key: the same subject and key, so what it signs
+        // chains to the CA certificate on disk.
+        let cert = CertificateParams::from_ca_cert_pem(&self.pem)
+            .context("ca.pem is not a CA certificate")?
+            .self_signed(&key)?;
+        Ok((cert, key))
     }
 
     /// A new key and server certificate for `hostnames`, valid from `now` for
@@ -86,8 +97,9 @@ impl SchoolCa {
         hostnames: &[String],
         now: i64,
     ) -> anyhow::Result<(zeroize::Zeroizing<String>, String)> {
+        let (cert, key) = self.signer()?;
         // The chain carries the CA certificate as it is on disk (the one devices pinned).
-        server_cert(&self.cert, &self.key, &self.pem, hostnames, now)
+        server_cert(&cert, &key, &self.pem, hostnames, now)
     }
 
     /// Signs a device's certificate request. Only the request's key is used: the certificate
@@ -119,9 +131,8 @@ impl SchoolCa {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.use_authority_key_identifier_extension = true;
         csr.params = params;
-        let cert = csr
-            .signed_by(&self.cert, &self.key)
-            .map_err(IssueError::Sign)?;
+        let (ca_cert, ca_key) = self.signer().map_err(IssueError::CaKey)?;
+        let cert = csr.signed_by(&ca_cert, &ca_key).map_err(IssueError::Sign)?;
         Ok(Issued {
             sha256: Sha256::digest(cert.der()).into(),
             pem: cert.pem(),

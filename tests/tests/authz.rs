@@ -153,6 +153,23 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
             SharedCoach | Coach | Admin => 403,
             _ => 401,
         },
+        // Teachers see the groups to share with, admins to manage them.
+        ("GET", "/api/groups") => match c {
+            Owner | OtherTeacher | Admin => 200,
+            SharedCoach | Coach => 403,
+            _ => 401,
+        },
+        (
+            "POST" | "DELETE",
+            "/api/recordings/{id}/group-shares" | "/api/recordings/{id}/group-shares/{group}",
+        ) => recording_route(c, 200, 403),
+        ("POST", "/api/admin/groups")
+        | ("DELETE", "/api/admin/groups/{group}")
+        | ("PUT" | "DELETE", "/api/admin/groups/{group}/members/{username}") => match c {
+            Admin => 200,
+            Owner | OtherTeacher | SharedCoach | Coach => 403,
+            _ => 401,
+        },
         // Anyone may try to enrol or to use an invitation; a wrong code or link is refused.
         ("POST", "/api/enroll" | "/api/invite") => 403,
         // The device listener: no client certificate, no handshake (0); a revoked device's
@@ -180,6 +197,7 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
         ("dave", "coach"),
         ("erin", "coach"),
         ("frank", "teacher"),
+        ("gwen", "coach"),
         ("ada", "admin"),
     ] {
         server.add_user(user, &format!("{user}-password"), role);
@@ -226,6 +244,28 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
         .into_json()
         .unwrap();
     let comment = comment["id"].to_string();
+    // Two groups of coaches: one with gwen in it (not a caller here, so her access changes
+    // nobody's answer), which the member and group-share routes use, and one that the DELETE
+    // group route removes.
+    let ada = server.login(&agent, "ada", "ada-password");
+    let group = |name: &str| {
+        let made: serde_json::Value = agent
+            .post(&format!("{base}/api/admin/groups"))
+            .set("cookie", &ada)
+            .send_json(serde_json::json!({ "name": name }))
+            .unwrap()
+            .into_json()
+            .unwrap();
+        made["id"].to_string()
+    };
+    let (kept_group, doomed_group) = (group("Maths coaches"), group("Old team"));
+    agent
+        .put(&format!(
+            "{base}/api/admin/groups/{kept_group}/members/gwen"
+        ))
+        .set("cookie", &ada)
+        .call()
+        .unwrap();
 
     let cookie = |user: &str| server.login(&agent, user, &format!("{user}-password"));
     // Signed in afresh for every request: the logout route ends the session it is called with.
@@ -285,6 +325,8 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
             };
             let username = if template.contains("/shares/") {
                 "erin"
+            } else if template.contains("/members/") {
+                "gwen"
             } else if template.ends_with("/invite") {
                 // frank is disabled by then; an invitation is for an enabled account.
                 "bob"
@@ -298,7 +340,15 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                 .replace("{index}", "1")
                 .replace("{comment}", &comment)
                 .replace("{username}", username)
-                .replace("{name}", "room-z");
+                .replace("{name}", "room-z")
+                .replace(
+                    "{group}",
+                    if template == "/api/admin/groups/{group}" {
+                        &doomed_group
+                    } else {
+                        &kept_group
+                    },
+                );
             let mut req = agent_of(caller).request(method, &format!("{base}{path}"));
             if let Some(value) = cookie_of(caller) {
                 req = req.set("cookie", &value);
@@ -330,6 +380,12 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                 ("POST", "/api/recordings/{id}/shares") => {
                     req.send_json(serde_json::json!({"username": "erin"}))
                 }
+                ("POST", "/api/recordings/{id}/group-shares") => req.send_json(
+                    serde_json::json!({"group": kept_group.parse::<i64>().unwrap()}),
+                ),
+                ("POST", "/api/admin/groups") => req.send_json(
+                    serde_json::json!({"name": format!("group of {caller:?}")}),
+                ),
                 // A different unknown name per caller, so the sign-in limit (5 per account) stays out of it.
                 ("POST", "/api/login") => req.send_json(
                     serde_json::json!({"username": format!("nobody-{caller:?}").to_lowercase(), "password": "not-a-password"}),

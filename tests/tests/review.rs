@@ -2,6 +2,7 @@
 //! deleting a recording; in a real browser on a real recorded lesson, and rule by rule on the API.
 
 use lessonlens_e2e::{column, record_once, web_dir, Server};
+use serde_json::json;
 
 /// GET/POST/DELETE as `cookie`, giving the status and the JSON body (if any).
 fn call(
@@ -329,4 +330,181 @@ fn comments_shares_and_deletion_follow_the_rules() {
         .unwrap();
     assert_eq!(deleted, 1);
     assert_eq!(call(&server, "GET", &r, &alice, None).0, 404);
+}
+
+#[test]
+fn a_group_of_coaches_sees_a_lesson_while_shared_and_while_they_are_in_it() {
+    let server = Server::start(&web_dir());
+    for (user, role) in [
+        ("alice", "teacher"),
+        ("carol", "coach"),
+        ("dave", "coach"),
+        ("bob", "teacher"),
+        ("ada", "admin"),
+    ] {
+        server.add_user(user, &format!("{user}-password"), role);
+    }
+    let room = server.add_device("room-12");
+    let (rec, _) = server.upload_recording(&room, "alice", 2);
+    let agent = server.agent();
+    let [alice, carol, dave, bob, ada] = ["alice", "carol", "dave", "bob", "ada"]
+        .map(|u| server.login(&agent, u, &format!("{u}-password")));
+    let r = format!("/api/recordings/{rec}");
+
+    // Admins make groups; names are unique (ignoring case), and only coaches can be members.
+    assert_eq!(
+        call(
+            &server,
+            "POST",
+            "/api/admin/groups",
+            &alice,
+            Some(json!({"name": "Maths"}))
+        )
+        .0,
+        403
+    );
+    let (status, made) = call(
+        &server,
+        "POST",
+        "/api/admin/groups",
+        &ada,
+        Some(json!({"name": "Maths coaches"})),
+    );
+    assert_eq!(status, 200, "{made}");
+    let g = made["id"].as_i64().unwrap();
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/api/admin/groups",
+        &ada,
+        Some(json!({"name": "maths COACHES"})),
+    );
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = call(
+        &server,
+        "PUT",
+        &format!("/api/admin/groups/{g}/members/bob"),
+        &ada,
+        None,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("not a coach"));
+    for coach in ["carol", "dave"] {
+        let path = format!("/api/admin/groups/{g}/members/{coach}");
+        assert_eq!(call(&server, "PUT", &path, &ada, None).0, 200);
+    }
+    let (_, groups) = call(&server, "GET", "/api/groups", &alice, None);
+    assert_eq!(groups[0]["name"], "Maths coaches");
+    assert_eq!(groups[0]["members"].as_array().unwrap().len(), 2);
+    assert_eq!(call(&server, "GET", "/api/groups", &carol, None).0, 403);
+
+    // Shared with the group: both coaches see it, in "Shared with me" and the player.
+    assert_eq!(
+        call(&server, "GET", &format!("{r}/playlist.m3u8"), &carol, None).0,
+        404
+    );
+    assert_eq!(
+        call(
+            &server,
+            "POST",
+            &format!("{r}/group-shares"),
+            &bob,
+            Some(json!({"group": g}))
+        )
+        .0,
+        404,
+        "only the owner shares"
+    );
+    assert_eq!(
+        call(
+            &server,
+            "POST",
+            &format!("{r}/group-shares"),
+            &alice,
+            Some(json!({"group": g + 99}))
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        call(
+            &server,
+            "POST",
+            &format!("{r}/group-shares"),
+            &alice,
+            Some(json!({"group": g}))
+        )
+        .0,
+        200
+    );
+    for coach in [&carol, &dave] {
+        let (_, shared) = call(&server, "GET", "/api/shared", coach, None);
+        assert_eq!(shared[0]["id"], rec.to_string(), "{shared}");
+        assert_eq!(
+            call(&server, "GET", &format!("{r}/segments/1"), coach, None).0,
+            200
+        );
+    }
+    let (_, detail) = call(&server, "GET", &r, &alice, None);
+    assert_eq!(detail["group_shares"][0]["name"], "Maths coaches");
+    assert!(detail["shared_with"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("Maths coaches (group)")));
+
+    // Leaving the group ends access at once; so does the group's removal.
+    let (status, _) = call(
+        &server,
+        "DELETE",
+        &format!("/api/admin/groups/{g}/members/dave"),
+        &ada,
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        call(&server, "GET", &format!("{r}/segments/1"), &dave, None).0,
+        404
+    );
+    assert_eq!(
+        call(&server, "GET", &format!("{r}/segments/1"), &carol, None).0,
+        200
+    );
+    assert_eq!(
+        call(
+            &server,
+            "DELETE",
+            &format!("/api/admin/groups/{g}"),
+            &ada,
+            None
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        call(&server, "GET", &format!("{r}/segments/1"), &carol, None).0,
+        404
+    );
+    let (_, shared) = call(&server, "GET", "/api/shared", &carol, None);
+    assert_eq!(shared, json!([]));
+
+    // Every step is in the audit log, naming the coaches by pseudonym only.
+    let actions: Vec<String> = column(
+        &server.db(),
+        "SELECT action || ' ' || target FROM audit WHERE action LIKE 'group-%' OR target LIKE '% group %' ORDER BY id",
+        [],
+    );
+    assert_eq!(actions.len(), 6, "{actions:?}");
+    assert!(
+        actions[0].starts_with("group-create Maths coaches"),
+        "{actions:?}"
+    );
+    assert!(
+        actions
+            .iter()
+            .all(|a| !a.contains("carol") && !a.contains("dave")),
+        "{actions:?}"
+    );
+    assert!(actions
+        .iter()
+        .any(|a| a.starts_with("share ") && a.ends_with(" group Maths coaches")));
 }

@@ -211,11 +211,25 @@ try {
   check(/^[2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{4}$/.test(code), `enrollment code ${code}`);
   report.enrollment_code = code;
   await a.getByRole("button", { name: "Revoke room-12" }).waitFor();
+  // A group of coaches with the coach in it, for the teacher to share with below.
+  await a.getByLabel("Group name (e.g. Maths coaches)").fill("Maths coaches");
+  await a.getByRole("button", { name: "Make group" }).click();
+  await a.getByLabel("Coach to add to Maths coaches").selectOption({ label: coach });
+  await a.getByRole("button", { name: "Add", exact: true }).click();
+  await a.getByRole("button", { name: `Remove ${coach} from Maths coaches` }).waitFor();
   await a.getByLabel("Filter").fill("unshare");
   await a.locator("#admin-audit tr", { hasText: "unshare" }).first().waitFor();
   await a11y(a, "admin");
+  // The teacher shares with the group; the coach can watch again, through it.
+  await t.reload();
+  await t.getByLabel("Group to share with").selectOption({ label: "Maths coaches (1 coach)" });
+  await t.locator("#group-share-form").getByRole("button", { name: "Share" }).click();
+  await t.getByRole("button", { name: "Stop sharing with the group Maths coaches" }).waitFor();
+  const viaGroup = await c.evaluate(async (rec) => (await fetch(`/api/recordings/${rec}/segments/1`)).status, rec);
+  check(viaGroup === 200, `a segment shared through a group: ${viaGroup}`);
   await t.goto(`${url}#/`);
   await t.getByText("Kept: on hold by the school").waitFor();
+  await t.getByText("Shared with Maths coaches (group)").waitFor();
 
   // --- A tablet-width screen still shows the player and the comments.
   const tablet = await newPage(browser, 800);

@@ -13,6 +13,7 @@ pub mod admin;
 pub mod assets;
 pub mod claim;
 pub mod device;
+pub mod groups;
 pub mod playback;
 pub mod review;
 pub mod web;
@@ -38,6 +39,7 @@ fn web() -> Vec<Route> {
     routes.extend(web::routes());
     routes.extend(playback::routes());
     routes.extend(review::routes());
+    routes.extend(groups::routes());
     routes.extend(claim::routes());
     routes.extend(admin::routes());
     routes.extend(assets::routes());

@@ -39,16 +39,16 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// Recording ids are UUIDs; anything else names nothing.
-fn rec_id(id: &str) -> AppResult<String> {
+pub(super) fn rec_id(id: &str) -> AppResult<String> {
     id.parse::<lessonlens_proto::RecordingId>()
         .map(|r| r.to_string())
         .map_err(|_| AppError::NotFound)
 }
 
 #[derive(Serialize)]
-struct Person {
-    username: String,
-    display_name: String,
+pub struct Person {
+    pub username: String,
+    pub display_name: String,
 }
 
 fn shared_with(c: &Connection, rec: &str) -> rusqlite::Result<Vec<Person>> {
@@ -78,6 +78,11 @@ pub fn library_item(c: &Connection, rec: &str, access: Access) -> rusqlite::Resu
         Access::Owner => shared_with(c, rec)?
             .into_iter()
             .map(|p| p.display_name)
+            .chain(
+                super::groups::groups(c, Some(rec))?
+                    .into_iter()
+                    .map(|g| format!("{} (group)", g.name)),
+            )
             .collect(),
         Access::SharedCoach => Vec::new(),
     };
@@ -103,9 +108,13 @@ async fn shared_with_me(
                 return Ok(Vec::new());
             }
             let mut stmt = c.prepare(
-                "SELECT r.id FROM shares s JOIN recordings r ON r.id = s.recording_id
-                 JOIN users o ON o.id = r.owner_id
-                 WHERE s.coach_id = ?1 AND o.disabled = 0 ORDER BY r.created_at DESC",
+                "SELECT r.id FROM recordings r JOIN users o ON o.id = r.owner_id
+                 WHERE o.disabled = 0 AND r.id IN (
+                     SELECT recording_id FROM shares WHERE coach_id = ?1
+                     UNION SELECT g.recording_id FROM group_shares g
+                           JOIN coach_group_members m ON m.group_id = g.group_id
+                           WHERE m.user_id = ?1)
+                 ORDER BY r.created_at DESC",
             )?;
             let ids: Vec<String> = stmt
                 .query_map([user.id], |r| r.get(0))?
@@ -168,6 +177,8 @@ struct Detail {
     #[serde(flatten)]
     item: LibraryItem,
     shares: Vec<Person>,
+    /// The groups of coaches it is shared with (owner only).
+    group_shares: Vec<super::groups::Group>,
     /// Privacy pauses and lost segments, for the timeline.
     gaps: Vec<super::playback::Gap>,
 }
@@ -181,9 +192,9 @@ async fn detail(
     let d = st
         .db(move |c| {
             let access = access::recording(c, &user, &rec)?;
-            let shares = match access {
-                Access::Owner => shared_with(c, &rec)?,
-                Access::SharedCoach => Vec::new(),
+            let (shares, group_shares) = match access {
+                Access::Owner => (shared_with(c, &rec)?, super::groups::groups(c, Some(&rec))?),
+                Access::SharedCoach => (Vec::new(), Vec::new()),
             };
             let item = library_item(c, &rec, access)?;
             let end = item.summary.missing.iter().max().map(|m| m + 1);
@@ -191,6 +202,7 @@ async fn detail(
                 gaps: super::playback::gaps(c, item.summary.id, end)?,
                 item,
                 shares,
+                group_shares,
             })
         })
         .await?;

@@ -1,0 +1,270 @@
+//! Groups of coaches (a department's coaches, the CPD team): admins make them and say who is in
+//! them; a teacher shares a lesson with a group as with one coach. Whoever is in the group, and
+//! holds the coach role, may then watch and comment, for as long as both the share and their
+//! membership last: leaving the group, or the group being removed, ends their access at once.
+
+use super::admin::Admin;
+use super::Route;
+use crate::access;
+use crate::accounts::{self, Role};
+use crate::app::{CurrentUser, Shared};
+use crate::error::{AppError, AppResult};
+use axum::extract::{Path, State};
+use axum::routing::{delete, get, post, put};
+use axum::Json;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        ("GET", "/api/groups", get(list)),
+        ("POST", "/api/admin/groups", post(create)),
+        ("DELETE", "/api/admin/groups/{group}", delete(remove)),
+        (
+            "PUT",
+            "/api/admin/groups/{group}/members/{username}",
+            put(add_member),
+        ),
+        (
+            "DELETE",
+            "/api/admin/groups/{group}/members/{username}",
+            delete(remove_member),
+        ),
+        ("POST", "/api/recordings/{id}/group-shares", post(share)),
+        (
+            "DELETE",
+            "/api/recordings/{id}/group-shares/{group}",
+            delete(unshare),
+        ),
+    ]
+}
+
+#[derive(Serialize)]
+pub struct Group {
+    pub id: i64,
+    pub name: String,
+    /// Its members with an enabled account.
+    pub members: Vec<super::review::Person>,
+}
+
+/// Every group with its members, or only those shared with `rec`.
+pub fn groups(c: &Connection, rec: Option<&str>) -> rusqlite::Result<Vec<Group>> {
+    let mut stmt = c.prepare(
+        "SELECT g.id, g.name FROM coach_groups g
+         WHERE ?1 IS NULL OR g.id IN (SELECT group_id FROM group_shares WHERE recording_id = ?1)
+         ORDER BY g.name",
+    )?;
+    let heads: Vec<(i64, String)> = stmt
+        .query_map([rec], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut members = c.prepare(
+        "SELECT u.username, u.display_name FROM coach_group_members m JOIN users u ON u.id = m.user_id
+         WHERE m.group_id = ?1 AND u.disabled = 0 ORDER BY u.display_name",
+    )?;
+    heads
+        .into_iter()
+        .map(|(id, name)| {
+            Ok(Group {
+                id,
+                name,
+                members: members
+                    .query_map([id], |r| {
+                        Ok(super::review::Person {
+                            username: r.get(0)?,
+                            display_name: r.get(1)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?,
+            })
+        })
+        .collect()
+}
+
+/// The groups, for a teacher's share menu and the admin page.
+async fn list(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+) -> AppResult<Json<Vec<Group>>> {
+    if !user.has(Role::Teacher) && !user.has(Role::Admin) {
+        return Err(AppError::Forbidden(
+            "only teachers (to share) and admins see the groups",
+        ));
+    }
+    Ok(Json(st.db(|c| Ok(groups(c, None)?)).await?))
+}
+
+fn group_id(c: &Connection, id: &str) -> AppResult<(i64, String)> {
+    let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
+    c.query_row(
+        "SELECT id, name FROM coach_groups WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()?
+    .ok_or(AppError::NotFound)
+}
+
+#[derive(Deserialize)]
+struct NewGroup {
+    name: String,
+}
+
+async fn create(
+    State(st): State<Shared>,
+    Admin(admin): Admin,
+    Json(new): Json<NewGroup>,
+) -> AppResult<Json<serde_json::Value>> {
+    let name = new.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 80 || name.chars().any(char::is_control) {
+        return Err(AppError::BadRequest(
+            "a group's name is 1 to 80 characters, on one line".into(),
+        ));
+    }
+    let key = st.audit_key.clone();
+    let id = st
+        .db(move |c| {
+            let added = c.execute(
+                "INSERT OR IGNORE INTO coach_groups (name, created_at) VALUES (?1, ?2)",
+                params![name, accounts::now()],
+            )?;
+            if added == 0 {
+                return Err(AppError::Conflict(format!(
+                    "there is already a group called {name:?}"
+                )));
+            }
+            let id = c.last_insert_rowid();
+            crate::audit::record(c, &key, &admin.audit_id, "group-create", &name)?;
+            Ok(id)
+        })
+        .await?;
+    Ok(Json(serde_json::json!({ "id": id })))
+}
+
+/// Removes a group; the lessons shared with it are no longer shared with its members (unless
+/// shared with them one by one).
+async fn remove(
+    State(st): State<Shared>,
+    Admin(admin): Admin,
+    Path(group): Path<String>,
+) -> AppResult<Json<serde_json::Value>> {
+    let key = st.audit_key.clone();
+    st.db(move |c| {
+        let (id, name) = group_id(c, &group)?;
+        c.execute("DELETE FROM coach_groups WHERE id = ?1", [id])?;
+        crate::audit::record(c, &key, &admin.audit_id, "group-delete", &name)?;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "removed": true })))
+}
+
+async fn add_member(
+    State(st): State<Shared>,
+    Admin(admin): Admin,
+    Path((group, username)): Path<(String, String)>,
+) -> AppResult<Json<serde_json::Value>> {
+    let key = st.audit_key.clone();
+    st.db(move |c| {
+        let (id, name) = group_id(c, &group)?;
+        let coach = accounts::find_user(c, &username)?
+            .filter(|u| u.has(Role::Coach))
+            .ok_or_else(|| {
+                AppError::BadRequest(format!(
+                    "{username:?} is not a coach at this school; give them the coach role first"
+                ))
+            })?;
+        c.execute(
+            "INSERT OR IGNORE INTO coach_group_members (group_id, user_id) VALUES (?1, ?2)",
+            params![id, coach.id],
+        )?;
+        let target = format!("{name} {}", coach.audit_id);
+        crate::audit::record(c, &key, &admin.audit_id, "group-add", &target)?;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "member": true })))
+}
+
+async fn remove_member(
+    State(st): State<Shared>,
+    Admin(admin): Admin,
+    Path((group, username)): Path<(String, String)>,
+) -> AppResult<Json<serde_json::Value>> {
+    let key = st.audit_key.clone();
+    st.db(move |c| {
+        let (id, name) = group_id(c, &group)?;
+        let member: (i64, String) = c
+            .query_row(
+                "SELECT u.id, u.audit_id FROM coach_group_members m JOIN users u ON u.id = m.user_id
+                 WHERE m.group_id = ?1 AND u.username = ?2",
+                params![id, username],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .ok_or(AppError::NotFound)?;
+        c.execute(
+            "DELETE FROM coach_group_members WHERE group_id = ?1 AND user_id = ?2",
+            params![id, member.0],
+        )?;
+        let target = format!("{name} {}", member.1);
+        crate::audit::record(c, &key, &admin.audit_id, "group-remove", &target)?;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "member": false })))
+}
+
+#[derive(Deserialize)]
+struct NewShare {
+    group: i64,
+}
+
+async fn share(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+    Json(new): Json<NewShare>,
+) -> AppResult<Json<serde_json::Value>> {
+    let rec = super::review::rec_id(&id)?;
+    let key = st.audit_key.clone();
+    st.db(move |c| {
+        access::owner_only(c, &user, &rec)?;
+        let (group, name) = group_id(c, &new.group.to_string())
+            .map_err(|_| AppError::BadRequest("there is no such group (any more)".into()))?;
+        c.execute(
+            "INSERT OR IGNORE INTO group_shares (recording_id, group_id, created_at) VALUES (?1, ?2, ?3)",
+            params![rec, group, accounts::now()],
+        )?;
+        c.execute("UPDATE recordings SET ever_shared = 1 WHERE id = ?1", [&rec])?;
+        let target = format!("{rec} group {name}");
+        crate::audit::record(c, &key, &user.audit_id, "share", &target)?;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "shared": true })))
+}
+
+async fn unshare(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+    Path((id, group)): Path<(String, String)>,
+) -> AppResult<Json<serde_json::Value>> {
+    let rec = super::review::rec_id(&id)?;
+    let key = st.audit_key.clone();
+    st.db(move |c| {
+        access::owner_only(c, &user, &rec)?;
+        let (group, name) = group_id(c, &group)?;
+        let removed = c.execute(
+            "DELETE FROM group_shares WHERE recording_id = ?1 AND group_id = ?2",
+            params![rec, group],
+        )?;
+        if removed == 0 {
+            return Err(AppError::NotFound);
+        }
+        let target = format!("{rec} group {name}");
+        crate::audit::record(c, &key, &user.audit_id, "unshare", &target)?;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "shared": false })))
+}
