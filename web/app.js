@@ -373,7 +373,16 @@ async function showRecording(id) {
   $("back").href = detail.is_owner ? "#/" : "#/shared";
   $("private-row").hidden = !detail.is_owner;
   $("owner-panel").hidden = !detail.is_owner;
-  $("download").href = `/api/recordings/${id}/download.mp4`;
+  // One file, or one per part when privacy pauses split the lesson.
+  const parts = detail.download_parts;
+  $("download").replaceChildren(
+    ...(parts <= 1
+      ? [el("a", { className: "button", href: `/api/recordings/${id}/download.mp4` }, "Download MP4")]
+      : Array.from({ length: parts }, (_, i) =>
+          el("a", { className: "button", href: `/api/recordings/${id}/download.mp4?part=${i + 1}` }, `Download part ${i + 1} of ${parts} (MP4)`),
+        )),
+  );
+  if (!parts) $("download").replaceChildren(el("p", { className: "meta" }, "Nothing to download yet."));
   if (fresh) attachPlayer(id);
   const tags = await api("/api/tags");
   $("comment-tag").replaceChildren(el("option", { value: "" }, "(none)"), ...tags.map((t) => el("option", { value: t }, t)));

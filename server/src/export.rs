@@ -6,15 +6,15 @@
 //! The archive holds `README.txt`, `account.json`, `recordings.json` (their lessons, with shares
 //! and deletion dates), `comments.json` (what they wrote anywhere, and what others wrote on their
 //! lessons), `audit.json` (entries by them, about them or about their lessons; people named as
-//! in the admin's log), and `videos/`, one MP4 per lesson (one per part when a privacy pause
-//! split it).
+//! in the admin's log), `videos/`, one MP4 per lesson (one per part when a privacy pause
+//! split it), and `posters/`, each lesson's poster frame (JPEG) as the library shows it.
 
 use crate::accounts::User;
 use crate::blobs::BlobStore;
 use crate::vault::Vault;
 use anyhow::Context;
 use lessonlens_proto::{RecordingId, SegmentIndex};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::sync::Mutex;
@@ -25,7 +25,8 @@ account.json     your account\n\
 recordings.json  your recorded lessons: when, where, how complete, who they are shared with, when they will be deleted\n\
 comments.json    comments you wrote, and comments others wrote on your lessons\n\
 audit.json       the audit log's entries about you and your lessons (sign-ins, views, shares, deletions)\n\
-videos/          your lessons as MP4 files (one file per part when a privacy pause split a lesson)\n";
+videos/          your lessons as MP4 files (one file per part when a privacy pause split a lesson)\n\
+posters/         the first frame of each lesson (JPEG), as the library shows it\n";
 
 fn query(
     c: &Connection,
@@ -149,7 +150,7 @@ fn gather(
 
 /// A lesson's playable parts: each starts with an init segment (index 0, or the one a device
 /// made after a privacy pause) followed by its media segments.
-fn parts(segs: &[(SegmentIndex, i64, bool)]) -> Vec<Vec<SegmentIndex>> {
+pub fn parts(segs: &[(SegmentIndex, i64, bool)]) -> Vec<Vec<SegmentIndex>> {
     let mut parts: Vec<Vec<SegmentIndex>> = Vec::new();
     for &(index, duration_us, final_segment) in segs {
         let is_init = index == 0 || (duration_us == 0 && !final_segment);
@@ -217,6 +218,18 @@ pub fn write_archive<W: Write>(
                     let plaintext = blobs.open_segment(&sha, &sk, rec, index)?;
                     zip.write_all(&plaintext)?;
                 }
+            }
+            let poster: Option<String> = lock_db()?
+                .query_row(
+                    "SELECT sha256 FROM segments WHERE recording_id = ?1 AND idx = ?2",
+                    params![id, lessonlens_proto::POSTER_INDEX],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(sha) = poster {
+                zip.start_file(format!("posters/{day}_{id}.jpg"), stored)?;
+                let jpeg = blobs.open_segment(&sha, &sk, rec, lessonlens_proto::POSTER_INDEX)?;
+                zip.write_all(&jpeg)?;
             }
         }
     }

@@ -208,21 +208,54 @@ fn the_service_records_on_command_and_reports_what_it_does() {
         1,
         "{playlist}"
     );
-    // A lesson with a privacy pause cannot be downloaded as one file yet, and says so.
-    match server
-        .agent()
-        .get(&format!(
-            "{}/api/recordings/{rec}/download.mp4",
-            server.url()
-        ))
-        .set("cookie", &alice)
-        .call()
-    {
+    // A lesson with a privacy pause downloads as one MP4 per part, and says so when asked for
+    // one file.
+    let download = |query: &str| {
+        server
+            .agent()
+            .get(&format!(
+                "{}/api/recordings/{rec}/download.mp4{query}",
+                server.url()
+            ))
+            .set("cookie", &alice)
+            .call()
+            .map_err(Box::new)
+    };
+    match download("").map_err(|e| *e) {
         Err(ureq::Error::Status(409, r)) => {
-            assert!(r.into_string().unwrap().contains("privacy pause"))
+            let text = r.into_string().unwrap();
+            assert!(text.contains("downloads as 2 files"), "{text}");
         }
         other => panic!("expected 409, got {other:?}"),
     }
+    let detail: serde_json::Value = server
+        .agent()
+        .get(&format!("{}/api/recordings/{rec}", server.url()))
+        .set("cookie", &alice)
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(detail["download_parts"], 2, "{detail}");
+    for part in [1, 2] {
+        let res = download(&format!("?part={part}")).unwrap();
+        assert!(res
+            .header("content-disposition")
+            .unwrap()
+            .contains(&format!("-part{part}.mp4")));
+        let mut mp4 = Vec::new();
+        std::io::Read::read_to_end(&mut res.into_reader(), &mut mp4).unwrap();
+        // Each part is a file of its own: it starts with its own init segment.
+        assert_eq!(&mp4[4..8], b"ftyp", "part {part}");
+        assert!(
+            mp4.windows(4).filter(|w| w == b"moof").count() >= 1,
+            "part {part} has media"
+        );
+    }
+    assert!(matches!(
+        download("?part=3").map_err(|e| *e),
+        Err(ureq::Error::Status(400, _))
+    ));
     // The player plays on across the pause (a new init segment after a discontinuity).
     let media: i64 = server
         .db()

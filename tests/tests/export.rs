@@ -40,12 +40,16 @@ fn a_person_gets_everything_held_about_them_in_one_archive() {
     let server = Server::start(&web_dir());
     server.add_user("alice", "alice-password", "teacher");
     server.add_user("carol", "carol-password", "coach");
+    server.add_user("ada", "ada-password", "admin");
     let room = server.add_device("room-1");
-    // Every segment the helper uploads holds 1000 bytes of 7: init and two media segments.
+    // Every segment the helper uploads holds 1000 bytes of 7: init and two media segments. The
+    // poster frame is 500 bytes of 0xd8.
     let (rec, _) = server.upload_recording(&room, "alice", 2);
+    server.upload_poster(&room, "alice", rec);
     let agent = server.agent();
     let alice = server.login(&agent, "alice", "alice-password");
     let carol = server.login(&agent, "carol", "carol-password");
+    let ada = server.login(&agent, "ada", "ada-password");
     let base = server.url();
     let post = |cookie: &str, path: &str, body: serde_json::Value| {
         agent
@@ -63,6 +67,22 @@ fn a_person_gets_everything_held_about_them_in_one_archive() {
         &alice,
         &format!("/api/recordings/{rec}/comments"),
         serde_json::json!({"at_seconds": 1.0, "body": "My reflection", "private": true}),
+    );
+    // carol is also in a group the lesson is shared with.
+    post(
+        &ada,
+        "/api/admin/groups",
+        serde_json::json!({"name": "Maths coaches"}),
+    );
+    agent
+        .put(&format!("{base}/api/admin/groups/1/members/carol"))
+        .set("cookie", &ada)
+        .call()
+        .unwrap();
+    post(
+        &alice,
+        &format!("/api/recordings/{rec}/group-shares"),
+        serde_json::json!({"group": 1}),
     );
     post(
         &carol,
@@ -92,10 +112,18 @@ fn a_person_gets_everything_held_about_them_in_one_archive() {
         bytes == vec![7u8; 3000],
         "the video is the decrypted segments, in order"
     );
+    let poster = format!("posters/{}.jpg", &video["videos/".len()..video.len() - 4]);
+    let mut jpeg = Vec::new();
+    a.by_name(&poster)
+        .unwrap_or_else(|_| panic!("no {poster} in {files:?}"))
+        .read_to_end(&mut jpeg)
+        .unwrap();
+    assert!(jpeg == vec![0xd8; 500], "the poster frame, decrypted");
     assert_eq!(json(&mut a, "account.json")["username"], "alice");
     let recs = json(&mut a, "recordings.json");
     assert_eq!(recs[0]["id"], rec.to_string());
     assert_eq!(recs[0]["shared_with"][0]["coach"], "carol");
+    assert_eq!(recs[0]["shared_with_groups"][0]["group"], "Maths coaches");
     let bodies: Vec<String> = json(&mut a, "comments.json")
         .as_array()
         .unwrap()
@@ -119,6 +147,10 @@ fn a_person_gets_everything_held_about_them_in_one_archive() {
     // The coach's archive: her comment, not the teacher's reflection, and no video.
     let mut c = export(&server, &carol);
     assert!(!names(&c).iter().any(|n| n.starts_with("videos/")));
+    assert_eq!(
+        json(&mut c, "account.json")["coach_groups"][0]["group"],
+        "Maths coaches"
+    );
     let theirs = json(&mut c, "comments.json").to_string();
     assert!(theirs.contains("Lovely questioning") && !theirs.contains("My reflection"));
 

@@ -7,7 +7,7 @@ use super::Route;
 use crate::accounts::User;
 use crate::app::{CurrentUser, Shared};
 use crate::error::{AppError, AppResult};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -304,18 +304,41 @@ async fn poster(
     serve(st, user, &id, POSTER_INDEX, "image/jpeg").await
 }
 
-/// The whole lesson as one MP4 file, decrypted on the fly: the init segment followed by every
-/// media segment is a fragmented MP4 that players and editors open. For the owner only, and every
-/// download is audited: a downloaded copy is beyond the school's retention and deletion.
+/// How many files the lesson downloads as: one, or one more per privacy pause (each part has its
+/// own init segment, so the parts do not join into one file).
+pub fn download_parts(c: &Connection, rec: RecordingId) -> rusqlite::Result<usize> {
+    Ok(parts_of(&stored_segments(c, rec)?).len())
+}
+
+fn parts_of(segs: &[Seg]) -> Vec<Vec<SegmentIndex>> {
+    let list: Vec<_> = segs
+        .iter()
+        .map(|s| (s.index, s.duration_us, s.final_segment))
+        .collect();
+    crate::export::parts(&list)
+}
+
+#[derive(serde::Deserialize)]
+struct DownloadQuery {
+    /// Which part (from 1) of a lesson with privacy pauses.
+    part: Option<usize>,
+}
+
+/// The lesson as an MP4 file, decrypted on the fly: the init segment followed by every media
+/// segment is a fragmented MP4 that players and editors open. A lesson with privacy pauses
+/// downloads as one file per part (`?part=1`, `?part=2`, ...), as in the subject access export.
+/// For the owner only, and every download is audited: a downloaded copy is beyond the school's
+/// retention and deletion.
 async fn download(
     State(st): State<Shared>,
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
+    Query(q): Query<DownloadQuery>,
 ) -> AppResult<Response> {
     let rec = parse_id(&id)?;
     let audit_key = st.audit_key.clone();
     let u = user.clone();
-    let (indices, started) = st
+    let (indices, started, name_part) = st
         .db(move |c| {
             crate::access::owner_only(c, &u, &rec.to_string())?;
             let segs = stored_segments(c, rec)?;
@@ -324,23 +347,40 @@ async fn download(
                     "the start of this recording has not reached the server yet; try again once the device has uploaded it".into(),
                 ));
             }
-            if segs.iter().any(Seg::is_reinit) {
-                return Err(AppError::Conflict(
-                    "this lesson has a privacy pause, so it cannot be downloaded as one file yet; watch it here instead".into(),
-                ));
-            }
+            let mut parts = parts_of(&segs);
+            let n = parts.len();
+            let part = match (q.part, n) {
+                (_, 0) => {
+                    return Err(AppError::Conflict(
+                        "no video of this lesson has reached the server yet; try again once the device has uploaded it".into(),
+                    ))
+                }
+                (None | Some(1), 1) => 1,
+                (None, _) => {
+                    return Err(AppError::Conflict(format!(
+                        "this lesson has a privacy pause, so it downloads as {n} files, one per part: ask for ?part=1 to ?part={n}"
+                    )))
+                }
+                (Some(p), _) if (1..=n).contains(&p) => p,
+                (Some(p), _) => {
+                    return Err(AppError::BadRequest(format!(
+                        "this lesson has {n} part(s), so there is no part {p}"
+                    )))
+                }
+            };
             let started: i64 = c.query_row(
                 "SELECT COALESCE(started_at, created_at) FROM recordings WHERE id = ?1",
                 [rec.to_string()],
                 |r| r.get(0),
             )?;
-            crate::audit::record(c, &audit_key, &u.audit_id, "download", &rec.to_string())?;
-            let indices: Vec<SegmentIndex> = segs
-                .iter()
-                .filter(|s| s.index == 0 || s.is_media())
-                .map(|s| s.index)
-                .collect();
-            Ok((indices, started))
+            let target = if n == 1 {
+                rec.to_string()
+            } else {
+                format!("{rec} part {part}")
+            };
+            crate::audit::record(c, &audit_key, &u.audit_id, "download", &target)?;
+            let name_part = (n > 1).then(|| format!("-part{part}"));
+            Ok((parts.swap_remove(part - 1), started, name_part))
         })
         .await?;
     let parts = futures_util::stream::iter(indices).then(move |index| {
@@ -357,7 +397,7 @@ async fn download(
         .unwrap_or_default();
     Ok(super::attachment(
         "video/mp4",
-        &format!("lesson-{day}.mp4"),
+        &format!("lesson-{day}{}.mp4", name_part.unwrap_or_default()),
         axum::body::Body::from_stream(parts),
     ))
 }

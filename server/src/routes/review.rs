@@ -181,6 +181,8 @@ struct Detail {
     group_shares: Vec<super::groups::Group>,
     /// Privacy pauses and lost segments, for the timeline.
     gaps: Vec<super::playback::Gap>,
+    /// How many MP4 files the owner's download is: one per part between privacy pauses.
+    download_parts: usize,
 }
 
 async fn detail(
@@ -200,6 +202,7 @@ async fn detail(
             let end = item.summary.missing.iter().max().map(|m| m + 1);
             Ok(Detail {
                 gaps: super::playback::gaps(c, item.summary.id, end)?,
+                download_parts: super::playback::download_parts(c, item.summary.id)?,
                 item,
                 shares,
                 group_shares,
