@@ -244,7 +244,8 @@ fn nonce(chunk: u64, final_chunk: bool) -> Nonce {
 /// The chunks' AES-256-GCM key, expanded by `ring`, whose AES-NI/VAES and carry-less-multiply
 /// code opens segments several times faster than RustCrypto's `aes-gcm` (see
 /// docs/benchmarks.md). ring's key types wipe nothing when dropped, so the expanded key lives in
-/// a box of its own that is overwritten with zeros on drop. `MaybeUninit` makes that sound for
+/// a box of its own that is overwritten with zeros on drop. (It is built on the stack and moved
+/// into the box; like any Rust value moved by value, that stack copy is not wiped.) `MaybeUninit` makes that sound for
 /// any type, and never runs the key's own destructor (it has none; were one ever added, the
 /// effect would be a leak, not a fault).
 struct ChunkKey(Box<MaybeUninit<LessSafeKey>>);

@@ -386,6 +386,21 @@ where
     }
 }
 
+/// Drops the vault's recently unwrapped keys once they are a minute old, also while nobody
+/// watches anything.
+async fn forget_keys_periodically(st: Shared) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        let _ = st
+            .vault(|v| {
+                v.forget_expired();
+                Ok(())
+            })
+            .await;
+    }
+}
+
 /// The two listeners, bound before the server starts serving.
 pub struct Listeners {
     pub web: std::net::TcpListener,
@@ -446,6 +461,7 @@ pub async fn run(
         web_tls.clone(),
         device_tls.clone(),
     ));
+    tokio::spawn(forget_keys_periodically(state.clone()));
     let web = axum_server::from_tcp_rustls(listeners.web, web_tls)
         .handle(handle.clone())
         .serve(router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>());

@@ -132,7 +132,8 @@ fn gather(
         c,
         "SELECT a.at, COALESCE(u.display_name, a.actor), a.action, COALESCE(t.display_name, a.target)
          FROM audit a LEFT JOIN users u ON u.audit_id = a.actor LEFT JOIN users t ON t.audit_id = a.target
-         WHERE a.actor = ?1 OR a.target = ?1 OR a.target IN (SELECT id FROM recordings WHERE owner_id = ?2)
+         WHERE a.actor = ?1 OR instr(a.target, ?1) > 0
+            OR substr(a.target, 1, 36) IN (SELECT id FROM recordings WHERE owner_id = ?2)
          ORDER BY a.id",
         params![user.audit_id, user.id],
         &["at", "who", "action", "about"],

@@ -26,9 +26,9 @@ pub struct Tls {
 }
 
 /// The school CA, to issue device and server certificates. Its key is read from `ca.key` for
-/// each certificate it signs and dropped right after, not held for the life of the process:
-/// neither rcgen's nor ring's key types wipe their memory when dropped, so the less time the
-/// parsed key spends in memory the better.
+/// each certificate it signs and dropped right after, rather than held for the life of the
+/// process. Neither rcgen's nor ring's key types wipe their memory when dropped, so this is a
+/// smaller window, not a wipe: freed copies stay in the heap until their memory is reused.
 pub struct SchoolCa {
     dir: std::path::PathBuf,
     /// The CA certificate (PEM), handed to devices at enrollment.

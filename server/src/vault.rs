@@ -194,6 +194,7 @@ const RECENT_KEY_LIFETIME: Duration = Duration::from_secs(60);
 /// An unwrapped key, with the row it came from: it is used only while its row is unchanged.
 struct RecentKey {
     wrapped: Vec<u8>,
+    nonce: Vec<u8>,
     public: Vec<u8>,
     unwrapped_at: Instant,
     key: Arc<SecretKey>,
@@ -477,6 +478,15 @@ impl Vault {
             .optional()?)
     }
 
+    /// Drops unwrapped keys older than [`RECENT_KEY_LIFETIME`] (wiped once no request holds
+    /// them). Called on each lookup, and every minute by the server, so an idle server does not
+    /// keep them either.
+    pub fn forget_expired(&self) {
+        self.recent
+            .borrow_mut()
+            .retain(|_, k| k.unwrapped_at.elapsed() < RECENT_KEY_LIFETIME);
+    }
+
     /// The teacher's secret key, checked against the stored public key so that a swapped public
     /// key column (which would send new recordings to someone else) is noticed.
     ///
@@ -493,14 +503,14 @@ impl Vault {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
+        self.forget_expired();
         let mut recent = self.recent.borrow_mut();
-        recent.retain(|_, k| k.unwrapped_at.elapsed() < RECENT_KEY_LIFETIME);
         let Some((wrapped, nonce, public)) = row else {
             recent.remove(&user_id);
             return Ok(None);
         };
         if let Some(k) = recent.get(&user_id) {
-            if k.wrapped == wrapped && k.public == public {
+            if k.wrapped == wrapped && k.nonce == nonce && k.public == public {
                 return Ok(Some(k.key.clone()));
             }
         }
@@ -514,6 +524,7 @@ impl Vault {
             user_id,
             RecentKey {
                 wrapped,
+                nonce,
                 public,
                 unwrapped_at: Instant::now(),
                 key: key.clone(),

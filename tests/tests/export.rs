@@ -151,6 +151,11 @@ fn a_person_gets_everything_held_about_them_in_one_archive() {
         json(&mut c, "account.json")["coach_groups"][0]["group"],
         "Maths coaches"
     );
+    // Entries that name her among others: shared with her, added to a group.
+    let about_her = json(&mut c, "audit.json").to_string();
+    for action in ["\"share\"", "\"group-add\""] {
+        assert!(about_her.contains(action), "{action} in {about_her}");
+    }
     let theirs = json(&mut c, "comments.json").to_string();
     assert!(theirs.contains("Lovely questioning") && !theirs.contains("My reflection"));
 

@@ -58,8 +58,9 @@ pub fn groups(c: &Connection, rec: Option<&str>) -> rusqlite::Result<Vec<Group>>
         .query_map([rec], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let mut members = c.prepare(
-        "SELECT u.username, u.display_name FROM coach_group_members m JOIN users u ON u.id = m.user_id
-         WHERE m.group_id = ?1 AND u.disabled = 0 ORDER BY u.display_name",
+        "SELECT u.username, u.display_name, u.roles FROM coach_group_members m
+         JOIN users u ON u.id = m.user_id WHERE m.group_id = ?1 AND u.disabled = 0
+         ORDER BY u.display_name",
     )?;
     heads
         .into_iter()
@@ -67,13 +68,17 @@ pub fn groups(c: &Connection, rec: Option<&str>) -> rusqlite::Result<Vec<Group>>
             Ok(Group {
                 id,
                 name,
+                // Only those who may watch through the group: enabled, and still coaches.
                 members: members
                     .query_map([id], |r| {
-                        Ok(super::review::Person {
+                        let roles: String = r.get(2)?;
+                        let person = super::review::Person {
                             username: r.get(0)?,
                             display_name: r.get(1)?,
-                        })
+                        };
+                        Ok(roles.split(',').any(|x| x == "coach").then_some(person))
                     })?
+                    .filter_map(Result::transpose)
                     .collect::<Result<_, _>>()?,
             })
         })
@@ -91,6 +96,24 @@ async fn list(
         ));
     }
     Ok(Json(st.db(|c| Ok(groups(c, None)?)).await?))
+}
+
+/// Runs a change in the database and audits it, as `actor`, with the (action, target) it gives,
+/// in one transaction: no change without its audit entry.
+async fn audited(
+    st: &Shared,
+    actor: String,
+    change: impl FnOnce(&Connection) -> AppResult<(&'static str, String)> + Send + 'static,
+) -> AppResult<()> {
+    let key = st.audit_key.clone();
+    st.db(move |c| {
+        let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+        let (action, target) = change(&tx)?;
+        crate::audit::append(&tx, &key, &actor, action, &target)?;
+        tx.commit()?;
+        Ok(())
+    })
+    .await
 }
 
 fn group_id(c: &Connection, id: &str) -> AppResult<(i64, String)> {
@@ -147,12 +170,10 @@ async fn remove(
     Admin(admin): Admin,
     Path(group): Path<String>,
 ) -> AppResult<Json<serde_json::Value>> {
-    let key = st.audit_key.clone();
-    st.db(move |c| {
+    audited(&st, admin.audit_id, move |c| {
         let (id, name) = group_id(c, &group)?;
         c.execute("DELETE FROM coach_groups WHERE id = ?1", [id])?;
-        crate::audit::record(c, &key, &admin.audit_id, "group-delete", &name)?;
-        Ok(())
+        Ok(("group-delete", name))
     })
     .await?;
     Ok(Json(serde_json::json!({ "removed": true })))
@@ -163,8 +184,7 @@ async fn add_member(
     Admin(admin): Admin,
     Path((group, username)): Path<(String, String)>,
 ) -> AppResult<Json<serde_json::Value>> {
-    let key = st.audit_key.clone();
-    st.db(move |c| {
+    audited(&st, admin.audit_id, move |c| {
         let (id, name) = group_id(c, &group)?;
         let coach = accounts::find_user(c, &username)?
             .filter(|u| u.has(Role::Coach))
@@ -177,9 +197,7 @@ async fn add_member(
             "INSERT OR IGNORE INTO coach_group_members (group_id, user_id) VALUES (?1, ?2)",
             params![id, coach.id],
         )?;
-        let target = format!("{name} {}", coach.audit_id);
-        crate::audit::record(c, &key, &admin.audit_id, "group-add", &target)?;
-        Ok(())
+        Ok(("group-add", format!("{name} {}", coach.audit_id)))
     })
     .await?;
     Ok(Json(serde_json::json!({ "member": true })))
@@ -190,8 +208,7 @@ async fn remove_member(
     Admin(admin): Admin,
     Path((group, username)): Path<(String, String)>,
 ) -> AppResult<Json<serde_json::Value>> {
-    let key = st.audit_key.clone();
-    st.db(move |c| {
+    audited(&st, admin.audit_id, move |c| {
         let (id, name) = group_id(c, &group)?;
         let member: (i64, String) = c
             .query_row(
@@ -206,9 +223,7 @@ async fn remove_member(
             "DELETE FROM coach_group_members WHERE group_id = ?1 AND user_id = ?2",
             params![id, member.0],
         )?;
-        let target = format!("{name} {}", member.1);
-        crate::audit::record(c, &key, &admin.audit_id, "group-remove", &target)?;
-        Ok(())
+        Ok(("group-remove", format!("{name} {}", member.1)))
     })
     .await?;
     Ok(Json(serde_json::json!({ "member": false })))
@@ -226,8 +241,7 @@ async fn share(
     Json(new): Json<NewShare>,
 ) -> AppResult<Json<serde_json::Value>> {
     let rec = super::review::rec_id(&id)?;
-    let key = st.audit_key.clone();
-    st.db(move |c| {
+    audited(&st, user.audit_id.clone(), move |c| {
         access::owner_only(c, &user, &rec)?;
         let (group, name) = group_id(c, &new.group.to_string())
             .map_err(|_| AppError::BadRequest("there is no such group (any more)".into()))?;
@@ -236,9 +250,7 @@ async fn share(
             params![rec, group, accounts::now()],
         )?;
         c.execute("UPDATE recordings SET ever_shared = 1 WHERE id = ?1", [&rec])?;
-        let target = format!("{rec} group {name}");
-        crate::audit::record(c, &key, &user.audit_id, "share", &target)?;
-        Ok(())
+        Ok(("share", format!("{rec} group {name}")))
     })
     .await?;
     Ok(Json(serde_json::json!({ "shared": true })))
@@ -250,8 +262,7 @@ async fn unshare(
     Path((id, group)): Path<(String, String)>,
 ) -> AppResult<Json<serde_json::Value>> {
     let rec = super::review::rec_id(&id)?;
-    let key = st.audit_key.clone();
-    st.db(move |c| {
+    audited(&st, user.audit_id.clone(), move |c| {
         access::owner_only(c, &user, &rec)?;
         let (group, name) = group_id(c, &group)?;
         let removed = c.execute(
@@ -261,9 +272,7 @@ async fn unshare(
         if removed == 0 {
             return Err(AppError::NotFound);
         }
-        let target = format!("{rec} group {name}");
-        crate::audit::record(c, &key, &user.audit_id, "unshare", &target)?;
-        Ok(())
+        Ok(("unshare", format!("{rec} group {name}")))
     })
     .await?;
     Ok(Json(serde_json::json!({ "shared": false })))
