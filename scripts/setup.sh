@@ -8,14 +8,26 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
+# The build and test tools. The GStreamer plugin packages come from capture/gst-elements.txt,
+# the one table of every element the pipelines use (tests/tests/elements.rs keeps it complete).
 PACKAGES=(
   pkg-config
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
-  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-plugins-base-apps
+  gstreamer1.0-tools gstreamer1.0-plugins-base-apps
   chromium
   python3-pip
+  curl
 )
+while read -r _ package note; do
+  case "$package" in builtin | "") continue ;; esac
+  [ "$note" = optional ] && continue
+  PACKAGES+=("$package")
+done < <(grep -v "^#" capture/gst-elements.txt)
+mapfile -t PACKAGES < <(printf '%s\n' "${PACKAGES[@]}" | sort -u)
+if [ "${1:-}" = "--print-packages" ]; then
+  printf '%s\n' "${PACKAGES[@]}"
+  exit 0
+fi
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

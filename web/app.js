@@ -1,6 +1,7 @@
 // lessonlens web app: plain ES module, no framework. Views are switched by the URL hash:
 // #/ (my lessons), #/shared (shared with me), #/recording/<id> (player, comments, sharing) and
-// #/admin (people, retention, holds, receipts, audit log).
+// #/admin (people, retention, holds, receipts, audit log), #/account (two-step sign-in, recovery
+// code, device code, what admins changed) and #/invite/<token>.
 // Every request goes to the same origin; every text from the server is set with textContent.
 
 const $ = (id) => document.getElementById(id);
@@ -55,6 +56,9 @@ function show(id) {
   $("app-error").hidden = true;
   for (const v of ["login-view", "library-view", "player-view", "admin-view", "account-view", "invite-view"]) $(v).hidden = v !== id;
   $("nav").hidden = !me;
+  if (!me) $("admin-actions-notice").hidden = true;
+  // A recovery code is shown once, and not left on screen for whoever uses this computer next.
+  if (id !== "account-view") forgetRecoveryCode();
   if (id !== "player-view" && hls) {
     hls.destroy();
     hls = null;
@@ -291,6 +295,18 @@ async function removeComment(id) {
   await loadComments();
 }
 
+// Shares the current recording (with a coach, or with a group: again to let in who joined since),
+// then shows the page again.
+async function share(path, body) {
+  $("share-error").textContent = "";
+  try {
+    await api(`/api/recordings/${current.id}/${path}`, { method: "POST", body: JSON.stringify(body) });
+    await showRecording(current.id);
+  } catch (e) {
+    $("share-error").textContent = e.message;
+  }
+}
+
 function stopSharing(label, path) {
   return el(
     "button",
@@ -307,20 +323,55 @@ function stopSharing(label, path) {
   );
 }
 
+// A group this lesson is shared with, and who is in it: those who joined after it was shared cannot
+// watch until the teacher shares again.
+function groupShareItem(g, base) {
+  const late = g.members.filter((m) => !m.can_watch);
+  return el(
+    "li",
+    { className: "stack" },
+    el("span", {}, `${g.name} (group) `, stopSharing(`the group ${g.name}`, `${base}/group-shares/${g.id}`)),
+    el(
+      "ul",
+      { className: "members" },
+      ...g.members.map((m) =>
+        el("li", {}, m.can_watch ? m.display_name : `${m.display_name} — joined after you shared: cannot watch`),
+      ),
+      g.members.length ? null : el("li", { className: "meta" }, "Nobody is in this group now."),
+    ),
+    late.length
+      ? el(
+          "button",
+          {
+            type: "button",
+            "aria-label": `Let everyone now in the group watch: ${g.name}`,
+            onclick: () => share("group-shares", { group: g.id }),
+          },
+          "Let everyone now in the group watch",
+        )
+      : null,
+  );
+}
+
+let shareGroups = []; // the groups the group share form offers, with their members
+
+// Who is in the group chosen in the share form, before the teacher shares with it.
+function showShareGroupMembers() {
+  const g = shareGroups.find((x) => String(x.id) === $("share-group").value);
+  $("share-group-members").textContent = !g
+    ? ""
+    : g.members.length
+      ? `In ${g.name}: ${g.members.map((m) => m.display_name).join(", ")}. Sharing lets each of them watch this lesson and comment; coaches who join the group later cannot watch until you share with it again.`
+      : `Nobody is in ${g.name} yet: sharing with it lets nobody watch until you share again after coaches join.`;
+}
+
 async function loadOwnerPanel(detail) {
   const base = `/api/recordings/${current.id}`;
   $("shares").replaceChildren(
     ...detail.shares.map((p) =>
       el("li", {}, `${p.display_name} `, stopSharing(p.display_name, `${base}/shares/${encodeURIComponent(p.username)}`)),
     ),
-    ...detail.group_shares.map((g) =>
-      el(
-        "li",
-        {},
-        `${g.name} (group: ${g.members.map((m) => m.display_name).join(", ") || "nobody yet"}) `,
-        stopSharing(`the group ${g.name}`, `${base}/group-shares/${g.id}`),
-      ),
-    ),
+    ...detail.group_shares.map((g) => groupShareItem(g, base)),
   );
   if (!detail.shares.length && !detail.group_shares.length) {
     $("shares").append(el("li", { className: "meta" }, "Only you can see this lesson."));
@@ -334,12 +385,12 @@ async function loadOwnerPanel(detail) {
   );
   $("share-form").hidden = $("share-coach").options.length === 0;
   const sharedGroups = new Set(detail.group_shares.map((g) => g.id));
+  shareGroups = groups.filter((g) => !sharedGroups.has(g.id));
   $("share-group").replaceChildren(
-    ...groups
-      .filter((g) => !sharedGroups.has(g.id))
-      .map((g) => el("option", { value: g.id }, `${g.name} (${g.members.length} coach${g.members.length === 1 ? "" : "es"})`)),
+    ...shareGroups.map((g) => el("option", { value: g.id }, `${g.name} (${g.members.length} coach${g.members.length === 1 ? "" : "es"})`)),
   );
-  $("group-share-form").hidden = $("share-group").options.length === 0;
+  $("group-share-form").hidden = shareGroups.length === 0;
+  showShareGroupMembers();
   const views = await api(`/api/recordings/${current.id}/views`);
   $("views").replaceChildren(
     ...views.map((v) => el("li", {}, `${v.display_name}: ${v.views} time(s), last ${when(v.last_viewed)}`)),
@@ -473,7 +524,9 @@ function userRow(u) {
     ? `Leaving: deleted on ${day(u.delete_after)}`
     : u.disabled
       ? "Disabled"
-      : "Active";
+      : u.own_password
+        ? "Active"
+        : "Has not chosen a password yet";
   const button = (label, action, ask) =>
     el(
       "button",
@@ -486,7 +539,8 @@ function userRow(u) {
       label,
     );
   const actions = el("div", { className: "row" });
-  if (!u.disabled) {
+  // An invitation lets whoever has it choose the password, so there is none once they chose it.
+  if (!u.disabled && !u.own_password) {
     actions.append(
       el(
         "button",
@@ -641,13 +695,17 @@ function showInvite(who, r) {
   );
 }
 
+// Whether a form's two new-password fields match; says so in the form's error line if not.
+function samePasswords(first, second, error) {
+  if ($(first).value === $(second).value) return true;
+  $(error).textContent = "The two passwords differ.";
+  return false;
+}
+
 $("invite-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   $("invite-error").textContent = "";
-  if ($("invite-password").value !== $("invite-repeat").value) {
-    $("invite-error").textContent = "The two passwords differ.";
-    return;
-  }
+  if (!samePasswords("invite-password", "invite-repeat", "invite-error")) return;
   const token = location.hash.slice("#/invite/".length);
   try {
     const r = await api("/api/invite", {
@@ -676,10 +734,9 @@ $("add-user-form").addEventListener("submit", async (ev) => {
         username: $("new-username").value,
         display_name: $("new-display").value,
         roles,
-        password: $("new-password").value || null,
       }),
     });
-    if (r.invite_url) showInvite($("new-display").value, r);
+    showInvite($("new-display").value, r);
     $("add-user-form").reset();
   } catch (e) {
     $("admin-error").textContent = e.message;
@@ -757,14 +814,91 @@ $("policy-form").addEventListener("submit", async (ev) => {
   if (!$("admin-error").textContent) $("policy-saved").textContent = "Policy saved.";
 });
 
+function adminActionText(a) {
+  return `${when(a.at)}: ${a.by} ${a.what}`;
+}
+
+// The admin actions on this person's account they have not yet said they saw (the list is newest
+// first), in a notice on whatever page they are on.
+function showUnseenAdminActions() {
+  $("admin-actions-unseen").replaceChildren(
+    ...me.admin_actions.slice(0, me.unseen_admin_actions).map((a) => el("li", {}, adminActionText(a))),
+  );
+  $("admin-actions-notice").hidden = me.unseen_admin_actions === 0;
+}
+
+$("admin-actions-seen").addEventListener("click", async () => {
+  try {
+    await api("/api/me/admin-actions/seen", { method: "POST", body: "{}" });
+    me.unseen_admin_actions = 0;
+    showUnseenAdminActions();
+  } catch (e) {
+    $("app-error").textContent = e.message;
+    $("app-error").hidden = false;
+  }
+});
+
 function showAccount() {
   $("account-required").hidden = !me.setup_only;
   $("second-factor-status").textContent = me.second_factor
     ? "On: signing in asks for a code from your authenticator app. If you lose your phone, ask an admin to reset it."
     : "Off: signing in needs only your password.";
   $("second-factor-start").hidden = me.second_factor || !$("second-factor-form").hidden;
+  $("recovery-status").textContent = me.has_recovery_code
+    ? "You have a recovery code. Making a new one replaces it: the old one stops working."
+    : "You have no recovery code yet: make one now.";
+  $("recovery-submit").textContent = me.has_recovery_code ? "Make a new recovery code" : "Make a recovery code";
+  $("device-code-section").hidden = !me.roles.includes("teacher");
+  $("device-code-status").textContent = me.has_device_code
+    ? "You have a device code. Setting a new one replaces it."
+    : "You have no device code yet: set one to start recordings on a classroom device.";
+  $("admin-actions").replaceChildren(
+    ...me.admin_actions.map((a) => el("tr", {}, el("td", {}, when(a.at)), el("td", {}, a.by), el("td", {}, a.what))),
+  );
+  if (!me.admin_actions.length) {
+    $("admin-actions").append(el("tr", { className: "meta" }, el("td", { colSpan: 3 }, "No admin has changed your account.")));
+  }
   show("account-view");
 }
+
+// Sends one change from the Account page, then shows the page again from a fresh /api/me.
+// Gives the server's answer, or null after showing why it failed in the form's error line.
+async function accountChange(form, error, send) {
+  $(error).textContent = "";
+  try {
+    const r = await send();
+    $(form).reset();
+    await route();
+    return r;
+  } catch (e) {
+    $(error).textContent = e.message;
+    return null;
+  }
+}
+
+function forgetRecoveryCode() {
+  $("recovery-code").textContent = "";
+  $("recovery-result").hidden = true;
+}
+
+$("recovery-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const r = await accountChange("recovery-form", "recovery-error", () =>
+    api("/api/me/recovery-code", { method: "POST", body: JSON.stringify({ password: $("recovery-password").value }) }),
+  );
+  if (!r) return;
+  $("recovery-code").textContent = r.recovery_code;
+  $("recovery-result").hidden = false;
+  $("recovery-result").focus();
+});
+$("recovery-done").addEventListener("click", forgetRecoveryCode);
+
+$("device-code-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  await accountChange("device-code-form", "device-code-error", () =>
+    api("/api/me/device-code", { method: "PUT", body: JSON.stringify({ code: $("device-code").value }) }),
+  );
+});
 
 // Draws a QR code ({side, modules: "0101..."} from the server) with a 4-module quiet zone.
 function drawQr(canvas, qr) {
@@ -825,6 +959,7 @@ async function route() {
     $("nav-mine").hidden = me.setup_only || !me.roles.includes("teacher");
     $("nav-shared").hidden = me.setup_only || !me.roles.includes("coach");
     $("nav-admin").hidden = me.setup_only || !me.roles.includes("admin");
+    showUnseenAdminActions();
     if (me.setup_only || location.hash === "#/account") showAccount();
     else if (m) await showRecording(m[1]);
     else if (location.hash === "#/admin" && me.roles.includes("admin")) await showAdmin();
@@ -865,6 +1000,41 @@ $("login-form").addEventListener("submit", async (ev) => {
   }
 });
 
+// The sign-in page shows either the sign-in form or the recovery form.
+function showRecover(on) {
+  $("login-form").hidden = on;
+  $("recover-start-row").hidden = on;
+  $("recover-form").hidden = !on;
+  $("recover-error").textContent = "";
+  (on ? $($("recover-username").value ? "recover-code" : "recover-username") : $("password")).focus();
+}
+
+$("recover-start").addEventListener("click", () => {
+  $("recover-username").value = $("username").value;
+  showRecover(true);
+});
+$("recover-cancel").addEventListener("click", () => showRecover(false));
+
+$("recover-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("recover-error").textContent = "";
+  if (!samePasswords("recover-password", "recover-repeat", "recover-error")) return;
+  const username = $("recover-username").value;
+  try {
+    await api("/api/recover", {
+      method: "POST",
+      body: JSON.stringify({ username, recovery_code: $("recover-code").value.trim(), password: $("recover-password").value }),
+    });
+    $("recover-form").reset();
+    $("username").value = username;
+    $("login-notice").textContent =
+      "Your password is changed, and that recovery code is used up. Sign in with the new password, then make a new recovery code on your Account page.";
+    showRecover(false);
+  } catch (e) {
+    $("recover-error").textContent = e.message === "signed out" ? "Wrong username or recovery code" : e.message;
+  }
+});
+
 $("logout").addEventListener("click", async () => {
   await api("/api/logout", { method: "POST" }).catch(() => {});
   me = null;
@@ -894,17 +1064,12 @@ for (const [form, path, body] of [
   ["share-form", "shares", () => ({ username: $("share-coach").value })],
   ["group-share-form", "group-shares", () => ({ group: Number($("share-group").value) })],
 ]) {
-  $(form).addEventListener("submit", async (ev) => {
+  $(form).addEventListener("submit", (ev) => {
     ev.preventDefault();
-    $("share-error").textContent = "";
-    try {
-      await api(`/api/recordings/${current.id}/${path}`, { method: "POST", body: JSON.stringify(body()) });
-      await showRecording(current.id);
-    } catch (e) {
-      $("share-error").textContent = e.message;
-    }
+    share(path, body());
   });
 }
+$("share-group").addEventListener("change", showShareGroupMembers);
 
 $("group-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();

@@ -60,6 +60,8 @@ pub struct Daemon {
     current: Mutex<Slot>,
     /// Why the last recording ended by itself (camera gone, disk full, budget), for `status`.
     last_error: Mutex<Option<String>>,
+    /// The `doctor` checks, run once at start (see `run`).
+    checks: Mutex<Vec<crate::doctor::Check>>,
     /// Set at shutdown so the uploader finishes.
     finished: AtomicBool,
     /// Wakes the reporter early (a recording started, paused or stopped; shutdown).
@@ -84,6 +86,8 @@ pub struct Status {
     pub video_encoder: Option<String>,
     /// Why the last recording ended on its own, if it did.
     pub last_error: Option<String>,
+    /// The `doctor` checks run at start (empty until they finish).
+    pub checks: Vec<crate::doctor::Check>,
 }
 
 /// Start by username or by the teacher's device code (exactly one).
@@ -156,6 +160,7 @@ impl Daemon {
             server_reachable: self.stats.reachable(),
             video_encoder: self.stats.encoder().map(str::to_string),
             last_error: self.last_error.lock().expect("daemon lock").clone(),
+            checks: self.checks.lock().expect("daemon lock").clone(),
         }
     }
 
@@ -502,6 +507,7 @@ pub fn run(config: Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
         stats: Arc::new(Stats::default()),
         current: Mutex::new(Slot::Idle),
         last_error: Mutex::new(None),
+        checks: Mutex::new(Vec::new()),
         finished: AtomicBool::new(false),
         report_now: (Mutex::new(false), Condvar::new()),
     });
@@ -521,6 +527,18 @@ pub fn run(config: Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
         let d = d.clone();
         std::thread::spawn(move || d.run_reporter())
     };
+    // The readiness checks in the background: the server check may wait for a timeout. A source
+    // check holds the camera and microphone only until they deliver three buffers.
+    {
+        let d = d.clone();
+        std::thread::spawn(move || {
+            let checks = crate::doctor::run(&d.config, Some(&d.client));
+            for c in checks.iter().filter(|c| !c.ok) {
+                tracing::warn!(check = %c.name, problem = %c.detail, "readiness check failed");
+            }
+            *d.checks.lock().expect("daemon lock") = checks;
+        });
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -4,6 +4,8 @@
 //!
 //! # Layout
 //! - [`config`]: the TOML config, validated once at start.
+//! - [`elements`]: the GStreamer elements used and the Debian packages that provide them.
+//! - [`doctor`]: the readiness checks (elements, camera, microphone, spool, server, clock).
 //! - [`pipeline`]: the GStreamer pipeline (sources -> H.264 + AAC -> fragmented MP4 -> appsink).
 //! - [`sealer`]: turns fragments into sealed segments off the streaming thread.
 //! - [`spool`]: the durable on-disk queue of sealed segments (ciphertext only).
@@ -13,6 +15,8 @@
 
 pub mod config;
 pub mod daemon;
+pub mod doctor;
+pub mod elements;
 pub mod identity;
 pub mod pipeline;
 pub mod recorder;

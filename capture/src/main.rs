@@ -44,6 +44,9 @@ enum Command {
     },
     /// Print the GStreamer pipeline this config builds, in gst-launch-1.0 syntax.
     Pipeline,
+    /// Check that this device can record and upload: GStreamer elements, camera, microphone,
+    /// spool disk, server and clock. Says what to install or change; exits 1 if anything fails.
+    Doctor,
     /// Enrol this device with the school server, using a one-time code from an admin
     /// (`lessonlens-server device enroll NAME`, or the admin page). Reads the code from standard
     /// input if `--code` is not given.
@@ -203,6 +206,23 @@ fn main() -> anyhow::Result<()> {
             recorder::drain(&config, Duration::from_secs(drain_seconds))?
         }
         Command::Pipeline => println!("{}", lessonlens_capture::pipeline::describe_for(&config)?),
+        Command::Doctor => {
+            let client = identity::Identity::load(&config.identity_dir)
+                .ok()
+                .and_then(|_| lessonlens_capture::upload::Client::new(&config).ok());
+            let checks = lessonlens_capture::doctor::run(&config, client.as_ref());
+            for c in &checks {
+                println!(
+                    "{:<4} {:<10} {}",
+                    if c.ok { "ok" } else { "FAIL" },
+                    c.name,
+                    c.detail
+                );
+            }
+            if checks.iter().any(|c| !c.ok) {
+                std::process::exit(1);
+            }
+        }
         Command::Enroll {
             url,
             code,

@@ -55,16 +55,20 @@ pub const VIDEO_ENCODERS: [&str; 7] = [
     "openh264enc",
 ];
 
+/// The short pipeline [`probe_encoder`] runs.
+pub fn probe_description(encoder: &str) -> String {
+    format!(
+        "videotestsrc num-buffers=10 ! video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! {encoder} ! h264parse ! fakesink"
+    )
+}
+
 /// True when a short pipeline really encodes a few frames with `encoder` (a hardware encoder's
 /// element can exist while the hardware or its driver does not).
 pub fn probe_encoder(encoder: &str) -> bool {
     if gst::ElementFactory::find(encoder).is_none() {
         return false;
     }
-    let desc = format!(
-        "videotestsrc num-buffers=10 ! video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! {encoder} ! h264parse ! fakesink"
-    );
-    let Ok(pipeline) = gst::parse::launch(&desc) else {
+    let Ok(pipeline) = gst::parse::launch(&probe_description(encoder)) else {
         return false;
     };
     if pipeline.set_state(gst::State::Playing).is_err() {
@@ -85,7 +89,7 @@ pub fn probe_encoder(encoder: &str) -> bool {
 }
 
 /// The first encoder in [`VIDEO_ENCODERS`] that passes [`probe_encoder`].
-fn pick_video_encoder() -> anyhow::Result<&'static str> {
+pub fn pick_video_encoder() -> anyhow::Result<&'static str> {
     for name in VIDEO_ENCODERS {
         if probe_encoder(name) {
             return Ok(name);
@@ -102,8 +106,11 @@ fn pick_video_encoder() -> anyhow::Result<&'static str> {
     ))
 }
 
-fn pick_audio_encoder() -> anyhow::Result<&'static str> {
-    ["avenc_aac", "voaacenc", "fdkaacenc"]
+/// AAC encoders in order of preference.
+pub const AUDIO_ENCODERS: [&str; 3] = ["avenc_aac", "voaacenc", "fdkaacenc"];
+
+pub fn pick_audio_encoder() -> anyhow::Result<&'static str> {
+    AUDIO_ENCODERS
         .into_iter()
         .find(|name| gst::ElementFactory::find(name).is_some())
         .ok_or_else(|| anyhow!("no AAC encoder found: install gstreamer1.0-libav (avenc_aac)"))
@@ -130,15 +137,14 @@ fn video_encoder_desc(name: &str, c: &Config) -> String {
     }
 }
 
-/// The pipeline description. Kept as one string so the whole graph can be read (and pasted into
-/// `gst-launch-1.0` for comparison benchmarks).
-pub fn describe(c: &Config, video_encoder: &str, audio_encoder: &str) -> String {
+/// The camera, up to raw frames of the configured size (named `camera`, for errors and checks).
+pub fn video_source(c: &Config) -> String {
     let v = &c.video;
     let raw = format!(
         "video/x-raw,width={},height={},framerate={}/1",
         v.width, v.height, v.fps
     );
-    let video_src = match v.source.as_str() {
+    match v.source.as_str() {
         "v4l2" => format!("v4l2src name=camera device={} ! videoconvert ! videoscale ! videorate ! {raw}", v.device),
         "shm" => format!(
             "shmsrc name=camera socket-path={} is-live=true do-timestamp=true ! {raw},format=I420 ! videorate",
@@ -147,8 +153,12 @@ pub fn describe(c: &Config, video_encoder: &str, audio_encoder: &str) -> String 
         _ => format!(
             "videotestsrc name=camera is-live=true pattern=smpte ! {raw} ! timeoverlay halignment=center valignment=center font-desc=\"Sans 48\""
         ),
-    };
-    let audio_src = match c.audio.source.as_str() {
+    }
+}
+
+/// The microphone, up to raw audio (named `microphone`, for errors and checks).
+pub fn audio_source(c: &Config) -> String {
+    match c.audio.source.as_str() {
         "alsa" if !c.audio.device.is_empty() => {
             format!("alsasrc name=microphone device={}", c.audio.device)
         }
@@ -162,7 +172,15 @@ pub fn describe(c: &Config, video_encoder: &str, audio_encoder: &str) -> String 
             c.audio.device
         ),
         _ => "audiotestsrc name=microphone is-live=true wave=sine freq=440 volume=0.1".to_string(),
-    };
+    }
+}
+
+/// The pipeline description. Kept as one string so the whole graph can be read (and pasted into
+/// `gst-launch-1.0` for comparison benchmarks).
+pub fn describe(c: &Config, video_encoder: &str, audio_encoder: &str) -> String {
+    let v = &c.video;
+    let video_src = video_source(c);
+    let audio_src = audio_source(c);
     // The poster branch lets one frame through (see `build`) and is scaled to 480 px wide.
     let poster_height = (480 * v.height / v.width.max(1)).max(2) & !1;
     format!(

@@ -183,6 +183,18 @@ impl Client {
         Ok(pk)
     }
 
+    /// Asks the server for something small over mutual TLS and returns the time its answer
+    /// carries (the `Date` header), for `doctor`'s server and clock checks.
+    pub fn server_time(&self) -> Result<std::time::SystemTime, UploadError> {
+        let url = format!("{}/api/device/v1/unassigned-key", self.base);
+        let res = self.agent().get(&url).call().map_err(Self::map_err)?;
+        res.header("date")
+            .and_then(|d| httpdate::parse_http_date(d).ok())
+            .ok_or_else(|| {
+                UploadError::Unreachable("the server's answer has no Date header".into())
+            })
+    }
+
     /// The unassigned key kept from the last time the server was reachable.
     pub fn cached_unassigned_key(&self) -> Option<PublicKey> {
         identity::load_unassigned(&self.identity_dir)

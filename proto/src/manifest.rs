@@ -9,6 +9,53 @@ use std::collections::BTreeSet;
 
 pub const MANIFEST_VERSION: u32 = 1;
 
+/// What a real lesson can be. A device's numbers are untrusted: the server refuses a manifest or
+/// a segment beyond these, so that nothing it stores or derives grows with a number a device sent.
+pub mod limits {
+    use crate::ids::SegmentIndex;
+
+    /// The longest recording: a whole day.
+    pub const MAX_RECORDING_US: u64 = 24 * 3600 * 1_000_000;
+    /// The longest segment (the capture cuts 1-6 s segments).
+    pub const MAX_SEGMENT_US: u64 = 60 * 1_000_000;
+    /// The highest media segment index: a day of 1 s segments. The poster's reserved index is
+    /// checked apart.
+    pub const MAX_SEGMENT_INDEX: SegmentIndex = 86_400;
+    /// Earliest and latest plausible start of a recording (2020-01-01, 2100-01-01), Unix seconds.
+    /// A start outside (a device whose clock was never set) is not stored; the server's time of
+    /// arrival stands in, and the lesson itself is kept.
+    pub const STARTED_AT: std::ops::RangeInclusive<i64> = 1_577_836_800..=4_102_444_800;
+
+    /// `started_at` if it is plausible.
+    pub fn plausible_start(started_at: i64) -> Option<i64> {
+        STARTED_AT.contains(&started_at).then_some(started_at)
+    }
+
+    /// Checks one segment's index and times against the limits; says which is out of range.
+    pub fn check_segment(
+        index: SegmentIndex,
+        start_us: u64,
+        duration_us: u64,
+    ) -> Result<(), String> {
+        if index > MAX_SEGMENT_INDEX {
+            return Err(format!(
+                "segment index {index} is beyond the last a lesson can have ({MAX_SEGMENT_INDEX})"
+            ));
+        }
+        if duration_us > MAX_SEGMENT_US {
+            return Err(format!(
+                "segment {index} lasts {duration_us} us, longer than a segment can ({MAX_SEGMENT_US} us)"
+            ));
+        }
+        if start_us > MAX_RECORDING_US {
+            return Err(format!(
+                "segment {index} starts {start_us} us into the lesson, later than a lesson can last"
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestSegment {
     pub index: SegmentIndex,
@@ -58,6 +105,8 @@ pub enum ManifestError {
     DuplicateSegment(SegmentIndex),
     #[error("manifest segment {0} has a malformed sha256")]
     BadHash(SegmentIndex),
+    #[error("manifest is out of range: {0}")]
+    OutOfRange(String),
 }
 
 impl Manifest {
@@ -67,8 +116,11 @@ impl Manifest {
         if m.version != MANIFEST_VERSION {
             return Err(ManifestError::Version(m.version));
         }
+        // Each index is at most MAX_SEGMENT_INDEX and listed once, so this also bounds the list.
         let mut seen = BTreeSet::new();
         for s in &m.segments {
+            limits::check_segment(s.index, s.start_us, s.duration_us)
+                .map_err(ManifestError::OutOfRange)?;
             if !seen.insert(s.index) {
                 return Err(ManifestError::DuplicateSegment(s.index));
             }
@@ -83,7 +135,8 @@ impl Manifest {
         serde_json::to_vec_pretty(self).expect("manifest serializes")
     }
 
-    /// Indices a complete recording must have: 0 ..= the highest index listed.
+    /// Indices a complete recording must have: 0 ..= the highest index listed (at most
+    /// [`limits::MAX_SEGMENT_INDEX`] + 1 of them, as [`Manifest::parse`] checked).
     pub fn missing_from(&self, present: &BTreeSet<SegmentIndex>) -> Vec<SegmentIndex> {
         let top = self.segments.iter().map(|s| s.index).max();
         match top {
@@ -148,6 +201,35 @@ mod tests {
             Manifest::parse(&m.to_json()),
             Err(ManifestError::Version(9))
         );
+    }
+
+    /// Issue 14.3: a manifest naming a segment near 2^32 made the server build a list of four
+    /// billion missing indices on every library page.
+    #[test]
+    fn refuses_numbers_no_real_lesson_has() {
+        let mut m = sample();
+        m.segments[1].index = 4_294_967_000;
+        assert!(matches!(
+            Manifest::parse(&m.to_json()),
+            Err(ManifestError::OutOfRange(_))
+        ));
+        let mut m = sample();
+        m.segments[1].duration_us = u64::MAX;
+        assert!(matches!(
+            Manifest::parse(&m.to_json()),
+            Err(ManifestError::OutOfRange(_))
+        ));
+        let mut m = sample();
+        m.segments[1].start_us = u64::MAX / 2;
+        assert!(matches!(
+            Manifest::parse(&m.to_json()),
+            Err(ManifestError::OutOfRange(_))
+        ));
+        assert_eq!(limits::plausible_start(i64::MIN), None);
+        assert_eq!(limits::plausible_start(1_800_000_000), Some(1_800_000_000));
+        let mut m = sample();
+        m.segments[1].index = limits::MAX_SEGMENT_INDEX;
+        assert!(Manifest::parse(&m.to_json()).is_ok());
     }
 
     #[test]

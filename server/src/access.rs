@@ -21,6 +21,10 @@ impl Access {
     }
 }
 
+/// The rule for a group share, in SQL over a share `g` and a membership `m`: the coach was in
+/// the group when the lesson was shared with it (the teacher saw who that was).
+pub const MEMBER_WHEN_SHARED: &str = "m.added_at <= g.created_at";
+
 pub fn recording(c: &Connection, user: &User, rec: &str) -> AppResult<Access> {
     recording_and_owner(c, user, rec).map(|(access, _)| access)
 }
@@ -29,12 +33,15 @@ pub fn recording(c: &Connection, user: &User, rec: &str) -> AppResult<Access> {
 pub fn recording_and_owner(c: &Connection, user: &User, rec: &str) -> AppResult<(Access, i64)> {
     let row: Option<(i64, bool, bool)> = c
         .query_row(
-            "SELECT r.owner_id, u.disabled,
+            &format!(
+                "SELECT r.owner_id, u.disabled,
                     EXISTS (SELECT 1 FROM shares s WHERE s.recording_id = r.id AND s.coach_id = ?2)
                     OR EXISTS (SELECT 1 FROM group_shares g
                                JOIN coach_group_members m ON m.group_id = g.group_id
-                               WHERE g.recording_id = r.id AND m.user_id = ?2)
-             FROM recordings r JOIN users u ON u.id = r.owner_id WHERE r.id = ?1",
+                               WHERE g.recording_id = r.id AND m.user_id = ?2
+                                 AND {MEMBER_WHEN_SHARED})
+                 FROM recordings r JOIN users u ON u.id = r.owner_id WHERE r.id = ?1"
+            ),
             params![rec, user.id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )

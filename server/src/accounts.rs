@@ -484,13 +484,172 @@ pub fn redeem_invite(
     if let Some(u) = &user {
         tx.execute("DELETE FROM invites WHERE user_id = ?1", [u.id])?;
         tx.execute(
-            "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+            "UPDATE users SET password_hash = ?1, own_password = 1 WHERE id = ?2",
             params![password_hash, u.id],
         )?;
         tx.execute("DELETE FROM sessions WHERE user_id = ?1", [u.id])?;
     }
     tx.commit()?;
     Ok(user)
+}
+
+/// Whether the person chose their own password. No admin may then make an invitation for the
+/// account: that would let the admin choose a new password and sign in as them.
+pub fn own_password(conn: &Connection, user_id: i64) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT own_password FROM users WHERE id = ?1",
+        [user_id],
+        |r| r.get(0),
+    )
+}
+
+/// Marks accounts made by an admin (invitation pending) as not yet having a password of the
+/// person's own.
+pub fn mark_invited(conn: &Connection, user_id: i64) -> rusqlite::Result<()> {
+    conn.execute("UPDATE users SET own_password = 0 WHERE id = ?1", [user_id])?;
+    Ok(())
+}
+
+/// A recovery code: 20 random base32 characters in groups of four (100 bits), shown to the
+/// person once. Only its SHA-256 is stored; the code is random, so no salt or slow hash is
+/// needed to keep a copy of the database from revealing it.
+pub fn new_recovery_code() -> (Zeroizing<String>, Vec<u8>) {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = Zeroizing::new([0u8; 20]);
+    OsRng.unwrap_err().fill_bytes(&mut *bytes);
+    let mut code = Zeroizing::new(String::with_capacity(24));
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 && i % 4 == 0 {
+            code.push('-');
+        }
+        code.push(ALPHABET[usize::from(*b) % 32] as char);
+    }
+    let hash = recovery_hash(&code);
+    (code, hash)
+}
+
+/// The stored form of a recovery code, ignoring case, spaces and dashes as typed.
+pub fn recovery_hash(code: &str) -> Vec<u8> {
+    let normal: Zeroizing<String> = Zeroizing::new(
+        code.chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .map(|c| c.to_ascii_uppercase())
+            .collect(),
+    );
+    let mut h = Sha256::new();
+    h.update(b"lessonlens-recovery-v1");
+    h.update(normal.as_bytes());
+    h.finalize().to_vec()
+}
+
+/// Sets a new password for `username` if `code` is their recovery code, uses the code up and ends
+/// their sessions. `None` if the username or the code is wrong, or the account is disabled.
+pub fn recover(
+    conn: &Connection,
+    username: &str,
+    code: &str,
+    password_hash: &str,
+) -> rusqlite::Result<Option<User>> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let user = tx
+        .query_row(
+            "SELECT id, username, display_name, roles, audit_id FROM users
+             WHERE username = ?1 AND recovery_hash = ?2 AND disabled = 0",
+            params![username, recovery_hash(code)],
+            user_from_row,
+        )
+        .optional()?;
+    if let Some(u) = &user {
+        tx.execute(
+            "UPDATE users SET password_hash = ?1, own_password = 1, recovery_hash = NULL WHERE id = ?2",
+            params![password_hash, u.id],
+        )?;
+        tx.execute("DELETE FROM sessions WHERE user_id = ?1", [u.id])?;
+    }
+    tx.commit()?;
+    Ok(user)
+}
+
+/// What audit entries about someone's account say to them, by action: the changes others (admins
+/// or the server's console) made to it.
+const ACCOUNT_CHANGES: &[(&str, &str)] = &[
+    ("user-add", "created your account"),
+    (
+        "roster-add",
+        "created your account from the school's roster",
+    ),
+    ("invite", "made an invitation link for your account"),
+    (
+        "set-password",
+        "set your password (from the server's console)",
+    ),
+    ("second-factor-reset", "turned off your two-step sign-in"),
+    ("user-disable", "disabled your account"),
+    ("user-enable", "enabled your account again"),
+    (
+        "offboard",
+        "marked you as leaving: your account and lessons will be deleted",
+    ),
+    ("offboard-cancel", "cancelled your leaving"),
+];
+
+/// One change someone else made to a person's account.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AccountChange {
+    #[serde(skip)]
+    pub id: i64,
+    pub at: i64,
+    /// The admin's display name, or "the server's console".
+    pub by: String,
+    pub what: &'static str,
+}
+
+/// The newest 50 changes others made to `user`'s account, newest first, and how many of them the
+/// person has not acknowledged yet.
+pub fn account_changes(
+    conn: &Connection,
+    user: &User,
+) -> rusqlite::Result<(Vec<AccountChange>, usize)> {
+    let actions: Vec<&str> = ACCOUNT_CHANGES.iter().map(|(a, _)| *a).collect();
+    let mut stmt = conn.prepare(
+        "SELECT a.id, a.at, a.action, a.actor, u.display_name FROM audit a
+         LEFT JOIN users u ON u.audit_id = a.actor
+         WHERE a.target = ?1 AND a.actor != ?1 AND a.action IN (SELECT value FROM json_each(?2))
+         ORDER BY a.id DESC LIMIT 50",
+    )?;
+    let list: Vec<AccountChange> = stmt
+        .query_map(
+            params![
+                user.audit_id,
+                serde_json::to_string(&actions).unwrap_or_default()
+            ],
+            |r| {
+                let action: String = r.get(2)?;
+                let actor: String = r.get(3)?;
+                let name: Option<String> = r.get(4)?;
+                Ok(AccountChange {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    by: match (actor.as_str(), name) {
+                        ("cli", _) => "the server's console".into(),
+                        (_, Some(n)) => n,
+                        (_, None) => "an admin who has since left".into(),
+                    },
+                    what: ACCOUNT_CHANGES
+                        .iter()
+                        .find(|(a, _)| *a == action)
+                        .map_or("changed your account", |(_, w)| w),
+                })
+            },
+        )?
+        .collect::<Result<_, _>>()?;
+    let seen: i64 = conn.query_row(
+        "SELECT admin_actions_seen FROM users WHERE id = ?1",
+        [user.id],
+        |r| r.get(0),
+    )?;
+    let unseen = list.iter().filter(|c| c.id > seen).count();
+    Ok((list, unseen))
 }
 
 pub fn end_session(conn: &Connection, token: &str) -> rusqlite::Result<()> {

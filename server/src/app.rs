@@ -37,7 +37,8 @@ pub struct AppState {
     pub blobs: Box<dyn BlobStore>,
     /// Wrong device codes per device: 5 in 5 minutes.
     pub code_failures: FailureWindow<i64>,
-    /// Failed sign-ins per account (5 in 15 minutes) and per address (20 in 15 minutes).
+    /// Failed sign-ins per account and address (5 in 15 minutes; see `routes::web::account_key`)
+    /// and per address (20 in 15 minutes).
     pub login_failures_account: FailureWindow<String>,
     pub login_failures_address: FailureWindow<IpAddr>,
     /// Password checks running at once (Argon2 takes ~19 MiB each).
@@ -330,10 +331,53 @@ async fn not_found(uri: axum::http::Uri) -> Response {
         .into_response()
 }
 
+/// Every error the API answers is the documented JSON body (`{"error": ...}`), also axum's own
+/// rejections (a path or query parameter that does not parse, a body that is not JSON, a method
+/// the address does not take, a body over the limit), which come as plain text or empty.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !api || is_json || !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let error = match (text.is_empty(), status) {
+        (false, _) => text,
+        (true, axum::http::StatusCode::METHOD_NOT_ALLOWED) => {
+            "this address does not take that method (see /api/openapi.json)".to_string()
+        }
+        (true, _) => status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase(),
+    };
+    let mut out = (
+        status,
+        axum::Json(lessonlens_proto::wire::ErrorBody { error }),
+    )
+        .into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
 /// The web listener's router: the web app and its API.
 pub fn router(state: Shared) -> Router {
     routes::web_router()
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(json_errors))
         .layer(axum::middleware::from_fn(csrf_guard))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -347,6 +391,7 @@ pub fn router(state: Shared) -> Router {
 pub fn device_router(state: Shared) -> Router {
     let max = state.config.max_segment_bytes as usize;
     routes::device_router(max)
+        .layer(axum::middleware::from_fn(json_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             network_guard,
@@ -462,13 +507,23 @@ pub async fn run(
         device_tls.clone(),
     ));
     tokio::spawn(forget_keys_periodically(state.clone()));
-    let web = axum_server::from_tcp_rustls(listeners.web, web_tls)
-        .handle(handle.clone())
+    use crate::slow_clients::{limit_http, PerAddress, HANDSHAKE_TIMEOUT};
+    let mut web = axum_server::from_tcp(listeners.web)
+        .acceptor(PerAddress::new(
+            RustlsAcceptor::new(web_tls).handshake_timeout(HANDSHAKE_TIMEOUT),
+        ))
+        .handle(handle.clone());
+    limit_http(web.http_builder());
+    let web = web
         .serve(router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>());
-    let device_acceptor = PeerCertAcceptor(RustlsAcceptor::new(device_tls));
-    let device = axum_server::from_tcp(listeners.device)
+    let device_acceptor = PerAddress::new(PeerCertAcceptor(
+        RustlsAcceptor::new(device_tls).handshake_timeout(HANDSHAKE_TIMEOUT),
+    ));
+    let mut device = axum_server::from_tcp(listeners.device)
         .acceptor(device_acceptor)
-        .handle(handle)
+        .handle(handle);
+    limit_http(device.http_builder());
+    let device = device
         .serve(device_router(state).into_make_service_with_connect_info::<std::net::SocketAddr>());
     tokio::try_join!(web, device)?;
     Ok(())

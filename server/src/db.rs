@@ -191,6 +191,24 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (recording_id, group_id)
      );
      CREATE INDEX group_shares_group ON group_shares(group_id);",
+    // 12: the ids of deleted recordings, so that a device still uploading one is answered as if
+    // the upload was stored (it stops sending) and nothing comes back. A random id and a time:
+    // nothing about the lesson or its teacher.
+    "CREATE TABLE deleted_recordings (
+         id TEXT PRIMARY KEY,
+         deleted_at INTEGER NOT NULL
+     );",
+    // 13: no admin path into an account. `own_password`: the person chose their password (an
+    // invitation or the server's console), so no admin can make an invitation for the account;
+    // existing accounts are taken as chosen, except those with an invitation waiting.
+    // `recovery_hash`: SHA-256 of the recovery code only the person saw. `admin_actions_seen`:
+    // the last audit entry about their account the person acknowledged. `added_at`: when a coach
+    // joined a group, so a share made before they joined does not let them in unasked.
+    "ALTER TABLE users ADD COLUMN own_password INTEGER NOT NULL DEFAULT 1;
+     UPDATE users SET own_password = 0 WHERE id IN (SELECT user_id FROM invites);
+     ALTER TABLE users ADD COLUMN recovery_hash BLOB;
+     ALTER TABLE users ADD COLUMN admin_actions_seen INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE coach_group_members ADD COLUMN added_at INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub fn open(path: &Path) -> anyhow::Result<Connection> {
@@ -200,10 +218,19 @@ pub fn open(path: &Path) -> anyhow::Result<Connection> {
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
-         PRAGMA busy_timeout = 5000;",
+         PRAGMA busy_timeout = 5000;
+         PRAGMA secure_delete = ON;",
     )?;
     migrate(&mut conn)?;
     Ok(conn)
+}
+
+/// Makes deleted personal data (comments, reflections, names) unreadable in the files: with
+/// `secure_delete` the freed pages are zeroed, and a truncating checkpoint clears the WAL, which
+/// still holds the pages as they were written. Best effort: a reader holding an old snapshot
+/// keeps the WAL until its next checkpoint.
+pub fn forget(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
 }
 
 fn migrate(conn: &mut Connection) -> anyhow::Result<()> {

@@ -54,6 +54,10 @@ pub fn delete_rows_in(
             [rec],
         )?;
         if tx.execute("DELETE FROM recordings WHERE id = ?1", [rec])? == 1 {
+            tx.execute(
+                "INSERT OR IGNORE INTO deleted_recordings (id, deleted_at) VALUES (?1, ?2)",
+                params![rec, crate::accounts::now()],
+            )?;
             crate::audit::append(tx, audit_key, actor, action, rec)?;
             removed.recordings += 1;
             removed.segments += segments;
@@ -95,7 +99,11 @@ pub async fn delete_recordings(
     let audit_key = st.audit_key.clone();
     let actor = actor.to_string();
     let removed = st
-        .db(move |c| Ok(delete_rows(c, &audit_key, &recs, &actor, action)?))
+        .db(move |c| {
+            let removed = delete_rows(c, &audit_key, &recs, &actor, action)?;
+            crate::db::forget(c)?;
+            Ok(removed)
+        })
         .await?;
     let st2 = st.clone();
     st.db(move |c| Ok(sweep_blobs(c, st2.blobs.as_ref())?))

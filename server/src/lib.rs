@@ -21,6 +21,7 @@
 //! - [`offboarding`]: a teacher leaving: disable, crypto-shred, signed deletion receipt.
 //! - [`roster`]: importing the school's staff list (CSV).
 //! - [`second_factor`]: two-step sign-in (TOTP) and the policy that requires it.
+//! - [`slow_clients`]: handshake and header timeouts, connections per address.
 //! - [`routes`]: one file per route group (device API, web API, playback, static files).
 //! - [`app`]: shared state, the two routers (web; device API over mutual TLS) and the listeners.
 
@@ -42,5 +43,6 @@ pub mod retention;
 pub mod roster;
 pub mod routes;
 pub mod second_factor;
+pub mod slow_clients;
 pub mod tls;
 pub mod vault;

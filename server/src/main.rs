@@ -143,9 +143,6 @@ enum UserCommand {
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
     },
-    /// Set a teacher's device code (4-8 digits, read from standard input), typed on a classroom
-    /// device to start a recording.
-    SetCode { username: String },
     /// Set someone's password (read from standard input), e.g. the first one after a roster import.
     SetPassword { username: String },
     /// Turn off a person's two-step sign-in (a lost phone) and end their sessions.
@@ -208,6 +205,22 @@ fn open(config: Config) -> anyhow::Result<Opened> {
     if vault.public_key(unassigned)?.is_none() {
         vault.create_key(unassigned, accounts::now())?;
     }
+    // A teacher left without a key (the key is made after the account's commit, in another
+    // file) gets one now, so a device can always record for them. Not someone leaving: their
+    // key may have been shredded on purpose.
+    let teachers: Vec<i64> = conn
+        .prepare(
+            "SELECT id FROM users WHERE (',' || roles || ',') LIKE '%,teacher,%'
+             AND id NOT IN (SELECT user_id FROM leaving)",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in teachers {
+        if vault.public_key(id)?.is_none() {
+            tracing::warn!(user = id, "a teacher had no key; making one");
+            vault.create_key(id, accounts::now())?;
+        }
+    }
     Ok(Opened {
         config,
         conn,
@@ -260,22 +273,6 @@ fn main() -> anyhow::Result<()> {
             println!("user {username} added (id {id})");
             Ok(())
         }
-        Command::User(UserCommand::SetCode { username }) => {
-            let mut line = zeroize::Zeroizing::new(String::new());
-            std::io::stdin().read_line(&mut line)?;
-            let code = line.trim();
-            if !accounts::valid_code(code) {
-                bail!("a device code is 4 to 8 digits");
-            }
-            let o = open(config)?;
-            let user = accounts::find_user(&o.conn, &username)?
-                .filter(|u| u.has(Role::Teacher))
-                .with_context(|| format!("no enabled teacher called {username:?}"))?;
-            accounts::set_code(&o.conn, user.id, &o.vault.code_tag(code))?;
-            audit(&o, "set-code", &user.audit_id)?;
-            println!("device code set for {username}");
-            Ok(())
-        }
         Command::User(UserCommand::SetPassword { username }) => {
             let mut line = zeroize::Zeroizing::new(String::new());
             std::io::stdin().read_line(&mut line)?;
@@ -296,6 +293,9 @@ fn main() -> anyhow::Result<()> {
             let o = open(config)?;
             let user = accounts::find_user(&o.conn, &username)?
                 .with_context(|| format!("no enabled account called {username:?}"))?;
+            if accounts::own_password(&o.conn, user.id)? {
+                bail!("{username} has chosen their own password, so no invitation can be made for them; if they forgot it, they use their recovery code on the sign-in page");
+            }
             let token = accounts::create_invite(&o.conn, user.id, accounts::now())?;
             audit(&o, "invite", &user.audit_id)?;
             let host = o
@@ -343,11 +343,15 @@ fn main() -> anyhow::Result<()> {
                 println!("dry run: nothing changed; run again with --apply to make these changes");
                 return Ok(());
             }
-            if !errors.is_empty() && !skip_bad_lines {
+            for e in &plan.clashes {
+                eprintln!("line {}: {}", e.line, e.message);
+            }
+            let bad = errors.len() + plan.clashes.len();
+            if bad > 0 && !skip_bad_lines {
                 bail!(
                     "{} bad line(s) (listed above): nothing was changed. Fix the file, or run with \
                      --skip-bad-lines to apply the good lines only",
-                    errors.len()
+                    bad
                 );
             }
             let created = roster::apply(&o.conn, &o.vault.audit_key(), "cli", &plan)?;

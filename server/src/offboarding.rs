@@ -269,6 +269,7 @@ pub fn finish(
     )?;
     crate::audit::append(&tx, audit_key, "offboarding", "offboard-complete", &id)?;
     tx.commit()?;
+    crate::db::forget(c)?;
     tracing::info!(receipt = %id, recordings, segments, "a leaving teacher's data was deleted");
     Ok(id)
 }

@@ -102,6 +102,18 @@ pub fn parse(text: &str) -> (Vec<StaffRow>, Vec<LineError>) {
                 None => problems.push(format!("unknown role {r:?}: use teacher, coach or admin")),
             }
         }
+        // Two emails can give one username (ann.smith@ and ann.smith+x@): the second would fail
+        // half-way through an import.
+        let username = username_for(&email);
+        if let Some(first) = rows
+            .iter()
+            .find(|r: &&StaffRow| username_for(&r.email) == username)
+        {
+            problems.push(format!(
+                "the email gives the username {username:?}, as line {} does: give one of them another email",
+                first.line
+            ));
+        }
         if problems.is_empty() {
             rows.push(StaffRow {
                 line,
@@ -140,6 +152,8 @@ pub struct Plan {
     pub leaving: Vec<String>,
     /// Existing accounts (made by hand) that this import links to their staff id.
     pub link: Vec<(String, String)>,
+    /// Rows whose username belongs to another member of staff already: not imported.
+    pub clashes: Vec<LineError>,
 }
 
 /// What importing `rows` would change.
@@ -171,7 +185,13 @@ pub fn plan(c: &Connection, rows: &[StaffRow]) -> rusqlite::Result<Plan> {
                     .optional()?;
                 match existing {
                     Some(None) => plan.link.push((username, row.staff_id.clone())),
-                    _ => plan.add.push(row.clone()),
+                    Some(Some(_)) => plan.clashes.push(LineError {
+                        line: row.line,
+                        message: format!(
+                            "the username {username:?} belongs to another member of staff already: give this person another email"
+                        ),
+                    }),
+                    None => plan.add.push(row.clone()),
                 }
             }
         }
@@ -180,15 +200,18 @@ pub fn plan(c: &Connection, rows: &[StaffRow]) -> rusqlite::Result<Plan> {
     Ok(plan)
 }
 
-/// Applies a plan (adds, renames, links; never deletes). New accounts get a random password
-/// nobody knows: they sign in once an admin sets a first password (`user set-password`).
-/// Returns the new accounts' ids (to make teacher keys for).
+/// Applies a plan (adds, renames, links; never deletes) in one transaction: all of it or, on any
+/// error, nothing. New accounts get a random password nobody knows: they choose theirs with an
+/// invitation. Returns the new accounts' ids (to make teacher keys for, after the commit; a
+/// teacher left without one gets it at the server's next start).
 pub fn apply(
     c: &Connection,
     audit_key: &[u8; 32],
     actor: &str,
     plan: &Plan,
 ) -> anyhow::Result<Vec<(i64, bool)>> {
+    let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+    let c = &*tx;
     let mut created = Vec::new();
     for row in &plan.add {
         let username = username_for(&row.email);
@@ -197,7 +220,7 @@ pub fn apply(
         let id = accounts::add_user(c, &username, &row.name, &unusable, &roles)
             .map_err(|e| anyhow::anyhow!("line {}: {e}", row.line))?;
         c.execute(
-            "UPDATE users SET staff_id = ?1, email = ?2 WHERE id = ?3",
+            "UPDATE users SET staff_id = ?1, email = ?2, own_password = 0 WHERE id = ?3",
             params![row.staff_id, row.email, id],
         )?;
         let audit_id: String =
@@ -219,6 +242,7 @@ pub fn apply(
             params![staff_id, username],
         )?;
     }
+    tx.commit()?;
     Ok(created)
 }
 
@@ -247,6 +271,13 @@ mod tests {
         );
         assert!(errors[2].message.contains("appears twice"));
         assert!(errors[3].message.contains("janitor"));
+        // Issue 14.7: two emails that give one username; the second line is refused up front.
+        let (rows, errors) = parse(
+            "Staff ID,Name,Email,Role\nT1,Ann,ann.smith@s.example,teacher\nT2,Anne,Ann.Smith@other.example,teacher\n",
+        );
+        assert_eq!(rows.len(), 1);
+        assert_eq!(errors[0].line, 3);
+        assert!(errors[0].message.contains("as line 2 does"), "{:?}", errors);
         let (_, errors) = parse("name,email\nA,a@b.c\n");
         assert_eq!(errors[0].line, 1);
         assert_eq!(username_for("Ann.Smith+x@school.example"), "ann.smithx");

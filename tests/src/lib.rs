@@ -3,6 +3,7 @@
 //!
 //! The binaries are built by `cargo build --workspace --bins` (README's test command does it).
 
+pub mod media;
 pub mod seaweed;
 
 use std::io::{BufRead, BufReader};
@@ -439,6 +440,16 @@ impl Server {
         .with_root_certificates(roots)
     }
 
+    /// A TLS client config that trusts this server's CA only, for raw connections.
+    pub fn tls_config(&self) -> Arc<rustls::ClientConfig> {
+        Arc::new(self.client_tls().with_no_client_auth())
+    }
+
+    /// The web listener's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// An HTTPS agent that trusts this server's CA only.
     pub fn agent(&self) -> ureq::Agent {
         agent_with(self.client_tls().with_no_client_auth())
@@ -594,6 +605,22 @@ impl Server {
             )
             .send_bytes(&body)
             .expect("poster upload");
+    }
+
+    /// Signs in as `username` and sets their device code on their Account page's API (admins
+    /// cannot); returns the HTTP status.
+    pub fn set_device_code(&self, username: &str, code: &str) -> u16 {
+        let agent = self.agent();
+        let cookie = self.login(&agent, username, &format!("{username}-password"));
+        match agent
+            .put(&format!("{}/api/me/device-code", self.url()))
+            .set("cookie", &cookie)
+            .send_json(serde_json::json!({ "code": code }))
+        {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("setting a device code: {e}"),
+        }
     }
 
     /// Signs in and returns the session cookie header value.

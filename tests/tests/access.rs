@@ -1,6 +1,111 @@
 //! Who may reach the server at all, and how fast anyone may guess passwords (issue 4, items 1-2).
 
 use lessonlens_e2e::{web_dir, Server};
+use std::io::Read;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// Signs in as alice from another loopback address (127.0.0.2), as a teacher at her own machine
+/// would; gives the HTTP status.
+fn login_elsewhere(server: &Server) -> String {
+    let out = std::process::Command::new("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            "--max-time",
+            "20",
+            "--interface",
+            "127.0.0.2",
+        ])
+        .arg("--cacert")
+        .arg(server.ca_file())
+        .args(["--output", "/dev/null", "--write-out", "%{http_code}"])
+        .args(["--header", "content-type: application/json", "--data"])
+        .arg(r#"{"username":"alice","password":"alice-password"}"#)
+        .arg(format!("{}/api/login", server.url()))
+        .output()
+        .expect("curl is installed by scripts/setup.sh");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Issue 14.6: slow clients. A connection that finished its TLS handshake and then sends no
+/// request is closed within the header timeout; one address cannot hold more than its share of
+/// connections; and a thousand idle connections do not stop people signing in.
+#[test]
+fn slow_and_greedy_clients_do_not_keep_people_out() {
+    // This test holds over a thousand sockets.
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let _ = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: limit.maximum.map(|m| m.min(8192)),
+            maximum: limit.maximum,
+        },
+    );
+    let server = Server::start(&web_dir());
+    server.add_user("alice", "alice-password", "teacher");
+    let addr = format!("127.0.0.1:{}", server.port());
+
+    // A client that completes the handshake and then says nothing is let go.
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(server.tls_config(), name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, TcpStream::connect(&addr).unwrap());
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).unwrap();
+    }
+    tls.sock
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let closed = match tls.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => true, // an error page before closing
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    };
+    assert!(
+        closed && started.elapsed() < Duration::from_secs(20),
+        "an idle connection stayed open for {:?}",
+        started.elapsed()
+    );
+
+    // A thousand connections that never start TLS, all from one address.
+    let idle: Vec<TcpStream> = (0..1000)
+        .filter_map(|_| TcpStream::connect(&addr).ok())
+        .collect();
+    assert!(idle.len() > 900, "only {} connections opened", idle.len());
+    std::thread::sleep(Duration::from_millis(500));
+    // Most of them were closed at once: reading one gives end-of-file, not a wait.
+    let last = idle.last().unwrap();
+    last.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = [0u8; 1];
+    let shut = match (&*last).read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(
+        shut,
+        "the server kept the 1000th connection from one address open"
+    );
+    // Meanwhile alice signs in from her own machine at once.
+    let started = Instant::now();
+    assert_eq!(login_elsewhere(&server), "200");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(idle);
+}
 
 fn login(server: &Server, agent: &ureq::Agent, user: &str, password: &str) -> (u16, String) {
     match agent
@@ -69,6 +174,64 @@ fn an_unknown_address_gets_a_page_for_people_and_json_for_programs() {
     }
 }
 
+/// Issue 14.8: axum's own rejections (a query parameter that does not parse, a body that is not
+/// JSON, a method the address does not take, a device body that is too large) answer with the
+/// documented JSON error body, not plain text.
+#[test]
+fn every_error_is_the_json_error_body() {
+    let server = Server::start(&web_dir());
+    server.add_user("alice", "alice-password", "teacher");
+    let room = server.add_device("room-12");
+    let (rec, _) = server.upload_recording(&room, "alice", 2);
+    let agent = server.agent();
+    let alice = server.login(&agent, "alice", "alice-password");
+    let url = server.url();
+    let device = server.device_agent(&room);
+    let durl = server.device_url();
+    let cases: Vec<(&str, Result<ureq::Response, ureq::Error>)> = vec![
+        (
+            "a query parameter that is not a number",
+            agent
+                .get(&format!("{url}/api/recordings/{rec}/download.mp4?part=abc"))
+                .set("cookie", &alice)
+                .call(),
+        ),
+        (
+            "a body that is not JSON",
+            agent
+                .post(&format!("{url}/api/login"))
+                .set("content-type", "application/json")
+                .send_string("{not json"),
+        ),
+        (
+            "a method the address does not take",
+            agent.put(&format!("{url}/api/login")).call(),
+        ),
+        (
+            "a device request with a body that is not JSON",
+            device
+                .post(&format!("{durl}/api/device/v1/identify"))
+                .set("content-type", "application/json")
+                .send_string("[1,2"),
+        ),
+    ];
+    for (what, res) in cases {
+        match res {
+            Err(ureq::Error::Status(code, r)) => {
+                assert!((400..500).contains(&code), "{what}: {code}");
+                let ct = r.header("content-type").unwrap_or_default().to_string();
+                assert!(ct.starts_with("application/json"), "{what}: {code} {ct}");
+                let body: serde_json::Value = r.into_json().unwrap();
+                assert!(
+                    body["error"].as_str().is_some_and(|e| !e.is_empty()),
+                    "{what}: {body}"
+                );
+            }
+            other => panic!("{what}: expected an error, got {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn repeated_wrong_passwords_lock_the_account_for_a_while() {
     let server = Server::start(&web_dir());
@@ -87,6 +250,9 @@ fn repeated_wrong_passwords_lock_the_account_for_a_while() {
     assert!(body.contains("try again in"), "{body}");
     // Another account from the same address is not locked by alice's failures alone.
     assert_eq!(login(&server, &agent, "bob", "bob-password").0, 200);
+    // Issue 14.6: and alice herself, at her own machine (another address), is not locked out by
+    // someone guessing elsewhere on the network.
+    assert_eq!(login_elsewhere(&server), "200");
 }
 
 #[test]

@@ -128,8 +128,7 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
             | "/api/admin/users/{username}/enable"
             | "/api/admin/users/{username}/offboard"
             | "/api/admin/users/{username}/cancel-offboard"
-            | "/api/admin/users/{username}/reset-second-factor"
-            | "/api/admin/users/{username}/invite",
+            | "/api/admin/users/{username}/reset-second-factor",
         )
         | ("PUT", "/api/admin/retention" | "/api/admin/recordings/{id}/hold")
         | ("DELETE", "/api/admin/recordings/{id}/hold") => match c {
@@ -140,6 +139,17 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
         // Setting up two-step sign-in: anyone signed in starts it; a wrong code is refused.
         ("POST", "/api/me/second-factor") | ("GET", "/api/me/export") => person_route(c, 200),
         ("POST", "/api/me/second-factor/confirm") => person_route(c, 400),
+        // Issue 14.2: the person's own recovery code and device code; the wrong password or a
+        // code that is not digits is refused. Only teachers have device codes.
+        ("POST", "/api/me/recovery-code") => person_route(c, 400),
+        ("POST", "/api/me/admin-actions/seen") => person_route(c, 200),
+        ("PUT", "/api/me/device-code") => match c {
+            Owner | OtherTeacher => 400,
+            SharedCoach | Coach | Admin => 403,
+            _ => 401,
+        },
+        // Anyone may try a recovery code; a wrong one is refused.
+        ("POST", "/api/recover") => 400,
         // Lessons recorded offline: teachers list them; a claim needs the teacher's own code,
         // which nobody here has set.
         ("GET", "/api/unassigned") => match c {
@@ -167,6 +177,12 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
         | ("DELETE", "/api/admin/groups/{group}")
         | ("PUT" | "DELETE", "/api/admin/groups/{group}/members/{username}") => match c {
             Admin => 200,
+            Owner | OtherTeacher | SharedCoach | Coach => 403,
+            _ => 401,
+        },
+        // Issue 14.2: bob chose his own password, so no admin can make an invitation for him.
+        ("POST", "/api/admin/users/{username}/invite") => match c {
+            Admin => 409,
             Owner | OtherTeacher | SharedCoach | Coach => 403,
             _ => 401,
         },
@@ -367,12 +383,20 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                     "version": "0", "state": "idle", "bytes_waiting": 0,
                     "last_upload_at": null, "video_encoder": null, "last_error": null,
                 })),
+                ("PUT", "/api/me/device-code") => req.send_json(serde_json::json!({"code": "12ab"})),
                 ("PUT", _) => req.send_bytes(manifest.as_bytes()),
                 ("POST", "/api/admin/users") => req.send_json(serde_json::json!({
                     "username": format!("new-{caller:?}").to_lowercase(),
                     "display_name": "New person",
                     "roles": ["coach"],
-                    "password": "a-first-password",
+                })),
+                ("POST", "/api/me/recovery-code") => {
+                    req.send_json(serde_json::json!({"password": "not-the-password"}))
+                }
+                ("POST", "/api/recover") => req.send_json(serde_json::json!({
+                    "username": format!("nobody-{caller:?}").to_lowercase(),
+                    "recovery_code": "AAAA-BBBB-CCCC-DDDD-EEEE",
+                    "password": "a-long-new-password",
                 })),
                 ("POST", "/api/recordings/{id}/comments") => {
                     req.send_json(serde_json::json!({"at_seconds": 2.0, "body": "a reply-less note"}))
@@ -396,7 +420,7 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                     req.send_json(serde_json::json!({"code": "0000"}))
                 }
                 ("POST", "/api/me/second-factor/confirm") => {
-                    req.send_json(serde_json::json!({"code": "000000"}))
+                    req.send_json(serde_json::json!({"code": "000000", "password": "not-the-password"}))
                 }
                 ("POST", "/api/invite") => req.send_json(
                     serde_json::json!({"token": "not-a-token", "password": "a-long-new-password"}),

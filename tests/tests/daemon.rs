@@ -37,12 +37,7 @@ fn the_service_records_on_command_and_reports_what_it_does() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no key for teacher"));
 
     // The teacher identifies with their device code; a wrong one is refused.
-    let out = server.cli(&["user", "set-code", "alice"], "2468\n");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(server.set_device_code("alice", "2468"), 200);
     let wrong = cli_stdin(&config, &["record", "start", "--code"], "1357\n");
     assert!(!wrong.status.success());
     assert!(
@@ -283,4 +278,66 @@ fn the_service_records_on_command_and_reports_what_it_does() {
     let status = daemon.wait().unwrap();
     assert!(status.success(), "{status:?}");
     assert!(t.elapsed() < Duration::from_secs(15));
+}
+
+/// Issue 14.1: `doctor` checks the elements, the camera and microphone, the spool's disk, the
+/// server and the clock, and says what to change; the service runs the same checks at start and
+/// shows them in `status`.
+#[test]
+fn doctor_says_what_is_wrong_and_the_service_reports_its_checks() {
+    let server = Server::start(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../web"));
+    let enrolled = server.add_device("room-1");
+    let device = tempfile::tempdir().unwrap();
+
+    // A microphone that is not there: doctor names it and what to check, and fails.
+    let broken = tempfile::tempdir().unwrap();
+    let config = server.capture_config(
+        broken.path(),
+        &enrolled,
+        "[audio]\nsource = \"alsa\"\ndevice = \"hw:97\"\n",
+    );
+    let out = cli(&config, &["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(name))
+            .unwrap_or_else(|| panic!("no {name} line: {text}"))
+            .to_string()
+    };
+    assert!(line("microphone").starts_with("FAIL"), "{text}");
+    assert!(line("microphone").contains("audio.device"), "{text}");
+    for ok in ["elements", "camera", "spool", "server", "clock"] {
+        assert!(line(ok).starts_with("ok"), "{text}");
+    }
+
+    // The same checks in the service's status, all passing with test sources.
+    let (_daemon, config, _) = server.capture_service(
+        device.path(),
+        &enrolled,
+        "[video]\nwidth = 320\nheight = 180\nbitrate_kbps = 500\n",
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let checks = loop {
+        let s = capture_json(&config, &["status"], "");
+        if s["checks"].as_array().is_some_and(|c| !c.is_empty()) {
+            break s["checks"].clone();
+        }
+        assert!(Instant::now() < deadline, "no checks in status: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let names: Vec<&str> = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["elements", "camera", "microphone", "spool", "server", "clock"]
+    );
+    assert!(
+        checks.as_array().unwrap().iter().all(|c| c["ok"] == true),
+        "{checks}"
+    );
 }

@@ -210,15 +210,10 @@ fn segment_uploads_are_checked_stored_once_and_acknowledged() {
 fn device_codes_identify_teachers_and_guessing_is_limited() {
     let server = Server::start(Path::new(env!("CARGO_MANIFEST_DIR")));
     server.add_user("alice", "alice-password", "teacher");
-    assert!(server
-        .cli(&["user", "set-code", "alice"], "12345\n")
-        .status
-        .success());
-    assert!(
-        !server
-            .cli(&["user", "set-code", "alice"], "12a\n")
-            .status
-            .success(),
+    assert_eq!(server.set_device_code("alice", "12345"), 200);
+    assert_eq!(
+        server.set_device_code("alice", "12a"),
+        400,
         "codes are digits"
     );
     let agent = server.device_agent(&server.add_device("room-a"));

@@ -21,11 +21,8 @@ fn a_lesson_recorded_offline_is_claimed_by_its_teacher_with_their_code() {
     let mut server = Server::start(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../web"));
     server.add_user("alice", "alice-password", "teacher");
     server.add_user("bob", "bob-password", "teacher");
-    for (who, code) in [("alice", "2468\n"), ("bob", "1357\n")] {
-        assert!(server
-            .cli(&["user", "set-code", who], code)
-            .status
-            .success());
+    for (who, code) in [("alice", "2468"), ("bob", "1357")] {
+        assert_eq!(server.set_device_code(who, code), 200);
     }
     let enrolled = server.add_device("room-1");
     let device = tempfile::tempdir().unwrap();

@@ -89,10 +89,7 @@ fn a_leaving_teacher_is_deleted_for_good_with_a_receipt() {
     ] {
         server.add_user(user, &format!("{user}-password"), role);
     }
-    assert!(server
-        .cli(&["user", "set-code", "zelda.leaver"], "4821\n")
-        .status
-        .success());
+    assert_eq!(server.set_device_code("zelda.leaver", "4821"), 200);
     let room = server.add_device("room-1");
     let (z1, _) = server.upload_recording(&room, "zelda.leaver", 2);
     let (z2, _) = server.upload_recording(&room, "zelda.leaver", 2);

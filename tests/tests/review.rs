@@ -508,3 +508,146 @@ fn a_group_of_coaches_sees_a_lesson_while_shared_and_while_they_are_in_it() {
         .iter()
         .any(|a| a.starts_with("share ") && a.ends_with(" group Maths coaches")));
 }
+
+/// Issue 14.4: a coach who fetches the init segment and media segments directly, without the
+/// playlist, has watched the lesson, and the owner's "who watched this" says so. The segment's
+/// `.m4s` name (issue 14.8, for ffmpeg's HLS reader) and the bare index both work.
+#[test]
+fn reading_segments_without_the_playlist_is_a_logged_view() {
+    let server = Server::start(&web_dir());
+    for (user, role) in [("alice", "teacher"), ("carol", "coach")] {
+        server.add_user(user, &format!("{user}-password"), role);
+    }
+    let room = server.add_device("room-12");
+    let (rec, _) = server.upload_recording(&room, "alice", 3);
+    let agent = server.agent();
+    let [alice, carol] =
+        ["alice", "carol"].map(|u| server.login(&agent, u, &format!("{u}-password")));
+    let r = format!("/api/recordings/{rec}");
+    let (status, _) = call(
+        &server,
+        "POST",
+        &format!("{r}/shares"),
+        &alice,
+        Some(json!({ "username": "carol" })),
+    );
+    assert_eq!(status, 200);
+    // The owner's own reads are not views by someone else.
+    assert_eq!(
+        call(&server, "GET", &format!("{r}/init.mp4"), &alice, None).0,
+        200
+    );
+    assert_eq!(
+        call(&server, "GET", &format!("{r}/views"), &alice, None).1,
+        json!([])
+    );
+
+    assert_eq!(
+        call(&server, "GET", &format!("{r}/init.mp4"), &carol, None).0,
+        200
+    );
+    assert_eq!(
+        call(&server, "GET", &format!("{r}/segments/1.m4s"), &carol, None).0,
+        200
+    );
+    assert_eq!(
+        call(&server, "GET", &format!("{r}/segments/2"), &carol, None).0,
+        200
+    );
+    assert_eq!(
+        call(&server, "GET", &format!("{r}/segments/x.m4s"), &carol, None).0,
+        404
+    );
+    let (_, views) = call(&server, "GET", &format!("{r}/views"), &alice, None);
+    assert_eq!(views.as_array().unwrap().len(), 1, "{views}");
+    assert_eq!(views[0]["display_name"], "carol");
+    // Coalesced: one entry for the three reads, as for a watched playlist.
+    assert_eq!(views[0]["views"], 1, "{views}");
+}
+
+/// Issue 14.5 and 14.7: deleted comments, reflections and lessons leave nothing readable in the
+/// database's files (secure delete, and a checkpoint that empties the WAL), and a segment that
+/// arrives after its lesson was deleted is answered as stored but does not bring the lesson back.
+#[test]
+fn deleted_lessons_and_comments_stay_deleted_in_the_files_and_on_late_uploads() {
+    use sha2::{Digest, Sha256};
+    let server = Server::start(&web_dir());
+    server.add_user("alice", "alice-password", "teacher");
+    let room = server.add_device("room-12");
+    let (rec, segments) = server.upload_recording(&room, "alice", 3);
+    let alice = server.login(&server.agent(), "alice", "alice-password");
+    let r = format!("/api/recordings/{rec}");
+    let marker = "QXJZV private reflection about Pupil Wexford";
+    let (status, comment) = call(
+        &server,
+        "POST",
+        &format!("{r}/comments"),
+        &alice,
+        Some(json!({ "at_seconds": 1.0, "body": marker, "private": true })),
+    );
+    assert_eq!(status, 200, "{comment}");
+    let other = "QXJZV shared comment about Pupil Wexford";
+    let (status, _) = call(
+        &server,
+        "POST",
+        &format!("{r}/comments"),
+        &alice,
+        Some(json!({ "at_seconds": 2.0, "body": other })),
+    );
+    assert_eq!(status, 200);
+    let id = comment["id"].as_i64().unwrap();
+    assert_eq!(
+        call(
+            &server,
+            "DELETE",
+            &format!("{r}/comments/{id}"),
+            &alice,
+            None
+        )
+        .0,
+        200
+    );
+    assert_eq!(call(&server, "DELETE", &r, &alice, None).0, 200);
+
+    // A late segment: the device gets its receipt (so it drops its copy), the lesson stays gone.
+    let body = &segments[2];
+    let sha = hex::encode(Sha256::digest(body));
+    let receipt: serde_json::Value = server
+        .device_agent(&room)
+        .put(&format!(
+            "{}/api/device/v1/recordings/{rec}/segments/2",
+            server.device_url()
+        ))
+        .set(lessonlens_proto::wire::SHA256_HEADER, &sha)
+        .send_bytes(body)
+        .expect("a late segment is answered")
+        .into_json()
+        .unwrap();
+    assert_eq!(receipt["sha256"], sha);
+    let left: Vec<i64> = column(
+        &server.db(),
+        "SELECT COUNT(*) FROM segments WHERE recording_id = ?1",
+        [rec.to_string()],
+    );
+    assert_eq!(left, [0]);
+    assert_eq!(call(&server, "GET", &r, &alice, None).0, 404);
+
+    // Raw scan of every file of the database.
+    for entry in std::fs::read_dir(server.data_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if !path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("lessonlens.db")
+        {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes.windows(5).any(|w| w == b"QXJZV"),
+            "{} still holds deleted text",
+            path.display()
+        );
+    }
+}

@@ -70,8 +70,9 @@ fn sign_in(
     post(server, "/api/login", None, body)
 }
 
-/// Sets up two-step sign-in for the session `cookie`; returns the secret.
-fn set_up(server: &Server, cookie: &str) -> String {
+/// Sets up two-step sign-in for `user`'s session `cookie`; returns the secret.
+fn set_up(server: &Server, user: &str, cookie: &str) -> String {
+    let password = format!("{user}-password");
     let (status, begun, _) = post(
         server,
         "/api/me/second-factor",
@@ -88,14 +89,26 @@ fn set_up(server: &Server, cookie: &str) -> String {
         server,
         "/api/me/second-factor/confirm",
         Some(cookie),
-        serde_json::json!({"code": "000000"}),
+        serde_json::json!({"code": "000000", "password": password}),
     );
     assert_eq!(status, 400, "a wrong code does not turn it on: {body}");
+    // Issue 14.6: turning it on ends the person's other sessions, so a stolen session must not
+    // be able to do it without the password.
     let (status, body, _) = post(
         server,
         "/api/me/second-factor/confirm",
         Some(cookie),
-        serde_json::json!({"code": code(&secret, now())}),
+        serde_json::json!({"code": code(&secret, now()), "password": "not-the-password"}),
+    );
+    assert_eq!(
+        status, 400,
+        "the right code without the password does not turn it on: {body}"
+    );
+    let (status, body, _) = post(
+        server,
+        "/api/me/second-factor/confirm",
+        Some(cookie),
+        serde_json::json!({"code": code(&secret, now()), "password": password}),
     );
     assert_eq!(status, 200, "{body}");
     secret
@@ -108,7 +121,7 @@ fn codes_from_the_app_are_needed_once_set_up_and_work_once() {
     let (status, _, cookie) = sign_in(&server, "alice", None);
     assert_eq!(status, 200);
     let cookie = cookie.unwrap();
-    let secret = set_up(&server, &cookie);
+    let secret = set_up(&server, "alice", &cookie);
 
     // From now on the password alone is not enough: the server asks for the code, sets no cookie.
     let (status, body, cookie) = sign_in(&server, "alice", None);
@@ -202,7 +215,7 @@ fn the_policy_requires_it_for_admins_and_off_site() {
     let cookie = cookie.unwrap();
     assert_eq!(status_of(&server, "/api/admin/users", &cookie), 403);
     assert_eq!(status_of(&server, "/api/me", &cookie), 200);
-    set_up(&server, &cookie);
+    set_up(&server, "ada", &cookie);
     assert_eq!(status_of(&server, "/api/admin/users", &cookie), 200);
     // A teacher on site needs nothing.
     let (status, _, cookie) = sign_in(&server, "bob", None);

@@ -13,16 +13,7 @@ use std::time::{Duration, Instant};
 /// Starts a process that shares raw video or audio on `socket`, as a camera service would.
 fn share(what: &str, socket: &Path) -> KillOnDrop {
     let _ = std::fs::remove_file(socket);
-    let source = match what {
-        "camera" => {
-            "videotestsrc is-live=true ! video/x-raw,format=I420,width=320,height=180,framerate=30/1"
-        }
-        _ => "audiotestsrc is-live=true ! audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=1",
-    };
-    let desc = format!(
-        "{source} ! shmsink socket-path={} wait-for-connection=false shm-size=20000000 sync=true",
-        socket.display()
-    );
+    let desc = lessonlens_e2e::media::shared_source(what, socket);
     let child = Command::new("gst-launch-1.0")
         .arg("-q")
         .args(desc.split(' '))

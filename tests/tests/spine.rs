@@ -35,10 +35,7 @@ fn body(res: ureq::Response) -> Vec<u8> {
 fn analyse(file: &Path) -> (String, String, f64) {
     use gst::prelude::*;
     gst::init().unwrap();
-    let desc = format!(
-        "filesrc location={} ! qtdemux name=d d.video_0 ! queue ! appsink name=v sync=false d.audio_0 ! queue ! appsink name=a sync=false",
-        file.display()
-    );
+    let desc = lessonlens_e2e::media::demux(file);
     let pipeline = gst::parse::launch(&desc)
         .unwrap()
         .downcast::<gst::Pipeline>()

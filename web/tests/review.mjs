@@ -4,10 +4,15 @@
 //   reflection and shares with a coach; the coach finds it under "Shared with me", clicks the
 //   comment (the player seeks there) and replies, and does not see the reflection; the teacher sees
 //   who watched, then stops sharing and the coach's next request is refused; an admin cannot open it,
-//   but adds and offboards a person, holds the recording and filters the audit log.
+//   but adds (by invitation) and offboards a person, adds a second coach, holds the recording and
+//   filters the audit log; a person invited by the admin sees and acknowledges the admin's actions
+//   on their account; the teacher sees a group's members before sharing with it, sees the coach
+//   who joined afterwards marked as unable to watch, and lets them in.
 // Every main page gets a screenshot and an axe-core check. Run by tests/tests/review.rs with
 //   LL_URL, LL_SERVER_CERT, LL_SCREENSHOTS, LL_RECORDING, and LL_TEACHER / LL_COACH / LL_ADMIN
-//   as "username:password".
+//   as "username:password". Prints JSON: a11y, poster_width, download_bytes, enrollment_code,
+//   share_group_members (the share form's text about the group), nina_admin_actions ({unseen:
+//   the notice's lines, listed: rows on her Account page}), late_member_let_in (true).
 import { checkA11y, env, launch, newPage, noConsoleErrors, screenshot, signIn, url } from "./browser.mjs";
 import { readFile } from "node:fs/promises";
 
@@ -172,8 +177,9 @@ try {
   await a.getByRole("heading", { name: "School administration" }).waitFor();
   await a.getByLabel("Full name").fill("Olivia Leaver");
   await a.getByLabel("New username").fill("olivia");
-  await a.getByLabel(/^First password/).fill("olivia-first-password");
   await a.getByRole("button", { name: "Add person" }).click();
+  await a.locator("#invite-result", { hasText: "Invitation for Olivia Leaver" }).locator(".invite-link").waitFor();
+  await a.locator("#admin-users tr", { hasText: "Olivia Leaver" }).filter({ hasText: "Has not chosen a password yet" }).waitFor();
   await a.getByRole("button", { name: "Offboard Olivia Leaver" }).click();
   await a.locator("#admin-users tr", { hasText: "Olivia Leaver" }).filter({ hasText: "Leaving: deleted on" }).waitFor();
   await a.getByLabel(/^Reason to hold/).fill("Safeguarding review");
@@ -190,7 +196,7 @@ try {
   await a.locator("#admin-users tr", { hasText: "Nina New" }).waitFor();
   // Nina has no password yet: the admin invites her, and she chooses one with the link.
   await a.getByRole("button", { name: "Invite Nina New" }).click();
-  const link = await a.locator(".invite-link").textContent();
+  const link = await a.locator("#invite-result", { hasText: "Invitation for Nina New" }).locator(".invite-link").textContent();
   check(new URL(link).origin === new URL(url).origin && link.includes("/#/invite/"), `invitation link ${link}`);
   const n = await newPage(browser);
   await n.goto(link);
@@ -200,6 +206,27 @@ try {
   await n.getByLabel("Password", { exact: true }).fill("nina-chosen-password");
   await n.getByRole("button", { name: "Sign in" }).click();
   await n.locator("#who").filter({ hasText: "Nina New" }).waitFor();
+  // What the admin did to her account (whatever the server counts: at least the invitation) is in
+  // a notice until she says she saw it, and stays listed on her Account page.
+  const notice = n.locator("#admin-actions-notice");
+  const unseen = (await notice.isVisible()) ? await n.locator("#admin-actions-unseen li").allTextContents() : [];
+  if (unseen.length) {
+    await n.getByRole("button", { name: "I have seen this" }).click();
+    await notice.waitFor({ state: "hidden" });
+    await n.reload();
+    await n.locator("#who").filter({ hasText: "Nina New" }).waitFor();
+    check(await notice.isHidden(), "the notice comes back after she saw it");
+  }
+  await n.getByRole("link", { name: "Account" }).click();
+  await n.getByRole("heading", { name: "Changes an admin made to your account" }).waitFor();
+  const listed = await n.locator("#admin-actions tr:not(.meta)").count();
+  check(listed >= unseen.length, `${unseen.length} unseen admin actions but ${listed} listed`);
+  report.nina_admin_actions = { unseen, listed };
+  await a11y(n, "account");
+  // Her password is her own now: the admin is offered no invitation for her any more.
+  await a.reload();
+  await a.locator("#admin-users tr", { hasText: "Nina New" }).filter({ hasText: "Active" }).waitFor();
+  check((await a.getByRole("button", { name: "Invite Nina New" }).count()) === 0, "Nina can still be invited");
   noConsoleErrors(n);
   // Enrol a device: the code shown is handed back to the Rust test, which enrols the real capture
   // binary with it.
@@ -217,19 +244,44 @@ try {
   await a.getByLabel("Coach to add to Maths coaches").selectOption({ label: coach });
   await a.getByRole("button", { name: "Add", exact: true }).click();
   await a.getByRole("button", { name: `Remove ${coach} from Maths coaches` }).waitFor();
+  // A second coach, who joins the group only after the teacher shared with it.
+  await a.getByLabel("Full name").fill("Dan Later");
+  await a.getByLabel("New username").fill("dan");
+  await a.getByLabel("Teacher", { exact: true }).uncheck();
+  await a.getByLabel("Coach", { exact: true }).check();
+  await a.getByRole("button", { name: "Add person" }).click();
+  await a.locator("#invite-result", { hasText: "Invitation for Dan Later" }).waitFor();
   await a.getByLabel("Filter").fill("unshare");
   await a.locator("#admin-audit tr", { hasText: "unshare" }).first().waitFor();
   await a11y(a, "admin");
   // The teacher shares with the group; the coach can watch again, through it.
   await t.reload();
   await t.getByLabel("Group to share with").selectOption({ label: "Maths coaches (1 coach)" });
+  // Before sharing, the form says who is in the group.
+  const members = t.locator("#share-group-members");
+  await members.filter({ hasText: `In Maths coaches: ${coach}.` }).waitFor();
+  report.share_group_members = await members.textContent();
   await t.locator("#group-share-form").getByRole("button", { name: "Share" }).click();
   await t.getByRole("button", { name: "Stop sharing with the group Maths coaches" }).waitFor();
+  await t.locator("#shares .members li", { hasText: coach }).waitFor();
+  check((await t.getByRole("button", { name: /^Let everyone now in the group watch/ }).count()) === 0, "a fresh group share offers to let people in");
   const viaGroup = await c.evaluate(async (rec) => (await fetch(`/api/recordings/${rec}/segments/1`)).status, rec);
   check(viaGroup === 200, `a segment shared through a group: ${viaGroup}`);
   await t.goto(`${url}#/`);
   await t.getByText("Kept: on hold by the school").waitFor();
   await t.getByText("Shared with Maths coaches (group)").waitFor();
+  // Dan joins the group after the share: the teacher sees that he cannot watch, and lets him in.
+  await a.getByLabel("Coach to add to Maths coaches").selectOption({ label: "Dan Later" });
+  await a.getByRole("button", { name: "Add", exact: true }).click();
+  await a.getByRole("button", { name: "Remove Dan Later from Maths coaches" }).waitFor();
+  await t.goto(`${url}#/recording/${rec}`);
+  const late = t.locator("#shares .members li", { hasText: "Dan Later — joined after you shared: cannot watch" });
+  await late.waitFor();
+  await a11y(t, "recording-late-member");
+  await t.getByRole("button", { name: "Let everyone now in the group watch: Maths coaches" }).click();
+  await t.locator("#shares .members li", { hasText: /^Dan Later$/ }).waitFor();
+  check((await late.count()) === 0, "Dan is still marked as unable to watch");
+  report.late_member_let_in = true;
 
   // --- A tablet-width screen still shows the player and the comments.
   const tablet = await newPage(browser, 800);

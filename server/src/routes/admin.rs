@@ -91,6 +91,8 @@ struct UserRow {
     disabled: bool,
     /// When their data will be deleted, if they are leaving.
     delete_after: Option<i64>,
+    /// They chose their own password: no invitation can be made for them.
+    own_password: bool,
 }
 
 async fn users(State(st): State<Shared>, _: Admin) -> AppResult<Json<Vec<UserRow>>> {
@@ -98,7 +100,7 @@ async fn users(State(st): State<Shared>, _: Admin) -> AppResult<Json<Vec<UserRow
     let list = st
         .db(move |c| {
             let mut stmt = c.prepare(
-                "SELECT u.username, u.display_name, u.roles, u.disabled, l.delete_after
+                "SELECT u.username, u.display_name, u.roles, u.disabled, l.delete_after, u.own_password
                  FROM users u LEFT JOIN leaving l ON l.user_id = u.id
                  WHERE u.id != ?1 ORDER BY u.display_name",
             )?;
@@ -114,6 +116,7 @@ async fn users(State(st): State<Shared>, _: Admin) -> AppResult<Json<Vec<UserRow
                             .collect(),
                         disabled: r.get(3)?,
                         delete_after: r.get(4)?,
+                        own_password: r.get(5)?,
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -128,8 +131,8 @@ struct NewUser {
     username: String,
     display_name: String,
     roles: Vec<String>,
-    /// A first password the admin hands over. Without one, the answer holds an invitation link
-    /// with which the person chooses their own.
+    /// Refused when not empty: an admin never chooses a person's password (see
+    /// docs/decisions.md). The answer holds an invitation link instead.
     #[serde(default)]
     password: Option<zeroize::Zeroizing<String>>,
 }
@@ -167,7 +170,9 @@ async fn invite_for(
     }))
 }
 
-/// A new invitation link for someone who has not chosen a password yet, or forgot it.
+/// A new invitation link for someone who has not chosen a password yet. Once they have, no admin
+/// can make one: with it the admin could choose a new password and sign in as them. A person who
+/// forgot their password uses their recovery code.
 async fn invite(
     State(st): State<Shared>,
     Admin(admin): Admin,
@@ -175,9 +180,18 @@ async fn invite(
     Path(username): Path<String>,
 ) -> AppResult<Json<serde_json::Value>> {
     let user = st
-        .db(move |c| Ok(accounts::find_user(c, &username)?))
-        .await?
-        .ok_or_else(|| AppError::Conflict("no enabled account has that username".into()))?;
+        .db(move |c| {
+            let user = accounts::find_user(c, &username)?
+                .ok_or_else(|| AppError::Conflict("no enabled account has that username".into()))?;
+            if accounts::own_password(c, user.id)? {
+                return Err(AppError::Conflict(format!(
+                    "{} has chosen their own password, so no invitation can be made for them. If they forgot it, they use their recovery code (\"Forgot your password?\" on the sign-in page)",
+                    user.display_name
+                )));
+            }
+            Ok(user)
+        })
+        .await?;
     let target = user.audit_id.clone();
     Ok(Json(
         invite_for(&st, &headers, &admin, user.id, target).await?,
@@ -203,13 +217,14 @@ async fn add_user(
         return Err(AppError::BadRequest("give at least one role".into()));
     }
     let username = new.username.trim().to_ascii_lowercase();
-    // Argon2 is slow: hash outside the database lock.
-    let invited = new.password.as_ref().is_none_or(|p| p.is_empty());
-    // Invited: a random password nobody knows until the person chooses theirs.
-    let password = match new.password.filter(|p| !p.is_empty()) {
-        Some(p) => p,
-        None => accounts::new_token().0,
-    };
+    if new.password.as_ref().is_some_and(|p| !p.is_empty()) {
+        return Err(AppError::BadRequest(
+            "admins do not choose passwords: leave the password empty and give the person the invitation link, with which they choose their own".into(),
+        ));
+    }
+    // A random password nobody knows until the person chooses theirs. Argon2 is slow: hash
+    // outside the database lock.
+    let password = accounts::new_token().0;
     let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&password))
         .await
         .map_err(|e| AppError::Internal(e.into()))?
@@ -224,6 +239,7 @@ async fn add_user(
                 other => AppError::BadRequest(other.to_string()),
             })?;
             let user = accounts::find_user(c, &username)?.ok_or(AppError::NotFound)?;
+            accounts::mark_invited(c, user.id)?;
             crate::audit::record(c, &audit_key, &actor, "user-add", &user.audit_id)?;
             Ok(user)
         })
@@ -234,12 +250,10 @@ async fn add_user(
             .await?;
     }
     let mut answer = serde_json::json!({ "username": user.username });
-    if invited {
-        let target = user.audit_id.clone();
-        let link = invite_for(&st, &headers, &admin, user.id, target).await?;
-        answer["invite_url"] = link["invite_url"].clone();
-        answer["invite_expires_at"] = link["invite_expires_at"].clone();
-    }
+    let target = user.audit_id.clone();
+    let link = invite_for(&st, &headers, &admin, user.id, target).await?;
+    answer["invite_url"] = link["invite_url"].clone();
+    answer["invite_expires_at"] = link["invite_expires_at"].clone();
     Ok(Json(answer))
 }
 
@@ -518,11 +532,12 @@ async fn roster_import(
     Json(form): Json<RosterForm>,
 ) -> AppResult<Json<serde_json::Value>> {
     let (rows, errors) = crate::roster::parse(&form.csv);
+    let errors_len = errors.len();
     let key = st.audit_key.clone();
-    let bad = errors.len();
     let (plan, created) = st
         .db(move |c| {
             let plan = crate::roster::plan(c, &rows)?;
+            let bad = errors_len + plan.clashes.len();
             if !form.apply {
                 return Ok((plan, None));
             }
@@ -658,9 +673,10 @@ async fn audit_json(State(st): State<Shared>, _: Admin) -> AppResult<Json<Vec<Au
 }
 
 /// One CSV field: quoted, quotes doubled, and a leading formula character defused so a
-/// spreadsheet does not run it.
+/// spreadsheet does not run it (OWASP's list: a tab or carriage return first lets the formula
+/// character after it through).
 fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
         s.to_string()
@@ -711,5 +727,8 @@ mod tests {
         assert_eq!(super::csv_field("a \"b\""), "\"a \"\"b\"\"\"");
         assert_eq!(super::csv_field("=HYPERLINK(x)"), "\"'=HYPERLINK(x)\"");
         assert_eq!(super::csv_field("plain"), "\"plain\"");
+        // Issue 14.7: a leading tab or carriage return hid the formula from the defusing.
+        assert_eq!(super::csv_field("\t=1+2"), "\"'\t=1+2\"");
+        assert_eq!(super::csv_field("\r=1+2"), "\"'\r=1+2\"");
     }
 }

@@ -260,6 +260,16 @@ fn check_claim(existing: Option<(i64, i64)>, device: i64, owner: i64) -> AppResu
     }
 }
 
+/// Whether the recording was deleted (by its owner, retention or offboarding). Later uploads for
+/// it are answered as stored, so the device stops sending, and are not kept.
+fn was_deleted(c: &rusqlite::Connection, rec: RecordingId) -> rusqlite::Result<bool> {
+    c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM deleted_recordings WHERE id = ?1)",
+        [rec.to_string()],
+        |r| r.get(0),
+    )
+}
+
 /// Stores a recording row for `device` if it does not exist yet, after [`check_claim`].
 fn claim_recording(
     c: &rusqlite::Connection,
@@ -328,7 +338,7 @@ async fn put_segment(
     let bytes = incoming.len();
     // An upload the server already holds (the device missed our receipt) is answered without
     // writing anything.
-    if let Some(stored) = stored_sha(&st, rec, index, device.id, owner).await? {
+    if let Some(stored) = stored_sha(&st, rec, index, device.id, owner, &claimed).await? {
         return same_or_conflict(rec, index, stored, &claimed, bytes);
     }
 
@@ -343,6 +353,10 @@ async fn put_segment(
     let stored = st
         .db(move |c| {
             let tx = c.unchecked_transaction()?;
+            // Deleted while this upload was on its way: keep nothing.
+            if was_deleted(&tx, rec)? {
+                return Ok(None);
+            }
             claim_recording(&tx, rec, device_id, owner, None)?;
             tx.execute(
                 "INSERT INTO segments (recording_id, idx, sha256, bytes, start_us, duration_us, final, stored_at)
@@ -365,11 +379,15 @@ async fn put_segment(
                 |r| r.get(0),
             )?;
             tx.commit()?;
-            Ok(stored)
+            Ok(Some(stored))
         })
         .await;
     let stored = match stored {
-        Ok(s) => s,
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            discard(&st, sha.clone()).await;
+            return same_or_conflict(rec, index, sha, &claimed, bytes);
+        }
         Err(e) => {
             // No row refers to the blob just written (its bytes name this very segment): remove it.
             discard(&st, sha).await;
@@ -416,6 +434,18 @@ fn check_upload(
             header.label.index, header.label.recording
         )));
     }
+    // The poster has its reserved index; every other number is bounded by what a lesson can be.
+    let numbered = if index == lessonlens_proto::POSTER_INDEX {
+        0
+    } else {
+        index
+    };
+    lessonlens_proto::manifest::limits::check_segment(
+        numbered,
+        header.start_us,
+        header.duration_us,
+    )
+    .map_err(AppError::Unprocessable)?;
     if incoming.len() != header.envelope_len() {
         return Err(AppError::Unprocessable(format!(
             "segment is {} bytes but its header promises {}: truncated or padded in transit; the device keeps it and retries",
@@ -439,8 +469,13 @@ async fn stored_sha(
     index: SegmentIndex,
     device: i64,
     owner: i64,
+    claimed: &str,
 ) -> AppResult<Option<String>> {
+    let claimed = claimed.to_string();
     st.db(move |c| {
+        if was_deleted(c, rec)? {
+            return Ok(Some(claimed));
+        }
         check_claim(recording_claim(c, rec)?, device, owner)?;
         Ok(c.query_row(
             "SELECT sha256 FROM segments WHERE recording_id = ?1 AND idx = ?2",
@@ -497,12 +532,16 @@ async fn put_manifest(
     let json = String::from_utf8_lossy(&body).into_owned();
     let device_id = device.id;
     let clean_stop = manifest.clean_stop;
+    let started_at = lessonlens_proto::manifest::limits::plausible_start(manifest.started_at);
     let missing = st
         .db(move |c| {
-            claim_recording(c, rec, device_id, owner, Some(manifest.started_at))?;
+            if was_deleted(c, rec)? {
+                return Ok(Vec::new());
+            }
+            claim_recording(c, rec, device_id, owner, started_at)?;
             c.execute(
                 "UPDATE recordings SET manifest = ?1, clean_stop = ?2, started_at = ?3 WHERE id = ?4",
-                params![json, manifest.clean_stop, manifest.started_at, rec.to_string()],
+                params![json, manifest.clean_stop, started_at, rec.to_string()],
             )?;
             let mut stmt = c.prepare("SELECT idx FROM segments WHERE recording_id = ?1")?;
             let present = stmt

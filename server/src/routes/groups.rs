@@ -2,6 +2,11 @@
 //! them; a teacher shares a lesson with a group as with one coach. Whoever is in the group, and
 //! holds the coach role, may then watch and comment, for as long as both the share and their
 //! membership last: leaving the group, or the group being removed, ends their access at once.
+//!
+//! A coach who joins a group after a lesson was shared with it does not see that lesson until its
+//! teacher shares it again (the recording page lists them as "joined after you shared"): the
+//! teacher chose the people who were in the group, and an admin who adds someone to a group must
+//! not widen what that teacher shared (see docs/decisions.md).
 
 use super::admin::Admin;
 use super::Route;
@@ -44,7 +49,16 @@ pub struct Group {
     pub id: i64,
     pub name: String,
     /// Its members with an enabled account.
-    pub members: Vec<super::review::Person>,
+    pub members: Vec<Member>,
+}
+
+#[derive(Serialize)]
+pub struct Member {
+    pub username: String,
+    pub display_name: String,
+    /// For a group a lesson is shared with: whether they were in it when it was shared (and so
+    /// may watch). Always true in the list of groups.
+    pub can_watch: bool,
 }
 
 /// Every group with its members, or only those shared with `rec`.
@@ -57,11 +71,16 @@ pub fn groups(c: &Connection, rec: Option<&str>) -> rusqlite::Result<Vec<Group>>
     let heads: Vec<(i64, String)> = stmt
         .query_map([rec], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    let mut members = c.prepare(
-        "SELECT u.username, u.display_name, u.roles FROM coach_group_members m
+    let mut members = c.prepare(&format!(
+        "SELECT u.username, u.display_name, u.roles,
+                ?2 IS NULL OR EXISTS (SELECT 1 FROM group_shares g
+                                      WHERE g.recording_id = ?2 AND g.group_id = m.group_id
+                                        AND {})
+         FROM coach_group_members m
          JOIN users u ON u.id = m.user_id WHERE m.group_id = ?1 AND u.disabled = 0
          ORDER BY u.display_name",
-    )?;
+        access::MEMBER_WHEN_SHARED
+    ))?;
     heads
         .into_iter()
         .map(|(id, name)| {
@@ -70,11 +89,12 @@ pub fn groups(c: &Connection, rec: Option<&str>) -> rusqlite::Result<Vec<Group>>
                 name,
                 // Only those who may watch through the group: enabled, and still coaches.
                 members: members
-                    .query_map([id], |r| {
+                    .query_map(params![id, rec], |r| {
                         let roles: String = r.get(2)?;
-                        let person = super::review::Person {
+                        let person = Member {
                             username: r.get(0)?,
                             display_name: r.get(1)?,
+                            can_watch: r.get(3)?,
                         };
                         Ok(roles.split(',').any(|x| x == "coach").then_some(person))
                     })?
@@ -194,8 +214,8 @@ async fn add_member(
                 ))
             })?;
         c.execute(
-            "INSERT OR IGNORE INTO coach_group_members (group_id, user_id) VALUES (?1, ?2)",
-            params![id, coach.id],
+            "INSERT OR IGNORE INTO coach_group_members (group_id, user_id, added_at) VALUES (?1, ?2, ?3)",
+            params![id, coach.id, accounts::now()],
         )?;
         Ok(("group-add", format!("{name} {}", coach.audit_id)))
     })
@@ -246,10 +266,15 @@ async fn share(
         let (group, name) = group_id(c, &new.group.to_string())
             .map_err(|_| AppError::BadRequest("there is no such group (any more)".into()))?;
         c.execute(
-            "INSERT OR IGNORE INTO group_shares (recording_id, group_id, created_at) VALUES (?1, ?2, ?3)",
+            // Sharing again lets in whoever joined the group since (see the module's notes).
+            "INSERT INTO group_shares (recording_id, group_id, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (recording_id, group_id) DO UPDATE SET created_at = excluded.created_at",
             params![rec, group, accounts::now()],
         )?;
-        c.execute("UPDATE recordings SET ever_shared = 1 WHERE id = ?1", [&rec])?;
+        c.execute(
+            "UPDATE recordings SET ever_shared = 1 WHERE id = ?1",
+            [&rec],
+        )?;
         Ok(("share", format!("{rec} group {name}")))
     })
     .await?;

@@ -49,16 +49,7 @@ async fn playlist(
     let (segments, finished) = st
         .db(move |c| {
             authorise(c, &user, rec)?;
-            // A live playlist is fetched again every few seconds: one "view" per person per
-            // recording per 10 minutes is what "who watched this" needs.
-            let recent: bool = c.query_row(
-                "SELECT EXISTS (SELECT 1 FROM audit WHERE target = ?1 AND actor = ?2 AND action = 'view' AND at > ?3)",
-                params![rec.to_string(), user.audit_id, crate::accounts::now() - 600],
-                |r| r.get(0),
-            )?;
-            if !recent {
-                crate::audit::record(c, &audit_key, &user.audit_id, "view", &rec.to_string())?;
-            }
+            note_view(c, &audit_key, &user, rec)?;
             let finished: bool = c.query_row(
                 "SELECT manifest IS NOT NULL FROM recordings WHERE id = ?1",
                 [rec.to_string()],
@@ -68,6 +59,21 @@ async fn playlist(
         })
         .await?;
     Ok(m3u8(&segments, finished).into_response_with_type("application/vnd.apple.mpegurl"))
+}
+
+/// Audits a read of the lesson's media as a "view". A live playlist is fetched again every few
+/// seconds and a player fetches a segment every two: one "view" per person per recording per
+/// 10 minutes is what "who watched this" needs.
+fn note_view(c: &Connection, audit_key: &[u8; 32], user: &User, rec: RecordingId) -> AppResult<()> {
+    let recent: bool = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM audit WHERE target = ?1 AND actor = ?2 AND action = 'view' AND at > ?3)",
+        params![rec.to_string(), user.audit_id, crate::accounts::now() - 600],
+        |r| r.get(0),
+    )?;
+    if !recent {
+        crate::audit::record(c, audit_key, &user.audit_id, "view", &rec.to_string())?;
+    }
+    Ok(())
 }
 
 /// One stored segment as the playlist sees it.
@@ -186,7 +192,7 @@ fn m3u8(segments: &[Seg], finished: bool) -> String {
             if s.is_reinit() {
                 let _ = write!(
                     out,
-                    "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"segments/{}\"\n",
+                    "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"segments/{}.m4s\"\n",
                     s.index
                 );
             } else if s.is_media() {
@@ -195,7 +201,7 @@ fn m3u8(segments: &[Seg], finished: bool) -> String {
                 }
                 let _ = write!(
                     out,
-                    "#EXTINF:{:.3},\nsegments/{}\n",
+                    "#EXTINF:{:.3},\nsegments/{}.m4s\n",
                     s.duration_us as f64 / 1e6,
                     s.index
                 );
@@ -239,6 +245,12 @@ async fn decrypt(
         let (owner, sha) = {
             let c = st.lock_db()?;
             let owner = authorise(&c, &user, rec)?;
+            // Whoever reads a lesson's media other than its owner has watched it, whether
+            // through the playlist or by fetching segments directly (the poster is a library
+            // thumbnail, not the lesson).
+            if owner != user.id && index != POSTER_INDEX {
+                note_view(&c, &st.audit_key, &user, rec)?;
+            }
             let sha: String = c
                 .query_row(
                     "SELECT sha256 FROM segments WHERE recording_id = ?1 AND idx = ?2",
@@ -283,11 +295,18 @@ async fn serve(
         .into_response_with_type(content_type))
 }
 
+/// A media segment, as `N.m4s` (the playlist's name: HLS readers such as ffmpeg's want a known
+/// extension) or as `N`.
 async fn media_segment(
     State(st): State<Shared>,
     CurrentUser(user): CurrentUser,
-    Path((id, index)): Path<(String, SegmentIndex)>,
+    Path((id, file)): Path<(String, String)>,
 ) -> AppResult<Response> {
+    let index: SegmentIndex = file
+        .strip_suffix(".m4s")
+        .unwrap_or(&file)
+        .parse()
+        .map_err(|_| AppError::NotFound)?;
     if index == 0 || index == POSTER_INDEX {
         return Err(AppError::NotFound);
     }
@@ -460,13 +479,13 @@ mod tests {
             true,
         );
         assert!(p.contains("#EXT-X-MAP:URI=\"init.mp4\""));
-        assert!(p.contains("#EXTINF:2.000,\nsegments/1\n"));
+        assert!(p.contains("#EXTINF:2.000,\nsegments/1.m4s\n"));
         assert!(
-            p.contains("#EXT-X-DISCONTINUITY\n#EXTINF:1.500,\nsegments/4\n"),
+            p.contains("#EXT-X-DISCONTINUITY\n#EXTINF:1.500,\nsegments/4.m4s\n"),
             "lost segment 3: {p}"
         );
         assert!(
-            p.ends_with("#EXTINF:1.500,\nsegments/4\n#EXT-X-ENDLIST\n"),
+            p.ends_with("#EXTINF:1.500,\nsegments/4.m4s\n#EXT-X-ENDLIST\n"),
             "no end marker: {p}"
         );
         // A privacy pause: segment 3 is the new init made on resume.
@@ -480,7 +499,7 @@ mod tests {
             ]),
             false,
         );
-        assert!(p.contains("segments/2\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"segments/3\"\n#EXTINF:2.000,\nsegments/4\n"), "{p}");
+        assert!(p.contains("segments/2.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"segments/3.m4s\"\n#EXTINF:2.000,\nsegments/4.m4s\n"), "{p}");
         assert_eq!(
             p.matches("#EXT-X-DISCONTINUITY").count(),
             1,

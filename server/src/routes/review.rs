@@ -107,15 +107,16 @@ async fn shared_with_me(
             if !user.has(Role::Coach) {
                 return Ok(Vec::new());
             }
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare(&format!(
                 "SELECT r.id FROM recordings r JOIN users o ON o.id = r.owner_id
                  WHERE o.disabled = 0 AND r.id IN (
                      SELECT recording_id FROM shares WHERE coach_id = ?1
                      UNION SELECT g.recording_id FROM group_shares g
                            JOIN coach_group_members m ON m.group_id = g.group_id
-                           WHERE m.user_id = ?1)
+                           WHERE m.user_id = ?1 AND {})
                  ORDER BY r.created_at DESC",
-            )?;
+                access::MEMBER_WHEN_SHARED
+            ))?;
             let ids: Vec<String> = stmt
                 .query_map([user.id], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
@@ -355,6 +356,7 @@ async fn delete_comment(
         if n == 0 {
             return Err(AppError::NotFound);
         }
+        crate::db::forget(c)?;
         Ok(())
     })
     .await?;

@@ -1,18 +1,18 @@
 //! Sign-in and the viewer's own recordings.
 
 use super::Route;
-use crate::accounts::{self, User};
+use crate::accounts::{self, Role, User};
 use crate::app::{session_token, AnySession, ClientIp, CurrentUser, Shared, SESSION_COOKIE};
 use crate::error::{AppError, AppResult};
 use crate::second_factor::{self, Check, Next};
 use axum::extract::{Extension, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Json;
 use lessonlens_proto::wire::RecordingSummary;
 use lessonlens_proto::{Manifest, SegmentIndex};
-use rusqlite::Connection;
+use rusqlite::{params, Connection};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 
@@ -30,6 +30,14 @@ pub fn routes() -> Vec<Route> {
         ("GET", "/api/recordings", get(my_recordings)),
         ("GET", "/api/me/export", get(export_archive)),
         ("POST", "/api/invite", post(accept_invite)),
+        ("POST", "/api/recover", post(recover)),
+        ("POST", "/api/me/recovery-code", post(make_recovery_code)),
+        ("PUT", "/api/me/device-code", put(set_device_code)),
+        (
+            "POST",
+            "/api/me/admin-actions/seen",
+            post(admin_actions_seen),
+        ),
     ]
 }
 
@@ -54,8 +62,47 @@ fn me_json(u: &User, setup_only: bool, second_factor: bool) -> serde_json::Value
     })
 }
 
+/// What the person's account page and the notice at sign-in need: whether they chose their own
+/// password and made a recovery code, whether they have a device code, and every change an admin
+/// (or the server's console) made to their account.
+fn account_json(c: &Connection, u: &User) -> AppResult<serde_json::Value> {
+    let (changes, unseen) = accounts::account_changes(c, u)?;
+    let (own_password, recovery, code): (bool, bool, bool) = c.query_row(
+        "SELECT own_password, recovery_hash IS NOT NULL,
+                EXISTS (SELECT 1 FROM teacher_codes WHERE user_id = users.id)
+         FROM users WHERE id = ?1",
+        [u.id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    Ok(serde_json::json!({
+        "own_password": own_password,
+        "has_recovery_code": recovery,
+        "has_device_code": code,
+        "admin_actions": changes,
+        "unseen_admin_actions": unseen,
+    }))
+}
+
+/// [`me_json`] with [`account_json`].
+async fn me_full(st: &Shared, u: User, setup_only: bool, on: bool) -> AppResult<serde_json::Value> {
+    let mut me = me_json(&u, setup_only, on);
+    let account = st.db(move |c| account_json(c, &u)).await?;
+    if let (Some(me), serde_json::Value::Object(extra)) = (me.as_object_mut(), account) {
+        me.extend(extra);
+    }
+    Ok(me)
+}
+
 async fn second_factor_on(st: &Shared, user_id: i64) -> AppResult<bool> {
     st.vault(move |v| Ok(v.totp_on(user_id)?)).await
+}
+
+/// What wrong passwords count against: an account as tried from one address. Five failures make
+/// that address wait, not the account: someone guessing from their own machine cannot lock the
+/// real person (or the admin) out from theirs. The per-address limit bounds guessing across
+/// accounts.
+fn account_key(username: &str, ip: std::net::IpAddr) -> String {
+    format!("{username} {ip}")
 }
 
 async fn login(
@@ -75,7 +122,10 @@ async fn login(
     st.login_failures_address
         .attempt(&ip, now)
         .map_err(refused)?;
-    if let Err(secs) = st.login_failures_account.attempt(&username, now) {
+    if let Err(secs) = st
+        .login_failures_account
+        .attempt(&account_key(&username, ip), now)
+    {
         st.login_failures_address.forgive_last(&ip);
         return Err(refused(secs));
     }
@@ -153,14 +203,15 @@ async fn login(
             Ok((user, token))
         })
         .await?;
-    st.login_failures_account.clear(&user.username);
+    st.login_failures_account
+        .clear(&account_key(&user.username, ip));
     st.login_failures_address.forgive_last(&ip);
     let cookie = format!(
         "{SESSION_COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
         token.as_str(),
         u64::from(hours) * 3600
     );
-    let mut res = Json(me_json(&user, setup_only, set_up)).into_response();
+    let mut res = Json(me_full(&st, user, setup_only, set_up).await?).into_response();
     res.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&cookie).map_err(|e| AppError::Internal(e.into()))?,
@@ -185,7 +236,174 @@ async fn logout(State(st): State<Shared>, headers: HeaderMap) -> AppResult<Respo
 
 async fn me(State(st): State<Shared>, s: AnySession) -> AppResult<Json<serde_json::Value>> {
     let on = second_factor_on(&st, s.user.id).await?;
-    Ok(Json(me_json(&s.user, s.setup_only, on)))
+    Ok(Json(me_full(&st, s.user, s.setup_only, on).await?))
+}
+
+/// The person has read the changes admins made to their account (the notice at sign-in).
+async fn admin_actions_seen(
+    State(st): State<Shared>,
+    s: AnySession,
+) -> AppResult<Json<serde_json::Value>> {
+    let id = s.user.id;
+    let n = st
+        .db(move |c| {
+            Ok(c.execute(
+                "UPDATE users SET admin_actions_seen = (SELECT COALESCE(MAX(id), 0) FROM audit) WHERE id = ?1",
+                [id],
+            )?)
+        })
+        .await?;
+    Ok(Json(serde_json::json!({ "seen": n })))
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    password: zeroize::Zeroizing<String>,
+}
+
+/// Checks the signed-in person's password again (before something a stolen session must not be
+/// able to do). Counts against the same limits as signing in.
+async fn confirm_password(
+    st: &Shared,
+    ip: std::net::IpAddr,
+    user: &User,
+    password: zeroize::Zeroizing<String>,
+) -> AppResult<()> {
+    let now = accounts::now();
+    if let Err(secs) = st
+        .login_failures_account
+        .attempt(&account_key(&user.username, ip), now)
+    {
+        return Err(AppError::TooManyRequestsFor((secs + 59) / 60));
+    }
+    let username = user.username.clone();
+    let (_, hash) = st
+        .db(move |c| Ok(accounts::login_candidate(c, &username)?))
+        .await?;
+    let ok = tokio::task::spawn_blocking(move || accounts::password_matches(&hash, &password))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    if !ok {
+        tracing::warn!(%ip, "a password confirmation failed");
+        return Err(AppError::BadRequest(
+            "that is not your current password".into(),
+        ));
+    }
+    st.login_failures_account
+        .clear(&account_key(&user.username, ip));
+    Ok(())
+}
+
+/// A new recovery code, shown once: with it (and only with it) the person can choose a new
+/// password when they have forgotten theirs. Admins never see it and cannot reset passwords.
+async fn make_recovery_code(
+    State(st): State<Shared>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    CurrentUser(user): CurrentUser,
+    Json(form): Json<PasswordForm>,
+) -> AppResult<Json<serde_json::Value>> {
+    confirm_password(&st, ip, &user, form.password).await?;
+    let (code, hash) = accounts::new_recovery_code();
+    let key = st.audit_key.clone();
+    st.db(move |c| {
+        c.execute(
+            "UPDATE users SET recovery_hash = ?1 WHERE id = ?2",
+            params![hash, user.id],
+        )?;
+        crate::audit::record(c, &key, &user.audit_id, "recovery-code", &user.audit_id)?;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "recovery_code": code.as_str() })))
+}
+
+#[derive(Deserialize)]
+struct RecoverForm {
+    username: String,
+    recovery_code: zeroize::Zeroizing<String>,
+    password: zeroize::Zeroizing<String>,
+}
+
+/// A forgotten password: the person's recovery code lets them choose a new one. The code is used
+/// up.
+async fn recover(
+    State(st): State<Shared>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    Json(form): Json<RecoverForm>,
+) -> AppResult<Json<serde_json::Value>> {
+    // A recovery code is a password: the same limits as signing in, per account and address.
+    let now = accounts::now();
+    let username = form.username.trim().to_ascii_lowercase();
+    let refused = |secs: i64| AppError::TooManyRequestsFor((secs + 59) / 60);
+    st.login_failures_address
+        .attempt(&ip, now)
+        .map_err(refused)?;
+    if let Err(secs) = st
+        .login_failures_account
+        .attempt(&account_key(&username, ip), now)
+    {
+        st.login_failures_address.forgive_last(&ip);
+        return Err(refused(secs));
+    }
+    let password = form.password;
+    let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&password))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let key = st.audit_key.clone();
+    let user = st
+        .db(move |c| {
+            let user = accounts::recover(c, &username, &form.recovery_code, &hash)?;
+            match &user {
+                Some(u) => crate::audit::record(c, &key, &u.audit_id, "password-recovered", &u.audit_id)?,
+                None => crate::audit::record(c, &key, "unknown", "recovery-failed", "")?,
+            }
+            Ok(user)
+        })
+        .await?
+        .ok_or_else(|| {
+            AppError::BadRequest(
+                "wrong username or recovery code. The code was shown once on your Account page; if you have lost it, an admin cannot reset your password: ask them to set up a new account"
+                    .into(),
+            )
+        })?;
+    st.login_failures_address.forgive_last(&ip);
+    st.login_failures_account
+        .clear(&account_key(&user.username, ip));
+    Ok(Json(serde_json::json!({ "recovered": true })))
+}
+
+/// A teacher sets the code they type on a classroom device to start a recording. Only an HMAC
+/// of it (keyed by the master key) is stored; admins cannot set or see it.
+async fn set_device_code(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+    Json(form): Json<super::CodeForm>,
+) -> AppResult<Json<serde_json::Value>> {
+    if !user.has(Role::Teacher) {
+        return Err(AppError::Forbidden(
+            "only teachers start recordings with a device code",
+        ));
+    }
+    let code = form.code.trim().to_string();
+    let code = zeroize::Zeroizing::new(code);
+    if !accounts::valid_code(&code) {
+        return Err(AppError::BadRequest(
+            "a device code is 4 to 8 digits".into(),
+        ));
+    }
+    let tag = st.vault(move |v| Ok(v.code_tag(&code))).await?;
+    let key = st.audit_key.clone();
+    st.db(move |c| {
+        accounts::set_code(c, user.id, &tag).map_err(|e| match e {
+            accounts::AccountError::Db(e) => e.into(),
+            other => AppError::Conflict(other.to_string()),
+        })?;
+        crate::audit::record(c, &key, &user.audit_id, "set-code", &user.audit_id)?;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "set": true })))
 }
 
 /// Sends bytes written on a blocking thread to the response body, 64 KiB at a time. When the
@@ -328,11 +546,20 @@ async fn second_factor_begin(
 
 /// Turns two-step sign-in on with a code from the app; a session that could only set it up now
 /// counts in full, and the person's other sessions end.
+#[derive(Deserialize)]
+struct ConfirmForm {
+    code: zeroize::Zeroizing<String>,
+    /// Turning it on ends the person's other sessions: a stolen session must not do that.
+    password: zeroize::Zeroizing<String>,
+}
+
 async fn second_factor_confirm(
     State(st): State<Shared>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
     s: AnySession,
-    Json(form): Json<super::CodeForm>,
+    Json(form): Json<ConfirmForm>,
 ) -> AppResult<Json<serde_json::Value>> {
+    confirm_password(&st, ip, &s.user, form.password).await?;
     let id = s.user.id;
     let stored = st
         .vault(move |v| Ok(v.totp(id)?))

@@ -1,0 +1,153 @@
+//! Slow and greedy clients: bounds on how long a connection may take before it is useful, and
+//! on how many connections one address may hold open, on both listeners.
+//!
+//! - The TLS handshake must finish within [`HANDSHAKE_TIMEOUT`] (the acceptor's timeout).
+//! - A request's headers must arrive within [`HEADER_TIMEOUT`], also between requests on a
+//!   kept-alive connection (hyper's header-read timeout), so an idle connection closes too.
+//! - One address holds at most [`CONNECTIONS_PER_ADDRESS`] connections; more are closed at once.
+//!   A thousand slow connections from one machine therefore cost the server 64 sockets for at
+//!   most 10 s each, and people signing in from elsewhere are not kept waiting.
+
+use axum_server::accept::Accept;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub const CONNECTIONS_PER_ADDRESS: usize = 64;
+
+/// Open connections per address, shared by the streams that count in it.
+type Counts = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// Wraps an acceptor: refuses a connection from an address that already holds
+/// [`CONNECTIONS_PER_ADDRESS`], and counts the others until they close.
+#[derive(Clone)]
+pub struct PerAddress<A> {
+    inner: A,
+    open: Counts,
+}
+
+impl<A> PerAddress<A> {
+    pub fn new(inner: A) -> Self {
+        PerAddress {
+            inner,
+            open: Arc::default(),
+        }
+    }
+}
+
+impl<A, S> Accept<TcpStream, S> for PerAddress<A>
+where
+    A: Accept<Counted, S> + Clone + Send + 'static,
+    A::Future: Send,
+    S: Send + 'static,
+{
+    type Stream = A::Stream;
+    type Service = A::Service;
+    type Future =
+        futures_util::future::BoxFuture<'static, std::io::Result<(A::Stream, A::Service)>>;
+
+    fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
+        let counted = Counted::new(stream, &self.open);
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let stream = counted?;
+            inner.accept(stream, service).await
+        })
+    }
+}
+
+/// A TCP stream that holds one place in its address's count until it is dropped.
+pub struct Counted {
+    stream: TcpStream,
+    ip: IpAddr,
+    open: Counts,
+}
+
+impl Counted {
+    fn new(stream: TcpStream, open: &Counts) -> std::io::Result<Counted> {
+        let ip = stream.peer_addr()?.ip();
+        let mut counts = open.lock().expect("connection counts lock");
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= CONNECTIONS_PER_ADDRESS {
+            tracing::warn!(%ip, "too many open connections from one address; closing a new one");
+            return Err(std::io::Error::other(
+                "too many connections from this address",
+            ));
+        }
+        *n += 1;
+        Ok(Counted {
+            stream,
+            ip,
+            open: open.clone(),
+        })
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let mut counts = self.open.lock().expect("connection counts lock");
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// The HTTP/1 settings for both listeners: headers within [`HEADER_TIMEOUT`].
+pub fn limit_http(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+}

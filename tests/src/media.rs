@@ -1,0 +1,27 @@
+//! The GStreamer pipelines the tests themselves run, kept here so that `tests/tests/elements.rs`
+//! can hold them against the element table (`capture/gst-elements.txt`) with the capture's own.
+
+use std::path::Path;
+
+/// Another process sharing raw camera frames or microphone audio on `socket` (`shmsink`), as a
+/// camera service would; `what` is `camera` or `microphone`.
+pub fn shared_source(what: &str, socket: &Path) -> String {
+    let source = match what {
+        "camera" => {
+            "videotestsrc is-live=true ! video/x-raw,format=I420,width=320,height=180,framerate=30/1"
+        }
+        _ => "audiotestsrc is-live=true ! audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=1",
+    };
+    format!(
+        "{source} ! shmsink socket-path={} wait-for-connection=false shm-size=20000000 sync=true",
+        socket.display()
+    )
+}
+
+/// Reads a downloaded MP4's video and audio into appsinks `v` and `a`.
+pub fn demux(file: &Path) -> String {
+    format!(
+        "filesrc location={} ! qtdemux name=d d.video_0 ! queue ! appsink name=v sync=false d.audio_0 ! queue ! appsink name=a sync=false",
+        file.display()
+    )
+}

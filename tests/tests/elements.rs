@@ -1,0 +1,183 @@
+//! Issue 14.1: every GStreamer element a pipeline uses is in the element table
+//! (`capture/gst-elements.txt`), and the package that holds its plugin on this machine is one
+//! that `scripts/setup.sh` installs, directly or as a dependency. A machine that has a plugin
+//! from an earlier manual install can no longer hide a missing install step.
+
+use gst::prelude::*;
+use lessonlens_capture::config::Config;
+use lessonlens_capture::{elements, pipeline};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+fn config(video: &str, audio: &str) -> Config {
+    toml::from_str(&format!(
+        r#"server_url = "https://school.example:8443"
+           identity_dir = "/tmp/identity"
+           spool_dir = "/tmp/spool"
+           [video]
+           source = "{video}"
+           device = "/dev/video0"
+           [audio]
+           source = "{audio}"
+           device = "hw:1""#
+    ))
+    .unwrap()
+}
+
+/// Every pipeline description the capture service and the tests can run.
+fn descriptions() -> Vec<String> {
+    let mut all = Vec::new();
+    for video in ["test", "v4l2", "shm"] {
+        for audio in ["test", "alsa", "pulse", "shm"] {
+            let c = config(video, audio);
+            for venc in pipeline::VIDEO_ENCODERS {
+                for aenc in pipeline::AUDIO_ENCODERS {
+                    all.push(pipeline::describe(&c, venc, aenc));
+                }
+            }
+        }
+    }
+    all.extend(pipeline::VIDEO_ENCODERS.map(pipeline::probe_description));
+    let socket = Path::new("/tmp/socket");
+    all.push(lessonlens_e2e::media::shared_source("camera", socket));
+    all.push(lessonlens_e2e::media::shared_source("microphone", socket));
+    all.push(lessonlens_e2e::media::demux(Path::new("/tmp/a.mp4")));
+    all
+}
+
+/// What `setup.sh` installs, and everything those packages depend on (not recommends: setup.sh
+/// installs with --no-install-recommends).
+fn installed_by_setup() -> BTreeSet<String> {
+    let out = Command::new(repo().join("scripts/setup.sh"))
+        .arg("--print-packages")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "setup.sh --print-packages failed");
+    let direct: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let deps = Command::new("apt-cache")
+        .args([
+            "depends",
+            "--recurse",
+            "--no-recommends",
+            "--no-suggests",
+            "--no-conflicts",
+            "--no-breaks",
+            "--no-replaces",
+            "--no-enhances",
+        ])
+        .args(&direct)
+        .output()
+        .unwrap();
+    assert!(deps.status.success(), "apt-cache depends failed");
+    let mut all: BTreeSet<String> = direct.into_iter().collect();
+    for line in String::from_utf8(deps.stdout).unwrap().lines() {
+        // "pkg" at the start of a line, or "  Depends: pkg" / "  PreDepends: <virtual>".
+        let name = match line.trim().split_once(": ") {
+            Some((_, dep)) => dep,
+            None => line.trim(),
+        };
+        let name = name.trim_matches(['<', '>']);
+        // Architecture-qualified names (libfoo:amd64) are the same package.
+        all.insert(name.split(':').next().unwrap().to_string());
+    }
+    all
+}
+
+/// The Debian package that holds the file, by `dpkg -S`. GStreamer may name a plugin by a path
+/// through the merged-/usr symlink (`/lib` -> `/usr/lib`), which dpkg does not know.
+fn package_of(file: &str) -> Option<String> {
+    let real = std::fs::canonicalize(file).ok()?;
+    let out = Command::new("dpkg").arg("-S").arg(&real).output().ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let line = text.lines().next()?;
+    let package = line.split(':').next()?.trim();
+    (!package.is_empty()).then(|| package.to_string())
+}
+
+#[test]
+fn every_element_a_pipeline_uses_is_in_the_table_and_installed_by_setup() {
+    let used: BTreeSet<String> = descriptions()
+        .iter()
+        .flat_map(|d| elements::in_description(d))
+        .collect();
+    let not_in_table: Vec<_> = used
+        .iter()
+        .filter(|e| elements::lookup(e).is_none())
+        .collect();
+    assert!(
+        not_in_table.is_empty(),
+        "these elements are used in a pipeline but missing from capture/gst-elements.txt: {not_in_table:?}"
+    );
+    // Rows for elements nobody uses would make setup.sh install packages for nothing.
+    let unused: Vec<_> = elements::table()
+        .filter(|e| !used.contains(e.name))
+        .map(|e| e.name)
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "the element table lists unused elements: {unused:?}"
+    );
+
+    pipeline::init().unwrap();
+    let setup = installed_by_setup();
+    let mut problems = BTreeMap::new();
+    for e in elements::table() {
+        let Some(factory) = gst::ElementFactory::find(e.name) else {
+            if !e.optional {
+                problems.insert(
+                    e.name,
+                    format!("not on this machine (table: {})", e.package),
+                );
+            }
+            continue;
+        };
+        if e.package == "builtin" {
+            continue;
+        }
+        let plugin = factory.plugin().expect("a found element has a plugin");
+        let Some(file) = plugin.filename() else {
+            problems.insert(e.name, "its plugin has no file".into());
+            continue;
+        };
+        let file = file.display().to_string();
+        match package_of(&file) {
+            None => {
+                problems.insert(e.name, format!("{file} belongs to no Debian package"));
+            }
+            Some(p) if p != e.package => {
+                problems.insert(
+                    e.name,
+                    format!("the table says {}, but {file} is in {p}", e.package),
+                );
+            }
+            Some(p) if !e.optional && !setup.contains(&p) => {
+                problems.insert(
+                    e.name,
+                    format!("{file} is in {p}, which scripts/setup.sh does not install"),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn the_check_catches_a_package_that_setup_does_not_install() {
+    // gstreamer1.0-x (timeoverlay) is what a fresh machine lacked before this check existed; it
+    // must come from setup.sh itself, not from a dependency that happens to pull it in.
+    let setup = installed_by_setup();
+    assert!(setup.contains("gstreamer1.0-x"));
+    assert!(setup.contains("gstreamer1.0-alsa"));
+    // A package nothing in setup.sh depends on is not counted as installed.
+    assert!(!setup.contains("gstreamer1.0-qt5"));
+}
