@@ -934,7 +934,7 @@ $("second-factor-form").addEventListener("submit", async (ev) => {
   try {
     await api("/api/me/second-factor/confirm", {
       method: "POST",
-      body: JSON.stringify({ code: $("second-factor-code").value }),
+      body: JSON.stringify({ code: $("second-factor-code").value, password: $("second-factor-password").value }),
     });
     $("second-factor-form").reset();
     $("second-factor-form").hidden = true;

@@ -74,7 +74,8 @@ pub fn begin(
         Who::Code(code) => match client.identify(code) {
             Ok(found) => found,
             // Offline: record to the school's unassigned key; the teacher claims the lesson
-            // later with the same code, which only its hash records here.
+            // later with the same code, which is kept only sealed to that key (the server opens
+            // it; this device cannot).
             Err(UploadError::Unreachable(why)) => {
                 if !(4..=8).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
                     anyhow::bail!("a code is 4 to 8 digits");
@@ -83,7 +84,12 @@ pub fn begin(
                     format!("cannot start: the server cannot be reached ({why}) and this device has no school key to record to yet")
                 })?;
                 tracing::warn!(%recording, "the server cannot be reached: recording to the school's unassigned key");
-                claim = Some(lessonlens_proto::manifest::claim_hash(recording, code));
+                claim = Some(lessonlens_proto::manifest::seal_claim(
+                    &pk,
+                    recording,
+                    code,
+                    &mut rand_core::TryRngCore::unwrap_err(rand_core::OsRng),
+                )?);
                 (
                     "unassigned (offline: claim it in the web app with your code)".to_string(),
                     pk,

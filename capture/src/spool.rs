@@ -35,7 +35,7 @@ pub struct RecordingMeta {
     pub recipient: String,
     pub started_at: i64,
     /// For a recording sealed to the school's unassigned key because the server was unreachable:
-    /// the claim hash of the code the teacher typed (see `lessonlens_proto::manifest::claim_hash`).
+    /// the code the teacher typed, sealed to that key (see `lessonlens_proto::manifest::seal_claim`).
     #[serde(default)]
     pub claim: Option<String>,
 }

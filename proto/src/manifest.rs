@@ -3,9 +3,13 @@
 //! incomplete one, and a lost or swapped segment from a present one.
 
 use crate::ids::{RecordingId, SegmentIndex};
-use crate::keys::KeyFingerprint;
+use crate::keys::{KemT, KeyFingerprint, PublicKey, SecretKey};
+use hpke::aead::AesGcm256;
+use hpke::kdf::HkdfSha256;
+use hpke::{Deserializable, Kem, OpModeR, OpModeS, Serializable};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use zeroize::Zeroizing;
 
 pub const MANIFEST_VERSION: u32 = 1;
 
@@ -78,13 +82,69 @@ pub struct Manifest {
     /// after a crash or power cut.
     pub clean_stop: bool,
     /// For a recording made while the server was unreachable, sealed to the school's unassigned
-    /// key: [`claim_hash`] of the code the teacher typed, so that they can later show it is theirs.
+    /// key: the code the teacher typed, sealed by [`seal_claim`] (or, from older devices,
+    /// [`claim_hash`]), so that they can later show it is theirs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim: Option<String>,
 }
 
-/// What a device records for an offline recording, instead of the code a teacher typed: SHA-256
-/// (hex) over a fixed prefix, the recording id and the code.
+/// What a device records for an offline recording instead of the code a teacher typed: the code
+/// sealed (HPKE, as a segment's data key) to the school's unassigned key, bound to the recording,
+/// as hex (encapsulated key, then ciphertext and tag). Only the server's key vault opens it: a 4-8
+/// digit code cannot be found by guessing against it, on a stolen device or a copied database.
+pub fn seal_claim<R: rand_core::RngCore + rand_core::CryptoRng>(
+    recipient: &PublicKey,
+    recording: RecordingId,
+    code: &str,
+    rng: &mut R,
+) -> Result<String, crate::envelope::SealError> {
+    let (encapped, sealed) = hpke::single_shot_seal::<AesGcm256, HkdfSha256, KemT, R>(
+        &OpModeS::Base,
+        &recipient.0,
+        &claim_info(recording),
+        code.as_bytes(),
+        b"",
+        rng,
+    )
+    .map_err(|_| crate::envelope::SealError::Hpke)?;
+    let mut out = encapped.to_bytes().to_vec();
+    out.extend_from_slice(&sealed);
+    Ok(hex::encode(out))
+}
+
+/// The code [`seal_claim`] sealed, if `sk` opens it for this recording.
+pub fn open_claim(
+    sk: &SecretKey,
+    recording: RecordingId,
+    claim: &str,
+) -> Option<Zeroizing<String>> {
+    let bytes = hex::decode(claim).ok()?;
+    const ENCAPPED: usize = 32;
+    if bytes.len() <= ENCAPPED || bytes.len() > ENCAPPED + 8 + 16 {
+        return None;
+    }
+    let encapped =
+        <<KemT as Kem>::EncappedKey as Deserializable>::from_bytes(&bytes[..ENCAPPED]).ok()?;
+    let code = hpke::single_shot_open::<AesGcm256, HkdfSha256, KemT>(
+        &OpModeR::Base,
+        &sk.secret,
+        &encapped,
+        &claim_info(recording),
+        &bytes[ENCAPPED..],
+        b"",
+    )
+    .ok()?;
+    String::from_utf8(code).ok().map(Zeroizing::new)
+}
+
+fn claim_info(recording: RecordingId) -> Vec<u8> {
+    let mut info = b"lessonlens-claim-v2".to_vec();
+    info.extend_from_slice(recording.as_bytes());
+    info
+}
+
+/// What devices recorded before [`seal_claim`]: SHA-256 (hex) over a fixed prefix, the recording
+/// id and the code. Still accepted for claims of lessons such devices recorded, never made now.
 pub fn claim_hash(recording: RecordingId, code: &str) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
@@ -149,6 +209,7 @@ impl Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand_core::SeedableRng;
 
     fn sample() -> Manifest {
         Manifest {
@@ -201,6 +262,24 @@ mod tests {
             Manifest::parse(&m.to_json()),
             Err(ManifestError::Version(9))
         );
+    }
+
+    /// Issue 14.5: the claim is the code sealed to the unassigned key, not a hash anyone can
+    /// reverse by trying the 10^4..10^8 codes.
+    #[test]
+    fn a_sealed_claim_opens_only_with_the_key_and_for_its_recording() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+        let (sk, pk) = SecretKey::generate(&mut rng);
+        let (other, _) = SecretKey::generate(&mut rng);
+        let rec = RecordingId::from_random_bytes([7; 16]);
+        let claim = seal_claim(&pk, rec, "4821", &mut rng).unwrap();
+        assert!(!claim.contains(&claim_hash(rec, "4821")));
+        assert_eq!(open_claim(&sk, rec, &claim).unwrap().as_str(), "4821");
+        assert!(open_claim(&other, rec, &claim).is_none());
+        assert!(open_claim(&sk, RecordingId::from_random_bytes([8; 16]), &claim).is_none());
+        assert!(open_claim(&sk, rec, "zz").is_none());
+        // Two seals of one code differ, so equal codes cannot be spotted across lessons.
+        assert_ne!(seal_claim(&pk, rec, "4821", &mut rng).unwrap(), claim);
     }
 
     /// Issue 14.3: a manifest naming a segment near 2^32 made the server build a list of four

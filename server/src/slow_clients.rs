@@ -142,10 +142,15 @@ impl AsyncWrite for Counted {
     }
 }
 
-/// The HTTP/1 settings for both listeners: headers within [`HEADER_TIMEOUT`].
+/// The HTTP settings for both listeners: HTTP/1.1 only (what TLS offers by ALPN), so a new
+/// connection is not held in HTTP-version detection, which has no timeout; headers within
+/// [`HEADER_TIMEOUT`].
 pub fn limit_http(
     builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
 ) {
+    use hyper_util::server::conn::auto::Builder;
+    let taken = std::mem::replace(builder, Builder::new(hyper_util::rt::TokioExecutor::new()));
+    *builder = taken.http1_only();
     builder
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())

@@ -334,7 +334,14 @@ fn doctor_says_what_is_wrong_and_the_service_reports_its_checks() {
         .collect();
     assert_eq!(
         names,
-        ["elements", "camera", "microphone", "spool", "server", "clock"]
+        [
+            "elements",
+            "camera",
+            "microphone",
+            "spool",
+            "server",
+            "clock"
+        ]
     );
     assert!(
         checks.as_array().unwrap().iter().all(|c| c["ok"] == true),

@@ -70,6 +70,19 @@ fn sign_in(
     post(server, "/api/login", None, body)
 }
 
+fn sign_in_with(
+    server: &Server,
+    user: &str,
+    password: &str,
+) -> (u16, serde_json::Value, Option<String>) {
+    post(
+        server,
+        "/api/login",
+        None,
+        serde_json::json!({"username": user, "password": password}),
+    )
+}
+
 /// Sets up two-step sign-in for `user`'s session `cookie`; returns the secret.
 fn set_up(server: &Server, user: &str, cookie: &str) -> String {
     let password = format!("{user}-password");
@@ -230,19 +243,45 @@ fn a_teacher_turns_it_on_and_signs_in_with_a_code_in_the_browser() {
     let (stdout, shots) = server.browser_script(
         "second_factor.mjs",
         "second-factor",
-        &[("LL_USER", "alice:alice-password")],
+        &[
+            ("LL_USER", "alice:alice-password"),
+            // The console made alice's account: she is told at her first sign-in (issue 14.2).
+            ("LL_ADMIN_ACTION", "created your account"),
+        ],
     );
     let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert!(result["a11y"].is_u64(), "{result}");
     assert!(shots.join("account.png").exists());
+    assert!(
+        result["admin_actions_unseen"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("the server's console")),
+        "{result}"
+    );
+    // The device code and the recovery took effect: the new password signs in, the old does not.
+    let codes: Vec<i64> =
+        lessonlens_e2e::column(&server.db(), "SELECT COUNT(*) FROM teacher_codes", []);
+    assert_eq!(codes, [1]);
+    assert_eq!(sign_in_with(&server, "alice", "alice-password").0, 400);
     // What the page did is what the server recorded.
     let actions: Vec<String> = lessonlens_e2e::column(
         &server.db(),
-        "SELECT action FROM audit WHERE action IN ('login', 'second-factor-on', 'login-code-failed') ORDER BY id",
+        "SELECT action FROM audit WHERE action IN ('login', 'second-factor-on', 'login-code-failed', 'set-code', 'recovery-code', 'password-recovered') ORDER BY id",
         [],
     );
     assert_eq!(
         actions,
-        ["login", "second-factor-on", "login-code-failed", "login"]
+        [
+            "login",
+            "set-code",
+            "recovery-code",
+            "password-recovered",
+            "login",
+            "second-factor-on",
+            "login-code-failed",
+            "login"
+        ]
     );
 }

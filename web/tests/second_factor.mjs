@@ -113,6 +113,7 @@ try {
   check(key.length === 20, `a 160-bit key, got ${key.length} bytes`);
   check((await page.locator("#second-factor-link").getAttribute("href")).startsWith("otpauth://totp/"), "otpauth link");
   await page.getByLabel("Code from the app").fill(totp(key, Date.now() / 1000));
+  await page.getByLabel(/^Your password/).fill(password);
   await page.getByRole("button", { name: "Turn on" }).click();
   await page.getByText(/^On: signing in asks for a code/).waitFor();
   // The subject access archive downloads from the same page.

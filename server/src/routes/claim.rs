@@ -10,9 +10,9 @@ use crate::error::{AppError, AppResult};
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::Json;
-use lessonlens_proto::manifest::claim_hash;
+use lessonlens_proto::manifest::{claim_hash, open_claim};
 use lessonlens_proto::{Manifest, RecordingId, SegmentIndex};
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -51,6 +51,25 @@ async fn list(
         })
         .await?;
     Ok(Json(list))
+}
+
+/// Whether `code` is the one the device kept for the lesson: sealed to the unassigned key (opened
+/// here, compared in constant time), or, from older devices, its hash.
+fn claim_matches(
+    unassigned: &lessonlens_proto::SecretKey,
+    rec: RecordingId,
+    claim: Option<&str>,
+    code: &str,
+) -> bool {
+    use subtle::ConstantTimeEq;
+    let same = |a: &[u8], b: &[u8]| bool::from(a.ct_eq(b));
+    let Some(claim) = claim else {
+        return false;
+    };
+    match open_claim(unassigned, rec, claim) {
+        Some(sealed) => same(sealed.as_bytes(), code.as_bytes()),
+        None => same(claim.as_bytes(), claim_hash(rec, code).as_bytes()),
+    }
 }
 
 /// A teacher claims an offline lesson with the code they typed on the device to start it (which
@@ -92,11 +111,6 @@ async fn claim(
                 .filter(|_| owner == unassigned)
                 .and_then(|m| Manifest::parse(m.as_bytes()).ok())
                 .ok_or(AppError::NotFound)?;
-            if manifest.claim.as_deref() != Some(claim_hash(rec, &form.code).as_str()) {
-                return Err(AppError::Forbidden(
-                    "this lesson was not started with your code",
-                ));
-            }
             let mut stmt =
                 c.prepare("SELECT idx, sha256 FROM segments WHERE recording_id = ?1 ORDER BY idx")?;
             let segments: Vec<(SegmentIndex, String)> = stmt
@@ -105,10 +119,6 @@ async fn claim(
             Ok((manifest, segments))
         })
         .await?;
-    st.claim_failures.forgive_last(&user.id);
-
-    // Re-seal each data key to the teacher, as new blobs; the old ones go once the rows point at
-    // the new ones, so a crash in between leaves the recording whole (and unassigned).
     let keys = st
         .vault(move |v| {
             Ok((
@@ -117,6 +127,15 @@ async fn claim(
             ))
         })
         .await?;
+    if !claim_matches(&keys.0, rec, manifest.claim.as_deref(), &form.code) {
+        return Err(AppError::Forbidden(
+            "this lesson was not started with your code",
+        ));
+    }
+    st.claim_failures.forgive_last(&user.id);
+
+    // Re-seal each data key to the teacher, as new blobs; the old ones go once the rows point at
+    // the new ones, so a crash in between leaves the recording whole (and unassigned).
     let recipient = keys.1.fingerprint();
     let st2 = st.clone();
     let rewrapped: Vec<(SegmentIndex, String, String, u64)> =
@@ -149,6 +168,28 @@ async fn claim(
     let st3 = st.clone();
     st.db(move |c| {
         let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+        // Two claims at once: the one that commits first wins; the other's new blobs are
+        // referred to by nothing and go, and it is told the lesson is taken.
+        let owner: Option<i64> = tx
+            .query_row(
+                "SELECT owner_id FROM recordings WHERE id = ?1",
+                [rec.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if owner != Some(unassigned) {
+            for (_, _, new, _) in &rewrapped {
+                tx.execute(
+                    "INSERT OR IGNORE INTO blob_deletions (sha256) VALUES (?1)",
+                    [new],
+                )?;
+            }
+            tx.commit()?;
+            crate::deletion::sweep_blobs(c, st3.blobs.as_ref()).map_err(AppError::Internal)?;
+            return Err(AppError::Conflict(
+                "this lesson was claimed a moment ago; refresh the page".into(),
+            ));
+        }
         let mut manifest = manifest;
         for (index, old, new, bytes) in &rewrapped {
             tx.execute(
