@@ -605,9 +605,11 @@ function recordingRow(r) {
 function deviceRow(d) {
   const status = d.revoked
     ? "Revoked"
-    : d.certificate_expires && d.certificate_expires * 1000 < Date.now()
-      ? "Certificate expired: enrol again"
-      : "Enrolled";
+    : d.identity_conflict_at
+      ? `Two machines have used this device's identity (last ${when(d.identity_conflict_at)}): revoke it and enrol the real device again under a new name`
+      : d.certificate_expires && d.certificate_expires * 1000 < Date.now()
+        ? "Certificate expired: enrol again"
+        : "Enrolled";
   const actions = el("div", { className: "row" });
   if (!d.revoked) {
     actions.append(

@@ -209,6 +209,10 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE users ADD COLUMN recovery_hash BLOB;
      ALTER TABLE users ADD COLUMN admin_actions_seen INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE coach_group_members ADD COLUMN added_at INTEGER NOT NULL DEFAULT 0;",
+    // 14: a copied device identity. A certificate is retired once a newer one of the device's
+    // is used; a retired one used again means two machines hold the identity.
+    "ALTER TABLE device_certs ADD COLUMN retired_at INTEGER;
+     ALTER TABLE devices ADD COLUMN identity_conflict_at INTEGER;",
 ];
 
 pub fn open(path: &Path) -> anyhow::Result<Connection> {

@@ -153,29 +153,61 @@ pub fn add_cert(
     Ok(())
 }
 
+/// How long a certificate still works after a newer one of the device's was first used: requests
+/// already on their way (another thread, a kept-alive connection) with the old one.
+pub const RETIRED_GRACE_SECS: i64 = 60;
+
 /// The device holding the certificate with this SHA-256, if the certificate is current and the
 /// device not revoked. Notes when the device was last seen.
+///
+/// Renewal leaves the old certificate valid (its answer may have been lost), but once the new one
+/// is used the older ones are retired. A retired certificate used again after
+/// [`RETIRED_GRACE_SECS`] means another machine holds a copy of the identity: it is refused, and
+/// the admin's device list says so.
 pub fn by_cert(conn: &Connection, sha256: &[u8; 32], now: i64) -> rusqlite::Result<Option<Device>> {
-    let device = conn
+    let row: Option<(i64, Option<i64>, Device)> = conn
         .query_row(
-            "SELECT d.id, d.name FROM device_certs c JOIN devices d ON d.id = c.device_id
+            "SELECT c.rowid, c.retired_at, d.id, d.name FROM device_certs c JOIN devices d ON d.id = c.device_id
              WHERE c.sha256 = ?1 AND c.not_after > ?2 AND d.revoked = 0",
             params![sha256.as_slice(), now],
             |r| {
-                Ok(Device {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                })
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    Device {
+                        id: r.get(2)?,
+                        name: r.get(3)?,
+                    },
+                ))
             },
         )
         .optional()?;
-    if let Some(d) = &device {
-        conn.execute(
-            "UPDATE devices SET last_seen = ?1 WHERE id = ?2",
-            params![now, d.id],
-        )?;
+    let Some((cert, retired_at, device)) = row else {
+        return Ok(None);
+    };
+    match retired_at {
+        Some(at) if now - at > RETIRED_GRACE_SECS => {
+            tracing::warn!(device = %device.name, "a retired certificate was used: two machines hold this device's identity");
+            conn.execute(
+                "UPDATE devices SET identity_conflict_at = ?1 WHERE id = ?2",
+                params![now, device.id],
+            )?;
+            return Ok(None);
+        }
+        Some(_) => {}
+        None => {
+            conn.execute(
+                "UPDATE device_certs SET retired_at = ?1
+                 WHERE device_id = ?2 AND rowid < ?3 AND retired_at IS NULL",
+                params![now, device.id, cert],
+            )?;
+        }
     }
-    Ok(device)
+    conn.execute(
+        "UPDATE devices SET last_seen = ?1 WHERE id = ?2",
+        params![now, device.id],
+    )?;
+    Ok(Some(device))
 }
 
 /// Revokes device `name` for good: its certificates stop working on the next request and its
@@ -205,11 +237,14 @@ pub struct DeviceInfo {
     /// What it last reported, and when.
     pub report: Option<DeviceReport>,
     pub reported_at: Option<i64>,
+    /// When a retired certificate of its was last used: two machines hold its identity.
+    pub identity_conflict_at: Option<i64>,
 }
 
 pub fn list(conn: &Connection) -> rusqlite::Result<Vec<DeviceInfo>> {
     let mut stmt = conn.prepare(
-        "SELECT d.name, d.created_at, d.last_seen, d.revoked, MAX(c.not_after), d.report, d.reported_at
+        "SELECT d.name, d.created_at, d.last_seen, d.revoked, MAX(c.not_after), d.report, d.reported_at,
+                d.identity_conflict_at
          FROM devices d LEFT JOIN device_certs c ON c.device_id = d.id
          GROUP BY d.id ORDER BY d.name",
     )?;
@@ -225,6 +260,7 @@ pub fn list(conn: &Connection) -> rusqlite::Result<Vec<DeviceInfo>> {
                 .get::<_, Option<String>>(5)?
                 .and_then(|t| serde_json::from_str(&t).ok()),
             reported_at: r.get(6)?,
+            identity_conflict_at: r.get(7)?,
         })
     })?;
     rows.collect()
@@ -333,5 +369,35 @@ mod tests {
         let listed = list(&c).unwrap();
         assert_eq!(listed.len(), 1);
         assert!(listed[0].revoked && listed[0].certificate_expires.is_none());
+    }
+
+    /// Issue 14.6: a copied identity. Once the renewed certificate is used, the earlier one is
+    /// retired; used again after the grace period, it is refused and the list says two machines
+    /// hold the identity.
+    #[test]
+    fn a_retired_certificate_used_again_is_refused_and_reported() {
+        let (_t, c) = db();
+        let code = create_code(&c, "room-1", 0).unwrap();
+        let d = redeem_code(&c, &code, 0).unwrap();
+        let (old, new) = ([1u8; 32], [2u8; 32]);
+        add_cert(&c, d.id, &old, 0, 10_000).unwrap();
+        // Renewed, but the answer was lost: the old certificate goes on working.
+        add_cert(&c, d.id, &new, 100, 10_000).unwrap();
+        assert!(by_cert(&c, &old, 200).unwrap().is_some());
+        // The new one is used: requests already on their way with the old one still pass...
+        assert!(by_cert(&c, &new, 300).unwrap().is_some());
+        assert!(by_cert(&c, &old, 300 + RETIRED_GRACE_SECS)
+            .unwrap()
+            .is_some());
+        assert!(list(&c).unwrap()[0].identity_conflict_at.is_none());
+        // ...but later the old one is another machine's copy.
+        assert!(by_cert(&c, &old, 301 + RETIRED_GRACE_SECS)
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            list(&c).unwrap()[0].identity_conflict_at,
+            Some(301 + RETIRED_GRACE_SECS)
+        );
+        assert!(by_cert(&c, &new, 400).unwrap().is_some());
     }
 }

@@ -227,7 +227,7 @@ pub fn apply(
             c.query_row("SELECT audit_id FROM users WHERE id = ?1", [id], |r| {
                 r.get(0)
             })?;
-        crate::audit::record(c, audit_key, actor, "roster-add", &audit_id)?;
+        crate::audit::append(&tx, audit_key, actor, "roster-add", &audit_id)?;
         created.push((id, roles.contains(&Role::Teacher)));
     }
     for (username, _, new) in &plan.rename {

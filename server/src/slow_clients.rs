@@ -2,8 +2,9 @@
 //! on how many connections one address may hold open, on both listeners.
 //!
 //! - The TLS handshake must finish within [`HANDSHAKE_TIMEOUT`] (the acceptor's timeout).
-//! - A request's headers must arrive within [`HEADER_TIMEOUT`], also between requests on a
-//!   kept-alive connection (hyper's header-read timeout), so an idle connection closes too.
+//! - A request's headers must arrive within [`HEADER_TIMEOUT`], also the first request after the
+//!   handshake ([`FirstRequest`]) and between requests on a kept-alive connection (hyper's
+//!   header-read timeout), so an idle connection closes too.
 //! - One address holds at most [`CONNECTIONS_PER_ADDRESS`] connections; more are closed at once.
 //!   A thousand slow connections from one machine therefore cost the server 64 sockets for at
 //!   most 10 s each, and people signing in from elsewhere are not kept waiting.
@@ -11,6 +12,7 @@
 use axum_server::accept::Accept;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -46,20 +48,94 @@ impl<A, S> Accept<TcpStream, S> for PerAddress<A>
 where
     A: Accept<Counted, S> + Clone + Send + 'static,
     A::Future: Send,
+    A::Stream: AsyncRead + AsyncWrite + Unpin,
     S: Send + 'static,
 {
-    type Stream = A::Stream;
+    type Stream = FirstRequest<A::Stream>;
     type Service = A::Service;
-    type Future =
-        futures_util::future::BoxFuture<'static, std::io::Result<(A::Stream, A::Service)>>;
+    type Future = futures_util::future::BoxFuture<
+        'static,
+        std::io::Result<(FirstRequest<A::Stream>, A::Service)>,
+    >;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
         let counted = Counted::new(stream, &self.open);
         let inner = self.inner.clone();
         Box::pin(async move {
-            let stream = counted?;
-            inner.accept(stream, service).await
+            let (stream, service) = inner.accept(counted?, service).await?;
+            Ok((FirstRequest::new(stream), service))
         })
+    }
+}
+
+/// A connection whose first request must start within [`HEADER_TIMEOUT`]. hyper's header-read
+/// timeout covers the requests after it, but the server first reads a few bytes to tell HTTP/1
+/// from HTTP/2, and that read has no timeout of its own.
+pub struct FirstRequest<S> {
+    inner: S,
+    /// Until the first bytes arrive.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> FirstRequest<S> {
+    fn new(inner: S) -> Self {
+        FirstRequest {
+            inner,
+            deadline: Some(Box::pin(tokio::time::sleep(HEADER_TIMEOUT))),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for FirstRequest<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if let Some(deadline) = self.deadline.as_mut() {
+            if deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no request within the header timeout",
+                )));
+            }
+        }
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.deadline = None;
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for FirstRequest<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }
 
@@ -142,15 +218,11 @@ impl AsyncWrite for Counted {
     }
 }
 
-/// The HTTP settings for both listeners: HTTP/1.1 only (what TLS offers by ALPN), so a new
-/// connection is not held in HTTP-version detection, which has no timeout; headers within
-/// [`HEADER_TIMEOUT`].
+/// The HTTP/1 settings for both listeners: each request's headers within [`HEADER_TIMEOUT`]
+/// (the first request's start is [`FirstRequest`]'s).
 pub fn limit_http(
     builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
 ) {
-    use hyper_util::server::conn::auto::Builder;
-    let taken = std::mem::replace(builder, Builder::new(hyper_util::rt::TokioExecutor::new()));
-    *builder = taken.http1_only();
     builder
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
