@@ -434,7 +434,9 @@ where
 /// Drops the vault's recently unwrapped keys once they are a minute old, also while nobody
 /// watches anything.
 async fn forget_keys_periodically(st: Shared) {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    // Often enough that a key is gone within a minute of being unwrapped, also on an idle server
+    // (its lifetime plus this interval is 60 s).
+    let mut every = tokio::time::interval(crate::vault::FORGET_EVERY);
     loop {
         every.tick().await;
         let _ = st

@@ -8,6 +8,7 @@
 
 use crate::app::Shared;
 use crate::error::AppResult;
+use crate::locks::Take;
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 
 /// What a deletion removed.
@@ -68,14 +69,20 @@ pub fn delete_rows_in(
 }
 
 /// Removes the files listed in `blob_deletions`, then their entries. Safe to run again at any point.
+/// The database is taken only to list the files and to strike each one off, not while the store
+/// removes it (an object store may take seconds).
 pub fn sweep_blobs(
-    conn: &Connection,
+    db: &impl Take<Connection>,
     blobs: &dyn crate::blobs::BlobStore,
 ) -> anyhow::Result<usize> {
-    let mut stmt = conn.prepare("SELECT sha256 FROM blob_deletions")?;
-    let pending: Vec<String> = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let pending: Vec<String> = {
+        let c = db.take()?;
+        let mut stmt = c.prepare("SELECT sha256 FROM blob_deletions")?;
+        let list = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        list
+    };
     for sha in &pending {
         match blobs.remove(sha) {
             Ok(()) => {}
@@ -84,7 +91,8 @@ pub fn sweep_blobs(
                 return Err(anyhow::Error::new(e).context(format!("cannot remove blob {sha}")))
             }
         }
-        conn.execute("DELETE FROM blob_deletions WHERE sha256 = ?1", params![sha])?;
+        db.take()?
+            .execute("DELETE FROM blob_deletions WHERE sha256 = ?1", params![sha])?;
     }
     Ok(pending.len())
 }
@@ -106,7 +114,8 @@ pub async fn delete_recordings(
         })
         .await?;
     let st2 = st.clone();
-    st.db(move |c| Ok(sweep_blobs(c, st2.blobs.as_ref())?))
-        .await?;
+    tokio::task::spawn_blocking(move || sweep_blobs(&st2.db, st2.blobs.as_ref()))
+        .await
+        .map_err(|e| crate::error::AppError::Internal(e.into()))??;
     Ok(removed)
 }

@@ -192,11 +192,21 @@ pub fn write_archive<W: Write>(
         zip.start_file(name, stored)?;
         zip.write_all(serde_json::to_string_pretty(&value)?.as_bytes())?;
     }
-    let sk = vault
+    // The key is looked up for each segment, not held for the whole export: the vault reuses it
+    // for under a minute, and a key shredded meanwhile (the teacher left) ends the export.
+    let key = || -> anyhow::Result<std::sync::Arc<lessonlens_proto::SecretKey>> {
+        vault
+            .lock()
+            .map_err(|_| anyhow::anyhow!("vault lock poisoned"))?
+            .secret_key(user.id)?
+            .context("the teacher's key was deleted during the export; the archive is incomplete")
+    };
+    let has_key = vault
         .lock()
         .map_err(|_| anyhow::anyhow!("vault lock poisoned"))?
-        .secret_key(user.id)?;
-    if let Some(sk) = sk {
+        .public_key(user.id)?
+        .is_some();
+    if has_key {
         for (id, created_at, segs) in &lessons {
             let rec: RecordingId = id.parse().context("a stored recording id does not parse")?;
             let day = time::OffsetDateTime::from_unix_timestamp(*created_at)
@@ -216,7 +226,7 @@ pub fn write_archive<W: Write>(
                         params![id, index],
                         |r| r.get(0),
                     )?;
-                    let plaintext = blobs.open_segment(&sha, &sk, rec, index)?;
+                    let plaintext = blobs.open_segment(&sha, &*key()?, rec, index)?;
                     zip.write_all(&plaintext)?;
                 }
             }
@@ -229,7 +239,8 @@ pub fn write_archive<W: Write>(
                 .optional()?;
             if let Some(sha) = poster {
                 zip.start_file(format!("posters/{day}_{id}.jpg"), stored)?;
-                let jpeg = blobs.open_segment(&sha, &sk, rec, lessonlens_proto::POSTER_INDEX)?;
+                let jpeg =
+                    blobs.open_segment(&sha, &*key()?, rec, lessonlens_proto::POSTER_INDEX)?;
                 zip.write_all(&jpeg)?;
             }
         }

@@ -17,6 +17,7 @@
 //! - [`error`]: one error type, one mapping to HTTP status.
 //! - [`export`]: subject access: everything held about a person, as one ZIP archive.
 //! - [`limits`]: failure counters that slow down password and device-code guessing.
+//! - [`locks`]: taking the database or the vault for one step of a long job.
 //! - [`retention`]: the retention policy, its pure planner and the sweeper.
 //! - [`offboarding`]: a teacher leaving: disable, crypto-shred, signed deletion receipt.
 //! - [`roster`]: importing the school's staff list (CSV).
@@ -38,6 +39,7 @@ pub mod devices;
 pub mod error;
 pub mod export;
 pub mod limits;
+pub mod locks;
 pub mod offboarding;
 pub mod retention;
 pub mod roster;

@@ -12,6 +12,7 @@
 //! finished by the next sweep.
 
 use crate::accounts::User;
+use crate::locks::Take;
 use crate::retention::DAY;
 use ed25519_dalek::{Signature, Signer, Verifier, VerifyingKey};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
@@ -161,18 +162,22 @@ pub fn verify(text: &str, expected: &VerifyingKey) -> Result<Receipt, ReceiptErr
 /// Finishes the deletion of every leaving teacher whose grace period is over at `now`. Returns the
 /// ids of the receipts written.
 pub fn finish_due(
-    c: &Connection,
-    vault: &crate::vault::Vault,
+    db: &impl Take<Connection>,
+    vault: &impl Take<crate::vault::Vault>,
     blobs: &dyn crate::blobs::BlobStore,
     audit_key: &[u8; 32],
     now: i64,
 ) -> anyhow::Result<Vec<String>> {
-    let mut stmt = c.prepare("SELECT user_id FROM leaving WHERE delete_after <= ?1")?;
-    let due: Vec<i64> = stmt
-        .query_map([now], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let due: Vec<i64> = {
+        let c = db.take()?;
+        let mut stmt = c.prepare("SELECT user_id FROM leaving WHERE delete_after <= ?1")?;
+        let due = stmt
+            .query_map([now], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        due
+    };
     due.into_iter()
-        .map(|user_id| finish(c, vault, blobs, audit_key, user_id, now))
+        .map(|user_id| finish(db, vault, blobs, audit_key, user_id, now))
         .collect()
 }
 
@@ -180,17 +185,18 @@ pub fn finish_due(
 /// unreadable from this moment, however long deleting the rest takes. The fingerprint is kept in
 /// the `leaving` row for the receipt, so a deletion resumed after a crash still names it.
 pub fn shred_key(
-    c: &Connection,
-    vault: &crate::vault::Vault,
+    db: &impl Take<Connection>,
+    vault: &impl Take<crate::vault::Vault>,
     user_id: i64,
     now: i64,
 ) -> anyhow::Result<()> {
-    c.execute(
+    db.take()?.execute(
         "UPDATE leaving SET started_at = COALESCE(started_at, ?1) WHERE user_id = ?2",
         params![now, user_id],
     )?;
-    if let Some(fp) = vault.shred(user_id, now)? {
-        c.execute(
+    let shredded = vault.take()?.shred(user_id, now)?;
+    if let Some(fp) = shredded {
+        db.take()?.execute(
             "UPDATE leaving SET fingerprint = ?1 WHERE user_id = ?2",
             params![fp, user_id],
         )?;
@@ -198,22 +204,28 @@ pub fn shred_key(
     Ok(())
 }
 
-/// Deletes everything of one leaving teacher (see the module documentation for the order).
+/// Deletes everything of one leaving teacher (see the module documentation for the order). The
+/// database and the vault are taken per step: the key, each recording, the files, the account.
 pub fn finish(
-    c: &Connection,
-    vault: &crate::vault::Vault,
+    db: &impl Take<Connection>,
+    vault: &impl Take<crate::vault::Vault>,
     blobs: &dyn crate::blobs::BlobStore,
     audit_key: &[u8; 32],
     user_id: i64,
     now: i64,
 ) -> anyhow::Result<String> {
-    shred_key(c, vault, user_id, now)?;
-    let mut stmt = c.prepare("SELECT id FROM recordings WHERE owner_id = ?1")?;
-    let recs: Vec<String> = stmt
-        .query_map([user_id], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    shred_key(db, vault, user_id, now)?;
+    let recs: Vec<String> = {
+        let c = db.take()?;
+        let mut stmt = c.prepare("SELECT id FROM recordings WHERE owner_id = ?1")?;
+        let recs = stmt
+            .query_map([user_id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        recs
+    };
     for rec in recs {
-        let tx = Transaction::new_unchecked(c, TransactionBehavior::Immediate)?;
+        let c = db.take()?;
+        let tx = Transaction::new_unchecked(&c, TransactionBehavior::Immediate)?;
         let removed = crate::deletion::delete_rows_in(
             &tx,
             audit_key,
@@ -227,9 +239,11 @@ pub fn finish(
         )?;
         tx.commit()?;
     }
-    crate::deletion::sweep_blobs(c, blobs)?;
+    crate::deletion::sweep_blobs(db, blobs)?;
 
-    let tx = Transaction::new_unchecked(c, TransactionBehavior::Immediate)?;
+    let key = vault.take()?.receipt_signing_key();
+    let c = db.take()?;
+    let tx = Transaction::new_unchecked(&c, TransactionBehavior::Immediate)?;
     let (subject, marked_at, started_at, fingerprint, recordings, segments, bytes): (
         String,
         i64,
@@ -243,7 +257,6 @@ pub fn finish(
         [user_id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
     )?;
-    let key = vault.receipt_signing_key();
     let receipt = Receipt {
         version: 1,
         receipt_id: uuid::Uuid::new_v4().to_string(),
@@ -269,7 +282,7 @@ pub fn finish(
     )?;
     crate::audit::append(&tx, audit_key, "offboarding", "offboard-complete", &id)?;
     tx.commit()?;
-    crate::db::forget(c)?;
+    crate::db::forget(&c)?;
     tracing::info!(receipt = %id, recordings, segments, "a leaving teacher's data was deleted");
     Ok(id)
 }

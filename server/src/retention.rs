@@ -8,6 +8,7 @@
 //! sweeper runs too.
 
 use crate::accounts::now;
+use crate::locks::Take;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
@@ -188,19 +189,23 @@ pub struct Swept {
 }
 
 /// Applies the policy at `now`: deletes due recordings (one transaction and audit entry each),
-/// then finishes the deletion of teachers whose grace period is over, then removes the files.
+/// then finishes the deletion of teachers whose grace period is over, then removes the files. The
+/// database and the vault are taken per step (see [`crate::locks`]), so requests go on meanwhile.
 pub fn sweep(
-    c: &Connection,
-    vault: &crate::vault::Vault,
+    db: &impl Take<Connection>,
+    vault: &impl Take<crate::vault::Vault>,
     blobs: &dyn crate::blobs::BlobStore,
     audit_key: &[u8; 32],
     now: i64,
 ) -> anyhow::Result<Swept> {
-    let policy = load_policy(c)?;
+    let due = {
+        let c = db.take()?;
+        plan(now, &load_policy(&c)?, &all_rows(&c)?)
+    };
     let mut swept = Swept::default();
-    for (rec, why) in plan(now, &policy, &all_rows(c)?) {
+    for (rec, why) in due {
         let r = crate::deletion::delete_rows(
-            c,
+            &*db.take()?,
             audit_key,
             std::slice::from_ref(&rec),
             "retention",
@@ -210,8 +215,8 @@ pub fn sweep(
         swept.deleted.segments += r.segments;
         swept.deleted.bytes += r.bytes;
     }
-    crate::deletion::sweep_blobs(c, blobs)?;
-    swept.teachers_deleted = crate::offboarding::finish_due(c, vault, blobs, audit_key, now)?;
+    crate::deletion::sweep_blobs(db, blobs)?;
+    swept.teachers_deleted = crate::offboarding::finish_due(db, vault, blobs, audit_key, now)?;
     if swept.deleted.recordings > 0 || !swept.teachers_deleted.is_empty() {
         tracing::info!(
             recordings = swept.deleted.recordings,
@@ -227,14 +232,7 @@ pub async fn run_periodically(st: crate::app::Shared, every: std::time::Duration
     loop {
         let s = st.clone();
         let result = tokio::task::spawn_blocking(move || -> anyhow::Result<Swept> {
-            let c =
-                s.db.lock()
-                    .map_err(|_| anyhow::anyhow!("database lock poisoned"))?;
-            let v = s
-                .vault
-                .lock()
-                .map_err(|_| anyhow::anyhow!("vault lock poisoned"))?;
-            sweep(&c, &v, s.blobs.as_ref(), &s.audit_key, now())
+            sweep(&s.db, &s.vault, s.blobs.as_ref(), &s.audit_key, now())
         })
         .await;
         match result {

@@ -188,8 +188,12 @@ pub struct Vault {
     recent: RefCell<HashMap<i64, RecentKey>>,
 }
 
-/// How long an unwrapped teacher key is kept in memory after it was unwrapped.
-const RECENT_KEY_LIFETIME: Duration = Duration::from_secs(60);
+/// How long an unwrapped teacher key is reused after it was unwrapped. With the server's sweep
+/// every [`FORGET_EVERY`], no key stays in memory longer than a minute.
+const RECENT_KEY_LIFETIME: Duration = Duration::from_secs(55);
+
+/// How often the running server drops expired keys ([`Vault::forget_expired`]).
+pub const FORGET_EVERY: Duration = Duration::from_secs(5);
 
 /// An unwrapped key, with the row it came from: it is used only while its row is unchanged.
 struct RecentKey {

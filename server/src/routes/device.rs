@@ -315,7 +315,10 @@ async fn put_segment(
                 "segment is larger than the {max}-byte limit"
             )));
         }
-        incoming.write(&chunk)?;
+        // A file write blocks: not on the async threads, which serve everyone else.
+        incoming = tokio::task::spawn_blocking(move || incoming.write(&chunk).map(|()| incoming))
+            .await
+            .map_err(|e| AppError::Internal(e.into()))??;
     }
     // The header is checked after the body is read, so even a refused upload gets its answer
     // on a connection the device can keep using.
