@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-# The build and test tools. The GStreamer plugin packages come from capture/gst-elements.txt,
+# The build and test tools (curl and ffmpeg's ffprobe are real clients the tests use). The GStreamer plugin packages come from capture/gst-elements.txt,
 # the one table of every element the pipelines use (tests/tests/elements.rs keeps it complete).
 PACKAGES=(
   pkg-config
@@ -17,6 +17,7 @@ PACKAGES=(
   chromium
   python3-pip
   curl
+  ffmpeg
 )
 while read -r _ package note; do
   case "$package" in builtin | "") continue ;; esac

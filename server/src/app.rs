@@ -350,6 +350,13 @@ async fn json_errors(req: Request, next: Next) -> Response {
         .await
         .map(|b| String::from_utf8_lossy(&b).trim().to_string())
         .unwrap_or_default();
+    // axum's own rejections of a body (no JSON content type, JSON of the wrong shape) are bad
+    // requests like any other; the API's own 415 and 422 answers are JSON and never get here.
+    let status = match status {
+        axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE
+        | axum::http::StatusCode::UNPROCESSABLE_ENTITY => axum::http::StatusCode::BAD_REQUEST,
+        other => other,
+    };
     let error = match (text.is_empty(), status) {
         (false, _) => text,
         (true, axum::http::StatusCode::METHOD_NOT_ALLOWED) => {
@@ -461,10 +468,11 @@ async fn renew_periodically(st: Shared, web: RustlsConfig, device: RustlsConfig)
     every.tick().await;
     loop {
         every.tick().await;
-        let (dir, hostnames) = (st.config.tls_dir(), st.config.hostnames.clone());
+        let s = st.clone();
         let renewed = tokio::task::spawn_blocking(move || {
-            if crate::tls::renew_if_due(&dir, &hostnames, crate::accounts::now())? {
-                crate::tls::load(&dir).map(Some)
+            let hostnames = &s.config.hostnames;
+            if crate::tls::renew_if_due(&s.ca, hostnames, crate::accounts::now())? {
+                crate::tls::load(&s.config.tls_dir()).map(Some)
             } else {
                 Ok(None)
             }

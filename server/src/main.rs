@@ -637,7 +637,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Device(DeviceCommand::Enroll { name }) => {
             let o = open(config)?;
-            let ca = tls::SchoolCa::load(&o.config.tls_dir()).context(
+            let ca = tls::SchoolCa::load(&o.config.tls_dir(), o.vault.ca_seal()).context(
                 "the school CA does not exist yet; start the server once (`serve`) to make it",
             )?;
             let code = devices::create_code(&o.conn, &name, accounts::now())?;
@@ -688,8 +688,12 @@ fn audit(o: &Opened, action: &str, target: &str) -> anyhow::Result<()> {
 }
 
 fn serve(o: Opened) -> anyhow::Result<()> {
-    let tls = tls::load_or_create(&o.config.tls_dir(), &o.config.hostnames, accounts::now())?;
-    let ca = tls::SchoolCa::load(&o.config.tls_dir())?;
+    let (tls, ca) = tls::load_or_create(
+        &o.config.tls_dir(),
+        &o.config.hostnames,
+        accounts::now(),
+        o.vault.ca_seal(),
+    )?;
     let bind = |a: std::net::SocketAddr| {
         std::net::TcpListener::bind(a).with_context(|| format!("cannot listen on {a} (in use?)"))
     };

@@ -1,18 +1,27 @@
-//! The school CA and the server certificate. On first start the server makes a CA (its key never
-//! leaves `data_dir/tls`, mode 0600) and a server certificate signed by it; devices and browsers
-//! pin the CA, whose SHA-256 fingerprint is printed at every start. The CA also issues the
-//! devices' short-lived client certificates (see [`SchoolCa::issue`]).
+//! The school CA and the server certificate. On first start the server makes a CA and a server
+//! certificate signed by it; devices and browsers pin the CA, whose SHA-256 fingerprint is printed
+//! at every start. The CA also issues the devices' short-lived client certificates (see
+//! [`SchoolCa::issue`]).
+//!
+//! The CA's private key rests only sealed under a key derived from the master key
+//! (`ca.key.sealed`, see [`CaSeal`]): a copy of `data_dir` cannot sign as the school. A plain
+//! `ca.key` from an older version is sealed at the next start and removed. A CA made by this
+//! version is name-constrained ([`name_constraints`]) to the names a school's own network uses and
+//! to the hostnames configured when it was made, because staff are asked to trust it in their
+//! browsers: even with its key, nobody could pass off another website as genuine. The web and
+//! device listeners share it (devices pin one CA; a second would be one more thing to trust).
 //!
 //! The server certificate lasts [`SERVER_CERT_DAYS`]. It is renewed (new key, same CA) at start
 //! and by the running server (see `app::run`) once less than [`RENEW_BEFORE_DAYS`] are left, or
 //! when `hostnames` no longer match it; browsers and devices trust the CA, so nobody notices.
 
-use crate::vault::write_secret_file;
+use crate::vault::{write_secret_file, CaSeal};
 use anyhow::Context;
 use rand_core::RngCore;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, CidrSubnet, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, KeyPair, KeyUsagePurpose, NameConstraints,
+    SerialNumber,
 };
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -25,9 +34,9 @@ pub struct Tls {
     pub device_config: Arc<rustls::ServerConfig>,
 }
 
-/// The school CA, to issue device and server certificates. Its key is read from `ca.key` for
-/// each certificate it signs and dropped right after, rather than held for the life of the
-/// process. Neither rcgen's nor ring's key types wipe their memory when dropped, so this is a
+/// The school CA, to issue device and server certificates. Its key is read from `ca.key.sealed`
+/// and unsealed for each certificate it signs and dropped right after, rather than held for the
+/// life of the process. Neither rcgen's nor ring's key types wipe their memory when dropped, so this is a
 /// smaller window, not a wipe: freed copies stay in the heap until their memory is reused.
 pub struct SchoolCa {
     dir: std::path::PathBuf,
@@ -35,6 +44,7 @@ pub struct SchoolCa {
     pub pem: String,
     /// SHA-256 of the CA certificate (DER), colon-separated hex, as browsers show it.
     pub fingerprint: String,
+    seal: CaSeal,
 }
 
 /// How long a server certificate lasts, in days.
@@ -63,8 +73,20 @@ pub enum IssueError {
 
 impl SchoolCa {
     /// The CA in `dir` (made by [`load_or_create`]). Its key is checked once here, so a broken
-    /// `ca.key` stops the server at start rather than at the first enrollment.
-    pub fn load(dir: &Path) -> anyhow::Result<SchoolCa> {
+    /// key stops the server at start rather than at the first enrollment. A plain `ca.key` (from
+    /// before keys were sealed) is sealed and removed.
+    pub fn load(dir: &Path, seal: CaSeal) -> anyhow::Result<SchoolCa> {
+        let plain = dir.join("ca.key");
+        if plain.exists() {
+            let pem = zeroize::Zeroizing::new(std::fs::read(&plain)?);
+            let sealed = dir.join("ca.key.sealed");
+            let _ = std::fs::remove_file(&sealed);
+            write_secret_file(&sealed, &seal.seal(&pem))?;
+            std::fs::File::open(dir)?.sync_all()?;
+            std::fs::remove_file(&plain)?;
+            std::fs::File::open(dir)?.sync_all()?;
+            tracing::info!("sealed the school CA's key under the master key (ca.key.sealed)");
+        }
         let pem = read_text(&dir.join("ca.pem"))?;
         let der = rustls_pemfile::certs(&mut pem.as_bytes())
             .next()
@@ -73,6 +95,7 @@ impl SchoolCa {
             dir: dir.to_path_buf(),
             fingerprint: fingerprint(&der),
             pem,
+            seal,
         };
         ca.signer()?;
         Ok(ca)
@@ -80,8 +103,12 @@ impl SchoolCa {
 
     /// The CA's certificate and key, for one signature.
     fn signer(&self) -> anyhow::Result<(rcgen::Certificate, KeyPair)> {
-        let key_pem = zeroize::Zeroizing::new(read_text(&self.dir.join("ca.key"))?);
-        let key = KeyPair::from_pem(&key_pem).context("ca.key holds no usable key")?;
+        let sealed = std::fs::read(self.dir.join("ca.key.sealed"))
+            .with_context(|| format!("cannot read {}", self.dir.join("ca.key.sealed").display()))?;
+        let key_pem = self.seal.open(&sealed)?;
+        let key =
+            KeyPair::from_pem(std::str::from_utf8(&key_pem).context("ca.key.sealed holds no PEM")?)
+                .context("ca.key.sealed holds no usable key")?;
         // Rebuilt from its own parameters and key: the same subject and key, so what it signs
         // chains to the CA certificate on disk.
         let cert = CertificateParams::from_ca_cert_pem(&self.pem)
@@ -160,10 +187,101 @@ fn write_public(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn create(dir: &Path, hostnames: &[String], now: i64) -> anyhow::Result<()> {
+/// DNS names and addresses a school's own network uses: never a public website's.
+const PRIVATE_NAMES: [&str; 5] = ["localhost", "internal", "lan", "local", "home.arpa"];
+const PRIVATE_NETWORKS: [&str; 6] = [
+    "127.0.0.0/8",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "::1/128",
+    "fc00::/7",
+];
+
+/// What a new school CA may sign: [`PRIVATE_NAMES`] and [`PRIVATE_NETWORKS`], and the hostnames
+/// configured when it is made (a school's own public name, if it has one).
+fn name_constraints(hostnames: &[String]) -> anyhow::Result<NameConstraints> {
+    let mut permitted: Vec<GeneralSubtree> = PRIVATE_NAMES
+        .iter()
+        .map(|n| GeneralSubtree::DnsName(n.to_string()))
+        .collect();
+    for net in PRIVATE_NETWORKS {
+        permitted.push(GeneralSubtree::IpAddress(
+            net.parse::<CidrSubnet>()
+                .map_err(|_| anyhow::anyhow!("bad network {net}"))?,
+        ));
+    }
+    for h in hostnames {
+        if permits(&permitted, h) {
+            continue;
+        }
+        permitted.push(match h.parse::<std::net::IpAddr>() {
+            Ok(ip) => GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(
+                ip,
+                if ip.is_ipv4() { 32 } else { 128 },
+            )),
+            Err(_) => GeneralSubtree::DnsName(h.to_ascii_lowercase()),
+        });
+    }
+    Ok(NameConstraints {
+        permitted_subtrees: permitted,
+        excluded_subtrees: Vec::new(),
+    })
+}
+
+/// Whether `name` (a DNS name or an address) falls in one of `permitted`.
+fn permits(permitted: &[GeneralSubtree], name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    let ip = name.parse::<std::net::IpAddr>().ok();
+    permitted.iter().any(|s| match (s, ip) {
+        (GeneralSubtree::DnsName(d), None) => {
+            let d = d.trim_start_matches('.').to_ascii_lowercase();
+            name == d || name.ends_with(&format!(".{d}"))
+        }
+        (GeneralSubtree::IpAddress(net), Some(ip)) => in_subnet(net, ip),
+        _ => false,
+    })
+}
+
+fn in_subnet(net: &CidrSubnet, ip: std::net::IpAddr) -> bool {
+    let masked = |a: &[u8], m: &[u8]| a.iter().zip(m).map(|(a, m)| a & m).collect::<Vec<_>>();
+    match (net, ip) {
+        (CidrSubnet::V4(a, m), std::net::IpAddr::V4(ip)) => masked(&ip.octets(), m) == masked(a, m),
+        (CidrSubnet::V6(a, m), std::net::IpAddr::V6(ip)) => masked(&ip.octets(), m) == masked(a, m),
+        _ => false,
+    }
+}
+
+/// Refuses hostnames the school CA in `ca_pem` may not sign (a CA from before name constraints
+/// may sign any).
+fn check_signable(ca_pem: &str, hostnames: &[String]) -> anyhow::Result<()> {
+    let Some(nc) = CertificateParams::from_ca_cert_pem(ca_pem)
+        .context("ca.pem is not a CA certificate")?
+        .name_constraints
+    else {
+        return Ok(());
+    };
+    let outside: Vec<&str> = hostnames
+        .iter()
+        .filter(|h| !permits(&nc.permitted_subtrees, h))
+        .map(String::as_str)
+        .collect();
+    if !outside.is_empty() {
+        anyhow::bail!(
+            "the school CA may not sign {outside:?}: it is limited to the school's own network names \
+             (localhost, *.internal, *.lan, *.local, *.home.arpa, private addresses) and the hostnames \
+             configured when it was made. Use such a name, or move data_dir/tls aside to make a new CA \
+             (staff trust it again and every device enrols again)"
+        );
+    }
+    Ok(())
+}
+
+fn create(dir: &Path, hostnames: &[String], now: i64, seal: &CaSeal) -> anyhow::Result<()> {
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::default();
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.name_constraints = Some(name_constraints(hostnames)?);
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, "lessonlens school CA");
@@ -173,7 +291,11 @@ fn create(dir: &Path, hostnames: &[String], now: i64) -> anyhow::Result<()> {
 
     let (server_key, server_pem) = server_cert(&ca_cert, &ca_key, &ca_cert.pem(), hostnames, now)?;
 
-    write_secret_file(&dir.join("ca.key"), ca_key.serialize_pem().as_bytes())?;
+    let ca_key_pem = zeroize::Zeroizing::new(ca_key.serialize_pem());
+    write_secret_file(
+        &dir.join("ca.key.sealed"),
+        &seal.seal(ca_key_pem.as_bytes()),
+    )?;
     write_secret_file(&dir.join("server.key"), server_key.as_bytes())?;
     write_public(&dir.join("server.pem"), &server_pem)?;
     write_public(&dir.join("ca.pem"), &ca_cert.pem())?;
@@ -222,12 +344,14 @@ fn renewal_reason(dir: &Path, hostnames: &[String], now: i64) -> anyhow::Result<
 /// within [`RENEW_BEFORE_DAYS`] of `now` or does not name exactly `hostnames`. Returns whether
 /// it did. Both files are written beside the old ones, then renamed into place; a crash in
 /// between is finished by [`finish_renewal`].
-pub fn renew_if_due(dir: &Path, hostnames: &[String], now: i64) -> anyhow::Result<bool> {
+pub fn renew_if_due(ca: &SchoolCa, hostnames: &[String], now: i64) -> anyhow::Result<bool> {
+    let dir = ca.dir.as_path();
     finish_renewal(dir)?;
     let Some(reason) = renewal_reason(dir, hostnames, now)? else {
         return Ok(false);
     };
-    let (key, pem) = SchoolCa::load(dir)?.issue_server(hostnames, now)?;
+    check_signable(&ca.pem, hostnames)?;
+    let (key, pem) = ca.issue_server(hostnames, now)?;
     for name in ["server.key.tmp", "server.pem.tmp"] {
         let _ = std::fs::remove_file(dir.join(name));
     }
@@ -260,8 +384,13 @@ fn finish_renewal(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Creates the CA and server certificate if missing, renews the server certificate if due (see
-/// [`renew_if_due`]), then loads them.
-pub fn load_or_create(dir: &Path, hostnames: &[String], now: i64) -> anyhow::Result<Tls> {
+/// [`renew_if_due`]), then loads them, and the CA.
+pub fn load_or_create(
+    dir: &Path,
+    hostnames: &[String],
+    now: i64,
+    seal: CaSeal,
+) -> anyhow::Result<(Tls, SchoolCa)> {
     if !dir.exists() {
         // Make everything in a staging folder and rename it into place, so a crash during first
         // start never leaves half a CA behind.
@@ -271,7 +400,7 @@ pub fn load_or_create(dir: &Path, hostnames: &[String], now: i64) -> anyhow::Res
         }
         std::fs::create_dir_all(&staging)
             .with_context(|| format!("cannot create {}", staging.display()))?;
-        create(&staging, hostnames, now)?;
+        create(&staging, hostnames, now, &seal)?;
         std::fs::rename(&staging, dir)?;
         if let Some(parent) = dir.parent() {
             std::fs::File::open(parent)?.sync_all()?;
@@ -281,8 +410,9 @@ pub fn load_or_create(dir: &Path, hostnames: &[String], now: i64) -> anyhow::Res
             dir.display()
         );
     }
-    renew_if_due(dir, hostnames, now)?;
-    load(dir)
+    let ca = SchoolCa::load(dir, seal)?;
+    renew_if_due(&ca, hostnames, now)?;
+    Ok((load(dir)?, ca))
 }
 
 /// Loads the TLS settings of both listeners from `dir`.
@@ -345,26 +475,33 @@ mod renewal_tests {
             .unix_timestamp()
     }
 
+    fn seal(tmp: &Path) -> CaSeal {
+        crate::vault::MasterKey::load_or_create(&tmp.join("master.key"))
+            .unwrap()
+            .ca_seal()
+    }
+
     #[test]
     fn the_server_certificate_is_renewed_when_due_or_renamed_and_a_crash_is_finished() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("tls");
         let hosts = names(&["localhost", "127.0.0.1"]);
         let now = 1_800_000_000;
-        load_or_create(&dir, &hosts, now).unwrap();
+        let (_, ca_) = load_or_create(&dir, &hosts, now, seal(tmp.path())).unwrap();
+        let ca_ = &ca_;
         let first = not_after(&dir);
         assert_eq!(first, now + SERVER_CERT_DAYS * DAY);
         let ca = read_text(&dir.join("ca.pem")).unwrap();
 
         // Not yet due, same names: left alone.
-        assert!(!renew_if_due(&dir, &hosts, now + 300 * DAY).unwrap());
+        assert!(!renew_if_due(ca_, &hosts, now + 300 * DAY).unwrap());
         assert_eq!(not_after(&dir), first);
 
         // Within 30 days of its end: a new certificate from the same CA, with a new key that
         // matches it (load would refuse a mismatched pair).
         let key_before = read_text(&dir.join("server.key")).unwrap();
         let later = now + (SERVER_CERT_DAYS - 20) * DAY;
-        assert!(renew_if_due(&dir, &hosts, later).unwrap());
+        assert!(renew_if_due(ca_, &hosts, later).unwrap());
         assert_eq!(not_after(&dir), later + SERVER_CERT_DAYS * DAY);
         assert_ne!(read_text(&dir.join("server.key")).unwrap(), key_before);
         assert_eq!(read_text(&dir.join("ca.pem")).unwrap(), ca);
@@ -373,24 +510,76 @@ mod renewal_tests {
 
         // A hostname added to the config: renewed at once.
         let more = names(&["localhost", "127.0.0.1", "lessonlens.school.internal"]);
-        assert!(renew_if_due(&dir, &more, later + DAY).unwrap());
-        assert!(!renew_if_due(&dir, &more, later + DAY).unwrap());
+        assert!(renew_if_due(ca_, &more, later + DAY).unwrap());
+        assert!(!renew_if_due(ca_, &more, later + DAY).unwrap());
 
         // A crash after both new files were complete but before they were renamed: the next
         // start finishes the job, and the pair matches.
-        let (key, pem) = SchoolCa::load(&dir)
-            .unwrap()
-            .issue_server(&more, later + 2 * DAY)
-            .unwrap();
+        let (key, pem) = ca_.issue_server(&more, later + 2 * DAY).unwrap();
         write_secret_file(&dir.join("server.key.new"), key.as_bytes()).unwrap();
         write_public(&dir.join("server.pem.new"), &pem).unwrap();
-        load_or_create(&dir, &more, later + 2 * DAY).unwrap();
+        load_or_create(&dir, &more, later + 2 * DAY, seal(tmp.path())).unwrap();
         assert_eq!(not_after(&dir), later + 2 * DAY + SERVER_CERT_DAYS * DAY);
         assert!(!dir.join("server.pem.new").exists() && !dir.join("server.key.new").exists());
 
         // A crash before the certificate was complete: the half-made pair is thrown away.
         write_secret_file(&dir.join("server.key.new"), b"half").unwrap();
-        load_or_create(&dir, &more, later + 2 * DAY).unwrap();
+        load_or_create(&dir, &more, later + 2 * DAY, seal(tmp.path())).unwrap();
         assert!(!dir.join("server.key.new").exists());
+    }
+
+    /// Issue 14.5: the CA key rests sealed under the master key (a plain one from before is
+    /// sealed at start), and a new CA may sign only the school's own names.
+    #[test]
+    fn the_ca_key_is_sealed_and_the_ca_is_name_constrained() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("tls");
+        let hosts = names(&["localhost", "127.0.0.1", "lessonlens.school.example"]);
+        let now = 1_800_000_000;
+        let (_, ca) = load_or_create(&dir, &hosts, now, seal(tmp.path())).unwrap();
+        assert!(!dir.join("ca.key").exists());
+        let sealed = std::fs::read(dir.join("ca.key.sealed")).unwrap();
+        assert!(!String::from_utf8_lossy(&sealed).contains("PRIVATE KEY"));
+        // Another master key opens nothing.
+        let other = tempfile::tempdir().unwrap();
+        assert!(SchoolCa::load(&dir, seal(other.path())).is_err());
+
+        // A plain key left by an older version is sealed and removed.
+        let key_pem = seal(tmp.path()).open(&sealed).unwrap();
+        std::fs::remove_file(dir.join("ca.key.sealed")).unwrap();
+        write_secret_file(&dir.join("ca.key"), &key_pem).unwrap();
+        let again = SchoolCa::load(&dir, seal(tmp.path())).unwrap();
+        assert!(!dir.join("ca.key").exists() && dir.join("ca.key.sealed").exists());
+        assert_eq!(again.fingerprint, ca.fingerprint);
+
+        // The constraint: the school's names, private addresses, the names it was made for.
+        let nc = CertificateParams::from_ca_cert_pem(&ca.pem)
+            .unwrap()
+            .name_constraints
+            .expect("name constraints");
+        for ok in [
+            "localhost",
+            "lessonlens.internal",
+            "a.b.lan",
+            "lessonlens.school.example",
+            "10.1.2.3",
+            "192.168.0.9",
+            "::1",
+        ] {
+            assert!(permits(&nc.permitted_subtrees, ok), "{ok}");
+        }
+        for no in [
+            "www.google.com",
+            "school.example",
+            "8.8.8.8",
+            "2001:db8::1",
+            "evil-localhost",
+        ] {
+            assert!(!permits(&nc.permitted_subtrees, no), "{no}");
+        }
+        let err = renew_if_due(&ca, &names(&["www.bank.example"]), now + DAY)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("may not sign"), "{err}");
     }
 }

@@ -48,6 +48,60 @@ pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 /// The key that wraps every vault entry. Wiped from memory when dropped.
 pub struct MasterKey(Zeroizing<[u8; 32]>);
 
+/// The key the school CA's private key is sealed with at rest (`tls/ca.key.sealed`), derived from
+/// the master key: a copy of `data_dir` without the master key cannot sign as the school.
+#[derive(Clone)]
+pub struct CaSeal(Zeroizing<[u8; 32]>);
+
+impl CaSeal {
+    const AD: &'static [u8] = b"lessonlens-ca-key-v1";
+
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new_from_slice(self.0.as_ref()).expect("32-byte key")
+    }
+
+    /// The CA key (PEM), sealed: a random nonce, then AES-256-GCM ciphertext and tag.
+    pub fn seal(&self, key_pem: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; 12];
+        OsRng.unwrap_err().fill_bytes(&mut nonce);
+        let ct = self
+            .cipher()
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: key_pem,
+                    aad: Self::AD,
+                },
+            )
+            .expect("AES-GCM seal cannot fail");
+        [nonce.as_slice(), &ct].concat()
+    }
+
+    /// The CA key (PEM) from what [`CaSeal::seal`] made.
+    pub fn open(&self, sealed: &[u8]) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+        if sealed.len() < 12 + 16 {
+            bail!("ca.key.sealed is too short: damaged");
+        }
+        let (nonce, ct) = sealed.split_at(12);
+        Ok(Zeroizing::new(
+            self.cipher()
+                .decrypt(
+                    Nonce::from_slice(nonce),
+                    Payload {
+                        msg: ct,
+                        aad: Self::AD,
+                    },
+                )
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "the school CA's key (tls/ca.key.sealed) does not open with this master key: \
+                         wrong master_key_file, or the file was altered"
+                    )
+                })?,
+        ))
+    }
+}
+
 impl MasterKey {
     /// Loads the master key, creating it if the file does not exist. Refuses a file that group or
     /// others can read.
@@ -86,6 +140,11 @@ impl MasterKey {
     /// the key that wraps the vault is never used for anything else.
     fn derive(&self, purpose: &[u8]) -> Zeroizing<[u8; 32]> {
         Zeroizing::new(hmac_sha256(self.0.as_ref(), &[purpose]))
+    }
+
+    /// The key that seals the school CA's private key at rest.
+    pub fn ca_seal(&self) -> CaSeal {
+        CaSeal(self.derive(b"lessonlens-ca-key-seal-v1"))
     }
 
     /// The tag a teacher's device code is looked up by: HMAC under a derived key, so a database
@@ -304,6 +363,11 @@ impl Vault {
     }
 
     /// The lookup tag of a teacher's device code.
+    /// The key that seals the school CA's private key at rest (see [`CaSeal`]).
+    pub fn ca_seal(&self) -> CaSeal {
+        self.master.ca_seal()
+    }
+
     pub fn code_tag(&self, code: &str) -> Vec<u8> {
         self.master.code_tag(code)
     }

@@ -245,6 +245,30 @@ fn recorded_lesson_end_to_end() {
         "recorded {SECONDS} s but the media lasts {duration:.3} s"
     );
 
+    // A real client nobody here wrote: Debian's ffprobe (and so mpv and every ffmpeg-based tool)
+    // reads the playlist, the init segment and the `.m4s` media segments (issue 14.8; it refused
+    // segment names without a known extension).
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-headers"])
+        .arg(format!("Cookie: {alice}\r\n"))
+        .args([
+            "-show_entries",
+            "stream=codec_name:format=duration",
+            "-of",
+            "default=noprint_wrappers=1",
+        ])
+        .arg(format!("{base}/api/recordings/{rec}/playlist.m3u8"))
+        .output()
+        .expect("ffprobe is installed by scripts/setup.sh");
+    let text = String::from_utf8_lossy(&probe.stdout).to_string();
+    assert!(
+        probe.status.success()
+            && text.contains("codec_name=h264")
+            && text.contains("codec_name=aac"),
+        "ffprobe: {text}{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+
     // In a real browser the teacher finds the lesson and it plays.
     let shots = server.watch_in_browser("alice", "alice-password", &rec, 2.0, "");
     assert!(shots.join("recording.png").exists());

@@ -132,4 +132,56 @@ mod tests {
             "server/openapi.json is out of date.\nnot described: {missing:?}\ndescribed but not served: {extra:?}"
         );
     }
+
+    /// Issue 14.8: every route that takes a parameter or a body documents 400; those with a
+    /// failure limit 429; those that read or write the blob store 503.
+    #[test]
+    fn the_openapi_description_lists_the_error_statuses() {
+        let doc: serde_json::Value = serde_json::from_str(super::assets::OPENAPI).unwrap();
+        let limited = [
+            ("post", "/api/login"),
+            ("post", "/api/recover"),
+            ("post", "/api/invite"),
+            ("post", "/api/me/recovery-code"),
+            ("post", "/api/me/second-factor/confirm"),
+            ("post", "/api/unassigned/{id}/claim"),
+            ("post", "/api/enroll"),
+            ("post", "/api/device/v1/identify"),
+        ];
+        let storage = [
+            ("get", "/api/recordings/{id}/init.mp4"),
+            ("get", "/api/recordings/{id}/segments/{index}"),
+            ("get", "/api/recordings/{id}/poster.jpg"),
+            ("get", "/api/recordings/{id}/download.mp4"),
+            ("delete", "/api/recordings/{id}"),
+            ("post", "/api/unassigned/{id}/claim"),
+            ("get", "/api/me/export"),
+            ("put", "/api/device/v1/recordings/{id}/segments/{index}"),
+        ];
+        let mut missing = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if method == "servers" {
+                    continue;
+                }
+                let input = path.contains('{')
+                    || op.get("requestBody").is_some()
+                    || op["parameters"]
+                        .as_array()
+                        .is_some_and(|p| p.iter().any(|p| p["in"] == "query"));
+                let key = (method.as_str(), path.as_str());
+                let need = [
+                    ("400", input),
+                    ("429", limited.contains(&key)),
+                    ("503", storage.contains(&key)),
+                ];
+                for (status, needed) in need {
+                    if needed && op["responses"].get(status).is_none() {
+                        missing.push(format!("{method} {path}: {status}"));
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "server/openapi.json lacks {missing:#?}");
+    }
 }
