@@ -22,8 +22,13 @@ impl Access {
 }
 
 /// The rule for a group share, in SQL over a share `g` and a membership `m`: the coach was in
-/// the group when the lesson was shared with it (the teacher saw who that was).
-pub const MEMBER_WHEN_SHARED: &str = "m.added_at <= g.created_at";
+/// the group when the lesson was shared with it (the teacher saw who that was). Both are ordered
+/// by [`NEXT_SEQ`], not by the clock, which cannot tell two changes in one second apart.
+pub const MEMBER_WHEN_SHARED: &str = "m.added_seq <= g.shared_seq";
+
+/// The order number of a change made now, in SQL: the id its audit entry (written in the same
+/// transaction, see `groups::audited`) is about to get.
+pub const NEXT_SEQ: &str = "(SELECT COALESCE(MAX(id), 0) + 1 FROM audit)";
 
 pub fn recording(c: &Connection, user: &User, rec: &str) -> AppResult<Access> {
     recording_and_owner(c, user, rec).map(|(access, _)| access)

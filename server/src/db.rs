@@ -202,13 +202,15 @@ const MIGRATIONS: &[&str] = &[
     // invitation or the server's console), so no admin can make an invitation for the account;
     // existing accounts are taken as chosen, except those with an invitation waiting.
     // `recovery_hash`: SHA-256 of the recovery code only the person saw. `admin_actions_seen`:
-    // the last audit entry about their account the person acknowledged. `added_at`: when a coach
-    // joined a group, so a share made before they joined does not let them in unasked.
+    // the last audit entry about their account the person acknowledged. `added_seq` and
+    // `shared_seq`: the order (the audit entry's id) in which a coach joined a group and a lesson
+    // was shared with it, so a share made before they joined does not let them in unasked.
     "ALTER TABLE users ADD COLUMN own_password INTEGER NOT NULL DEFAULT 1;
      UPDATE users SET own_password = 0 WHERE id IN (SELECT user_id FROM invites);
      ALTER TABLE users ADD COLUMN recovery_hash BLOB;
      ALTER TABLE users ADD COLUMN admin_actions_seen INTEGER NOT NULL DEFAULT 0;
-     ALTER TABLE coach_group_members ADD COLUMN added_at INTEGER NOT NULL DEFAULT 0;",
+     ALTER TABLE coach_group_members ADD COLUMN added_seq INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE group_shares ADD COLUMN shared_seq INTEGER NOT NULL DEFAULT 0;",
     // 14: a copied device identity. A certificate is retired once a newer one of the device's
     // is used; a retired one used again means two machines hold the identity.
     "ALTER TABLE device_certs ADD COLUMN retired_at INTEGER;

@@ -72,6 +72,24 @@ fn a_teacher_and_a_coach_review_a_lesson_in_the_browser() {
         [],
     );
     assert_eq!(nina, ["nina.new"]);
+    // Issue 14.2: Nina was told, at her first sign-in, what the admin did to her account.
+    let unseen = result["nina_admin_actions"]["unseen"].to_string();
+    assert!(
+        unseen.contains("made an invitation link") && unseen.contains("roster"),
+        "{result}"
+    );
+    // The teacher saw who is in the group before sharing with it; a coach who joined it later
+    // could not watch until the teacher shared again.
+    assert!(
+        result["share_group_members"]
+            .as_str()
+            .is_some_and(|t| t.contains("In Maths coaches: carol")),
+        "{result}"
+    );
+    assert_eq!(result["late_member_let_in"], true, "{result}");
+    for page in ["account", "recording-late-member"] {
+        assert!(result["a11y"][page].is_u64(), "{page}: {result}");
+    }
     // The enrollment code the admin page showed enrols the real capture binary.
     let code = result["enrollment_code"].as_str().unwrap();
     let out = server.run_enroll("room-99", code, &server.ca_fingerprint());

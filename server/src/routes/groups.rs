@@ -214,8 +214,11 @@ async fn add_member(
                 ))
             })?;
         c.execute(
-            "INSERT OR IGNORE INTO coach_group_members (group_id, user_id, added_at) VALUES (?1, ?2, ?3)",
-            params![id, coach.id, accounts::now()],
+            &format!(
+                "INSERT OR IGNORE INTO coach_group_members (group_id, user_id, added_seq) VALUES (?1, ?2, {})",
+                access::NEXT_SEQ
+            ),
+            params![id, coach.id],
         )?;
         Ok(("group-add", format!("{name} {}", coach.audit_id)))
     })
@@ -267,8 +270,12 @@ async fn share(
             .map_err(|_| AppError::BadRequest("there is no such group (any more)".into()))?;
         c.execute(
             // Sharing again lets in whoever joined the group since (see the module's notes).
-            "INSERT INTO group_shares (recording_id, group_id, created_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (recording_id, group_id) DO UPDATE SET created_at = excluded.created_at",
+            &format!(
+                "INSERT INTO group_shares (recording_id, group_id, created_at, shared_seq) VALUES (?1, ?2, ?3, {})
+                 ON CONFLICT (recording_id, group_id) DO UPDATE
+                     SET created_at = excluded.created_at, shared_seq = excluded.shared_seq",
+                access::NEXT_SEQ
+            ),
             params![rec, group, accounts::now()],
         )?;
         c.execute(
