@@ -895,10 +895,27 @@ $("recovery-form").addEventListener("submit", async (ev) => {
 });
 $("recovery-done").addEventListener("click", forgetRecoveryCode);
 
+$("password-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("password-error").textContent = "";
+  $("password-done").textContent = "";
+  if (!samePasswords("password-new", "password-repeat", "password-error")) return;
+  const r = await accountChange("password-form", "password-error", () =>
+    api("/api/me/password", {
+      method: "POST",
+      body: JSON.stringify({ current: $("password-current").value, new: $("password-new").value }),
+    }),
+  );
+  if (r) $("password-done").textContent = "Your password is changed. You are signed out everywhere else.";
+});
+
 $("device-code-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   await accountChange("device-code-form", "device-code-error", () =>
-    api("/api/me/device-code", { method: "PUT", body: JSON.stringify({ code: $("device-code").value }) }),
+    api("/api/me/device-code", {
+      method: "PUT",
+      body: JSON.stringify({ code: $("device-code").value, password: $("device-code-password").value }),
+    }),
   );
 });
 

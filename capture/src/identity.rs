@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
-const IDENTITY_FILE: &str = "identity.pem";
+pub const IDENTITY_FILE: &str = "identity.pem";
 const CA_FILE: &str = "ca.pem";
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

@@ -33,9 +33,19 @@ pub enum UploadError {
     ReceiptMismatch { sent: String, stored: String },
 }
 
+/// When the identity file in `dir` was last written, if it can be read.
+fn identity_written(dir: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(dir.join(crate::identity::IDENTITY_FILE))
+        .and_then(|m| m.modified())
+        .ok()
+}
+
 pub struct Client {
-    /// Replaced when the certificate is renewed.
+    /// Replaced when the certificate is renewed, here or on disk by `lessonlens-capture renew`
+    /// (the server retires the old certificate once the new one is used).
     agent: std::sync::RwLock<ureq::Agent>,
+    /// When the identity file the agent was made from was last written.
+    loaded: std::sync::Mutex<Option<std::time::SystemTime>>,
     base: String,
     identity_dir: std::path::PathBuf,
     /// Uploads at the same time (`upload_concurrency`).
@@ -53,6 +63,7 @@ impl Client {
             );
         }
         Ok(Client {
+            loaded: std::sync::Mutex::new(identity_written(&config.identity_dir)),
             agent: std::sync::RwLock::new(identity.agent()?),
             base: config.server_url.trim_end_matches('/').to_string(),
             identity_dir: config.identity_dir.clone(),
@@ -60,7 +71,23 @@ impl Client {
         })
     }
 
+    /// The agent, made again first if the identity on disk changed since (renewed by the CLI).
     fn agent(&self) -> ureq::Agent {
+        let written = identity_written(&self.identity_dir);
+        let mut loaded = self.loaded.lock().expect("identity lock");
+        if written.is_some() && written != *loaded {
+            match Identity::load(&self.identity_dir).and_then(|i| i.agent()) {
+                Ok(fresh) => {
+                    *self.agent.write().expect("agent lock") = fresh;
+                    *loaded = written;
+                    tracing::info!("using the device certificate renewed on disk");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "cannot load the renewed device certificate")
+                }
+            }
+        }
+        drop(loaded);
         self.agent.read().expect("agent lock").clone()
     }
 
@@ -72,8 +99,7 @@ impl Client {
             return Ok(None);
         }
         let not_after = identity::renew(&self.identity_dir, &self.agent(), &self.base)?;
-        let fresh = Identity::load(&self.identity_dir)?.agent()?;
-        *self.agent.write().expect("agent lock") = fresh;
+        // The next request loads the new identity (see `agent`).
         tracing::info!(not_after, "device certificate renewed");
         Ok(Some(not_after))
     }

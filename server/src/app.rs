@@ -472,7 +472,7 @@ async fn renew_periodically(st: Shared, web: RustlsConfig, device: RustlsConfig)
         let renewed = tokio::task::spawn_blocking(move || {
             let hostnames = &s.config.hostnames;
             if crate::tls::renew_if_due(&s.ca, hostnames, crate::accounts::now())? {
-                crate::tls::load(&s.config.tls_dir()).map(Some)
+                crate::tls::load(&s.ca).map(Some)
             } else {
                 Ok(None)
             }

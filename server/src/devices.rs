@@ -210,6 +210,28 @@ pub fn by_cert(conn: &Connection, sha256: &[u8; 32], now: i64) -> rusqlite::Resu
     Ok(Some(device))
 }
 
+/// Whether the certificate with this SHA-256 has been retired (a newer one of the device's was
+/// used); if so, notes that two machines hold the identity. Renewal asks this.
+pub fn refuse_if_retired(
+    conn: &Connection,
+    device: i64,
+    sha256: &[u8; 32],
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let retired: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM device_certs WHERE sha256 = ?1 AND retired_at IS NOT NULL)",
+        [sha256.as_slice()],
+        |r| r.get(0),
+    )?;
+    if retired {
+        conn.execute(
+            "UPDATE devices SET identity_conflict_at = ?1 WHERE id = ?2",
+            params![now, device],
+        )?;
+    }
+    Ok(retired)
+}
+
 /// Revokes device `name` for good: its certificates stop working on the next request and its
 /// unused enrollment codes are void. False if there is no such device.
 pub fn revoke(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
@@ -390,7 +412,11 @@ mod tests {
             .unwrap()
             .is_some());
         assert!(list(&c).unwrap()[0].identity_conflict_at.is_none());
-        // ...but later the old one is another machine's copy.
+        assert!(!refuse_if_retired(&c, d.id, &new, 301).unwrap());
+        // ...but not to renew: a copy that renewed first would push the real device out.
+        assert!(refuse_if_retired(&c, d.id, &old, 302).unwrap());
+        assert_eq!(list(&c).unwrap()[0].identity_conflict_at, Some(302));
+        // ...and later the old one is another machine's copy.
         assert!(by_cert(&c, &old, 301 + RETIRED_GRACE_SECS)
             .unwrap()
             .is_none());

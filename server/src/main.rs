@@ -279,12 +279,16 @@ fn main() -> anyhow::Result<()> {
             let hash = accounts::hash_password(line.trim_end_matches(['\r', '\n']))?;
             let o = open(config)?;
             let user = any_user(&o, &username)?;
+            // Set at the console by whoever runs the server: from now on the account's password
+            // is not the web admins' to replace (no invitation can be made for it).
             o.conn.execute(
-                "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+                "UPDATE users SET password_hash = ?1, own_password = 1 WHERE id = ?2",
                 rusqlite::params![hash, user.id],
             )?;
             o.conn
                 .execute("DELETE FROM sessions WHERE user_id = ?1", [user.id])?;
+            o.conn
+                .execute("DELETE FROM invites WHERE user_id = ?1", [user.id])?;
             audit(&o, "set-password", &user.audit_id)?;
             println!("password set for {username}; their other sessions ended");
             Ok(())
@@ -637,7 +641,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Device(DeviceCommand::Enroll { name }) => {
             let o = open(config)?;
-            let ca = tls::SchoolCa::load(&o.config.tls_dir(), o.vault.ca_seal()).context(
+            let ca = tls::SchoolCa::load(&o.config.tls_dir(), o.vault.tls_seal()).context(
                 "the school CA does not exist yet; start the server once (`serve`) to make it",
             )?;
             let code = devices::create_code(&o.conn, &name, accounts::now())?;
@@ -692,7 +696,7 @@ fn serve(o: Opened) -> anyhow::Result<()> {
         &o.config.tls_dir(),
         &o.config.hostnames,
         accounts::now(),
-        o.vault.ca_seal(),
+        o.vault.tls_seal(),
     )?;
     let bind = |a: std::net::SocketAddr| {
         std::net::TcpListener::bind(a).with_context(|| format!("cannot listen on {a} (in use?)"))

@@ -1,8 +1,8 @@
 //! Roster import: the staff list a school's MIS exports (CSV with name, email, staff id and role
 //! columns, in any order, with a header row) is compared with the accounts here.
 //!
-//! New staff get an account (username from the email's local part) that cannot sign in until an
-//! admin sets a first password; changed names are updated; staff missing from the roster are only
+//! New staff get an account (username from the email's local part) that cannot sign in until the
+//! person chooses a password with an invitation; changed names are updated; staff missing from the roster are only
 //! *listed* as "leaving?" for an admin to confirm with `user offboard` — nobody is ever deleted by
 //! an import. A file with bad lines changes nothing unless the admin asks to skip them.
 

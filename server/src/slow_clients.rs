@@ -218,11 +218,15 @@ impl AsyncWrite for Counted {
     }
 }
 
-/// The HTTP/1 settings for both listeners: each request's headers within [`HEADER_TIMEOUT`]
-/// (the first request's start is [`FirstRequest`]'s).
+/// The HTTP settings for both listeners: HTTP/1.1 only (what TLS offers by ALPN; an HTTP/2
+/// connection would have no header or idle timeout), and each request's headers within
+/// [`HEADER_TIMEOUT`] (the first request's start is [`FirstRequest`]'s).
 pub fn limit_http(
     builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
 ) {
+    use hyper_util::server::conn::auto::Builder;
+    let taken = std::mem::replace(builder, Builder::new(hyper_util::rt::TokioExecutor::new()));
+    *builder = taken.http1_only();
     builder
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())

@@ -4,7 +4,7 @@
 //! [`SchoolCa::issue`]).
 //!
 //! The CA's private key rests only sealed under a key derived from the master key
-//! (`ca.key.sealed`, see [`CaSeal`]): a copy of `data_dir` cannot sign as the school. A plain
+//! (`ca.key.sealed`, see [`TlsSeal`]): a copy of `data_dir` cannot sign as the school. A plain
 //! `ca.key` from an older version is sealed at the next start and removed. A CA made by this
 //! version is name-constrained ([`name_constraints`]) to the names a school's own network uses and
 //! to the hostnames configured when it was made, because staff are asked to trust it in their
@@ -15,7 +15,7 @@
 //! and by the running server (see `app::run`) once less than [`RENEW_BEFORE_DAYS`] are left, or
 //! when `hostnames` no longer match it; browsers and devices trust the CA, so nobody notices.
 
-use crate::vault::{write_secret_file, CaSeal};
+use crate::vault::{write_secret_file, TlsSeal};
 use anyhow::Context;
 use rand_core::RngCore;
 use rcgen::{
@@ -44,7 +44,7 @@ pub struct SchoolCa {
     pub pem: String,
     /// SHA-256 of the CA certificate (DER), colon-separated hex, as browsers show it.
     pub fingerprint: String,
-    seal: CaSeal,
+    seal: TlsSeal,
 }
 
 /// How long a server certificate lasts, in days.
@@ -75,13 +75,13 @@ impl SchoolCa {
     /// The CA in `dir` (made by [`load_or_create`]). Its key is checked once here, so a broken
     /// key stops the server at start rather than at the first enrollment. A plain `ca.key` (from
     /// before keys were sealed) is sealed and removed.
-    pub fn load(dir: &Path, seal: CaSeal) -> anyhow::Result<SchoolCa> {
+    pub fn load(dir: &Path, seal: TlsSeal) -> anyhow::Result<SchoolCa> {
         let plain = dir.join("ca.key");
         if plain.exists() {
             let pem = zeroize::Zeroizing::new(std::fs::read(&plain)?);
-            let sealed = dir.join("ca.key.sealed");
+            let sealed = dir.join(CA_KEY);
             let _ = std::fs::remove_file(&sealed);
-            write_secret_file(&sealed, &seal.seal(&pem))?;
+            write_secret_file(&sealed, &seal.seal(CA_KEY, &pem))?;
             std::fs::File::open(dir)?.sync_all()?;
             std::fs::remove_file(&plain)?;
             std::fs::File::open(dir)?.sync_all()?;
@@ -103,9 +103,9 @@ impl SchoolCa {
 
     /// The CA's certificate and key, for one signature.
     fn signer(&self) -> anyhow::Result<(rcgen::Certificate, KeyPair)> {
-        let sealed = std::fs::read(self.dir.join("ca.key.sealed"))
-            .with_context(|| format!("cannot read {}", self.dir.join("ca.key.sealed").display()))?;
-        let key_pem = self.seal.open(&sealed)?;
+        let sealed = std::fs::read(self.dir.join(CA_KEY))
+            .with_context(|| format!("cannot read {}", self.dir.join(CA_KEY).display()))?;
+        let key_pem = self.seal.open(CA_KEY, &sealed)?;
         let key =
             KeyPair::from_pem(std::str::from_utf8(&key_pem).context("ca.key.sealed holds no PEM")?)
                 .context("ca.key.sealed holds no usable key")?;
@@ -186,6 +186,10 @@ fn write_public(path: &Path, text: &str) -> anyhow::Result<()> {
     f.sync_all()?;
     Ok(())
 }
+
+/// The sealed keys' file names (see [`TlsSeal`]).
+const CA_KEY: &str = "ca.key.sealed";
+const SERVER_KEY: &str = "server.key";
 
 /// DNS names and addresses a school's own network uses: never a public website's.
 const PRIVATE_NAMES: [&str; 5] = ["localhost", "internal", "lan", "local", "home.arpa"];
@@ -277,7 +281,7 @@ fn check_signable(ca_pem: &str, hostnames: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn create(dir: &Path, hostnames: &[String], now: i64, seal: &CaSeal) -> anyhow::Result<()> {
+fn create(dir: &Path, hostnames: &[String], now: i64, seal: &TlsSeal) -> anyhow::Result<()> {
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::default();
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -292,11 +296,11 @@ fn create(dir: &Path, hostnames: &[String], now: i64, seal: &CaSeal) -> anyhow::
     let (server_key, server_pem) = server_cert(&ca_cert, &ca_key, &ca_cert.pem(), hostnames, now)?;
 
     let ca_key_pem = zeroize::Zeroizing::new(ca_key.serialize_pem());
+    write_secret_file(&dir.join(CA_KEY), &seal.seal(CA_KEY, ca_key_pem.as_bytes()))?;
     write_secret_file(
-        &dir.join("ca.key.sealed"),
-        &seal.seal(ca_key_pem.as_bytes()),
+        &dir.join(SERVER_KEY),
+        &seal.seal(SERVER_KEY, server_key.as_bytes()),
     )?;
-    write_secret_file(&dir.join("server.key"), server_key.as_bytes())?;
     write_public(&dir.join("server.pem"), &server_pem)?;
     write_public(&dir.join("ca.pem"), &ca_cert.pem())?;
     std::fs::File::open(dir)?.sync_all()?;
@@ -355,7 +359,10 @@ pub fn renew_if_due(ca: &SchoolCa, hostnames: &[String], now: i64) -> anyhow::Re
     for name in ["server.key.tmp", "server.pem.tmp"] {
         let _ = std::fs::remove_file(dir.join(name));
     }
-    write_secret_file(&dir.join("server.key.tmp"), key.as_bytes())?;
+    write_secret_file(
+        &dir.join("server.key.tmp"),
+        &ca.seal.seal(SERVER_KEY, key.as_bytes()),
+    )?;
     std::fs::rename(dir.join("server.key.tmp"), dir.join("server.key.new"))?;
     write_public(&dir.join("server.pem.tmp"), &pem)?;
     // From here on the new pair is complete on disk: `server.pem.new` is the commit point.
@@ -389,7 +396,7 @@ pub fn load_or_create(
     dir: &Path,
     hostnames: &[String],
     now: i64,
-    seal: CaSeal,
+    seal: TlsSeal,
 ) -> anyhow::Result<(Tls, SchoolCa)> {
     if !dir.exists() {
         // Make everything in a staging folder and rename it into place, so a crash during first
@@ -412,24 +419,37 @@ pub fn load_or_create(
     }
     let ca = SchoolCa::load(dir, seal)?;
     renew_if_due(&ca, hostnames, now)?;
-    Ok((load(dir)?, ca))
+    Ok((load(&ca)?, ca))
 }
 
-/// Loads the TLS settings of both listeners from `dir`.
-pub fn load(dir: &Path) -> anyhow::Result<Tls> {
-    let (ca_pem, cert_pem, key_pem) = (
-        dir.join("ca.pem"),
-        dir.join("server.pem"),
-        dir.join("server.key"),
+/// Loads the TLS settings of both listeners from the CA's folder. A server key left in plain PEM
+/// by an older version is sealed first.
+pub fn load(ca: &SchoolCa) -> anyhow::Result<Tls> {
+    let dir = ca.dir.as_path();
+    let key_path = dir.join(SERVER_KEY);
+    let stored = zeroize::Zeroizing::new(
+        std::fs::read(&key_path).with_context(|| format!("cannot read {}", key_path.display()))?,
     );
+    let key_pem = if stored.starts_with(b"-----BEGIN") {
+        let tmp = dir.join("server.key.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        write_secret_file(&tmp, &ca.seal.seal(SERVER_KEY, &stored))?;
+        std::fs::rename(&tmp, &key_path)?;
+        std::fs::File::open(dir)?.sync_all()?;
+        tracing::info!("sealed the server's TLS key under the master key");
+        zeroize::Zeroizing::new(stored.to_vec())
+    } else {
+        ca.seal.open(SERVER_KEY, &stored)?
+    };
+    let (ca_pem, cert_pem) = (dir.join("ca.pem"), dir.join("server.pem"));
     let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
     let ca_der = rustls_pemfile::certs(&mut read(&ca_pem)?.as_slice())
         .next()
         .context("ca.pem holds no certificate")??;
     let chain =
         rustls_pemfile::certs(&mut read(&cert_pem)?.as_slice()).collect::<Result<Vec<_>, _>>()?;
-    let key = rustls_pemfile::private_key(&mut read(&key_pem)?.as_slice())?
-        .context("server.key holds no key")?;
+    let key =
+        rustls_pemfile::private_key(&mut key_pem.as_slice())?.context("server.key holds no key")?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut web = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?
@@ -475,10 +495,10 @@ mod renewal_tests {
             .unix_timestamp()
     }
 
-    fn seal(tmp: &Path) -> CaSeal {
+    fn seal(tmp: &Path) -> TlsSeal {
         crate::vault::MasterKey::load_or_create(&tmp.join("master.key"))
             .unwrap()
-            .ca_seal()
+            .tls_seal()
     }
 
     #[test]
@@ -499,14 +519,14 @@ mod renewal_tests {
 
         // Within 30 days of its end: a new certificate from the same CA, with a new key that
         // matches it (load would refuse a mismatched pair).
-        let key_before = read_text(&dir.join("server.key")).unwrap();
+        let key_before = std::fs::read(dir.join("server.key")).unwrap();
         let later = now + (SERVER_CERT_DAYS - 20) * DAY;
         assert!(renew_if_due(ca_, &hosts, later).unwrap());
         assert_eq!(not_after(&dir), later + SERVER_CERT_DAYS * DAY);
-        assert_ne!(read_text(&dir.join("server.key")).unwrap(), key_before);
+        assert_ne!(std::fs::read(dir.join("server.key")).unwrap(), key_before);
         assert_eq!(read_text(&dir.join("ca.pem")).unwrap(), ca);
         assert!(read_text(&dir.join("server.pem")).unwrap().ends_with(&ca));
-        load(&dir).unwrap();
+        load(ca_).unwrap();
 
         // A hostname added to the config: renewed at once.
         let more = names(&["localhost", "127.0.0.1", "lessonlens.school.internal"]);
@@ -540,12 +560,14 @@ mod renewal_tests {
         assert!(!dir.join("ca.key").exists());
         let sealed = std::fs::read(dir.join("ca.key.sealed")).unwrap();
         assert!(!String::from_utf8_lossy(&sealed).contains("PRIVATE KEY"));
+        let server_key = std::fs::read(dir.join("server.key")).unwrap();
+        assert!(!String::from_utf8_lossy(&server_key).contains("PRIVATE KEY"));
         // Another master key opens nothing.
         let other = tempfile::tempdir().unwrap();
         assert!(SchoolCa::load(&dir, seal(other.path())).is_err());
 
         // A plain key left by an older version is sealed and removed.
-        let key_pem = seal(tmp.path()).open(&sealed).unwrap();
+        let key_pem = seal(tmp.path()).open(CA_KEY, &sealed).unwrap();
         std::fs::remove_file(dir.join("ca.key.sealed")).unwrap();
         write_secret_file(&dir.join("ca.key"), &key_pem).unwrap();
         let again = SchoolCa::load(&dir, seal(tmp.path())).unwrap();

@@ -103,6 +103,18 @@ fn main() {
     }
 
     let tls = server.data_dir().join("tls");
+    // The server's key rests sealed under the master key; nginx gets a plain copy in the
+    // benchmark's own temp folder.
+    let plain_key = dir.path().join("server.key");
+    let master = lessonlens_server::vault::MasterKey::load_or_create(
+        &server.dir.path().join("secrets/master.key"),
+    )
+    .unwrap();
+    let pem = master
+        .tls_seal()
+        .open("server.key", &std::fs::read(tls.join("server.key")).unwrap())
+        .unwrap();
+    std::fs::write(&plain_key, &*pem).unwrap();
     let nginx_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -127,7 +139,7 @@ fn main() {
             // As root, workers would drop to nobody, who cannot read this temp folder.
             user = if root_user { "user root;\n" } else { "" },
             cert = tls.join("server.pem").display(),
-            key = tls.join("server.key").display(),
+            key = plain_key.display(),
             root = root.display(),
             tmp = dir.path().display(),
         ),

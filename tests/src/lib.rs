@@ -615,8 +615,9 @@ impl Server {
         match agent
             .put(&format!("{}/api/me/device-code", self.url()))
             .set("cookie", &cookie)
-            .send_json(serde_json::json!({ "code": code }))
-        {
+            .send_json(
+                serde_json::json!({ "code": code, "password": format!("{username}-password") }),
+            ) {
             Ok(r) => r.status(),
             Err(ureq::Error::Status(code, _)) => code,
             Err(e) => panic!("setting a device code: {e}"),

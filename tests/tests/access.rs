@@ -284,3 +284,41 @@ fn the_audit_log_records_sign_ins_and_shows_tampering() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("was altered"));
 }
+
+/// Issue 14.2: a person changes their own password (for instance one chosen with a link an admin
+/// may have seen); it needs the current one, and their other sessions end.
+#[test]
+fn a_person_changes_their_password_and_their_other_sessions_end() {
+    let server = Server::start(&web_dir());
+    server.add_user("alice", "alice-password", "teacher");
+    let agent = server.agent();
+    let here = server.login(&agent, "alice", "alice-password");
+    let elsewhere = server.login(&agent, "alice", "alice-password");
+    let change = |current: &str| match agent
+        .post(&format!("{}/api/me/password", server.url()))
+        .set("cookie", &here)
+        .send_json(serde_json::json!({ "current": current, "new": "a-brand-new-password" }))
+    {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(change("not-my-password"), 400);
+    assert_eq!(change("alice-password"), 200);
+    let me = |cookie: &str| match agent
+        .get(&format!("{}/api/me", server.url()))
+        .set("cookie", cookie)
+        .call()
+    {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(me(&here), 200);
+    assert_eq!(me(&elsewhere), 401);
+    assert_eq!(login(&server, &agent, "alice", "alice-password").0, 400);
+    assert_eq!(
+        login(&server, &agent, "alice", "a-brand-new-password").0,
+        200
+    );
+}

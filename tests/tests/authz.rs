@@ -143,6 +143,7 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
         // code that is not digits is refused. Only teachers have device codes.
         ("POST", "/api/me/recovery-code") => person_route(c, 400),
         ("POST", "/api/me/admin-actions/seen") => person_route(c, 200),
+        ("POST", "/api/me/password") => person_route(c, 400),
         ("PUT", "/api/me/device-code") => match c {
             Owner | OtherTeacher => 400,
             SharedCoach | Coach | Admin => 403,
@@ -383,13 +384,16 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                     "version": "0", "state": "idle", "bytes_waiting": 0,
                     "last_upload_at": null, "video_encoder": null, "last_error": null,
                 })),
-                ("PUT", "/api/me/device-code") => req.send_json(serde_json::json!({"code": "12ab"})),
+                ("PUT", "/api/me/device-code") => req.send_json(serde_json::json!({"code": "12ab", "password": "not-the-password"})),
                 ("PUT", _) => req.send_bytes(manifest.as_bytes()),
                 ("POST", "/api/admin/users") => req.send_json(serde_json::json!({
                     "username": format!("new-{caller:?}").to_lowercase(),
                     "display_name": "New person",
                     "roles": ["coach"],
                 })),
+                ("POST", "/api/me/password") => req.send_json(
+                    serde_json::json!({"current": "not-the-password", "new": "a-long-new-password"}),
+                ),
                 ("POST", "/api/me/recovery-code") => {
                     req.send_json(serde_json::json!({"password": "not-the-password"}))
                 }

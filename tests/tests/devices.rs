@@ -171,8 +171,19 @@ fn the_device_api_refuses_every_certificate_it_should() {
 
     // The school CA's, but expired (as if signed by someone holding the CA key a year ago).
     let tls = server.data_dir().join("tls");
-    let school_key =
-        KeyPair::from_pem(&std::fs::read_to_string(tls.join("ca.key")).unwrap()).unwrap();
+    // The CA key rests sealed under the master key; this test holds both, as a thief would need to.
+    let master = lessonlens_server::vault::MasterKey::load_or_create(
+        &server.dir.path().join("secrets/master.key"),
+    )
+    .unwrap();
+    let pem = master
+        .tls_seal()
+        .open(
+            "ca.key.sealed",
+            &std::fs::read(tls.join("ca.key.sealed")).unwrap(),
+        )
+        .unwrap();
+    let school_key = KeyPair::from_pem(std::str::from_utf8(&pem).unwrap()).unwrap();
     let school_ca =
         CertificateParams::from_ca_cert_pem(&std::fs::read_to_string(tls.join("ca.pem")).unwrap())
             .unwrap()

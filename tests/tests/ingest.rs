@@ -170,6 +170,21 @@ fn segment_uploads_are_checked_stored_once_and_acknowledged() {
     assert_eq!(mr.missing, vec![0]);
     assert_eq!(status(device_b.put(&murl).send_bytes(&body)), 403);
     assert_eq!(status(device_a.put(&murl).send_bytes(b"{}")), 422);
+    // Issue 14.3: a manifest naming a segment near 2^32 is refused before anything is stored or
+    // derived from it (the server used to build a list of four billion missing indices on every
+    // library page, and died).
+    let mut hostile = manifest.clone();
+    hostile.segments[1].index = 4_294_967_000;
+    assert_eq!(
+        status(device_a.put(&murl).send_bytes(&hostile.to_json())),
+        422
+    );
+    let mut hostile = manifest.clone();
+    hostile.segments[1].duration_us = u64::MAX;
+    assert_eq!(
+        status(device_a.put(&murl).send_bytes(&hostile.to_json())),
+        422
+    );
 
     // The teacher's library tells the truth: incomplete, segment 0 missing.
     let base = server.url();

@@ -1,6 +1,6 @@
 //! Recording while the server is unreachable (issues 3 and 4): the teacher's code cannot be
 //! checked, so the capture service records to the school's unassigned key (fetched earlier) and
-//! keeps only a hash of the code. Once the server is back the lesson uploads, owned by nobody;
+//! keeps the code only sealed to that key. Once the server is back the lesson uploads, owned by nobody;
 //! the teacher claims it with the same code, the server re-seals each segment's data key to
 //! them, and it plays. Another teacher, or a wrong code, cannot claim it.
 
@@ -175,4 +175,120 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// Issue 14.7: two claims of one offline lesson at once. One wins; the other is refused, and no
+/// re-sealed copy is left behind with nothing referring to it.
+#[test]
+fn two_claims_at_once_leave_one_owner_and_no_orphaned_files() {
+    use lessonlens_proto::manifest::{seal_claim, MANIFEST_VERSION};
+    use lessonlens_proto::wire::{TeacherKey, SHA256_HEADER};
+    use lessonlens_proto::{Manifest, ManifestSegment, PublicKey};
+    use sha2::{Digest, Sha256};
+    let server = Server::start(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../web"));
+    server.add_user("alice", "alice-password", "teacher");
+    assert_eq!(server.set_device_code("alice", "2468"), 200);
+    let room = server.add_device("room-1");
+    let device = server.device_agent(&room);
+    let base = server.device_url();
+    let key: TeacherKey = device
+        .get(&format!("{base}/api/device/v1/unassigned-key"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let pk = PublicKey::from_hex(&key.public_key).unwrap();
+    // A lesson as a device records it offline: sealed to the unassigned key, the code sealed too.
+    let rec = lessonlens_e2e::new_recording_id();
+    let segments: Vec<Vec<u8>> = (0..=12)
+        .map(|i| lessonlens_e2e::sealed_segment(&pk, rec, i, 9, 200_000))
+        .collect();
+    for (i, body) in segments.iter().enumerate() {
+        device
+            .put(&format!(
+                "{base}/api/device/v1/recordings/{rec}/segments/{i}"
+            ))
+            .set(SHA256_HEADER, &hex::encode(Sha256::digest(body)))
+            .send_bytes(body)
+            .unwrap();
+    }
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        recording: rec,
+        recipient: pk.fingerprint(),
+        started_at: 1_800_000_000,
+        segments: segments
+            .iter()
+            .enumerate()
+            .map(|(i, b)| ManifestSegment {
+                index: i as u32,
+                sha256: hex::encode(Sha256::digest(b)),
+                start_us: 0,
+                duration_us: if i == 0 { 0 } else { 2_000_000 },
+            })
+            .collect(),
+        clean_stop: true,
+        claim: Some(
+            seal_claim(
+                &pk,
+                rec,
+                "2468",
+                &mut rand_core::TryRngCore::unwrap_err(rand_core::OsRng),
+            )
+            .unwrap(),
+        ),
+    };
+    device
+        .put(&format!("{base}/api/device/v1/recordings/{rec}/manifest"))
+        .send_bytes(&manifest.to_json())
+        .unwrap();
+
+    let url = format!("{}/api/unassigned/{rec}/claim", server.url());
+    let sessions: Vec<String> = (0..2)
+        .map(|_| server.login(&server.agent(), "alice", "alice-password"))
+        .collect();
+    let barrier = std::sync::Barrier::new(2);
+    let answers: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = sessions
+            .iter()
+            .map(|cookie| {
+                let (url, barrier) = (&url, &barrier);
+                let agent = server.agent();
+                s.spawn(move || {
+                    barrier.wait();
+                    match agent
+                        .post(url)
+                        .set("cookie", cookie)
+                        .send_json(serde_json::json!({ "code": "2468" }))
+                    {
+                        Ok(r) => r.status(),
+                        Err(ureq::Error::Status(code, _)) => code,
+                        Err(e) => panic!("{e}"),
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        answers.iter().filter(|&&c| c == 200).count(),
+        1,
+        "{answers:?}"
+    );
+    assert!(
+        answers.iter().any(|&c| c == 409 || c == 404),
+        "the other claim is refused: {answers:?}"
+    );
+    // Every file in the store is one a segment row refers to.
+    let rows: Vec<i64> = column(
+        &server.db(),
+        "SELECT COUNT(DISTINCT sha256) FROM segments",
+        [],
+    );
+    let blobs = server.data_dir().join("blobs");
+    let files = walk(&blobs)
+        .into_iter()
+        .filter(|p| !p.starts_with(blobs.join("tmp")))
+        .count();
+    assert_eq!(files as i64, rows[0], "orphaned files in the blob store");
 }

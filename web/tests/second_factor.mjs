@@ -60,6 +60,7 @@ try {
   // The device code the teacher types on the classroom device.
   await page.locator("#device-code-status", { hasText: "You have no device code yet" }).waitFor();
   await page.getByLabel("New device code").fill(deviceCode);
+  await page.locator("#device-code-password").fill(oldPassword);
   await page.getByRole("button", { name: "Set device code" }).click();
   await page.locator("#device-code-status", { hasText: "You have a device code." }).waitFor();
   report.device_code = deviceCode;
@@ -113,7 +114,7 @@ try {
   check(key.length === 20, `a 160-bit key, got ${key.length} bytes`);
   check((await page.locator("#second-factor-link").getAttribute("href")).startsWith("otpauth://totp/"), "otpauth link");
   await page.getByLabel("Code from the app").fill(totp(key, Date.now() / 1000));
-  await page.getByLabel(/^Your password/).fill(password);
+  await page.locator("#second-factor-password").fill(password);
   await page.getByRole("button", { name: "Turn on" }).click();
   await page.getByText(/^On: signing in asks for a code/).waitFor();
   // The subject access archive downloads from the same page.

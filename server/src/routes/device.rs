@@ -163,11 +163,22 @@ async fn report(
 }
 
 /// A device renews its certificate before it expires, with a request for a fresh key.
+/// A new certificate for the device. Not from a certificate a newer one has replaced (even in
+/// its grace minute): that is another machine with a copy of the identity, which would otherwise
+/// renew itself and push the real device out.
 async fn renew(
     State(st): State<Shared>,
     DeviceAuth(device): DeviceAuth,
+    Extension(cert): Extension<crate::app::PeerCert>,
     Json(req): Json<RenewRequest>,
 ) -> AppResult<Json<DeviceCertificate>> {
+    let id = device.id;
+    let retired = st
+        .db(move |c| Ok(devices::refuse_if_retired(c, id, &cert.0, accounts::now())?))
+        .await?;
+    if retired {
+        return Err(AppError::DeviceNotCurrent);
+    }
     issue(&st, req.csr, "device-renew", move |_, _| Ok(device)).await
 }
 
@@ -532,7 +543,8 @@ async fn put_manifest(
         .ok_or_else(|| {
             AppError::Unprocessable("manifest names a key this server does not know".into())
         })?;
-    let json = String::from_utf8_lossy(&body).into_owned();
+    // What is stored is what was parsed, written compactly: nothing else the device sent.
+    let json = serde_json::to_string(&manifest).map_err(|e| AppError::Internal(e.into()))?;
     let device_id = device.id;
     let clean_stop = manifest.clean_stop;
     let started_at = lessonlens_proto::manifest::limits::plausible_start(manifest.started_at);

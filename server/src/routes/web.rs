@@ -33,6 +33,7 @@ pub fn routes() -> Vec<Route> {
         ("POST", "/api/recover", post(recover)),
         ("POST", "/api/me/recovery-code", post(make_recovery_code)),
         ("PUT", "/api/me/device-code", put(set_device_code)),
+        ("POST", "/api/me/password", post(change_password)),
         (
             "POST",
             "/api/me/admin-actions/seen",
@@ -373,36 +374,95 @@ async fn recover(
     Ok(Json(serde_json::json!({ "recovered": true })))
 }
 
+#[derive(Deserialize)]
+struct NewPasswordForm {
+    current: zeroize::Zeroizing<String>,
+    new: zeroize::Zeroizing<String>,
+}
+
+/// A person changes their password (for instance the one they chose with a link an admin may
+/// have seen). Their other sessions end.
+async fn change_password(
+    State(st): State<Shared>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    s: AnySession,
+    Json(form): Json<NewPasswordForm>,
+) -> AppResult<Json<serde_json::Value>> {
+    confirm_password(&st, ip, &s.user, form.current).await?;
+    let new = form.new;
+    let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&new))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let key = st.audit_key.clone();
+    let (id, who, token) = (s.user.id, s.user.audit_id.clone(), s.token.clone());
+    st.db(move |c| {
+        c.execute(
+            "UPDATE users SET password_hash = ?1, own_password = 1 WHERE id = ?2",
+            params![hash, id],
+        )?;
+        c.execute("DELETE FROM invites WHERE user_id = ?1", [id])?;
+        accounts::end_other_sessions(c, id, &token)?;
+        crate::audit::record(c, &key, &who, "password-changed", &who)?;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "changed": true })))
+}
+
+#[derive(Deserialize)]
+struct DeviceCodeForm {
+    code: zeroize::Zeroizing<String>,
+    password: zeroize::Zeroizing<String>,
+}
+
 /// A teacher sets the code they type on a classroom device to start a recording. Only an HMAC
-/// of it (keyed by the master key) is stored; admins cannot set or see it.
+/// of it (keyed by the master key) is stored; admins cannot set or see it. It needs the password
+/// (a stolen session must not set a code and record as the teacher), and an answer that the code
+/// is taken counts as a failed password: nobody can try codes to find a colleague's.
 async fn set_device_code(
     State(st): State<Shared>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
     CurrentUser(user): CurrentUser,
-    Json(form): Json<super::CodeForm>,
+    Json(form): Json<DeviceCodeForm>,
 ) -> AppResult<Json<serde_json::Value>> {
     if !user.has(Role::Teacher) {
         return Err(AppError::Forbidden(
             "only teachers start recordings with a device code",
         ));
     }
-    let code = form.code.trim().to_string();
-    let code = zeroize::Zeroizing::new(code);
+    let code = zeroize::Zeroizing::new(form.code.trim().to_string());
     if !accounts::valid_code(&code) {
         return Err(AppError::BadRequest(
             "a device code is 4 to 8 digits".into(),
         ));
     }
+    confirm_password(&st, ip, &user, form.password).await?;
     let tag = st.vault(move |v| Ok(v.code_tag(&code))).await?;
     let key = st.audit_key.clone();
-    st.db(move |c| {
-        accounts::set_code(c, user.id, &tag).map_err(|e| match e {
-            accounts::AccountError::Db(e) => e.into(),
-            other => AppError::Conflict(other.to_string()),
-        })?;
-        crate::audit::record(c, &key, &user.audit_id, "set-code", &user.audit_id)?;
-        Ok(())
-    })
-    .await?;
+    let who = user.audit_id.clone();
+    let taken = st
+        .db(move |c| match accounts::set_code(c, user.id, &tag) {
+            Ok(()) => {
+                crate::audit::record(c, &key, &who, "set-code", &who)?;
+                Ok(false)
+            }
+            Err(accounts::AccountError::CodeTaken) => {
+                crate::audit::record(c, &key, &who, "set-code-taken", &who)?;
+                Ok(true)
+            }
+            Err(accounts::AccountError::Db(e)) => Err(e.into()),
+            Err(other) => Err(AppError::BadRequest(other.to_string())),
+        })
+        .await?;
+    if taken {
+        let _ = st
+            .login_failures_account
+            .attempt(&account_key(&user.username, ip), accounts::now());
+        return Err(AppError::Conflict(
+            "choose another code: that one cannot be used".into(),
+        ));
+    }
     Ok(Json(serde_json::json!({ "set": true })))
 }
 
@@ -611,10 +671,16 @@ pub fn summary(c: &Connection, id: &str) -> rusqlite::Result<RecordingSummary> {
         None => ("recording", Vec::new(), Vec::new()),
         Some(m) => {
             let missing = m.missing_from(&present);
-            // A stored segment whose hash is not the one the device listed was altered or swapped.
+            // A stored segment whose hash is not the one the device listed was altered or swapped
+            // (looked up by index: both lists may hold tens of thousands).
+            let listed: std::collections::HashMap<SegmentIndex, &str> = m
+                .segments
+                .iter()
+                .map(|s| (s.index, s.sha256.as_str()))
+                .collect();
             let mismatched: Vec<SegmentIndex> = rows
                 .iter()
-                .filter(|(i, _, sha)| m.segments.iter().any(|s| s.index == *i && s.sha256 != *sha))
+                .filter(|(i, _, sha)| listed.get(i).is_some_and(|l| *l != sha))
                 .map(|(i, _, _)| *i)
                 .collect();
             let complete = missing.is_empty() && mismatched.is_empty() && clean_stop == Some(true);
