@@ -112,7 +112,10 @@ fn main() {
     .unwrap();
     let pem = master
         .tls_seal()
-        .open("server.key", &std::fs::read(tls.join("server.key")).unwrap())
+        .open(
+            "server.key",
+            &std::fs::read(tls.join("server.key")).unwrap(),
+        )
         .unwrap();
     std::fs::write(&plain_key, &*pem).unwrap();
     let nginx_port = std::net::TcpListener::bind("127.0.0.1:0")

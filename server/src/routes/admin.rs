@@ -224,11 +224,7 @@ async fn add_user(
     }
     // A random password nobody knows until the person chooses theirs. Argon2 is slow: hash
     // outside the database lock.
-    let password = accounts::new_token().0;
-    let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&password))
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?
-        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let hash = super::web::hash_new_password(accounts::new_token().0).await?;
     let audit_key = st.audit_key.clone();
     let display = new.display_name.trim().to_string();
     let actor = admin.audit_id.clone();

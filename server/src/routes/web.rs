@@ -63,6 +63,15 @@ fn me_json(u: &User, setup_only: bool, second_factor: bool) -> serde_json::Value
     })
 }
 
+/// Hashes a password someone chose, on a blocking thread (Argon2 is slow and takes ~19 MiB); one
+/// that is too short or too common is a bad request that says so.
+pub(super) async fn hash_new_password(password: zeroize::Zeroizing<String>) -> AppResult<String> {
+    tokio::task::spawn_blocking(move || accounts::hash_password(&password))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+        .map_err(|e| AppError::BadRequest(e.to_string()))
+}
+
 /// What the person's account page and the notice at sign-in need: whether they chose their own
 /// password and made a recovery code, whether they have a device code, and every change an admin
 /// (or the server's console) made to their account.
@@ -346,11 +355,7 @@ async fn recover(
         st.login_failures_address.forgive_last(&ip);
         return Err(refused(secs));
     }
-    let password = form.password;
-    let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&password))
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?
-        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let hash = hash_new_password(form.password).await?;
     let key = st.audit_key.clone();
     let user = st
         .db(move |c| {
@@ -389,11 +394,7 @@ async fn change_password(
     Json(form): Json<NewPasswordForm>,
 ) -> AppResult<Json<serde_json::Value>> {
     confirm_password(&st, ip, &s.user, form.current).await?;
-    let new = form.new;
-    let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&new))
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?
-        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let hash = hash_new_password(form.new).await?;
     let key = st.audit_key.clone();
     let (id, who, token) = (s.user.id, s.user.audit_id.clone(), s.token.clone());
     st.db(move |c| {
@@ -559,11 +560,7 @@ async fn accept_invite(
             "too many failed attempts from this address; wait 15 minutes and try again",
         ));
     }
-    let password = form.password;
-    let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&password))
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?
-        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let hash = hash_new_password(form.password).await?;
     let key = st.audit_key.clone();
     let user = st
         .db(move |c| {
@@ -604,8 +601,6 @@ async fn second_factor_begin(
     })))
 }
 
-/// Turns two-step sign-in on with a code from the app; a session that could only set it up now
-/// counts in full, and the person's other sessions end.
 #[derive(Deserialize)]
 struct ConfirmForm {
     code: zeroize::Zeroizing<String>,
@@ -613,6 +608,8 @@ struct ConfirmForm {
     password: zeroize::Zeroizing<String>,
 }
 
+/// Turns two-step sign-in on with a code from the app; a session that could only set it up now
+/// counts in full, and the person's other sessions end.
 async fn second_factor_confirm(
     State(st): State<Shared>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
