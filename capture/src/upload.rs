@@ -56,6 +56,8 @@ impl Client {
     /// A client that trusts only the school CA and presents this device's certificate (from
     /// `config.identity_dir`, made by `lessonlens-capture enroll`).
     pub fn new(config: &Config) -> anyhow::Result<Client> {
+        // Before loading: a renewal on disk in between is then seen at the first request.
+        let written = identity_written(&config.identity_dir);
         let identity = Identity::load(&config.identity_dir)?;
         if identity.not_after <= now() {
             tracing::error!(
@@ -63,7 +65,7 @@ impl Client {
             );
         }
         Ok(Client {
-            loaded: std::sync::Mutex::new(identity_written(&config.identity_dir)),
+            loaded: std::sync::Mutex::new(written),
             agent: std::sync::RwLock::new(identity.agent()?),
             base: config.server_url.trim_end_matches('/').to_string(),
             identity_dir: config.identity_dir.clone(),

@@ -56,6 +56,9 @@ pub struct AppState {
     pub enroll_failures: FailureWindow<IpAddr>,
     /// Failed invitation links per address: 10 in 15 minutes.
     pub invite_failures: FailureWindow<IpAddr>,
+    /// Device codes a teacher chose that another teacher has, per account: 5 in 15 minutes, so
+    /// nobody can try codes to find a colleague's. Signing in does not reset it.
+    pub code_taken: FailureWindow<i64>,
 }
 
 impl AppState {
@@ -83,6 +86,7 @@ impl AppState {
             enroll_failures: FailureWindow::new(10, 900),
             invite_failures: FailureWindow::new(10, 900),
             claim_failures: FailureWindow::new(5, 900),
+            code_taken: FailureWindow::new(5, 900),
         }
     }
 }

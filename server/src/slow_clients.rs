@@ -68,9 +68,9 @@ where
     }
 }
 
-/// A connection whose first request must start within [`HEADER_TIMEOUT`]. hyper's header-read
-/// timeout covers the requests after it, but the server first reads a few bytes to tell HTTP/1
-/// from HTTP/2, and that read has no timeout of its own.
+/// A connection whose first request must start within [`HEADER_TIMEOUT`]. axum-server serves
+/// each connection through hyper-util's version-sniffing path, which reads the first bytes
+/// before hyper's header-read timeout starts, and has no timeout of its own.
 pub struct FirstRequest<S> {
     inner: S,
     /// Until the first bytes arrive.

@@ -146,7 +146,7 @@ impl MasterKey {
         Zeroizing::new(hmac_sha256(self.0.as_ref(), &[purpose]))
     }
 
-    /// The key that seals the school CA's private key at rest.
+    /// The key that seals the TLS private keys at rest (see [`TlsSeal`]).
     pub fn tls_seal(&self) -> TlsSeal {
         TlsSeal(self.derive(b"lessonlens-ca-key-seal-v1"))
     }
@@ -369,12 +369,12 @@ impl Vault {
         Ok(())
     }
 
-    /// The lookup tag of a teacher's device code.
-    /// The key that seals the school CA's private key at rest (see [`TlsSeal`]).
+    /// The key that seals the TLS private keys at rest (see [`TlsSeal`]).
     pub fn tls_seal(&self) -> TlsSeal {
         self.master.tls_seal()
     }
 
+    /// The lookup tag of a teacher's device code.
     pub fn code_tag(&self, code: &str) -> Vec<u8> {
         self.master.code_tag(code)
     }

@@ -322,3 +322,18 @@ fn a_person_changes_their_password_and_their_other_sessions_end() {
         200
     );
 }
+
+/// Issue 14.2: a teacher cannot try device codes to find a colleague's: a code that cannot be
+/// used counts as a failed password, and a right password does not wipe the run.
+#[test]
+fn trying_device_codes_that_are_taken_is_limited() {
+    let server = Server::start(&web_dir());
+    server.add_user("alice", "alice-password", "teacher");
+    server.add_user("bob", "bob-password", "teacher");
+    assert_eq!(server.set_device_code("bob", "1111"), 200);
+    let answers: Vec<u16> = (0..6)
+        .map(|_| server.set_device_code("alice", "1111"))
+        .collect();
+    assert_eq!(answers[..5], [409; 5], "{answers:?}");
+    assert_eq!(answers[5], 429, "{answers:?}");
+}

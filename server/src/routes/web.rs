@@ -299,8 +299,10 @@ async fn confirm_password(
             "that is not your current password".into(),
         ));
     }
+    // Only this attempt is taken back: earlier failures (and device codes found taken) still
+    // count, so a right password cannot wipe a run of wrong guesses.
     st.login_failures_account
-        .clear(&account_key(&user.username, ip));
+        .forgive_last(&account_key(&user.username, ip));
     Ok(())
 }
 
@@ -419,8 +421,9 @@ struct DeviceCodeForm {
 
 /// A teacher sets the code they type on a classroom device to start a recording. Only an HMAC
 /// of it (keyed by the master key) is stored; admins cannot set or see it. It needs the password
-/// (a stolen session must not set a code and record as the teacher), and an answer that the code
-/// is taken counts as a failed password: nobody can try codes to find a colleague's.
+/// (a stolen session must not set a code and record as the teacher), and codes that another
+/// teacher has are limited per account (`AppState::code_taken`): nobody can try codes to find a
+/// colleague's.
 async fn set_device_code(
     State(st): State<Shared>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -438,7 +441,17 @@ async fn set_device_code(
             "a device code is 4 to 8 digits".into(),
         ));
     }
-    confirm_password(&st, ip, &user, form.password).await?;
+    // Every try counts until it succeeds (see `AppState::code_taken`).
+    if st.code_taken.attempt(&user.id, accounts::now()).is_err() {
+        return Err(AppError::TooManyRequests(
+            "too many codes that cannot be used; wait 15 minutes and choose another",
+        ));
+    }
+    if let Err(e) = confirm_password(&st, ip, &user, form.password).await {
+        st.code_taken.forgive_last(&user.id);
+        return Err(e);
+    }
+    let uid = user.id;
     let tag = st.vault(move |v| Ok(v.code_tag(&code))).await?;
     let key = st.audit_key.clone();
     let who = user.audit_id.clone();
@@ -457,13 +470,11 @@ async fn set_device_code(
         })
         .await?;
     if taken {
-        let _ = st
-            .login_failures_account
-            .attempt(&account_key(&user.username, ip), accounts::now());
         return Err(AppError::Conflict(
             "choose another code: that one cannot be used".into(),
         ));
     }
+    st.code_taken.forgive_last(&uid);
     Ok(Json(serde_json::json!({ "set": true })))
 }
 
