@@ -831,7 +831,8 @@ function showUnseenAdminActions() {
 
 $("admin-actions-seen").addEventListener("click", async () => {
   try {
-    await api("/api/me/admin-actions/seen", { method: "POST", body: "{}" });
+    const upTo = Math.max(0, ...me.admin_actions.slice(0, me.unseen_admin_actions).map((a) => a.id));
+    await api("/api/me/admin-actions/seen", { method: "POST", body: JSON.stringify({ up_to: upTo }) });
     me.unseen_admin_actions = 0;
     showUnseenAdminActions();
   } catch (e) {

@@ -596,7 +596,7 @@ const ACCOUNT_CHANGES: &[(&str, &str)] = &[
 /// One change someone else made to a person's account.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AccountChange {
-    #[serde(skip)]
+    /// Its audit entry: the notice acknowledges changes up to the newest one it showed.
     pub id: i64,
     pub at: i64,
     /// The admin's display name, or "the server's console".

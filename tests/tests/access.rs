@@ -337,3 +337,50 @@ fn trying_device_codes_that_are_taken_is_limited() {
     assert_eq!(answers[..5], [409; 5], "{answers:?}");
     assert_eq!(answers[5], 429, "{answers:?}");
 }
+
+/// Issue 14.2: a person is shown every change others made to their account, and acknowledging
+/// the notice covers only what it showed: a change made meanwhile is shown next time.
+#[test]
+fn changes_to_an_account_are_shown_until_the_person_has_seen_them() {
+    let server = Server::start(&web_dir());
+    server.add_user("alice", "alice-password", "teacher");
+    let agent = server.agent();
+    let cookie = server.login(&agent, "alice", "alice-password");
+    let me = || -> serde_json::Value {
+        agent
+            .get(&format!("{}/api/me", server.url()))
+            .set("cookie", &cookie)
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap()
+    };
+    let first = me();
+    assert_eq!(first["unseen_admin_actions"], 1, "{first}");
+    assert_eq!(first["admin_actions"][0]["by"], "the server's console");
+    assert_eq!(first["admin_actions"][0]["what"], "created your account");
+    let shown = first["admin_actions"][0]["id"].as_i64().unwrap();
+    // Meanwhile someone turns off her two-step sign-in.
+    assert!(server
+        .cli(&["user", "reset-second-factor", "alice"], "")
+        .status
+        .success());
+    let cookie = server.login(&agent, "alice", "alice-password");
+    agent
+        .post(&format!("{}/api/me/admin-actions/seen", server.url()))
+        .set("cookie", &cookie)
+        .send_json(serde_json::json!({ "up_to": shown }))
+        .unwrap();
+    let after: serde_json::Value = agent
+        .get(&format!("{}/api/me", server.url()))
+        .set("cookie", &cookie)
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(after["unseen_admin_actions"], 1, "{after}");
+    assert_eq!(
+        after["admin_actions"][0]["what"],
+        "turned off your two-step sign-in"
+    );
+}

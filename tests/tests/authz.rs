@@ -391,6 +391,9 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                     "display_name": "New person",
                     "roles": ["coach"],
                 })),
+                ("POST", "/api/me/admin-actions/seen") => {
+                    req.send_json(serde_json::json!({"up_to": 0}))
+                }
                 ("POST", "/api/me/password") => req.send_json(
                     serde_json::json!({"current": "not-the-password", "new": "a-long-new-password"}),
                 ),

@@ -250,16 +250,23 @@ async fn me(State(st): State<Shared>, s: AnySession) -> AppResult<Json<serde_jso
 }
 
 /// The person has read the changes admins made to their account (the notice at sign-in).
+#[derive(Deserialize)]
+struct SeenForm {
+    /// The newest change the notice showed (its `id`): one made since stays unseen.
+    up_to: i64,
+}
+
 async fn admin_actions_seen(
     State(st): State<Shared>,
     s: AnySession,
+    Json(form): Json<SeenForm>,
 ) -> AppResult<Json<serde_json::Value>> {
     let id = s.user.id;
     let n = st
         .db(move |c| {
             Ok(c.execute(
-                "UPDATE users SET admin_actions_seen = (SELECT COALESCE(MAX(id), 0) FROM audit) WHERE id = ?1",
-                [id],
+                "UPDATE users SET admin_actions_seen = MAX(admin_actions_seen, ?1) WHERE id = ?2",
+                params![form.up_to, id],
             )?)
         })
         .await?;
