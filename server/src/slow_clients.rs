@@ -24,7 +24,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CONNECTIONS_PER_ADDRESS: usize = 64;
 
-/// Open connections per address, shared by the streams that count in it.
+/// Open connections per address, shared by the connections' [`Place`]s.
 type Counts = Arc<Mutex<HashMap<IpAddr, usize>>>;
 
 /// Wraps an acceptor: refuses a connection from an address that already holds
@@ -46,7 +46,7 @@ impl<A> PerAddress<A> {
 
 impl<A, S> Accept<TcpStream, S> for PerAddress<A>
 where
-    A: Accept<Counted, S> + Clone + Send + 'static,
+    A: Accept<TcpStream, S> + Clone + Send + 'static,
     A::Future: Send,
     A::Stream: AsyncRead + AsyncWrite + Unpin,
     S: Send + 'static,
@@ -59,29 +59,71 @@ where
     >;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
-        let counted = Counted::new(stream, &self.open);
+        let place = stream
+            .peer_addr()
+            .and_then(|peer| Place::take(peer.ip(), &self.open));
         let inner = self.inner.clone();
         Box::pin(async move {
-            let (stream, service) = inner.accept(counted?, service).await?;
-            Ok((FirstRequest::new(stream), service))
+            let place = place?;
+            let (stream, service) = inner.accept(stream, service).await?;
+            Ok((FirstRequest::new(stream, place), service))
         })
     }
 }
 
-/// A connection whose first request must start within [`HEADER_TIMEOUT`]. axum-server serves
-/// each connection through hyper-util's version-sniffing path, which reads the first bytes
-/// before hyper's header-read timeout starts, and has no timeout of its own.
+/// One connection's place in its address's count, given back when the connection closes.
+pub struct Place {
+    ip: IpAddr,
+    open: Counts,
+}
+
+impl Place {
+    fn take(ip: IpAddr, open: &Counts) -> std::io::Result<Place> {
+        let mut counts = open.lock().expect("connection counts lock");
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= CONNECTIONS_PER_ADDRESS {
+            tracing::warn!(%ip, "too many open connections from one address; closing a new one");
+            return Err(std::io::Error::other(
+                "too many connections from this address",
+            ));
+        }
+        *n += 1;
+        Ok(Place {
+            ip,
+            open: open.clone(),
+        })
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut counts = self.open.lock().expect("connection counts lock");
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// An accepted connection: it holds its [`Place`], and its first request must start within
+/// [`HEADER_TIMEOUT`]. axum-server serves each connection through hyper-util's version-sniffing
+/// path, which reads the first bytes before hyper's header-read timeout starts, and has no
+/// timeout of its own.
 pub struct FirstRequest<S> {
     inner: S,
     /// Until the first bytes arrive.
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    _place: Place,
 }
 
 impl<S> FirstRequest<S> {
-    fn new(inner: S) -> Self {
+    fn new(inner: S, place: Place) -> Self {
         FirstRequest {
             inner,
             deadline: Some(Box::pin(tokio::time::sleep(HEADER_TIMEOUT))),
+            _place: place,
         }
     }
 }
@@ -136,85 +178,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FirstRequest<S> {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
-    }
-}
-
-/// A TCP stream that holds one place in its address's count until it is dropped.
-pub struct Counted {
-    stream: TcpStream,
-    ip: IpAddr,
-    open: Counts,
-}
-
-impl Counted {
-    fn new(stream: TcpStream, open: &Counts) -> std::io::Result<Counted> {
-        let ip = stream.peer_addr()?.ip();
-        let mut counts = open.lock().expect("connection counts lock");
-        let n = counts.entry(ip).or_insert(0);
-        if *n >= CONNECTIONS_PER_ADDRESS {
-            tracing::warn!(%ip, "too many open connections from one address; closing a new one");
-            return Err(std::io::Error::other(
-                "too many connections from this address",
-            ));
-        }
-        *n += 1;
-        Ok(Counted {
-            stream,
-            ip,
-            open: open.clone(),
-        })
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        let mut counts = self.open.lock().expect("connection counts lock");
-        if let Some(n) = counts.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.ip);
-            }
-        }
-    }
-}
-
-impl AsyncRead for Counted {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Counted {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
     }
 }
 
