@@ -48,6 +48,29 @@ pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 /// The key that wraps every vault entry. Wiped from memory when dropped.
 pub struct MasterKey(Zeroizing<[u8; 32]>);
 
+/// AES-256-GCM under `key` with a fresh random nonce: (ciphertext and tag, nonce).
+fn aead_seal(key: &[u8; 32], aad: &[u8], msg: &[u8]) -> (Vec<u8>, [u8; 12]) {
+    let mut nonce = [0u8; 12];
+    OsRng.unwrap_err().fill_bytes(&mut nonce);
+    let ct = Aes256Gcm::new_from_slice(key)
+        .expect("32-byte key")
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg, aad })
+        .expect("AES-GCM sealing cannot fail");
+    (ct, nonce)
+}
+
+/// What [`aead_seal`] sealed, if `key`, `aad` and the 12-byte `nonce` open it.
+fn aead_open(key: &[u8; 32], aad: &[u8], ct: &[u8], nonce: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    if nonce.len() != 12 {
+        return None;
+    }
+    Aes256Gcm::new_from_slice(key)
+        .expect("32-byte key")
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
+        .ok()
+        .map(Zeroizing::new)
+}
+
 /// The key the TLS private keys are sealed with at rest (the school CA's `tls/ca.key.sealed` and
 /// the server's `tls/server.key`), derived from the master key: a copy of `data_dir` without the
 /// master key can neither sign as the school nor pass for its server.
@@ -60,24 +83,9 @@ impl TlsSeal {
         [b"lessonlens-tls-key-v1:".as_slice(), file.as_bytes()].concat()
     }
 
-    fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new_from_slice(self.0.as_ref()).expect("32-byte key")
-    }
-
-    /// A key (PEM) for `file`, sealed: a random nonce, then AES-256-GCM ciphertext and tag.
+    /// A key (PEM) for `file`, sealed: the random nonce, then AES-256-GCM ciphertext and tag.
     pub fn seal(&self, file: &str, key_pem: &[u8]) -> Vec<u8> {
-        let mut nonce = [0u8; 12];
-        OsRng.unwrap_err().fill_bytes(&mut nonce);
-        let ct = self
-            .cipher()
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: key_pem,
-                    aad: &Self::ad(file),
-                },
-            )
-            .expect("AES-GCM seal cannot fail");
+        let (ct, nonce) = aead_seal(&self.0, &Self::ad(file), key_pem);
         [nonce.as_slice(), &ct].concat()
     }
 
@@ -87,22 +95,12 @@ impl TlsSeal {
             bail!("tls/{file} is too short: damaged");
         }
         let (nonce, ct) = sealed.split_at(12);
-        Ok(Zeroizing::new(
-            self.cipher()
-                .decrypt(
-                    Nonce::from_slice(nonce),
-                    Payload {
-                        msg: ct,
-                        aad: &Self::ad(file),
-                    },
-                )
-                .map_err(|_| {
-                    anyhow::anyhow!(
-                        "tls/{file} does not open with this master key: wrong master_key_file, \
-                         or the file was altered"
-                    )
-                })?,
-        ))
+        aead_open(&self.0, &Self::ad(file), ct, nonce).with_context(|| {
+            format!(
+                "tls/{file} does not open with this master key: wrong master_key_file, or the file \
+                 was altered"
+            )
+        })
     }
 }
 
@@ -161,10 +159,6 @@ impl MasterKey {
         .to_vec()
     }
 
-    fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new_from_slice(self.0.as_ref()).expect("32-byte key")
-    }
-
     /// Associated data binding a wrapped secret to what it is (`purpose`) and whose it is.
     fn ad(purpose: &[u8], user_id: i64) -> Vec<u8> {
         let mut ad = purpose.to_vec();
@@ -173,19 +167,7 @@ impl MasterKey {
     }
 
     fn seal(&self, purpose: &[u8], user_id: i64, secret: &[u8]) -> (Vec<u8>, [u8; 12]) {
-        let mut nonce = [0u8; 12];
-        OsRng.unwrap_err().fill_bytes(&mut nonce);
-        let ct = self
-            .cipher()
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: secret,
-                    aad: &Self::ad(purpose, user_id),
-                },
-            )
-            .expect("AES-GCM wrap cannot fail");
-        (ct, nonce)
+        aead_seal(&self.0, &Self::ad(purpose, user_id), secret)
     }
 
     fn open(
@@ -198,22 +180,12 @@ impl MasterKey {
         if nonce.len() != 12 {
             bail!("vault entry for user {user_id} is damaged (bad nonce length)");
         }
-        Ok(Zeroizing::new(
-            self.cipher()
-                .decrypt(
-                    Nonce::from_slice(nonce),
-                    Payload {
-                        msg: wrapped,
-                        aad: &Self::ad(purpose, user_id),
-                    },
-                )
-                .map_err(|_| {
-                    anyhow::anyhow!(
-                        "vault entry for user {user_id} does not open with this master key \
-                         (wrong master_key_file, or the vault was altered)"
-                    )
-                })?,
-        ))
+        aead_open(&self.0, &Self::ad(purpose, user_id), wrapped, nonce).with_context(|| {
+            format!(
+                "vault entry for user {user_id} does not open with this master key \
+                 (wrong master_key_file, or the vault was altered)"
+            )
+        })
     }
 
     fn wrap(&self, user_id: i64, sk: &SecretKey) -> (Vec<u8>, [u8; 12]) {
