@@ -113,9 +113,16 @@ pub async fn delete_recordings(
             Ok(removed)
         })
         .await?;
-    let st2 = st.clone();
-    tokio::task::spawn_blocking(move || sweep_blobs(&st2.db, st2.blobs.as_ref()))
+    remove_listed_files(st).await?;
+    Ok(removed)
+}
+
+/// [`sweep_blobs`] from a request handler, on a blocking thread, taking the database only
+/// between files.
+pub async fn remove_listed_files(st: &Shared) -> AppResult<()> {
+    let st = st.clone();
+    tokio::task::spawn_blocking(move || sweep_blobs(&st.db, st.blobs.as_ref()))
         .await
         .map_err(|e| crate::error::AppError::Internal(e.into()))??;
-    Ok(removed)
+    Ok(())
 }

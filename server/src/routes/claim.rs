@@ -165,67 +165,70 @@ async fn claim(
 
     let audit_key = st.audit_key.clone();
     let who = user.audit_id.clone();
-    let st3 = st.clone();
-    st.db(move |c| {
-        let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
-        // Two claims at once: the one that commits first wins; the other's new blobs are
-        // referred to by nothing and go, and it is told the lesson is taken.
-        let owner: Option<i64> = tx
-            .query_row(
-                "SELECT owner_id FROM recordings WHERE id = ?1",
-                [rec.to_string()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if owner != Some(unassigned) {
-            for (_, _, new, _) in &rewrapped {
-                tx.execute(
-                    "INSERT OR IGNORE INTO blob_deletions (sha256) VALUES (?1)",
-                    [new],
-                )?;
+    let claimed = st
+        .db(move |c| {
+            let tx =
+                rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+            // Two claims at once: the one that commits first wins; the other's new blobs are
+            // referred to by nothing and go, and it is told the lesson is taken.
+            let owner: Option<i64> = tx
+                .query_row(
+                    "SELECT owner_id FROM recordings WHERE id = ?1",
+                    [rec.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if owner != Some(unassigned) {
+                for (_, _, new, _) in &rewrapped {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO blob_deletions (sha256) VALUES (?1)",
+                        [new],
+                    )?;
+                }
+                tx.commit()?;
+                return Ok(false);
             }
-            tx.commit()?;
-            crate::deletion::sweep_blobs(c, st3.blobs.as_ref()).map_err(AppError::Internal)?;
-            return Err(AppError::Conflict(
-                "this lesson was claimed a moment ago; refresh the page".into(),
-            ));
-        }
-        let mut manifest = manifest;
-        for (index, old, new, bytes) in &rewrapped {
-            tx.execute(
+            let mut manifest = manifest;
+            for (index, old, new, bytes) in &rewrapped {
+                tx.execute(
                 "UPDATE segments SET sha256 = ?1, bytes = ?2 WHERE recording_id = ?3 AND idx = ?4",
                 params![new, *bytes as i64, rec.to_string(), index],
             )?;
-            tx.execute(
-                "INSERT OR IGNORE INTO blob_deletions (sha256) VALUES (?1)",
-                [old],
-            )?;
-            if let Some(s) = manifest.segments.iter_mut().find(|s| s.index == *index) {
-                s.sha256 = new.clone();
+                tx.execute(
+                    "INSERT OR IGNORE INTO blob_deletions (sha256) VALUES (?1)",
+                    [old],
+                )?;
+                if let Some(s) = manifest.segments.iter_mut().find(|s| s.index == *index) {
+                    s.sha256 = new.clone();
+                }
             }
-        }
-        // The manifest now describes what is stored: the re-sealed segments, to the teacher.
-        manifest.recipient = recipient;
-        manifest.claim = None;
-        tx.execute(
-            "UPDATE recordings SET owner_id = ?1, manifest = ?2 WHERE id = ?3",
-            params![
-                me,
-                String::from_utf8_lossy(&manifest.to_json()),
-                rec.to_string()
-            ],
-        )?;
-        crate::audit::append(
-            &tx,
-            &audit_key,
-            &who,
-            "claim-offline-recording",
-            &rec.to_string(),
-        )?;
-        tx.commit()?;
-        crate::deletion::sweep_blobs(c, st3.blobs.as_ref()).map_err(AppError::Internal)?;
-        Ok(())
-    })
-    .await?;
+            // The manifest now describes what is stored: the re-sealed segments, to the teacher.
+            manifest.recipient = recipient;
+            manifest.claim = None;
+            tx.execute(
+                "UPDATE recordings SET owner_id = ?1, manifest = ?2 WHERE id = ?3",
+                params![
+                    me,
+                    String::from_utf8_lossy(&manifest.to_json()),
+                    rec.to_string()
+                ],
+            )?;
+            crate::audit::append(
+                &tx,
+                &audit_key,
+                &who,
+                "claim-offline-recording",
+                &rec.to_string(),
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await?;
+    crate::deletion::remove_listed_files(&st).await?;
+    if !claimed {
+        return Err(AppError::Conflict(
+            "this lesson was claimed a moment ago; refresh the page".into(),
+        ));
+    }
     Ok(Json(serde_json::json!({ "claimed": rec.to_string() })))
 }

@@ -543,8 +543,8 @@ async fn put_manifest(
         .ok_or_else(|| {
             AppError::Unprocessable("manifest names a key this server does not know".into())
         })?;
-    // What is stored is what was parsed, written compactly: nothing else the device sent.
-    let json = serde_json::to_string(&manifest).map_err(|e| AppError::Internal(e.into()))?;
+    // What is stored is what was parsed, as the claim stores it: nothing else the device sent.
+    let json = String::from_utf8_lossy(&manifest.to_json()).into_owned();
     let device_id = device.id;
     let clean_stop = manifest.clean_stop;
     let started_at = lessonlens_proto::manifest::limits::plausible_start(manifest.started_at);
