@@ -537,16 +537,30 @@ impl Server {
         teacher: &str,
         media: u32,
     ) -> (lessonlens_proto::RecordingId, Vec<Vec<u8>>) {
+        let pk = self.teacher_key(&self.device_agent(device), teacher);
+        let rec = new_recording_id();
+        (rec, self.upload_sealed(device, &pk, rec, media, None))
+    }
+
+    /// Uploads recording `rec` sealed to `pk` (a teacher's key, or the unassigned one with the
+    /// offline `claim`) as `device`: the init segment, `media` media segments of 1000 bytes and a
+    /// clean-stop manifest. Returns the sealed segments as sent.
+    pub fn upload_sealed(
+        &self,
+        device: &Device,
+        pk: &lessonlens_proto::PublicKey,
+        rec: lessonlens_proto::RecordingId,
+        media: u32,
+        claim: Option<String>,
+    ) -> Vec<Vec<u8>> {
         use lessonlens_proto::manifest::MANIFEST_VERSION;
         use lessonlens_proto::wire::SHA256_HEADER;
         use lessonlens_proto::{Manifest, ManifestSegment};
         use sha2::{Digest, Sha256};
         let agent = self.device_agent(device);
         let base = self.device_url();
-        let pk = self.teacher_key(&agent, teacher);
-        let rec = new_recording_id();
         let segments: Vec<Vec<u8>> = (0..=media)
-            .map(|index| sealed_segment(&pk, rec, index, 7, 1000))
+            .map(|index| sealed_segment(pk, rec, index, 7, 1000))
             .collect();
         for (index, body) in segments.iter().enumerate() {
             agent
@@ -573,13 +587,13 @@ impl Server {
                 })
                 .collect(),
             clean_stop: true,
-            claim: None,
+            claim,
         };
         agent
             .put(&format!("{base}/api/device/v1/recordings/{rec}/manifest"))
             .send_bytes(&manifest.to_json())
             .expect("manifest upload");
-        (rec, segments)
+        segments
     }
 
     /// Uploads a poster frame for `rec` (sealed to `teacher`) as `device` does.

@@ -181,10 +181,9 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 /// re-sealed copy is left behind with nothing referring to it.
 #[test]
 fn two_claims_at_once_leave_one_owner_and_no_orphaned_files() {
-    use lessonlens_proto::manifest::{seal_claim, MANIFEST_VERSION};
-    use lessonlens_proto::wire::{TeacherKey, SHA256_HEADER};
-    use lessonlens_proto::{Manifest, ManifestSegment, PublicKey};
-    use sha2::{Digest, Sha256};
+    use lessonlens_proto::manifest::seal_claim;
+    use lessonlens_proto::wire::TeacherKey;
+    use lessonlens_proto::PublicKey;
     let server = Server::start(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../web"));
     server.add_user("alice", "alice-password", "teacher");
     assert_eq!(server.set_device_code("alice", "2468"), 200);
@@ -200,48 +199,14 @@ fn two_claims_at_once_leave_one_owner_and_no_orphaned_files() {
     let pk = PublicKey::from_hex(&key.public_key).unwrap();
     // A lesson as a device records it offline: sealed to the unassigned key, the code sealed too.
     let rec = lessonlens_e2e::new_recording_id();
-    let segments: Vec<Vec<u8>> = (0..=12)
-        .map(|i| lessonlens_e2e::sealed_segment(&pk, rec, i, 9, 200_000))
-        .collect();
-    for (i, body) in segments.iter().enumerate() {
-        device
-            .put(&format!(
-                "{base}/api/device/v1/recordings/{rec}/segments/{i}"
-            ))
-            .set(SHA256_HEADER, &hex::encode(Sha256::digest(body)))
-            .send_bytes(body)
-            .unwrap();
-    }
-    let manifest = Manifest {
-        version: MANIFEST_VERSION,
-        recording: rec,
-        recipient: pk.fingerprint(),
-        started_at: 1_800_000_000,
-        segments: segments
-            .iter()
-            .enumerate()
-            .map(|(i, b)| ManifestSegment {
-                index: i as u32,
-                sha256: hex::encode(Sha256::digest(b)),
-                start_us: 0,
-                duration_us: if i == 0 { 0 } else { 2_000_000 },
-            })
-            .collect(),
-        clean_stop: true,
-        claim: Some(
-            seal_claim(
-                &pk,
-                rec,
-                "2468",
-                &mut rand_core::TryRngCore::unwrap_err(rand_core::OsRng),
-            )
-            .unwrap(),
-        ),
-    };
-    device
-        .put(&format!("{base}/api/device/v1/recordings/{rec}/manifest"))
-        .send_bytes(&manifest.to_json())
-        .unwrap();
+    let claim = seal_claim(
+        &pk,
+        rec,
+        "2468",
+        &mut rand_core::TryRngCore::unwrap_err(rand_core::OsRng),
+    )
+    .unwrap();
+    server.upload_sealed(&room, &pk, rec, 12, Some(claim));
 
     let url = format!("{}/api/unassigned/{rec}/claim", server.url());
     let sessions: Vec<String> = (0..2)
