@@ -205,22 +205,6 @@ fn open(config: Config) -> anyhow::Result<Opened> {
     if vault.public_key(unassigned)?.is_none() {
         vault.create_key(unassigned, accounts::now())?;
     }
-    // A teacher left without a key (the key is made after the account's commit, in another
-    // file) gets one now, so a device can always record for them. Not someone leaving: their
-    // key may have been shredded on purpose.
-    let teachers: Vec<i64> = conn
-        .prepare(
-            "SELECT id FROM users WHERE (',' || roles || ',') LIKE '%,teacher,%'
-             AND id NOT IN (SELECT user_id FROM leaving)",
-        )?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    for id in teachers {
-        if vault.public_key(id)?.is_none() {
-            tracing::warn!(user = id, "a teacher had no key; making one");
-            vault.create_key(id, accounts::now())?;
-        }
-    }
     Ok(Opened {
         config,
         conn,
@@ -692,6 +676,23 @@ fn audit(o: &Opened, action: &str, target: &str) -> anyhow::Result<()> {
 }
 
 fn serve(o: Opened) -> anyhow::Result<()> {
+    // A teacher left without a key (the key is made after the account's commit, in another
+    // file) gets one now, so a device can always record for them. Not someone leaving: their
+    // key may have been shredded on purpose.
+    let teachers: Vec<i64> = o
+        .conn
+        .prepare(
+            "SELECT id FROM users WHERE (',' || roles || ',') LIKE '%,teacher,%'
+             AND id NOT IN (SELECT user_id FROM leaving)",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in teachers {
+        if o.vault.public_key(id)?.is_none() {
+            tracing::warn!(user = id, "a teacher had no key; making one");
+            o.vault.create_key(id, accounts::now())?;
+        }
+    }
     let (tls, ca) = tls::load_or_create(
         &o.config.tls_dir(),
         &o.config.hostnames,
