@@ -633,7 +633,12 @@ function deviceRow(d) {
     "tr",
     {},
     el("td", {}, d.name),
-    el("td", { title: r?.last_error ?? "" }, r ? r.state + (r.last_error ? " (last recording ended with an error)" : "") : "not reported"),
+    el(
+      "td",
+      { title: r?.last_error ?? "" },
+      r ? r.state + (r.last_error ? " (last recording ended with an error)" : "") : "not reported",
+      ...(r?.warnings ?? []).map((w) => el("p", { class: "warning" }, w)),
+    ),
     el("td", {}, r ? mb(r.bytes_waiting) : ""),
     el("td", {}, r?.last_upload_at ? when(r.last_upload_at) : ""),
     el("td", {}, r?.video_encoder ?? ""),

@@ -37,6 +37,61 @@ pub struct Config {
     /// network while the next is sent, without crowding a classroom's uplink.
     #[serde(default = "default_upload_concurrency")]
     pub upload_concurrency: usize,
+    /// Lets the control API (and `record once`) start a recording by a teacher's username,
+    /// without their code: for demos and for an admin's own test device. Off by default, so that
+    /// no page or process on the device can record in a teacher's name without their code.
+    #[serde(default)]
+    pub demo_mode: bool,
+    #[serde(default)]
+    pub watchdog: WatchdogConfig,
+    /// The record button (optional).
+    #[serde(default)]
+    pub button: Option<ButtonConfig>,
+    /// The recording light (optional).
+    #[serde(default)]
+    pub light: Option<LightConfig>,
+}
+
+/// When a recording's microphone or camera is reported as not working. The recording goes on;
+/// the warning shows on the screen, in `status`, `/metrics`, the light and the admin's list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchdogConfig {
+    /// A microphone whose peak stays below this level (dBFS) is "hearing nothing". Default -50.
+    #[serde(default = "default_quiet_db")]
+    pub quiet_db: f64,
+    /// ...for this many seconds. Default 60.
+    #[serde(default = "default_quiet_seconds")]
+    pub quiet_seconds: u32,
+    /// A picture that is black or does not change at all for this many seconds. Default 30.
+    #[serde(default = "default_picture_seconds")]
+    pub picture_seconds: u32,
+}
+
+/// A USB button that sends a key (a "big red button" or a presenter remote), read through evdev.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ButtonConfig {
+    /// The input device, preferably by its stable name, e.g.
+    /// `/dev/input/by-id/usb-Example_Button-event-kbd`.
+    pub device: std::path::PathBuf,
+    /// The key it sends, by its Linux name (`KEY_F13`, `KEY_PAGEDOWN`...). Default `KEY_F13`.
+    #[serde(default = "default_button_key")]
+    pub key: String,
+    /// A press held this long stops the recording; a shorter one pauses or resumes. Default 2000.
+    #[serde(default = "default_long_press_ms")]
+    pub long_press_ms: u32,
+}
+
+/// LEDs under `/sys/class/leds` that show the recording state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LightConfig {
+    /// LED names (folders under `leds_dir`), e.g. `["input3::capslock"]`.
+    pub leds: Vec<String>,
+    /// Where the LEDs are. Default `/sys/class/leds`.
+    #[serde(default = "default_leds_dir")]
+    pub leds_dir: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +162,34 @@ fn default_upload_concurrency() -> usize {
 }
 fn default_segment_seconds() -> u32 {
     2
+}
+fn default_quiet_db() -> f64 {
+    -50.0
+}
+fn default_quiet_seconds() -> u32 {
+    60
+}
+fn default_picture_seconds() -> u32 {
+    30
+}
+fn default_button_key() -> String {
+    "KEY_F13".into()
+}
+fn default_long_press_ms() -> u32 {
+    2000
+}
+fn default_leds_dir() -> std::path::PathBuf {
+    "/sys/class/leds".into()
+}
+
+impl Default for WatchdogConfig {
+    fn default() -> Self {
+        WatchdogConfig {
+            quiet_db: default_quiet_db(),
+            quiet_seconds: default_quiet_seconds(),
+            picture_seconds: default_picture_seconds(),
+        }
+    }
 }
 
 impl Default for VideoConfig {
@@ -195,6 +278,29 @@ impl Config {
         }
         if self.video.width == 0 || self.video.height == 0 || !(1..=60).contains(&self.video.fps) {
             bail!("video width/height must be positive and fps between 1 and 60");
+        }
+        let w = &self.watchdog;
+        if !(-90.0..=0.0).contains(&w.quiet_db)
+            || !(1..=3600).contains(&w.quiet_seconds)
+            || !(1..=3600).contains(&w.picture_seconds)
+        {
+            bail!("watchdog: quiet_db must be between -90 and 0, quiet_seconds and picture_seconds between 1 and 3600");
+        }
+        if let Some(b) = &self.button {
+            crate::button::key_code(&b.key)?;
+            if !(300..=10_000).contains(&b.long_press_ms) {
+                bail!("button.long_press_ms must be between 300 and 10000");
+            }
+        }
+        if let Some(l) = &self.light {
+            for name in &l.leds {
+                if name.is_empty() || name.contains('/') || name.starts_with('.') {
+                    bail!(
+                        "light.leds: {name:?} is not an LED name (a folder under {})",
+                        l.leds_dir.display()
+                    );
+                }
+            }
         }
         Ok(())
     }

@@ -1,28 +1,20 @@
 //! `lessonlens-capture run`: the long-running service. It uploads whatever the spool holds, all
-//! day, and records when told to through a small HTTP control API on a loopback address (used by
-//! the CLI, the touchscreen page and the record button).
+//! day, and records when told to: by the device screen, the record button or the CLI, all through
+//! the control API on a loopback address (see [`crate::control`]).
 //!
-//! ```text
-//! POST /v1/record/start {"teacher": "jsmith"}   start a recording (409 if one is running)
-//! POST /v1/record/stop                           stop it (EOS: the last partial segment is kept)
-//! POST /v1/record/pause, /v1/record/resume       privacy pause: nothing is recorded meanwhile
-//! GET  /v1/status                                state, teacher, elapsed, spool, server, encoder
-//! GET  /metrics                                  the same as Prometheus text
-//! ```
-//! The API listens on loopback only (enforced by the config): on the appliance the only local
-//! users are the kiosk page and the button service.
+//! The state it reports is truthful: "starting" until the first segment of the lesson is sealed
+//! into the spool, and only then "recording". The screen, `status`, the light and the admin's
+//! device list all read it from [`Daemon::status`].
 
 use crate::config::Config;
+use crate::control::ApiError;
+use crate::live::{Level, Live, Warning};
 use crate::recorder::{self, Captured, Controls, Who};
 use crate::spool::Spool;
 use crate::status::Stats;
-use crate::upload::{self, Client};
+use crate::upload::{self, Client, UploadError};
 use anyhow::Context;
-use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use lessonlens_proto::wire::DeviceReport;
 use lessonlens_proto::RecordingId;
 use serde::{Deserialize, Serialize};
@@ -34,6 +26,11 @@ use std::time::{Duration, Instant};
 struct Active {
     recording: RecordingId,
     teacher: String,
+    /// What the screen shows of the teacher: their display name, and nothing else.
+    display_name: String,
+    /// Sealed to the school's unassigned key because the server could not be reached.
+    offline: bool,
+    live: Arc<Live>,
     started: Instant,
     controls: Controls,
     /// Set once a stop was asked for; the thread is flushing the last segment.
@@ -51,11 +48,36 @@ enum Slot {
     Active(Active),
 }
 
+/// The recording that ended last, until it is uploaded: what the screen shows after a stop.
+struct Finished {
+    recording: RecordingId,
+    /// Media segments sealed, when known (a recording that failed does not say).
+    segments: Option<u32>,
+    /// Sealed to the school's unassigned key: the teacher claims it with their code.
+    offline: bool,
+    /// When the spool was seen empty of it, so the screen can go back to idle a little later.
+    uploaded_at: Option<Instant>,
+}
+
+/// How long "Uploaded" stays in `status` before the device forgets the last recording.
+const FORGET_AFTER_UPLOAD: Duration = Duration::from_secs(30);
+
 pub struct Daemon {
-    config: Config,
+    pub(crate) config: Config,
     client: Client,
     spool: Spool,
     stats: Arc<Stats>,
+    /// The device's name, as the admin enrolled it: the room the screen names.
+    room: String,
+    /// Bumped on every change the screen should show at once (state, levels, warnings).
+    pub(crate) changes: tokio::sync::watch::Sender<u64>,
+    /// Bumped whenever a microphone's level arrives (10 times a second while recording).
+    pub(crate) level_changes: tokio::sync::watch::Sender<u64>,
+    finished_last: Mutex<Option<Finished>>,
+    /// Set at SIGTERM/SIGINT: the screen's event streams end so the server can shut down.
+    pub(crate) shutdown: Arc<AtomicBool>,
+    /// A short message for the screen (e.g. after a button press while idle), until it expires.
+    notice: Mutex<Option<(String, Instant)>>,
     /// One recording at a time.
     current: Mutex<Slot>,
     /// Why the last recording ended by itself (camera gone, disk full, budget), for `status`.
@@ -73,36 +95,72 @@ const REPORT_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
-    /// "idle" or "recording".
+    /// "idle", "starting", "recording", "paused" or "stopping". "starting" lasts until the first
+    /// segment is sealed into the spool: only then does anything say "recording".
     pub state: String,
+    /// The room (the device's enrolled name).
+    pub room: String,
     pub recording: Option<RecordingId>,
+    /// The teacher's username (or, offline, that the lesson waits to be claimed).
     pub teacher: Option<String>,
+    /// What the screen shows of the teacher: their display name only.
+    pub teacher_name: Option<String>,
+    /// The running recording is sealed to the school's unassigned key (the server could not be
+    /// reached): the teacher claims it later with the same code.
+    pub offline: bool,
     pub elapsed_seconds: Option<u64>,
+    /// Each microphone's latest level while recording.
+    pub levels: Vec<Level>,
+    /// What the watchdogs see while recording.
+    pub warnings: Vec<Warning>,
     pub segments_spooled: u64,
     pub segments_uploaded: u64,
+    /// Recordings (wholly or partly) waiting for upload, and their bytes.
+    pub recordings_waiting: usize,
     pub bytes_waiting: u64,
     pub budget_left_bytes: u64,
     pub server_reachable: bool,
     pub video_encoder: Option<String>,
     /// Why the last recording ended on its own, if it did.
     pub last_error: Option<String>,
+    /// The recording stopped last, until shortly after it is uploaded.
+    pub last_recording: Option<LastRecording>,
+    /// A short message for the screen, such as what the record button does while idle.
+    pub notice: Option<String>,
     /// The `doctor` checks run at start (empty until they finish).
     pub checks: Vec<crate::doctor::Check>,
 }
 
-/// Start by username or by the teacher's device code (exactly one).
-#[derive(Deserialize)]
-struct StartRequest {
-    teacher: Option<String>,
-    code: Option<zeroize::Zeroizing<String>>,
+/// Upload progress of the recording stopped last. Nothing in it says whose it was.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LastRecording {
+    pub recording: RecordingId,
+    /// Media segments sealed, when known.
+    pub segments: Option<u32>,
+    /// Sealed to the school's key while offline: to be claimed with the teacher's code.
+    pub offline: bool,
+    pub segments_waiting: usize,
+    pub uploaded: bool,
 }
 
-/// Error text for the CLI and the touchscreen: what happened and what to do.
-struct ApiError(StatusCode, String);
+/// Start by username or by the teacher's device code (exactly one).
+#[derive(Deserialize)]
+pub(crate) struct StartRequest {
+    pub(crate) teacher: Option<String>,
+    pub(crate) code: Option<zeroize::Zeroizing<String>>,
+}
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+impl Slot {
+    /// "recording" only once the first segment is sealed into the spool.
+    fn state(&self) -> &'static str {
+        match self {
+            Slot::Idle => "idle",
+            Slot::Starting => "starting",
+            Slot::Active(a) if a.stopping => "stopping",
+            Slot::Active(a) if a.controls.paused() => "paused",
+            Slot::Active(a) if !a.live.sealed() => "starting",
+            Slot::Active(_) => "recording",
+        }
     }
 }
 
@@ -118,19 +176,81 @@ impl Daemon {
         let Slot::Active(a) = std::mem::replace(slot, Slot::Idle) else {
             return;
         };
-        let why = match a.thread.join() {
-            Ok(Ok(c)) => format!(
-                "recording {} ended by itself after {} segment(s) (spool budget reached?)",
-                a.recording, c.segments
+        // Said to the teacher on the screen: no recording id, and what to do first.
+        let (why, segments) = match a.thread.join() {
+            Ok(Ok(c)) => (
+                format!(
+                    "It ended after {} segment(s): the device's storage for lessons waiting to upload is full. \
+                     Everything recorded is kept. Check the connection to the school server.",
+                    c.segments
+                ),
+                Some(c.segments),
             ),
-            Ok(Err(e)) => format!("recording {} ended: {e:#}", a.recording),
-            Err(_) => format!(
-                "recording {} ended: the recording thread panicked",
-                a.recording
+            Ok(Err(e)) => (capitalised(&format!("{e:#}")), None),
+            Err(_) => (
+                "The recording stopped because of a fault in the recorder. What was recorded is kept. \
+                 Start a new recording; if this happens again, tell the school's IT technician."
+                    .into(),
+                None,
             ),
         };
-        tracing::error!(reason = %why, "recording ended without a stop");
+        tracing::error!(recording = %a.recording, reason = %why, "recording ended without a stop");
         *self.last_error.lock().expect("daemon lock") = Some(why);
+        self.remember_finished(a.recording, segments, a.offline);
+    }
+
+    fn remember_finished(&self, recording: RecordingId, segments: Option<u32>, offline: bool) {
+        *self.finished_last.lock().expect("daemon lock") = Some(Finished {
+            recording,
+            segments,
+            offline,
+            uploaded_at: None,
+        });
+        self.changed();
+    }
+
+    /// Tells the screen's event stream that something changed.
+    pub(crate) fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The recording stopped last and how far its upload is; forgotten a while after it is
+    /// uploaded, so the screen goes back to idle and keeps nothing of it.
+    fn last_recording(&self) -> Option<LastRecording> {
+        let mut last = self.finished_last.lock().expect("daemon lock");
+        let f = last.as_mut()?;
+        let waiting = self.spool.segments_waiting(f.recording);
+        if waiting.is_none() && f.uploaded_at.is_none() {
+            f.uploaded_at = Some(Instant::now());
+        }
+        if f.uploaded_at
+            .is_some_and(|t| t.elapsed() > FORGET_AFTER_UPLOAD)
+        {
+            *last = None;
+            return None;
+        }
+        Some(LastRecording {
+            recording: f.recording,
+            segments: f.segments,
+            offline: f.offline,
+            segments_waiting: waiting.unwrap_or(0),
+            uploaded: waiting.is_none(),
+        })
+    }
+
+    /// Shows `text` on the screen for a few seconds.
+    pub(crate) fn notify(&self, text: &str) {
+        *self.notice.lock().expect("daemon lock") =
+            Some((text.to_string(), Instant::now() + Duration::from_secs(6)));
+        self.changed();
+    }
+
+    /// The recording's live state, if one is running.
+    pub(crate) fn live(&self) -> Option<Arc<Live>> {
+        match &*self.current.lock().expect("daemon lock") {
+            Slot::Active(a) => Some(a.live.clone()),
+            _ => None,
+        }
     }
 
     pub fn status(&self) -> Status {
@@ -141,26 +261,45 @@ impl Daemon {
             Slot::Active(a) => Some(a),
             _ => None,
         };
-        let state = match &*slot {
-            Slot::Idle => "idle",
-            Slot::Starting => "starting",
-            Slot::Active(a) if a.stopping => "stopping",
-            Slot::Active(a) if a.controls.paused() => "paused",
-            Slot::Active(_) => "recording",
-        };
-        Status {
+        let state = slot.state();
+        let live = active.map(|a| a.live.clone());
+        let status = Status {
             state: state.into(),
+            room: self.room.clone(),
             recording: active.map(|a| a.recording),
             teacher: active.map(|a| a.teacher.clone()),
+            teacher_name: active.map(|a| a.display_name.clone()),
+            offline: active.is_some_and(|a| a.offline),
             elapsed_seconds: active.map(|a| a.started.elapsed().as_secs()),
+            levels: live.as_ref().map(|l| l.levels()).unwrap_or_default(),
+            warnings: match (&live, state) {
+                (Some(l), "recording") => l.warnings(),
+                _ => Vec::new(),
+            },
             segments_spooled: self.stats.spooled(),
             segments_uploaded: self.stats.uploaded(),
+            recordings_waiting: self.spool.recordings_waiting(),
             bytes_waiting: waiting,
             budget_left_bytes: self.config.spool_budget_bytes().saturating_sub(waiting),
             server_reachable: self.stats.reachable(),
             video_encoder: self.stats.encoder().map(str::to_string),
             last_error: self.last_error.lock().expect("daemon lock").clone(),
+            last_recording: None,
+            notice: None,
             checks: self.checks.lock().expect("daemon lock").clone(),
+        };
+        drop(slot);
+        let notice = {
+            let mut n = self.notice.lock().expect("daemon lock");
+            if n.as_ref().is_some_and(|(_, until)| Instant::now() > *until) {
+                *n = None;
+            }
+            n.as_ref().map(|(text, _)| text.clone())
+        };
+        Status {
+            last_recording: self.last_recording(),
+            notice,
+            ..status
         }
     }
 
@@ -174,6 +313,7 @@ impl Daemon {
             last_upload_at: self.stats.last_upload_at(),
             video_encoder: s.video_encoder,
             last_error: s.last_error,
+            warnings: s.warnings.into_iter().map(|w| w.message).collect(),
         }
     }
 
@@ -181,28 +321,53 @@ impl Daemon {
         let (flag, cv) = &self.report_now;
         *flag.lock().expect("report lock") = true;
         cv.notify_one();
+        self.changed();
     }
 
     /// Reports to the server every [`REPORT_EVERY`] and whenever woken, until shutdown. A report
-    /// that does not arrive is not retried: the next one says the same and more.
+    /// that does not arrive is not retried: the next one says the same and more. Whether it
+    /// arrived is what the screen shows as the server being reachable while nothing uploads.
     fn run_reporter(&self) {
         let (flag, cv) = &self.report_now;
         while !self.finished.load(Ordering::Acquire) {
             if let Err(e) = self.client.refresh_unassigned_key() {
                 tracing::debug!(error = %e, "could not refresh the school's unassigned key");
             }
-            if let Err(e) = self.client.report(&self.report()) {
-                tracing::debug!(error = %e, "could not report to the server");
+            let report = self.report();
+            let sent = (report.state.clone(), report.warnings.len());
+            let reached = match self.client.report(&report) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::debug!(error = %e, "could not report to the server");
+                    !matches!(e, UploadError::Unreachable(_))
+                }
+            };
+            if self.stats.server_reachable.swap(reached, Ordering::Relaxed) != reached {
+                self.changed();
             }
-            let woken = flag.lock().expect("report lock");
-            let (mut woken, _) = cv
-                .wait_timeout_while(woken, REPORT_EVERY, |w| !*w)
-                .expect("report lock");
+            // A change of state (the first segment sealed) or a watchdog warning that appears or
+            // clears is reported within a moment, without a wake-up from every place it happens.
+            let deadline = Instant::now() + REPORT_EVERY;
+            let now = || {
+                let slot = self.current.lock().expect("daemon lock");
+                let warnings = match &*slot {
+                    Slot::Active(a) if slot.state() == "recording" => a.live.warnings().len(),
+                    _ => 0,
+                };
+                (slot.state().to_string(), warnings)
+            };
+            let mut woken = flag.lock().expect("report lock");
+            while !*woken && Instant::now() < deadline && now() == sent {
+                woken = cv
+                    .wait_timeout(woken, Duration::from_millis(500))
+                    .expect("report lock")
+                    .0;
+            }
             *woken = false;
         }
     }
 
-    fn start(self: &Arc<Self>, who: &Who) -> Result<RecordingId, ApiError> {
+    pub(crate) fn start(self: &Arc<Self>, who: &Who) -> Result<RecordingId, ApiError> {
         {
             let mut slot = self.current.lock().expect("daemon lock");
             self.reap(&mut slot);
@@ -226,22 +391,32 @@ impl Daemon {
                 }
             }
         }
+        self.changed();
         let begun = recorder::begin(&self.config, &self.client, &self.spool, who);
         let mut slot = self.current.lock().expect("daemon lock");
-        let (recording, teacher, recipient) = match begun {
+        let begun = match begun {
             Ok(b) => b,
             Err(e) => {
                 *slot = Slot::Idle;
-                return Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")));
+                drop(slot);
+                self.changed();
+                return Err(refusal(e));
             }
         };
+        let recording = begun.recording;
         let controls = Controls::default();
         let ended = Arc::new(AtomicBool::new(false));
-        let (d, c2, e2) = (self.clone(), controls.clone(), ended.clone());
+        let live = Arc::new(Live::new(
+            &self.config.watchdog,
+            self.changes.clone(),
+            self.level_changes.clone(),
+        ));
+        let (d, c2, e2, l2) = (self.clone(), controls.clone(), ended.clone(), live.clone());
         let (running, thread_ended) = (controls.running.clone(), ended.clone());
+        let recipient = begun.recipient;
         let thread = std::thread::spawn(move || {
             let result = recorder::capture(
-                &d.config, &d.spool, recording, recipient, &c2, None, &d.stats,
+                &d.config, &d.spool, recording, recipient, &c2, None, &d.stats, &l2,
             );
             // A recording that ends by itself (camera gone, disk full) is told to the server at
             // once: the reporter's status reaps this thread and says why.
@@ -250,9 +425,13 @@ impl Daemon {
             result
         });
         *self.last_error.lock().expect("daemon lock") = None;
+        *self.finished_last.lock().expect("daemon lock") = None;
         *slot = Slot::Active(Active {
             recording,
-            teacher,
+            teacher: begun.teacher,
+            display_name: begun.display_name,
+            offline: begun.offline,
+            live,
             started: Instant::now(),
             controls,
             stopping: false,
@@ -281,7 +460,7 @@ impl Daemon {
 
     /// Privacy pause (`true`) or resume (`false`). Nothing is recorded while paused; the
     /// recording stays open and the pause shows in the playlist as a discontinuity.
-    fn set_paused(&self, paused: bool) -> Result<serde_json::Value, ApiError> {
+    pub(crate) fn set_paused(&self, paused: bool) -> Result<serde_json::Value, ApiError> {
         let mut slot = self.current.lock().expect("daemon lock");
         self.reap(&mut slot);
         match &*slot {
@@ -310,7 +489,22 @@ impl Daemon {
         }
     }
 
-    fn stop(&self) -> Result<serde_json::Value, ApiError> {
+    /// The record button: pause or resume a running recording. While idle it only says how to
+    /// start (a code on the screen), because a button cannot say who is recording.
+    pub(crate) fn toggle_pause(&self) {
+        let paused = match &*self.current.lock().expect("daemon lock") {
+            Slot::Active(a) if !a.stopping => a.controls.paused(),
+            _ => {
+                self.notify("To start recording, type your code on the screen.");
+                return;
+            }
+        };
+        if let Err(ApiError(_, e)) = self.set_paused(!paused) {
+            tracing::warn!(error = %e, "the record button could not pause or resume");
+        }
+    }
+
+    pub(crate) fn stop(&self) -> Result<serde_json::Value, ApiError> {
         {
             let mut slot = self.current.lock().expect("daemon lock");
             self.reap(&mut slot);
@@ -333,6 +527,7 @@ impl Daemon {
                 }
             }
         }
+        self.changed();
         // Wait for the last segment to be flushed without holding the lock, so status keeps
         // answering ("stopping") meanwhile.
         let active = loop {
@@ -347,17 +542,26 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        let captured = active
-            .thread
-            .join()
-            .map_err(|_| {
-                ApiError(
+        let joined = active.thread.join();
+        let captured = match joined {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                self.remember_finished(active.recording, None, active.offline);
+                return Err(ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("{e:#}"),
+                ));
+            }
+            Err(_) => {
+                self.remember_finished(active.recording, None, active.offline);
+                return Err(ApiError(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "the recording thread panicked".into(),
-                )
-            })?
-            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+                ));
+            }
+        };
         tracing::info!(recording = %active.recording, segments = captured.segments, "recording stopped");
+        self.remember_finished(active.recording, Some(captured.segments), active.offline);
         self.wake_reporter();
         Ok(serde_json::json!({
             "recording": active.recording,
@@ -367,10 +571,10 @@ impl Daemon {
         }))
     }
 
-    fn metrics(&self) -> String {
+    pub(crate) fn metrics(&self) -> String {
         let s = self.status();
         let (latency_sum, latency_count) = self.stats.receipt_latency();
-        format!(
+        let mut text = format!(
             "# HELP lessonlens_recording 1 while a lesson is being recorded.\n# TYPE lessonlens_recording gauge\nlessonlens_recording {}\n\
              # HELP lessonlens_segments_spooled_total Segments sealed into the spool.\n# TYPE lessonlens_segments_spooled_total counter\nlessonlens_segments_spooled_total {}\n\
              # HELP lessonlens_segments_uploaded_total Segments acknowledged by the server.\n# TYPE lessonlens_segments_uploaded_total counter\nlessonlens_segments_uploaded_total {}\n\
@@ -378,7 +582,8 @@ impl Daemon {
              # HELP lessonlens_spool_budget_left_bytes Spool budget left.\n# TYPE lessonlens_spool_budget_left_bytes gauge\nlessonlens_spool_budget_left_bytes {}\n\
              # HELP lessonlens_server_reachable 1 when the last upload reached the server.\n# TYPE lessonlens_server_reachable gauge\nlessonlens_server_reachable {}\n\
              # HELP lessonlens_receipt_latency_seconds From a segment's media being complete to the server's receipt.\n# TYPE lessonlens_receipt_latency_seconds summary\n\
-             lessonlens_receipt_latency_seconds_sum {}\nlessonlens_receipt_latency_seconds_count {}\n",
+             lessonlens_receipt_latency_seconds_sum {}\nlessonlens_receipt_latency_seconds_count {}\n\
+             # HELP lessonlens_watchdog_warning 1 while a watchdog sees a problem in the running recording.\n# TYPE lessonlens_watchdog_warning gauge\n",
             u8::from(s.state == "recording"),
             s.segments_spooled,
             s.segments_uploaded,
@@ -387,101 +592,39 @@ impl Daemon {
             u8::from(s.server_reachable),
             latency_sum,
             latency_count,
-        )
+        );
+        for kind in crate::live::WARNING_KINDS {
+            let on = s.warnings.iter().any(|w| w.kind == kind);
+            text.push_str(&format!(
+                "lessonlens_watchdog_warning{{kind=\"{kind}\"}} {}\n",
+                u8::from(on)
+            ));
+        }
+        text
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+fn capitalised(text: &str) -> String {
+    let mut c = text.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
-/// Answers only requests addressed to the control address itself, so a web page that rebinds
-/// its own name to 127.0.0.1 (DNS rebinding) cannot drive the recorder.
-async fn same_host(
-    State(d): State<Arc<Daemon>>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let addr = d.config.control_addr;
-    let host = req
-        .headers()
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    let allowed = [addr.to_string(), format!("localhost:{}", addr.port())];
-    if !allowed.iter().any(|a| a == host) {
-        return ApiError(
-            StatusCode::FORBIDDEN,
-            format!("the control API answers only requests to {addr}"),
-        )
-        .into_response();
+/// Why a start was refused, in the words the screen shows. A code the server does not know, or
+/// too many wrong ones, is answered with the server's own sentence; anything else with the whole
+/// chain of causes.
+fn refusal(e: anyhow::Error) -> ApiError {
+    if let Some(UploadError::Refused { status, message }) = e.downcast_ref::<UploadError>() {
+        let code = match status {
+            429 => StatusCode::TOO_MANY_REQUESTS,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        if matches!(status, 400 | 422 | 429) {
+            return ApiError(code, message.clone());
+        }
     }
-    next.run(req).await
-}
-
-fn router(d: Arc<Daemon>) -> Router {
-    Router::new()
-        .route(
-            "/v1/record/start",
-            post(
-                |State(d): State<Arc<Daemon>>, Json(req): Json<StartRequest>| async move {
-                    let who = match (req.teacher, req.code) {
-                        (Some(t), None) => Who::Username(t),
-                        (None, Some(c)) => Who::Code(c),
-                        _ => {
-                            return Err(ApiError(
-                                StatusCode::BAD_REQUEST,
-                                "give either a teacher or a code".into(),
-                            ))
-                        }
-                    };
-                    blocking(move || d.start(&who))
-                        .await
-                        .map(|r| Json(serde_json::json!({ "recording": r })))
-                },
-            ),
-        )
-        .route(
-            "/v1/record/stop",
-            // A JSON body is required, so a web page cannot stop a lesson with a plain form post.
-            post(
-                |State(d): State<Arc<Daemon>>, Json(_): Json<serde_json::Value>| async move {
-                    blocking(move || d.stop()).await.map(Json)
-                },
-            ),
-        )
-        .route(
-            "/v1/record/pause",
-            post(
-                |State(d): State<Arc<Daemon>>, Json(_): Json<serde_json::Value>| async move {
-                    blocking(move || d.set_paused(true)).await.map(Json)
-                },
-            ),
-        )
-        .route(
-            "/v1/record/resume",
-            post(
-                |State(d): State<Arc<Daemon>>, Json(_): Json<serde_json::Value>| async move {
-                    blocking(move || d.set_paused(false)).await.map(Json)
-                },
-            ),
-        )
-        .route(
-            "/v1/status",
-            get(|State(d): State<Arc<Daemon>>| async move {
-                blocking(move || Ok(Json(d.status()))).await
-            }),
-        )
-        .route(
-            "/metrics",
-            get(|State(d): State<Arc<Daemon>>| async move { d.metrics() }),
-        )
-        .layer(axum::middleware::from_fn_with_state(d.clone(), same_host))
-        .with_state(d)
+    ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}"))
 }
 
 /// Runs the daemon until `shutdown` is set (SIGTERM/SIGINT): a running recording is stopped with
@@ -502,8 +645,14 @@ pub fn run(config: Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
     println!("control API on http://{}", listener.local_addr()?);
     let d = Arc::new(Daemon {
         config,
+        room: client.name.clone(),
         client,
         spool,
+        changes: tokio::sync::watch::channel(0).0,
+        level_changes: tokio::sync::watch::channel(0).0,
+        finished_last: Mutex::new(None),
+        notice: Mutex::new(None),
+        shutdown: shutdown.clone(),
         stats: Arc::new(Stats::default()),
         current: Mutex::new(Slot::Idle),
         last_error: Mutex::new(None),
@@ -527,6 +676,12 @@ pub fn run(config: Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
         let d = d.clone();
         std::thread::spawn(move || d.run_reporter())
     };
+    if let Some(button) = d.config.button.clone() {
+        crate::button::spawn(d.clone(), button)?;
+    }
+    if let Some(light) = d.config.light.clone() {
+        crate::light::spawn(d.clone(), light);
+    }
     // The readiness checks in the background: the server check may wait for a timeout. A source
     // check holds the camera and microphone only until they deliver three buffers.
     {
@@ -549,7 +704,7 @@ pub fn run(config: Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         };
-        axum::serve(listener, router(d.clone()))
+        axum::serve(listener, crate::control::router(d.clone()))
             .with_graceful_shutdown(wait)
             .await
     })?;

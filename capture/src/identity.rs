@@ -32,6 +32,8 @@ pub struct Identity {
     /// The certificate's validity (Unix seconds).
     pub not_before: i64,
     pub not_after: i64,
+    /// The device's name as the admin enrolled it (the certificate's common name).
+    pub name: String,
 }
 
 impl Identity {
@@ -52,7 +54,7 @@ impl Identity {
         let cert = chain
             .first()
             .with_context(|| format!("{} holds no certificate", path.display()))?;
-        let (not_before, not_after) = validity(cert)?;
+        let (not_before, not_after, name) = validity(cert)?;
         let ca_path = dir.join(CA_FILE);
         let ca = std::fs::read(&ca_path)
             .with_context(|| format!("cannot read the school CA {}", ca_path.display()))?;
@@ -69,6 +71,7 @@ impl Identity {
             key,
             not_before,
             not_after,
+            name,
         })
     }
 
@@ -102,11 +105,19 @@ pub fn renewal_due(not_before: i64, not_after: i64, now: i64) -> bool {
     now >= not_before + (not_after - not_before) / 2
 }
 
-fn validity(cert: &CertificateDer<'_>) -> anyhow::Result<(i64, i64)> {
+/// The certificate's validity (Unix seconds) and common name.
+fn validity(cert: &CertificateDer<'_>) -> anyhow::Result<(i64, i64, String)> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert)
         .map_err(|e| anyhow::anyhow!("the device certificate does not parse: {e}"))?;
     let v = parsed.validity();
-    Ok((v.not_before.timestamp(), v.not_after.timestamp()))
+    let name = parsed
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .unwrap_or("")
+        .to_string();
+    Ok((v.not_before.timestamp(), v.not_after.timestamp(), name))
 }
 
 /// A fresh key pair and a certificate request for it. The request names nothing: the server

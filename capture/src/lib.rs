@@ -12,12 +12,20 @@
 //! - [`identity`]: the device's key and certificate: enrollment (pinning the school CA) and renewal.
 //! - [`upload`]: the HTTPS client (mutual TLS) and the uploader loop that drains the spool.
 //! - [`recorder`]: one recording, start to stop, wiring the parts above together.
+//! - [`live`]: a running recording's levels, preview and watchdogs, for the device screen.
+//! - [`daemon`]: the service: one recording at a time, its truthful state, the reporter.
+//! - [`control`]: the loopback control API and the device screen it serves.
+//! - [`button`], [`light`]: the record button (evdev) and the recording light (sysfs LEDs).
 
+pub mod button;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod doctor;
 pub mod elements;
 pub mod identity;
+pub mod light;
+pub mod live;
 pub mod pipeline;
 pub mod recorder;
 pub mod sealer;

@@ -12,8 +12,10 @@
 //! list); the first one also carries the init segment (`ftyp` + `moov`), flagged HEADER|DISCONT.
 
 use crate::config::Config;
+use crate::live::{Level, Live};
 use anyhow::{anyhow, bail, Context};
 use gst::prelude::*;
+use std::sync::Arc;
 
 /// One piece of fMP4 output, still plaintext, only ever held in memory.
 #[derive(Debug)]
@@ -35,6 +37,7 @@ pub struct Capture {
     pub pipeline: gst::Pipeline,
     pub video_encoder: &'static str,
     pub audio_encoder: &'static str,
+    live: Arc<Live>,
 }
 
 /// Registers the statically linked fMP4 muxer and initialises GStreamer. Safe to call twice.
@@ -175,14 +178,22 @@ pub fn audio_source(c: &Config) -> String {
     }
 }
 
+/// The device screen's camera preview: this wide, at most this many frames a second.
+const PREVIEW_WIDTH: u32 = 320;
+const PREVIEW_FPS: u32 = 4;
+/// How often the `level` element reports the microphone's loudness (10 times a second).
+const LEVEL_INTERVAL_NS: u64 = 100_000_000;
+
 /// The pipeline description. Kept as one string so the whole graph can be read (and pasted into
 /// `gst-launch-1.0` for comparison benchmarks).
 pub fn describe(c: &Config, video_encoder: &str, audio_encoder: &str) -> String {
     let v = &c.video;
     let video_src = video_source(c);
     let audio_src = audio_source(c);
-    // The poster branch lets one frame through (see `build`) and is scaled to 480 px wide.
+    // The poster branch lets one frame through (see `build`) and is scaled to 480 px wide. The
+    // preview branch is closed unless the device screen is showing it (see `watch_frames`).
     let poster_height = (480 * v.height / v.width.max(1)).max(2) & !1;
+    let preview_height = (PREVIEW_WIDTH * v.height / v.width.max(1)).max(2) & !1;
     format!(
         "{video_src} ! videoconvert ! video/x-raw,format=I420 ! tee name=frames \
          frames. ! queue ! {venc} ! video/x-h264,profile=high \
@@ -190,8 +201,12 @@ pub fn describe(c: &Config, video_encoder: &str, audio_encoder: &str) -> String 
          frames. ! valve name=postergate drop-mode=forward-sticky-events ! videoscale \
          ! video/x-raw,width=480,height={poster_height} ! jpegenc quality=80 \
          ! appsink name=poster sync=false async=false \
+         frames. ! valve name=previewgate drop=true drop-mode=forward-sticky-events \
+         ! videorate drop-only=true max-rate={PREVIEW_FPS} ! videoscale \
+         ! video/x-raw,width={PREVIEW_WIDTH},height={preview_height} ! jpegenc quality=60 \
+         ! appsink name=preview sync=false async=false max-buffers=1 drop=true \
          {audio_src} ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 \
-         ! {audio_encoder} ! aacparse ! queue ! mux. \
+         ! level name=meter interval={LEVEL_INTERVAL_NS} ! {audio_encoder} ! aacparse ! queue ! mux. \
          isofmp4mux name=mux fragment-duration={frag} ! appsink name=sink sync=false buffer-list=true",
         venc = video_encoder_desc(video_encoder, c),
         frag = u64::from(c.segment_seconds) * 1_000_000_000,
@@ -208,6 +223,7 @@ pub fn describe_for(c: &Config) -> anyhow::Result<String> {
 /// The callback only copies bytes and hands them on; sealing happens on another thread so encoding never waits on crypto or disk.
 pub fn build(
     c: &Config,
+    live: &Arc<Live>,
     out: impl Fn(Fragment) -> bool + Send + Sync + 'static,
 ) -> anyhow::Result<Capture> {
     let video_encoder = pick_video_encoder()?;
@@ -228,6 +244,7 @@ pub fn build(
         .ok_or_else(|| anyhow!("pipeline has no appsink named sink"))?;
     let out = std::sync::Arc::new(out);
     connect_poster(&pipeline, out.clone())?;
+    watch_frames(&pipeline, c, live)?;
 
     let mut first_pts: Option<gst::ClockTime> = None;
     let mut init_sent = false;
@@ -289,7 +306,96 @@ pub fn build(
         pipeline,
         video_encoder,
         audio_encoder,
+        live: live.clone(),
     })
+}
+
+/// Looks at about one camera frame a second for the picture watchdog, opens the preview branch
+/// while the screen asks for it, and hands its JPEGs to `live` (memory only).
+fn watch_frames(pipeline: &gst::Pipeline, c: &Config, live: &Arc<Live>) -> anyhow::Result<()> {
+    let tee = pipeline
+        .by_name("frames")
+        .ok_or_else(|| anyhow!("pipeline has no frames tee"))?;
+    let gate = pipeline
+        .by_name("previewgate")
+        .ok_or_else(|| anyhow!("pipeline has no preview valve"))?;
+    let pad = tee
+        .static_pad("sink")
+        .ok_or_else(|| anyhow!("the frames tee has no sink pad"))?;
+    let luma_bytes = (c.video.width * c.video.height) as usize;
+    let (probe_live, gate) = (live.clone(), gate.downgrade());
+    // The probe runs on the camera's streaming thread; its own memory is two atomics.
+    let next_look_ns = std::sync::atomic::AtomicU64::new(0);
+    let open = std::sync::atomic::AtomicBool::new(false);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let wanted = probe_live.preview_wanted();
+        if wanted != open.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Some(gate) = gate.upgrade() {
+                gate.set_property("drop", !wanted);
+                open.store(wanted, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        if let Some(buffer) = info.buffer() {
+            let pts = buffer.pts().unwrap_or(gst::ClockTime::ZERO).nseconds();
+            if pts >= next_look_ns.load(std::sync::atomic::Ordering::Relaxed) {
+                next_look_ns.store(pts + 1_000_000_000, std::sync::atomic::Ordering::Relaxed);
+                if let Ok(map) = buffer.map_readable() {
+                    let luma = &map[..luma_bytes.min(map.len())];
+                    probe_live.saw_frame(crate::live::frame_signature(luma));
+                }
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+    let sink = pipeline
+        .by_name("preview")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or_else(|| anyhow!("pipeline has no appsink named preview"))?;
+    let live = live.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                live.set_preview(map.to_vec());
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    Ok(())
+}
+
+/// The loudness in a `level` element's message, if `msg` is one: the loudest channel's RMS and
+/// peak, in dBFS.
+fn level_of(msg: &gst::Message) -> Option<(String, f64, f64)> {
+    let gst::MessageView::Element(e) = msg.view() else {
+        return None;
+    };
+    let s = e.structure()?;
+    if s.name() != "level" {
+        return None;
+    }
+    let loudest = |field: &str| -> Option<f64> {
+        let values = s.get::<gst::glib::ValueArray>(field).ok()?;
+        values
+            .iter()
+            .filter_map(|v| v.get::<f64>().ok())
+            .reduce(f64::max)
+    };
+    // Silence comes as -inf (or a huge negative number): shown as the floor of the meter.
+    let floor = |db: f64| {
+        if db.is_finite() {
+            db.max(-100.0)
+        } else {
+            -100.0
+        }
+    };
+    Some((
+        msg.src()?.name().to_string(),
+        floor(loudest("rms")?),
+        floor(loudest("peak")?),
+    ))
 }
 
 /// Lets the first frame into the poster branch and no other, so the JPEG encoder runs once per
@@ -395,6 +501,14 @@ impl Capture {
             let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(50)) else {
                 continue;
             };
+            if let Some((_, rms_db, peak_db)) = level_of(&msg) {
+                self.live.set_level(Level {
+                    source: "microphone".into(),
+                    rms_db,
+                    peak_db,
+                });
+                continue;
+            }
             match msg.view() {
                 gst::MessageView::Eos(..) => break failure.take().map_or(Ok(position), Err),
                 // A failing source posts more than one error; the first says what happened.
@@ -428,13 +542,14 @@ fn explain_failure(err: &gst::message::Error, recording: bool) -> anyhow::Error 
     let source = err.src().map(|s| s.name().to_string()).unwrap_or_default();
     let detail = format!("{} ({})", err.error(), err.debug().unwrap_or_default());
     match source.as_str() {
+        // What to do comes first, the technical detail (for the technician) last.
         "camera" | "microphone" if !recording => anyhow!(
-            "the {source} cannot be opened: {detail}. Nothing was recorded. Check that the {source} is connected \
-             and not in use by another program, then start again"
+            "the {source} cannot be opened. Nothing was recorded. Check that the {source} is connected \
+             and not in use by another program, then start again. (Detail: {detail})"
         ),
         "camera" | "microphone" => anyhow!(
-            "the {source} stopped delivering: {detail}. The recording was ended and everything recorded until then is kept \
-             and will be uploaded. Check the {source} and its cable, then start a new recording"
+            "the {source} stopped delivering. The recording was ended and everything recorded until then is kept \
+             and will be uploaded. Check the {source} and its cable, then start a new recording. (Detail: {detail})"
         ),
         _ => anyhow!(
             "capture pipeline failed in {}: {detail}",

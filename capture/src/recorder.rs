@@ -1,6 +1,7 @@
 //! One recording, start to stop: look up the teacher's key, spool, capture, seal, upload.
 
 use crate::config::Config;
+use crate::live::Live;
 use crate::pipeline::{self, Fragment};
 use crate::sealer::{Input, Sealed, Sealer};
 use crate::spool::{RecordingMeta, Spool};
@@ -44,20 +45,21 @@ pub enum Who {
 }
 
 /// Checks the spool budget, finds out whose recording this is (and their public key) and opens
-/// the recording in the spool. Nothing is captured yet. Returns the id, the teacher's username
-/// and their key.
-pub fn begin(
-    config: &Config,
-    client: &Client,
-    spool: &Spool,
-    who: &Who,
-) -> anyhow::Result<(RecordingId, String, PublicKey)> {
+/// the recording in the spool. Nothing is captured yet.
+pub fn begin(config: &Config, client: &Client, spool: &Spool, who: &Who) -> anyhow::Result<Begun> {
+    if matches!(who, Who::Username(_)) && !config.demo_mode {
+        anyhow::bail!(
+            "starting a recording by username is turned off on this device: the teacher types their code on the \
+             device's screen (or use `record start --code`). For a demo device, set demo_mode = true in its config"
+        );
+    }
     check_budget(config, spool)?;
     let mut id = [0u8; 16];
     OsRng.unwrap_err().fill_bytes(&mut id);
     let recording = RecordingId::from_random_bytes(id);
     let mut claim = None;
-    let (teacher, recipient) = match who {
+    let mut offline = false;
+    let (teacher, display_name, recipient) = match who {
         Who::Username(name) => {
             let valid = !name.is_empty()
                 && name
@@ -66,13 +68,13 @@ pub fn begin(
             if !valid {
                 anyhow::bail!("{name:?} is not a username: use the teacher's lessonlens username (a-z, 0-9, . _ -)");
             }
-            let pk = client
+            let found = client
                 .teacher_key(name)
                 .with_context(|| format!("cannot start: no key for teacher {name:?}"))?;
-            (name.clone(), pk)
+            (found.username, found.display_name, found.public_key)
         }
         Who::Code(code) => match client.identify(code) {
-            Ok(found) => found,
+            Ok(found) => (found.username, found.display_name, found.public_key),
             // Offline: record to the school's unassigned key; the teacher claims the lesson
             // later with the same code, which is kept only sealed to that key (the server opens
             // it; this device cannot).
@@ -90,8 +92,10 @@ pub fn begin(
                     code,
                     &mut rand_core::TryRngCore::unwrap_err(rand_core::OsRng),
                 )?);
+                offline = true;
                 (
                     "unassigned (offline: claim it in the web app with your code)".to_string(),
+                    String::new(),
                     pk,
                 )
             }
@@ -109,7 +113,25 @@ pub fn begin(
         claim,
     })?;
     tracing::info!(%recording, %teacher, "recording started");
-    Ok((recording, teacher, recipient))
+    Ok(Begun {
+        recording,
+        teacher,
+        display_name,
+        recipient,
+        offline,
+    })
+}
+
+/// A recording opened in the spool by [`begin`].
+pub struct Begun {
+    pub recording: RecordingId,
+    /// The teacher's username (or, offline, a note that the lesson waits to be claimed).
+    pub teacher: String,
+    /// The teacher's name as the screen shows it; empty when offline.
+    pub display_name: String,
+    pub recipient: PublicKey,
+    /// The server could not be reached: sealed to the school's unassigned key, to be claimed.
+    pub offline: bool,
 }
 
 /// What one capture produced.
@@ -125,6 +147,7 @@ pub struct Captured {
 /// While `pause` is set nothing is recorded: the pipeline is ended (its last fragment kept) and
 /// built anew on resume. The new pipeline's init segment takes the next index, which the server
 /// turns into a discontinuity in the playlist, so the pause shows as a gap, not as frozen video.
+#[allow(clippy::too_many_arguments)]
 pub fn capture(
     config: &Config,
     spool: &Spool,
@@ -133,6 +156,7 @@ pub fn capture(
     controls: &Controls,
     limit: Option<Duration>,
     stats: &Arc<Stats>,
+    live: &Arc<Live>,
 ) -> anyhow::Result<Captured> {
     let (tx, rx) = mpsc::channel::<Input>();
     let sealer = Sealer {
@@ -142,6 +166,7 @@ pub fn capture(
         budget: config.spool_budget_bytes(),
         stop: controls.stop.clone(),
         stats: stats.clone(),
+        live: live.clone(),
     };
     let limit = limit.map(|d| gst::ClockTime::from_nseconds(d.as_nanos() as u64));
     let stopped = || controls.stop.load(Ordering::Acquire);
@@ -150,7 +175,7 @@ pub fn capture(
         let capture_result = (|| -> anyhow::Result<&'static str> {
             loop {
                 let frag_tx = tx.clone();
-                let capture = pipeline::build(config, move |f: Fragment| {
+                let capture = pipeline::build(config, live, move |f: Fragment| {
                     frag_tx.send(Input::Fragment(f)).is_ok()
                 })?;
                 stats.set_encoder(capture.video_encoder);
@@ -168,12 +193,14 @@ pub fn capture(
                     return Ok(capture.video_encoder);
                 }
                 tracing::info!(%recording, "paused: nothing is being recorded");
+                live.restart_watch();
                 while controls.paused() && !stopped() {
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 if stopped() {
                     return Ok(capture.video_encoder);
                 }
+                live.restart_watch();
                 tracing::info!(%recording, "resumed");
             }
         })();
@@ -230,7 +257,11 @@ pub fn record(
     let spool = Spool::open(&config.spool_dir)?;
     // Recordings left open by a crash are closed as incomplete and queued (logged one by one).
     spool.recover()?;
-    let (recording, _, recipient) = begin(
+    let Begun {
+        recording,
+        recipient,
+        ..
+    } = begin(
         config,
         &client,
         &spool,
@@ -244,6 +275,11 @@ pub fn record(
             stop,
             ..Controls::default()
         };
+        let live = Arc::new(Live::new(
+            &config.watchdog,
+            tokio::sync::watch::channel(0).0,
+            tokio::sync::watch::channel(0).0,
+        ));
         let captured = capture(
             config,
             &spool,
@@ -252,6 +288,7 @@ pub fn record(
             &controls,
             opts.duration,
             &stats,
+            &live,
         );
         finished.store(true, Ordering::Release);
         (captured, uploader.join().expect("uploader thread panicked"))

@@ -43,6 +43,8 @@ pub struct Sealer {
     /// Set to end the recording cleanly.
     pub stop: Arc<AtomicBool>,
     pub stats: Arc<Stats>,
+    /// Told when the first media segment is in the spool: from then on the lesson is recording.
+    pub live: Arc<crate::live::Live>,
 }
 
 impl Sealer {
@@ -125,6 +127,9 @@ impl Sealer {
                 }) => {
                     let start_us = offset_us + start_us;
                     let r = self.put(next_index, bytes, false, start_us, duration_us);
+                    if r.is_ok() {
+                        self.live.set_sealed();
+                    }
                     next_index += 1;
                     stats.segments += 1;
                     stats.media_us += duration_us;

@@ -361,6 +361,20 @@ impl Spool {
         Ok(dest)
     }
 
+    /// How many recordings are waiting for upload (wholly or in part).
+    pub fn recordings_waiting(&self) -> usize {
+        self.recordings().map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// Segments of `rec` still waiting for upload, or `None` once the whole recording (its
+    /// manifest too) is with the server and gone from the spool.
+    pub fn segments_waiting(&self, rec: RecordingId) -> Option<usize> {
+        if !self.dir(rec).exists() {
+            return None;
+        }
+        Some(self.segment_files(rec).map(|s| s.len()).unwrap_or(0))
+    }
+
     /// Bytes waiting in the spool.
     pub fn usage_bytes(&self) -> u64 {
         fn walk(p: &Path) -> u64 {

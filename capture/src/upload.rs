@@ -50,6 +50,8 @@ pub struct Client {
     identity_dir: std::path::PathBuf,
     /// Uploads at the same time (`upload_concurrency`).
     concurrency: usize,
+    /// The device's enrolled name.
+    pub name: String,
 }
 
 impl Client {
@@ -70,6 +72,7 @@ impl Client {
             base: config.server_url.trim_end_matches('/').to_string(),
             identity_dir: config.identity_dir.clone(),
             concurrency: config.upload_concurrency,
+            name: identity.name.clone(),
         })
     }
 
@@ -119,8 +122,8 @@ impl Client {
         }
     }
 
-    /// Asks the server whose device code this is; returns their username and public key.
-    pub fn identify(&self, code: &str) -> Result<(String, PublicKey), UploadError> {
+    /// Asks the server whose device code this is.
+    pub fn identify(&self, code: &str) -> Result<Teacher, UploadError> {
         let url = format!("{}/api/device/v1/identify", self.base);
         let key: TeacherKey = self
             .agent()
@@ -129,14 +132,10 @@ impl Client {
             .map_err(Self::map_err)?
             .into_json()
             .map_err(|e| UploadError::Unreachable(e.to_string()))?;
-        let pk = PublicKey::from_hex(&key.public_key).map_err(|e| UploadError::Refused {
-            status: 200,
-            message: e.to_string(),
-        })?;
-        Ok((key.username, pk))
+        Teacher::from_wire(key)
     }
 
-    pub fn teacher_key(&self, username: &str) -> Result<PublicKey, UploadError> {
+    pub fn teacher_key(&self, username: &str) -> Result<Teacher, UploadError> {
         self.fetch_key(&format!(
             "{}/api/device/v1/teachers/{}/key",
             self.base, username
@@ -144,7 +143,7 @@ impl Client {
     }
 
     /// GETs a public key from the device API.
-    fn fetch_key(&self, url: &str) -> Result<PublicKey, UploadError> {
+    fn fetch_key(&self, url: &str) -> Result<Teacher, UploadError> {
         let key: TeacherKey = self
             .agent()
             .get(url)
@@ -152,10 +151,7 @@ impl Client {
             .map_err(Self::map_err)?
             .into_json()
             .map_err(|e| UploadError::Unreachable(e.to_string()))?;
-        PublicKey::from_hex(&key.public_key).map_err(|e| UploadError::Refused {
-            status: 200,
-            message: e.to_string(),
-        })
+        Teacher::from_wire(key)
     }
 
     /// PUTs `body` and reads the receipt; succeeds only when the hash the server reports storing
@@ -204,7 +200,9 @@ impl Client {
     /// The school's unassigned key, which this device seals to while the server is unreachable.
     /// Fetched while online and kept in the identity folder.
     pub fn refresh_unassigned_key(&self) -> Result<PublicKey, UploadError> {
-        let pk = self.fetch_key(&format!("{}/api/device/v1/unassigned-key", self.base))?;
+        let pk = self
+            .fetch_key(&format!("{}/api/device/v1/unassigned-key", self.base))?
+            .public_key;
         if let Err(e) = identity::save_unassigned(&self.identity_dir, &pk) {
             tracing::warn!(error = %format!("{e:#}"), "cannot keep the school's unassigned key");
         }
@@ -382,8 +380,8 @@ pub fn run(
                 backoff = Duration::from_millis(250);
                 continue;
             }
+            // Nothing was sent, so nothing was learnt about the server (the reporter asks it).
             Ok(_) => {
-                stats.server_reachable.store(true, Ordering::Relaxed);
                 backoff = Duration::from_millis(250);
                 // A listing error is retried like an upload error.
                 if done && spool.pending().map(|p| p.is_empty()).unwrap_or(false) {
@@ -432,5 +430,28 @@ pub fn run(
                 std::thread::sleep(step);
             }
         }
+    }
+}
+
+/// A teacher the server named: who they are and the key their lessons are sealed to.
+pub struct Teacher {
+    pub username: String,
+    /// As the device's screen shows it (at most 100 characters).
+    pub display_name: String,
+    pub public_key: PublicKey,
+}
+
+impl Teacher {
+    fn from_wire(key: TeacherKey) -> Result<Teacher, UploadError> {
+        let public_key =
+            PublicKey::from_hex(&key.public_key).map_err(|e| UploadError::Refused {
+                status: 200,
+                message: e.to_string(),
+            })?;
+        Ok(Teacher {
+            username: key.username,
+            display_name: key.display_name.chars().take(100).collect(),
+            public_key,
+        })
     }
 }

@@ -30,6 +30,9 @@ pub struct ManifestReceipt {
 pub struct TeacherKey {
     pub username: String,
     pub public_key: String,
+    /// The teacher's name as people know it, for the device's screen while they record.
+    #[serde(default)]
+    pub display_name: String,
 }
 
 /// A device enrolling (on the web listener, before it has a certificate): the one-time code an
@@ -62,6 +65,9 @@ pub struct DeviceReport {
     pub video_encoder: Option<String>,
     /// Why the last recording ended on its own, if it did.
     pub last_error: Option<String>,
+    /// What the watchdogs see while recording (a silent microphone, a black or frozen camera).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// A certificate the school CA issued to a device.

@@ -30,8 +30,9 @@ stop_server() {
   wait "$SERVER_PID" 2>/dev/null || true
 }
 
+# demo_mode: the benchmarks record by username (`record once --teacher`).
 capture_config() {
-  printf 'server_url = "https://127.0.0.1:%s"\nidentity_dir = "%s"\nspool_dir = "%s"\n%b\n' \
+  printf 'server_url = "https://127.0.0.1:%s"\nidentity_dir = "%s"\nspool_dir = "%s"\ndemo_mode = true\n%b\n' \
     "$DEVICE_PORT" "$W/identity" "$W/spool" "${1:-}" > "$W/capture.toml"
 }
 

@@ -309,6 +309,9 @@ pub fn save_report(
     {
         cut(s);
     }
+    // A device has four watchdogs; more is not a report to keep.
+    report.warnings.truncate(4);
+    report.warnings.iter_mut().for_each(cut);
     let text = serde_json::to_string(&report).expect("a report serialises");
     conn.execute(
         "UPDATE devices SET report = ?1, reported_at = ?2 WHERE id = ?3",

@@ -225,12 +225,18 @@ impl Server {
     }
 
     /// Writes a capture config for `device` of this server in `device_dir`; returns its path.
+    /// It has `demo_mode` on (tests start recordings by username) unless `extra` sets it.
     pub fn capture_config(&self, device_dir: &Path, device: &Device, extra: &str) -> PathBuf {
         let path = device_dir.join("capture.toml");
+        let demo = if extra.contains("demo_mode") {
+            ""
+        } else {
+            "demo_mode = true\n"
+        };
         std::fs::write(
             &path,
             format!(
-                "server_url = \"{}\"\nidentity_dir = \"{}\"\nspool_dir = \"{}\"\n{extra}",
+                "server_url = \"{}\"\nidentity_dir = \"{}\"\nspool_dir = \"{}\"\n{demo}{extra}",
                 self.device_url(),
                 device.identity.display(),
                 device_dir.join("spool").display()
@@ -708,6 +714,28 @@ pub fn capture_json(config: &Path, args: &[&str], stdin: &str) -> serde_json::Va
 
 /// A child process killed when dropped, so a failing test leaves no daemon running.
 pub struct KillOnDrop(pub Child);
+
+/// Starts a process that shares raw video or audio on `socket`, as a camera service would.
+pub fn share(what: &str, socket: &Path) -> KillOnDrop {
+    let _ = std::fs::remove_file(socket);
+    let desc = media::shared_source(what, socket);
+    let child = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(desc.split(' '))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gst-launch-1.0 (gstreamer1.0-tools) is installed by scripts/setup.sh");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the {what} did not start sharing"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    KillOnDrop(child)
+}
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {

@@ -4,13 +4,18 @@
 use std::path::Path;
 
 /// Another process sharing raw camera frames or microphone audio on `socket` (`shmsink`), as a
-/// camera service would; `what` is `camera` or `microphone`.
+/// camera service would; `what` is `camera`, `microphone`, `silence` (a microphone sending
+/// digital silence) or `tone` (a microphone whose element `tone` has a volume a test can change).
 pub fn shared_source(what: &str, socket: &Path) -> String {
+    const AUDIO: &str = "audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=1";
     let source = match what {
         "camera" => {
             "videotestsrc is-live=true ! video/x-raw,format=I420,width=320,height=180,framerate=30/1"
+                .to_string()
         }
-        _ => "audiotestsrc is-live=true ! audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=1",
+        "silence" => format!("audiotestsrc is-live=true wave=silence ! {AUDIO}"),
+        "tone" => format!("audiotestsrc name=tone is-live=true volume=0.01 ! {AUDIO}"),
+        _ => format!("audiotestsrc is-live=true ! {AUDIO}"),
     };
     format!(
         "{source} ! shmsink socket-path={} wait-for-connection=false shm-size=20000000 sync=true",

@@ -45,7 +45,9 @@ fn descriptions() -> Vec<String> {
     all.extend(pipeline::VIDEO_ENCODERS.map(pipeline::probe_description));
     let socket = Path::new("/tmp/socket");
     all.push(lessonlens_e2e::media::shared_source("camera", socket));
-    all.push(lessonlens_e2e::media::shared_source("microphone", socket));
+    for what in ["microphone", "silence", "tone"] {
+        all.push(lessonlens_e2e::media::shared_source(what, socket));
+    }
     all.push(lessonlens_e2e::media::demux(Path::new("/tmp/a.mp4")));
     all
 }

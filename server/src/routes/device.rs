@@ -148,6 +148,7 @@ async fn unassigned_key(
     Ok(Json(TeacherKey {
         username: accounts::UNASSIGNED.into(),
         public_key: pk.to_hex(),
+        display_name: String::new(),
     }))
 }
 
@@ -193,13 +194,15 @@ async fn teacher_key(
         .await?
         .filter(|u| u.has(Role::Teacher))
         .ok_or(AppError::NotFound)?;
+    let id = user.id;
     let pk = st
-        .vault(move |v| Ok(v.public_key(user.id)?))
+        .vault(move |v| Ok(v.public_key(id)?))
         .await?
         .ok_or(AppError::NotFound)?;
     Ok(Json(TeacherKey {
         username,
         public_key: pk.to_hex(),
+        display_name: user.display_name,
     }))
 }
 
@@ -237,6 +240,7 @@ async fn identify(
     Ok(Json(TeacherKey {
         username: user.username,
         public_key: pk.to_hex(),
+        display_name: user.display_name,
     }))
 }
 

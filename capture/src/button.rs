@@ -1,0 +1,243 @@
+//! The record button: a USB button or presenter remote that sends one key, read through evdev.
+//! A short press pauses or resumes the running recording; a press held for `long_press_ms` (and
+//! released) stops it. While idle a press only shows how to start: a button cannot say who is
+//! recording, so starting takes the teacher's code on the screen.
+//!
+//! The device is opened with evdev and grabbed, so its key reaches no other program (the kiosk
+//! browser). Events are then read as the kernel's `input_event` records from the same file
+//! description. The same reader takes the records from a FIFO, which is how the tests feed real
+//! events where `/dev/uinput` is not available.
+
+use crate::config::ButtonConfig;
+use crate::daemon::Daemon;
+use anyhow::Context;
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `EV_KEY`: a key or button event.
+const EV_KEY: u16 = 1;
+/// Bytes in one `struct input_event` on 64-bit Linux: a timeval (two 8-byte fields), type, code
+/// (2 bytes each) and value (4 bytes).
+pub const EVENT_SIZE: usize = 24;
+
+/// The key code for a Linux key name such as `KEY_F13`.
+pub fn key_code(name: &str) -> anyhow::Result<u16> {
+    evdev::KeyCode::from_str(name)
+        .map(|k| k.code())
+        .map_err(|_| anyhow::anyhow!("button.key {name:?} is not a Linux key name (e.g. KEY_F13, KEY_PAGEDOWN); `evtest` shows what a button sends"))
+}
+
+/// One `input_event` record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawEvent {
+    /// The kernel's timestamp, in microseconds.
+    pub time_us: i64,
+    pub kind: u16,
+    pub code: u16,
+    pub value: i32,
+}
+
+impl RawEvent {
+    pub fn decode(b: &[u8; EVENT_SIZE]) -> RawEvent {
+        let i64_at = |i: usize| i64::from_ne_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        let u16_at = |i: usize| u16::from_ne_bytes(b[i..i + 2].try_into().expect("2 bytes"));
+        RawEvent {
+            time_us: i64_at(0)
+                .saturating_mul(1_000_000)
+                .saturating_add(i64_at(8)),
+            kind: u16_at(16),
+            code: u16_at(18),
+            value: i32::from_ne_bytes(b[20..24].try_into().expect("4 bytes")),
+        }
+    }
+
+    pub fn encode(&self) -> [u8; EVENT_SIZE] {
+        let mut b = [0u8; EVENT_SIZE];
+        b[0..8].copy_from_slice(&(self.time_us / 1_000_000).to_ne_bytes());
+        b[8..16].copy_from_slice(&(self.time_us % 1_000_000).to_ne_bytes());
+        b[16..18].copy_from_slice(&self.kind.to_ne_bytes());
+        b[18..20].copy_from_slice(&self.code.to_ne_bytes());
+        b[20..24].copy_from_slice(&self.value.to_ne_bytes());
+        b
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Press {
+    Short,
+    Long,
+}
+
+/// Turns key events into presses, timed by the kernel's timestamps. Pure.
+pub struct Presses {
+    key: u16,
+    long_us: i64,
+    down_at: Option<i64>,
+}
+
+impl Presses {
+    pub fn new(key: u16, long_press: Duration) -> Presses {
+        Presses {
+            key,
+            long_us: long_press.as_micros() as i64,
+            down_at: None,
+        }
+    }
+
+    /// A press ends when the key is released; auto-repeat and other keys are ignored.
+    pub fn feed(&mut self, ev: RawEvent) -> Option<Press> {
+        if ev.kind != EV_KEY || ev.code != self.key {
+            return None;
+        }
+        match ev.value {
+            1 => {
+                self.down_at = Some(ev.time_us);
+                None
+            }
+            0 => {
+                let down = self.down_at.take()?;
+                Some(if ev.time_us.saturating_sub(down) >= self.long_us {
+                    Press::Long
+                } else {
+                    Press::Short
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Reads presses from `source` until it ends or fails.
+pub fn read_presses(
+    mut source: impl Read,
+    presses: &mut Presses,
+    mut on_press: impl FnMut(Press),
+) -> std::io::Result<()> {
+    let mut record = [0u8; EVENT_SIZE];
+    loop {
+        match source.read_exact(&mut record) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        if let Some(p) = presses.feed(RawEvent::decode(&record)) {
+            on_press(p);
+        }
+    }
+}
+
+/// The button's events: a grabbed evdev device, or a FIFO of `input_event` records. The evdev
+/// handle is kept so the grab lasts as long as the reading.
+fn open(path: &Path, key: u16) -> anyhow::Result<(std::fs::File, Option<evdev::Device>)> {
+    let kind = std::fs::metadata(path)
+        .with_context(|| format!("the record button {} is not connected", path.display()))?
+        .file_type();
+    if kind.is_fifo() {
+        return Ok((std::fs::File::open(path)?, None));
+    }
+    let mut device = evdev::Device::open(path).with_context(|| {
+        format!(
+            "{} is not an input device the service can read (check button.device and that the service may read it)",
+            path.display()
+        )
+    })?;
+    if !device
+        .supported_keys()
+        .is_some_and(|k| k.contains(evdev::KeyCode::new(key)))
+    {
+        tracing::warn!(device = %path.display(), key, "the record button does not say it sends the configured key");
+    }
+    device
+        .grab()
+        .with_context(|| format!("cannot take {} for the service alone", path.display()))?;
+    let file = std::fs::File::from(device.as_fd().try_clone_to_owned()?);
+    Ok((file, Some(device)))
+}
+
+/// Reads the button until shutdown, opening it again when it comes back (unplugged, replaced).
+pub fn spawn(d: Arc<Daemon>, config: ButtonConfig) -> anyhow::Result<()> {
+    let key = key_code(&config.key)?;
+    let long = Duration::from_millis(config.long_press_ms.into());
+    std::thread::spawn(move || {
+        let mut told = false;
+        while !d.shutdown.load(Ordering::Acquire) {
+            match open(&config.device, key) {
+                Ok((file, _grabbed)) => {
+                    told = false;
+                    tracing::info!(device = %config.device.display(), "record button ready");
+                    let mut presses = Presses::new(key, long);
+                    let read = read_presses(file, &mut presses, |p| match p {
+                        Press::Short => d.toggle_pause(),
+                        Press::Long => {
+                            if let Err(crate::control::ApiError(_, e)) = d.stop() {
+                                d.notify(&format!("The button could not stop: {e}"));
+                            }
+                        }
+                    });
+                    if let Err(e) = read {
+                        tracing::warn!(error = %e, "the record button went away");
+                    }
+                }
+                Err(e) if !told => {
+                    tracing::warn!(error = %format!("{e:#}"), "record button not available; trying again every few seconds");
+                    told = true;
+                }
+                Err(_) => {}
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: u16, value: i32, ms: i64) -> RawEvent {
+        RawEvent {
+            time_us: ms * 1000,
+            kind: EV_KEY,
+            code,
+            value,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_presses_are_timed_by_the_kernel() {
+        let f13 = key_code("KEY_F13").unwrap();
+        assert_eq!(f13, 183);
+        assert!(key_code("KEY_NOPE").is_err());
+        let ev = key(f13, 1, 1_700_000_000_123);
+        assert_eq!(RawEvent::decode(&ev.encode()), ev);
+
+        let stream: Vec<u8> = [
+            key(f13, 1, 1000),
+            RawEvent {
+                time_us: 1_000_000,
+                kind: 0,
+                code: 0,
+                value: 0,
+            }, // SYN_REPORT
+            key(f13, 2, 1500), // auto-repeat
+            key(30, 1, 1600),  // another key
+            key(f13, 0, 1800),
+            key(f13, 1, 5000),
+            key(f13, 0, 7500),
+            key(f13, 0, 9000), // a release without a press
+        ]
+        .iter()
+        .flat_map(|e| e.encode())
+        .collect();
+        let mut presses = Presses::new(f13, Duration::from_millis(2000));
+        let mut seen = Vec::new();
+        read_presses(stream.as_slice(), &mut presses, |p| seen.push(p)).unwrap();
+        assert_eq!(seen, [Press::Short, Press::Long]);
+    }
+}

@@ -1,0 +1,148 @@
+//! The recording light: LEDs under `/sys/class/leds` (names in the config). Off when idle, solid
+//! while recording, a slow blink while paused, a fast blink on an error or a watchdog warning.
+//! "Starting" is off: the light never says recording before the first segment is sealed.
+
+use crate::config::LightConfig;
+use crate::daemon::{Daemon, Status};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pattern {
+    Off,
+    Solid,
+    /// Once a second.
+    SlowBlink,
+    /// Four times a second.
+    FastBlink,
+}
+
+/// What the light shows for a status.
+pub fn pattern(s: &Status) -> Pattern {
+    match s.state.as_str() {
+        "recording" if !s.warnings.is_empty() => Pattern::FastBlink,
+        "recording" | "stopping" => Pattern::Solid,
+        "paused" => Pattern::SlowBlink,
+        "idle" if s.last_error.is_some() => Pattern::FastBlink,
+        _ => Pattern::Off,
+    }
+}
+
+/// Whether the LED is lit `elapsed` into a pattern.
+pub fn lit(p: Pattern, elapsed: Duration) -> bool {
+    let ms = elapsed.as_millis();
+    match p {
+        Pattern::Off => false,
+        Pattern::Solid => true,
+        Pattern::SlowBlink => ms % 1000 < 500,
+        Pattern::FastBlink => ms % 250 < 125,
+    }
+}
+
+/// The LEDs, each with the brightness that lights it (its `max_brightness`, or 1).
+struct Leds(Vec<(PathBuf, String)>);
+
+impl Leds {
+    fn open(config: &LightConfig) -> Leds {
+        Leds(
+            config
+                .leds
+                .iter()
+                .map(|name| {
+                    let dir = config.leds_dir.join(name);
+                    let max = std::fs::read_to_string(dir.join("max_brightness"))
+                        .ok()
+                        .map(|m| m.trim().to_string())
+                        .filter(|m| m.parse::<u32>().is_ok_and(|v| v > 0))
+                        .unwrap_or_else(|| "1".into());
+                    (dir.join("brightness"), max)
+                })
+                .collect(),
+        )
+    }
+
+    fn set(&self, on: bool) {
+        for (path, max) in &self.0 {
+            let value = if on { max.as_str() } else { "0" };
+            if let Err(e) = std::fs::write(path, value) {
+                tracing::warn!(led = %path.display(), error = %e, "cannot set the recording light");
+            }
+        }
+    }
+}
+
+/// Runs the light until shutdown, then turns it off.
+pub fn spawn(d: Arc<Daemon>, config: LightConfig) {
+    std::thread::spawn(move || {
+        let leds = Leds::open(&config);
+        let (mut current, mut since) = (Pattern::Off, Instant::now());
+        let mut shown: Option<bool> = None;
+        let mut looked = Instant::now() - Duration::from_secs(1);
+        leds.set(false);
+        while !d.shutdown.load(Ordering::Acquire) {
+            if looked.elapsed() >= Duration::from_millis(200) {
+                looked = Instant::now();
+                let next = pattern(&d.status());
+                if next != current {
+                    (current, since) = (next, Instant::now());
+                }
+            }
+            let on = lit(current, since.elapsed());
+            if shown != Some(on) {
+                leds.set(on);
+                shown = Some(on);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        leds.set(false);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(state: &str, warnings: usize, last_error: Option<&str>) -> Status {
+        let warning = serde_json::json!({ "kind": "microphone_silent", "message": "x" });
+        serde_json::from_value(serde_json::json!({
+            "state": state, "room": "r", "recording": null, "teacher": null,
+            "teacher_name": null, "offline": false, "elapsed_seconds": null, "levels": [],
+            "warnings": vec![warning; warnings], "segments_spooled": 0, "segments_uploaded": 0,
+            "recordings_waiting": 0, "bytes_waiting": 0, "budget_left_bytes": 0,
+            "server_reachable": true, "video_encoder": null, "last_error": last_error,
+            "last_recording": null, "notice": null, "checks": []
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_light_never_says_recording_before_it_is() {
+        assert_eq!(pattern(&status("starting", 0, None)), Pattern::Off);
+        assert_eq!(pattern(&status("recording", 0, None)), Pattern::Solid);
+        assert_eq!(pattern(&status("recording", 1, None)), Pattern::FastBlink);
+        assert_eq!(pattern(&status("paused", 0, None)), Pattern::SlowBlink);
+        assert_eq!(pattern(&status("idle", 0, None)), Pattern::Off);
+        assert_eq!(
+            pattern(&status("idle", 0, Some("camera gone"))),
+            Pattern::FastBlink
+        );
+    }
+
+    #[test]
+    fn blinks_have_their_rates() {
+        let at = |p, ms| lit(p, Duration::from_millis(ms));
+        assert!(
+            at(Pattern::SlowBlink, 0)
+                && !at(Pattern::SlowBlink, 600)
+                && at(Pattern::SlowBlink, 1100)
+        );
+        assert!(
+            at(Pattern::FastBlink, 0)
+                && !at(Pattern::FastBlink, 130)
+                && at(Pattern::FastBlink, 260)
+        );
+        assert!(at(Pattern::Solid, 12_345) && !at(Pattern::Off, 0));
+    }
+}
