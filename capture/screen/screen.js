@@ -71,6 +71,7 @@ function renderIdle(s) {
     ? `${n} ${n === 1 ? "lesson" : "lessons"} waiting to upload, ${gb(s.bytes_waiting)}`
     : "All lessons are uploaded.";
   const list = stoppedByItself(s);
+  if (s.device_refused) list.unshift(["This device cannot upload.", s.device_refused]);
   for (const c of s.checks.filter((c) => !c.ok)) list.push([`Problem: ${c.name}.`, c.detail]);
   if (s.notice) list.unshift([s.notice, ""]);
   problems($("problems"), list);

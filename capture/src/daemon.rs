@@ -76,6 +76,8 @@ pub struct Daemon {
     finished_last: Mutex<Option<Finished>>,
     /// Set at SIGTERM/SIGINT: the screen's event streams end so the server can shut down.
     pub(crate) shutdown: Arc<AtomicBool>,
+    /// Set while the server refuses this device's certificate.
+    device_refused: AtomicBool,
     /// A short message for the screen (e.g. after a button press while idle), until it expires.
     notice: Mutex<Option<(String, Instant)>>,
     /// One recording at a time.
@@ -127,6 +129,8 @@ pub struct Status {
     pub last_recording: Option<LastRecording>,
     /// A short message for the screen, such as what the record button does while idle.
     pub notice: Option<String>,
+    /// Set while the server refuses this device: what it means and what to do.
+    pub device_refused: Option<String>,
     /// The `doctor` checks run at start (empty until they finish).
     pub checks: Vec<crate::doctor::Check>,
 }
@@ -286,6 +290,10 @@ impl Daemon {
             last_error: self.last_error.lock().expect("daemon lock").clone(),
             last_recording: None,
             notice: None,
+            device_refused: self
+                .device_refused
+                .load(Ordering::Relaxed)
+                .then(|| DEVICE_REFUSED.to_string()),
             checks: self.checks.lock().expect("daemon lock").clone(),
         };
         drop(slot);
@@ -335,7 +343,18 @@ impl Daemon {
             }
             let report = self.report();
             let sent = (report.state.clone(), report.warnings.len());
-            let reached = match self.client.report(&report) {
+            let result = self.client.report(&report);
+            let refused = matches!(
+                result,
+                Err(UploadError::Refused {
+                    status: 401 | 403,
+                    ..
+                })
+            );
+            if self.device_refused.swap(refused, Ordering::Relaxed) != refused {
+                self.changed();
+            }
+            let reached = match result {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::debug!(error = %e, "could not report to the server");
@@ -399,7 +418,9 @@ impl Daemon {
             Err(e) => {
                 *slot = Slot::Idle;
                 drop(slot);
-                self.changed();
+                // The reporter finds out at once whether the server is there and takes this
+                // device, for the screen.
+                self.wake_reporter();
                 return Err(refusal(e));
             }
         };
@@ -611,11 +632,19 @@ fn capitalised(text: &str) -> String {
         .unwrap_or_default()
 }
 
+/// What the screen says when the server refuses this device's certificate (revoked, expired,
+/// replaced by another machine's).
+const DEVICE_REFUSED: &str = "The school server no longer accepts this device (it refused the device's certificate). \
+     Lessons already recorded are kept here and nothing is lost. Ask the school's IT technician to enrol this device again.";
+
 /// Why a start was refused, in the words the screen shows. A code the server does not know, or
 /// too many wrong ones, is answered with the server's own sentence; anything else with the whole
 /// chain of causes.
 fn refusal(e: anyhow::Error) -> ApiError {
     if let Some(UploadError::Refused { status, message }) = e.downcast_ref::<UploadError>() {
+        if matches!(status, 401 | 403) {
+            return ApiError(StatusCode::UNPROCESSABLE_ENTITY, DEVICE_REFUSED.into());
+        }
         let code = match status {
             429 => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
@@ -652,6 +681,7 @@ pub fn run(config: Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
         level_changes: tokio::sync::watch::channel(0).0,
         finished_last: Mutex::new(None),
         notice: Mutex::new(None),
+        device_refused: AtomicBool::new(false),
         shutdown: shutdown.clone(),
         stats: Arc::new(Stats::default()),
         current: Mutex::new(Slot::Idle),

@@ -25,7 +25,7 @@ pub fn pattern(s: &Status) -> Pattern {
         "recording" if !s.warnings.is_empty() => Pattern::FastBlink,
         "recording" | "stopping" => Pattern::Solid,
         "paused" => Pattern::SlowBlink,
-        "idle" if s.last_error.is_some() => Pattern::FastBlink,
+        "idle" if s.last_error.is_some() || s.device_refused.is_some() => Pattern::FastBlink,
         _ => Pattern::Off,
     }
 }
@@ -112,7 +112,7 @@ mod tests {
             "warnings": vec![warning; warnings], "segments_spooled": 0, "segments_uploaded": 0,
             "recordings_waiting": 0, "bytes_waiting": 0, "budget_left_bytes": 0,
             "server_reachable": true, "video_encoder": null, "last_error": last_error,
-            "last_recording": null, "notice": null, "checks": []
+            "last_recording": null, "notice": null, "device_refused": null, "checks": []
         }))
         .unwrap()
     }

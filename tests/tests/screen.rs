@@ -419,3 +419,40 @@ fn the_button_pauses_resumes_and_stops_and_the_light_tells_the_truth() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn a_device_the_server_no_longer_accepts_says_so_in_plain_words() {
+    let server = Server::start(&web_dir());
+    server.add_user("alice", "alice-password", "teacher");
+    assert_eq!(server.set_device_code("alice", "2468"), 200);
+    let device = server.add_device("room-12");
+    let dir = tempfile::tempdir().unwrap();
+    let (_service, config, _) = server.capture_service(dir.path(), &device, SMALL_VIDEO);
+    wait_state(&config, "idle", 5);
+    assert!(server
+        .cli(&["device", "revoke", "room-12"], "")
+        .status
+        .success());
+    let refused = lessonlens_e2e::run_with_stdin(
+        "lessonlens-capture",
+        &config,
+        &["record", "start", "--code"],
+        "2468\n",
+    );
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        why.contains("no longer accepts this device") && why.contains("enrol this device again"),
+        "{why}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = capture_json(&config, &["status"], "");
+        if s["device_refused"].is_string() {
+            assert_eq!(s["state"], "idle");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the screen was never told: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -110,6 +110,9 @@ if (steps === "lesson") {
   await typeCode(GOOD_CODE);
   const pressed = Date.now();
   await tap(page.getByRole("button", { name: "Start recording" }));
+  // "Starting…" lasts until the first segment is sealed (about 2 s): checked while it shows.
+  await waitState("starting", 10);
+  await look("starting");
   await waitState("recording", 20);
   console.log(`record-to-recording-ms ${Date.now() - pressed}`);
   const s = await status();
