@@ -89,6 +89,7 @@ function renderLesson(s) {
   $("elapsed").textContent = duration(s.elapsed_seconds ?? 0);
   $("teacher").textContent = s.teacher_name ? s.teacher_name : "";
   $("offline").hidden = !s.offline;
+  $("starting-note").hidden = state !== "starting";
   $("pause").hidden = state !== "recording";
   $("resume").hidden = state !== "paused";
   $("stop").hidden = !(state === "recording" || state === "paused");
@@ -168,7 +169,7 @@ function renderAfter(s) {
     : !s.server_reachable
       ? `Saved on this device. It uploads by itself when the school server can be reached.${claim}`
       : sent === null
-        ? `Uploading: ${last.segments_waiting} parts still to send.${claim}`
+        ? `Uploading: ${last.segments_waiting} ${last.segments_waiting === 1 ? "part" : "parts"} still to send.${claim}`
         : `Uploading: ${sent} of ${last.segments} parts sent.${claim}`;
   $("upload-bar").value = last.uploaded ? 1 : sent === null ? 0 : sent / Math.max(last.segments, 1);
   problems($("after-problem"), stoppedByItself(s));

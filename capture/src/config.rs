@@ -356,4 +356,34 @@ mod tests {
             .to_string()
             .contains("audio.device"));
     }
+
+    #[test]
+    fn the_example_config_is_valid_with_and_without_its_button_and_light() {
+        let example = include_str!("../../config/capture.example.toml");
+        let c: Config = toml::from_str(example).unwrap();
+        c.validate().unwrap();
+        assert!(!c.demo_mode, "demo mode is off unless turned on");
+        let all = example
+            .replace("# [", "[")
+            .replace("# device", "device")
+            .replace("# key", "key")
+            .replace("# long_press_ms", "long_press_ms")
+            .replace("# leds", "leds");
+        let c: Config = toml::from_str(&all).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.button.unwrap().long_press_ms, 2000);
+        assert_eq!(c.light.unwrap().leds, ["input3::capslock"]);
+        let bad: Config = toml::from_str(&all.replace("KEY_F13", "F13")).unwrap();
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("Linux key name"));
+        let bad: Config = toml::from_str(&all.replace("\"input3::capslock\"", "\"../x\"")).unwrap();
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("not an LED name"));
+    }
 }
