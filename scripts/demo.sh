@@ -71,10 +71,11 @@ echo "Recording a ${SECONDS_TO_RECORD}-second lesson from test sources for teach
 $CAPTURE --config "$DIR/capture.toml" record once --teacher teacher --seconds "$SECONDS_TO_RECORD" 2> "$DIR/capture.log"
 
 # The demo teacher chooses their device code, as a teacher does on their account page.
-COOKIES="$DIR/teacher.cookies"
-curl -sf --cacert "$DIR/data/tls/ca.pem" -c "$COOKIES" -H 'content-type: application/json' \
+COOKIES=$(mktemp)
+trap 'kill $SERVER_PID 2>/dev/null || true; rm -f "$COOKIES"' EXIT
+curl -sSf --cacert "$DIR/data/tls/ca.pem" -c "$COOKIES" -H 'content-type: application/json' \
   -d '{"username":"teacher","password":"demo-teacher-pw"}' "https://localhost:$PORT/api/login" > /dev/null
-curl -sf --cacert "$DIR/data/tls/ca.pem" -b "$COOKIES" -X PUT -H 'content-type: application/json' \
+curl -sSf --cacert "$DIR/data/tls/ca.pem" -b "$COOKIES" -X PUT -H 'content-type: application/json' \
   -d "{\"code\":\"$DEMO_CODE\",\"password\":\"demo-teacher-pw\"}" "https://localhost:$PORT/api/me/device-code" > /dev/null
 rm -f "$COOKIES"
 
@@ -83,6 +84,10 @@ $CAPTURE --config "$DIR/capture.toml" run > "$DIR/capture-service.out" 2> "$DIR/
 CAPTURE_PID=$!
 trap 'kill $CAPTURE_PID $SERVER_PID 2>/dev/null || true' EXIT
 for _ in $(seq 50); do grep -q "control API on" "$DIR/capture-service.out" 2>/dev/null && break; sleep 0.2; done
+grep -q "control API on" "$DIR/capture-service.out" || {
+  echo "the capture service did not start (is port $SCREEN_PORT in use? DEMO_SCREEN_PORT changes it); see $DIR/capture-service.log" >&2
+  exit 1
+}
 
 cat <<MSG
 

@@ -143,7 +143,7 @@ function preview(on) {
       $("preview-note").hidden = true;
       if (previewUrl) URL.revokeObjectURL(previewUrl);
       previewUrl = url;
-    }, 300);
+    }, 500);
   }
   if (!on && previewTimer) {
     clearInterval(previewTimer);

@@ -22,9 +22,11 @@ use std::time::Duration;
 
 /// `EV_KEY`: a key or button event.
 const EV_KEY: u16 = 1;
-/// Bytes in one `struct input_event` on 64-bit Linux: a timeval (two 8-byte fields), type, code
-/// (2 bytes each) and value (4 bytes).
-pub const EVENT_SIZE: usize = 24;
+/// Bytes in a C `long`: the two fields of the event's `timeval` (8 on 64-bit Linux, 4 on 32-bit).
+const LONG: usize = std::mem::size_of::<std::ffi::c_long>();
+/// Bytes in one `struct input_event`: a timeval (two longs), type, code (2 bytes each) and value
+/// (4 bytes). 24 on x86-64.
+pub const EVENT_SIZE: usize = 2 * LONG + 8;
 
 /// The key code for a Linux key name such as `KEY_F13`.
 pub fn key_code(name: &str) -> anyhow::Result<u16> {
@@ -45,25 +47,31 @@ pub struct RawEvent {
 
 impl RawEvent {
     pub fn decode(b: &[u8; EVENT_SIZE]) -> RawEvent {
-        let i64_at = |i: usize| i64::from_ne_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        let long_at = |i: usize| {
+            std::ffi::c_long::from_ne_bytes(b[i..i + LONG].try_into().expect("a long")) as i64
+        };
         let u16_at = |i: usize| u16::from_ne_bytes(b[i..i + 2].try_into().expect("2 bytes"));
+        let t = 2 * LONG;
         RawEvent {
-            time_us: i64_at(0)
+            time_us: long_at(0)
                 .saturating_mul(1_000_000)
-                .saturating_add(i64_at(8)),
-            kind: u16_at(16),
-            code: u16_at(18),
-            value: i32::from_ne_bytes(b[20..24].try_into().expect("4 bytes")),
+                .saturating_add(long_at(LONG)),
+            kind: u16_at(t),
+            code: u16_at(t + 2),
+            value: i32::from_ne_bytes(b[t + 4..t + 8].try_into().expect("4 bytes")),
         }
     }
 
     pub fn encode(&self) -> [u8; EVENT_SIZE] {
         let mut b = [0u8; EVENT_SIZE];
-        b[0..8].copy_from_slice(&(self.time_us / 1_000_000).to_ne_bytes());
-        b[8..16].copy_from_slice(&(self.time_us % 1_000_000).to_ne_bytes());
-        b[16..18].copy_from_slice(&self.kind.to_ne_bytes());
-        b[18..20].copy_from_slice(&self.code.to_ne_bytes());
-        b[20..24].copy_from_slice(&self.value.to_ne_bytes());
+        let secs = (self.time_us / 1_000_000) as std::ffi::c_long;
+        let usecs = (self.time_us % 1_000_000) as std::ffi::c_long;
+        let t = 2 * LONG;
+        b[0..LONG].copy_from_slice(&secs.to_ne_bytes());
+        b[LONG..t].copy_from_slice(&usecs.to_ne_bytes());
+        b[t..t + 2].copy_from_slice(&self.kind.to_ne_bytes());
+        b[t + 2..t + 4].copy_from_slice(&self.code.to_ne_bytes());
+        b[t + 4..t + 8].copy_from_slice(&self.value.to_ne_bytes());
         b
     }
 }
@@ -172,14 +180,7 @@ pub fn spawn(d: Arc<Daemon>, config: ButtonConfig) -> anyhow::Result<()> {
                     told = false;
                     tracing::info!(device = %config.device.display(), "record button ready");
                     let mut presses = Presses::new(key, long);
-                    let read = read_presses(file, &mut presses, |p| match p {
-                        Press::Short => d.toggle_pause(),
-                        Press::Long => {
-                            if let Err(crate::control::ApiError(_, e)) = d.stop() {
-                                d.notify(&format!("The button could not stop: {e}"));
-                            }
-                        }
-                    });
+                    let read = read_presses(file, &mut presses, |p| d.button(p));
                     if let Err(e) = read {
                         tracing::warn!(error = %e, "the record button went away");
                     }

@@ -66,6 +66,10 @@ pub struct WatchdogConfig {
     /// A picture that is black or does not change at all for this many seconds. Default 30.
     #[serde(default = "default_picture_seconds")]
     pub picture_seconds: u32,
+    /// Warn when the picture does not change at all. Default on; turn it off for an HDMI capture
+    /// card that may show a still slide for minutes.
+    #[serde(default = "default_true")]
+    pub frozen_picture: bool,
 }
 
 /// A USB button that sends a key (a "big red button" or a presenter remote), read through evdev.
@@ -163,6 +167,9 @@ fn default_upload_concurrency() -> usize {
 fn default_segment_seconds() -> u32 {
     2
 }
+fn default_true() -> bool {
+    true
+}
 fn default_quiet_db() -> f64 {
     -50.0
 }
@@ -188,6 +195,7 @@ impl Default for WatchdogConfig {
             quiet_db: default_quiet_db(),
             quiet_seconds: default_quiet_seconds(),
             picture_seconds: default_picture_seconds(),
+            frozen_picture: true,
         }
     }
 }

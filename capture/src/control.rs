@@ -74,8 +74,14 @@ async fn same_host(
         .headers()
         .get(header::ORIGIN)
         .and_then(|h| h.to_str().ok());
-    if req.method() != Method::GET
-        && origin.is_some_and(|o| !allowed.iter().any(|a| o == format!("http://{a}")))
+    // Nor read from it (the preview, the status): a browser says where a request comes from.
+    let cross_site = req
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|v| v == "cross-site" || v == "same-site");
+    if cross_site
+        || (req.method() != Method::GET
+            && origin.is_some_and(|o| !allowed.iter().any(|a| o == format!("http://{a}"))))
     {
         return ApiError(
             StatusCode::FORBIDDEN,
@@ -94,6 +100,14 @@ async fn same_host(
         ),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     res
 }
 

@@ -35,8 +35,6 @@ struct Active {
     controls: Controls,
     /// Set once a stop was asked for; the thread is flushing the last segment.
     stopping: bool,
-    /// Set by the recording thread just before it returns, so `reap` can join it at once.
-    ended: Arc<AtomicBool>,
     thread: JoinHandle<anyhow::Result<Captured>>,
 }
 
@@ -55,12 +53,15 @@ struct Finished {
     segments: Option<u32>,
     /// Sealed to the school's unassigned key: the teacher claims it with their code.
     offline: bool,
+    ended_at: Instant,
     /// When the spool was seen empty of it, so the screen can go back to idle a little later.
     uploaded_at: Option<Instant>,
 }
 
-/// How long "Uploaded" stays in `status` before the device forgets the last recording.
+/// How long "Uploaded" stays in `status` before the device forgets the last recording, and how
+/// long the last recording is shown at most while it waits to upload.
 const FORGET_AFTER_UPLOAD: Duration = Duration::from_secs(30);
+const FORGET_WAITING: Duration = Duration::from_secs(120);
 
 pub struct Daemon {
     pub(crate) config: Config,
@@ -172,8 +173,9 @@ impl Daemon {
     /// Collects a recording thread that ended by itself (pipeline error, disk full, budget), so
     /// the slot does not claim "recording" forever.
     fn reap(&self, slot: &mut Slot) {
-        let ended = matches!(slot, Slot::Active(a)
-            if !a.stopping && (a.ended.load(Ordering::Acquire) || a.thread.is_finished()));
+        // Only a thread that has returned is joined: one still on its way out may be waiting for
+        // a lock the caller holds.
+        let ended = matches!(slot, Slot::Active(a) if !a.stopping && a.thread.is_finished());
         if !ended {
             return;
         }
@@ -208,9 +210,38 @@ impl Daemon {
             recording,
             segments,
             offline,
+            ended_at: Instant::now(),
             uploaded_at: None,
         });
         self.changed();
+    }
+
+    /// What the reporter watches for change: the state and how many warnings there are.
+    fn report_key(&self) -> (String, usize) {
+        let slot = self.current.lock().expect("daemon lock");
+        let warnings = match &*slot {
+            Slot::Active(a) if slot.state() == "recording" => a.live.warnings().len(),
+            _ => 0,
+        };
+        (slot.state().to_string(), warnings)
+    }
+
+    /// What the light shows, without walking the spool.
+    pub(crate) fn light_signal(&self) -> crate::light::Signal {
+        let mut slot = self.current.lock().expect("daemon lock");
+        self.reap(&mut slot);
+        let state = slot.state();
+        let warning = match &*slot {
+            Slot::Active(a) if state == "recording" => !a.live.warnings().is_empty(),
+            _ => false,
+        };
+        drop(slot);
+        crate::light::Signal {
+            state,
+            warning,
+            error: self.last_error.lock().expect("daemon lock").is_some()
+                || self.device_refused.load(Ordering::Relaxed),
+        }
     }
 
     /// Tells the screen's event stream that something changed.
@@ -227,8 +258,11 @@ impl Daemon {
         if waiting.is_none() && f.uploaded_at.is_none() {
             f.uploaded_at = Some(Instant::now());
         }
+        // Uploaded a while ago, or still waiting (offline) long after the lesson: the backlog on
+        // the idle screen says the rest.
         if f.uploaded_at
             .is_some_and(|t| t.elapsed() > FORGET_AFTER_UPLOAD)
+            || f.ended_at.elapsed() > FORGET_WAITING
         {
             *last = None;
             return None;
@@ -258,9 +292,11 @@ impl Daemon {
     }
 
     pub fn status(&self) -> Status {
+        // The spool is walked before the slot is locked, so a stop or pause never waits for it.
+        let waiting = self.spool.usage_bytes();
+        let recordings_waiting = self.spool.recordings_waiting();
         let mut slot = self.current.lock().expect("daemon lock");
         self.reap(&mut slot);
-        let waiting = self.spool.usage_bytes();
         let active = match &*slot {
             Slot::Active(a) => Some(a),
             _ => None,
@@ -282,7 +318,7 @@ impl Daemon {
             },
             segments_spooled: self.stats.spooled(),
             segments_uploaded: self.stats.uploaded(),
-            recordings_waiting: self.spool.recordings_waiting(),
+            recordings_waiting,
             bytes_waiting: waiting,
             budget_left_bytes: self.config.spool_budget_bytes().saturating_sub(waiting),
             server_reachable: self.stats.reachable(),
@@ -366,22 +402,21 @@ impl Daemon {
             }
             // A change of state (the first segment sealed) or a watchdog warning that appears or
             // clears is reported within a moment, without a wake-up from every place it happens.
+            // The state is read without the reporter's lock held: the recording thread takes that
+            // lock (to wake this loop) while its caller may hold the slot.
             let deadline = Instant::now() + REPORT_EVERY;
-            let now = || {
-                let slot = self.current.lock().expect("daemon lock");
-                let warnings = match &*slot {
-                    Slot::Active(a) if slot.state() == "recording" => a.live.warnings().len(),
-                    _ => 0,
-                };
-                (slot.state().to_string(), warnings)
-            };
-            let mut woken = flag.lock().expect("report lock");
-            while !*woken && Instant::now() < deadline && now() == sent {
-                woken = cv
-                    .wait_timeout(woken, Duration::from_millis(500))
-                    .expect("report lock")
-                    .0;
+            loop {
+                let changed = self.report_key() != sent;
+                let woken = flag.lock().expect("report lock");
+                if *woken || changed || Instant::now() >= deadline {
+                    break;
+                }
+                drop(
+                    cv.wait_timeout(woken, Duration::from_millis(500))
+                        .expect("report lock"),
+                );
             }
+            let mut woken = flag.lock().expect("report lock");
             *woken = false;
         }
     }
@@ -401,12 +436,12 @@ impl Daemon {
                 Slot::Active(a) => {
                     return Err(ApiError(
                         StatusCode::CONFLICT,
+                        // No name: whoever asks may not be the teacher who is recording.
                         format!(
-                            "a recording is already running (for {}, for {} s); stop it first",
-                            a.teacher,
+                            "a recording is already running (for {} s); stop it first",
                             a.started.elapsed().as_secs()
                         ),
-                    ))
+                    ));
                 }
             }
         }
@@ -426,14 +461,13 @@ impl Daemon {
         };
         let recording = begun.recording;
         let controls = Controls::default();
-        let ended = Arc::new(AtomicBool::new(false));
         let live = Arc::new(Live::new(
             &self.config.watchdog,
             self.changes.clone(),
             self.level_changes.clone(),
         ));
-        let (d, c2, e2, l2) = (self.clone(), controls.clone(), ended.clone(), live.clone());
-        let (running, thread_ended) = (controls.running.clone(), ended.clone());
+        let (d, c2, l2) = (self.clone(), controls.clone(), live.clone());
+        let running = controls.running.clone();
         let recipient = begun.recipient;
         let thread = std::thread::spawn(move || {
             let result = recorder::capture(
@@ -441,7 +475,6 @@ impl Daemon {
             );
             // A recording that ends by itself (camera gone, disk full) is told to the server at
             // once: the reporter's status reaps this thread and says why.
-            e2.store(true, Ordering::Release);
             d.wake_reporter();
             result
         });
@@ -456,7 +489,6 @@ impl Daemon {
             started: Instant::now(),
             controls,
             stopping: false,
-            ended,
             thread,
         });
         drop(slot);
@@ -465,15 +497,16 @@ impl Daemon {
         // missing or busy) is refused with the reason instead of a light that goes out again.
         let deadline = Instant::now() + Duration::from_secs(15);
         while !running.load(Ordering::Acquire) && Instant::now() < deadline {
-            if thread_ended.load(Ordering::Acquire) {
-                let mut slot = self.current.lock().expect("daemon lock");
-                self.reap(&mut slot);
+            let mut slot = self.current.lock().expect("daemon lock");
+            self.reap(&mut slot);
+            if matches!(*slot, Slot::Idle) {
                 let why = self.last_error.lock().expect("daemon lock").clone();
                 return Err(ApiError(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     why.unwrap_or_else(|| "the recording ended at once".into()),
                 ));
             }
+            drop(slot);
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(recording)
@@ -510,18 +543,24 @@ impl Daemon {
         }
     }
 
-    /// The record button: pause or resume a running recording. While idle it only says how to
-    /// start (a code on the screen), because a button cannot say who is recording.
-    pub(crate) fn toggle_pause(&self) {
+    /// The record button. A short press pauses or resumes a running recording, a long one stops
+    /// it. While idle a press only says how to start (a code on the screen), because a button
+    /// cannot say who is recording.
+    pub(crate) fn button(&self, press: crate::button::Press) {
         let paused = match &*self.current.lock().expect("daemon lock") {
             Slot::Active(a) if !a.stopping => a.controls.paused(),
-            _ => {
+            Slot::Idle => {
                 self.notify("To start recording, type your code on the screen.");
                 return;
             }
+            _ => return,
         };
-        if let Err(ApiError(_, e)) = self.set_paused(!paused) {
-            tracing::warn!(error = %e, "the record button could not pause or resume");
+        let done = match press {
+            crate::button::Press::Short => self.set_paused(!paused).map(|_| ()),
+            crate::button::Press::Long => self.stop().map(|_| ()),
+        };
+        if let Err(ApiError(_, e)) = done {
+            tracing::warn!(error = %e, "the record button's press did nothing");
         }
     }
 

@@ -3,7 +3,7 @@
 //! "Starting" is off: the light never says recording before the first segment is sealed.
 
 use crate::config::LightConfig;
-use crate::daemon::{Daemon, Status};
+use crate::daemon::Daemon;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,13 +19,23 @@ pub enum Pattern {
     FastBlink,
 }
 
-/// What the light shows for a status.
-pub fn pattern(s: &Status) -> Pattern {
-    match s.state.as_str() {
-        "recording" if !s.warnings.is_empty() => Pattern::FastBlink,
+/// What the light needs to know, read cheaply (no spool walk) several times a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signal {
+    pub state: &'static str,
+    /// A watchdog sees a problem in the running recording.
+    pub warning: bool,
+    /// The last recording ended by itself, or the server refuses this device.
+    pub error: bool,
+}
+
+/// What the light shows.
+pub fn pattern(s: Signal) -> Pattern {
+    match s.state {
+        "recording" if s.warning => Pattern::FastBlink,
         "recording" | "stopping" => Pattern::Solid,
         "paused" => Pattern::SlowBlink,
-        "idle" if s.last_error.is_some() || s.device_refused.is_some() => Pattern::FastBlink,
+        "idle" if s.error => Pattern::FastBlink,
         _ => Pattern::Off,
     }
 }
@@ -84,7 +94,7 @@ pub fn spawn(d: Arc<Daemon>, config: LightConfig) {
         while !d.shutdown.load(Ordering::Acquire) {
             if looked.elapsed() >= Duration::from_millis(200) {
                 looked = Instant::now();
-                let next = pattern(&d.status());
+                let next = pattern(d.light_signal());
                 if next != current {
                     (current, since) = (next, Instant::now());
                 }
@@ -104,30 +114,21 @@ pub fn spawn(d: Arc<Daemon>, config: LightConfig) {
 mod tests {
     use super::*;
 
-    fn status(state: &str, warnings: usize, last_error: Option<&str>) -> Status {
-        let warning = serde_json::json!({ "kind": "microphone_silent", "message": "x" });
-        serde_json::from_value(serde_json::json!({
-            "state": state, "room": "r", "recording": null, "teacher": null,
-            "teacher_name": null, "offline": false, "elapsed_seconds": null, "levels": [],
-            "warnings": vec![warning; warnings], "segments_spooled": 0, "segments_uploaded": 0,
-            "recordings_waiting": 0, "bytes_waiting": 0, "budget_left_bytes": 0,
-            "server_reachable": true, "video_encoder": null, "last_error": last_error,
-            "last_recording": null, "notice": null, "device_refused": null, "checks": []
-        }))
-        .unwrap()
-    }
-
     #[test]
     fn the_light_never_says_recording_before_it_is() {
-        assert_eq!(pattern(&status("starting", 0, None)), Pattern::Off);
-        assert_eq!(pattern(&status("recording", 0, None)), Pattern::Solid);
-        assert_eq!(pattern(&status("recording", 1, None)), Pattern::FastBlink);
-        assert_eq!(pattern(&status("paused", 0, None)), Pattern::SlowBlink);
-        assert_eq!(pattern(&status("idle", 0, None)), Pattern::Off);
-        assert_eq!(
-            pattern(&status("idle", 0, Some("camera gone"))),
-            Pattern::FastBlink
-        );
+        let at = |state, warning, error| {
+            pattern(Signal {
+                state,
+                warning,
+                error,
+            })
+        };
+        assert_eq!(at("starting", false, false), Pattern::Off);
+        assert_eq!(at("recording", false, false), Pattern::Solid);
+        assert_eq!(at("recording", true, false), Pattern::FastBlink);
+        assert_eq!(at("paused", false, false), Pattern::SlowBlink);
+        assert_eq!(at("idle", false, false), Pattern::Off);
+        assert_eq!(at("idle", false, true), Pattern::FastBlink);
     }
 
     #[test]

@@ -126,12 +126,16 @@ impl Live {
             .warnings(Instant::now())
     }
 
-    /// The recording was paused or resumed: nothing arrives meanwhile, which is not a fault.
+    /// The recording was paused or resumed: nothing arrives meanwhile, which is not a fault, and
+    /// no frame from before the pause is shown. After a resume the lesson is "starting" again
+    /// until the new pipeline's first segment is sealed.
     pub fn restart_watch(&self) {
         let mut inner = self.inner.lock().expect("live lock");
         inner.watchdog.restart(Instant::now());
         inner.levels.clear();
+        inner.preview = None;
         drop(inner);
+        self.sealed.store(false, Ordering::Release);
         self.changed();
     }
 
@@ -293,7 +297,7 @@ impl Watchdog {
                     span(cam)
                 ),
             });
-        } else if held(self.same_since, cam) {
+        } else if self.config.frozen_picture && held(self.same_since, cam) {
             out.push(Warning {
                 kind: "camera_frozen".into(),
                 message: format!(
@@ -326,6 +330,7 @@ mod tests {
             quiet_db: -50.0,
             quiet_seconds: 60,
             picture_seconds: 30,
+            frozen_picture: true,
         };
         (Watchdog::new(config, now), now)
     }
@@ -406,6 +411,22 @@ mod tests {
             w.saw(dark(i), s(i));
         }
         assert_eq!(kinds(&w, s(102)), ["camera_black"]);
+    }
+
+    #[test]
+    fn a_still_slide_is_not_a_fault_when_the_frozen_check_is_off() {
+        let t0 = Instant::now();
+        let config = WatchdogConfig {
+            frozen_picture: false,
+            ..WatchdogConfig::default()
+        };
+        let mut w = Watchdog::new(config, t0);
+        for i in 0..=40 {
+            let at = t0 + Duration::from_secs(i);
+            w.heard(-20.0, at);
+            w.saw(picture(7), at);
+        }
+        assert!(kinds(&w, t0 + Duration::from_secs(40)).is_empty());
     }
 
     #[test]

@@ -180,7 +180,7 @@ pub fn audio_source(c: &Config) -> String {
 
 /// The device screen's camera preview: this wide, at most this many frames a second.
 const PREVIEW_WIDTH: u32 = 320;
-const PREVIEW_FPS: u32 = 4;
+const PREVIEW_FPS: u32 = 2;
 /// How often the `level` element reports the microphone's loudness (10 times a second).
 const LEVEL_INTERVAL_NS: u64 = 100_000_000;
 
@@ -202,7 +202,7 @@ pub fn describe(c: &Config, video_encoder: &str, audio_encoder: &str) -> String 
          ! video/x-raw,width=480,height={poster_height} ! jpegenc quality=80 \
          ! appsink name=poster sync=false async=false \
          frames. ! valve name=previewgate drop=true drop-mode=forward-sticky-events \
-         ! videorate drop-only=true max-rate={PREVIEW_FPS} ! videoscale \
+         ! videorate drop-only=true max-rate={PREVIEW_FPS} ! videoscale method=nearest-neighbour \
          ! video/x-raw,width={PREVIEW_WIDTH},height={preview_height} ! jpegenc quality=60 \
          ! appsink name=preview sync=false async=false max-buffers=1 drop=true \
          {audio_src} ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 \

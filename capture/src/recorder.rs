@@ -315,9 +315,11 @@ fn check_budget(config: &Config, spool: &Spool) -> anyhow::Result<()> {
     let budget = config.spool_budget_bytes();
     if used + need > budget {
         anyhow::bail!(
-            "cannot start recording: spool budget full. The spool holds {} MB waiting for upload, the budget is {} MB, \
-             and a lesson needs {} MB free ({} minutes). Nothing was deleted. Check the connection to the server \
-             and run `lessonlens-capture drain`, or raise spool_budget_mb.",
+            "this device is full of lessons waiting to upload, so a new one cannot start. Nothing was deleted: they \
+             upload by themselves once the school server can be reached. Tell the school's IT technician. \
+             (For the technician: cannot start recording: spool budget full. The spool holds {} MB waiting for upload, \
+             the budget is {} MB, and a lesson needs {} MB free ({} minutes). Check the connection to the server \
+             and run `lessonlens-capture drain`, or raise spool_budget_mb.)",
             used / 1_000_000,
             budget / 1_000_000,
             need.div_ceil(1_000_000),

@@ -112,10 +112,20 @@ impl Client {
     fn map_err(e: ureq::Error) -> UploadError {
         match e {
             ureq::Error::Status(status, resp) => {
-                let message = resp
-                    .into_json::<ErrorBody>()
-                    .map(|b| b.error)
-                    .unwrap_or_else(|_| "no explanation given".into());
+                // The server's sentence may be shown on the device's screen: read at most 64 KB
+                // of it, keep 300 characters, and no control characters.
+                let message = serde_json::from_reader::<_, ErrorBody>(std::io::Read::take(
+                    resp.into_reader(),
+                    64 * 1024,
+                ))
+                .map(|b| {
+                    b.error
+                        .chars()
+                        .filter(|c| !c.is_control())
+                        .take(300)
+                        .collect()
+                })
+                .unwrap_or_else(|_| "no explanation given".into());
                 UploadError::Refused { status, message }
             }
             ureq::Error::Transport(t) => UploadError::Unreachable(t.to_string()),

@@ -167,6 +167,9 @@ fn the_screen_warns_of_a_silent_microphone_and_says_when_the_camera_goes() {
             ("LL_DEVICE", &format!("http://127.0.0.1:{port}/")),
             ("LL_STEPS", "faults"),
             ("LL_CAMERA_PID", &pid),
+            // The largest screen the device supports; the lesson runs on the smallest.
+            ("LL_WIDTH", "1920"),
+            ("LL_HEIGHT", "1080"),
         ],
     );
     let s = capture_json(&config, &["status"], "");
@@ -307,6 +310,10 @@ fn watch_led(brightness: &Path, ms: u64) -> (Vec<String>, usize) {
             .unwrap()
             .trim()
             .to_string();
+        // A plain file is empty for a moment while it is rewritten (a sysfs attribute never is).
+        if v.is_empty() {
+            continue;
+        }
         if last.as_ref().is_some_and(|l| *l != v) {
             changes += 1;
         }
@@ -335,7 +342,8 @@ fn the_button_pauses_resumes_and_stops_and_the_light_tells_the_truth() {
         .success());
     let led = dir.path().join("leds/lessonlens:red:record");
     std::fs::create_dir_all(&led).unwrap();
-    std::fs::write(led.join("brightness"), "0\n").unwrap();
+    // Lit before the service starts: it is the service that turns the light off.
+    std::fs::write(led.join("brightness"), "255\n").unwrap();
     std::fs::write(led.join("max_brightness"), "255\n").unwrap();
     let brightness = led.join("brightness");
     let (_service, config, _) = server.capture_service(
@@ -398,8 +406,19 @@ fn the_button_pauses_resumes_and_stops_and_the_light_tells_the_truth() {
         "a slow blink changes about 4 times in 2.2 s, saw {changes}"
     );
 
-    // Another resumes; a long press stops, and the lesson is kept.
+    // Another resumes, "starting" again until the new pipeline's first segment is sealed; a
+    // long press stops, and the lesson is kept.
     press(&mut fifo, f13, 8_000, 150);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let resumed = loop {
+        let s = capture_json(&config, &["status"], "");
+        if s["state"] != "paused" {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the button did not resume");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(resumed["state"], "starting", "{resumed}");
     wait_state(&config, "recording", 10);
     std::thread::sleep(Duration::from_millis(2500));
     press(&mut fifo, f13, 12_000, 1_500);

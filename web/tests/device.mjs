@@ -91,6 +91,8 @@ async function meterRange(ms) {
 
 const status = () => page.evaluate(() => fetch("/v1/status").then((r) => r.json()));
 
+// A clock the test can move on (it runs on by itself as well), for the keypad's 30 s.
+await page.clock.install();
 await page.goto(device);
 await page.locator("#room").filter({ hasText: /\S/ }).waitFor();
 await waitState("idle");
@@ -98,6 +100,19 @@ await waitState("idle");
 if (steps === "lesson") {
   await page.getByText("All lessons are uploaded.").waitFor();
   await look("idle");
+
+  // Digits left on the keypad are cleared after 30 s untouched, and the screen goes back to idle.
+  await tap(page.getByRole("button", { name: "Record" }));
+  await waitState("pin");
+  await typeCode("12");
+  await page.clock.fastForward(29_000);
+  if ((await state()) !== "pin") throw new Error("the keypad closed before 30 s");
+  await page.clock.fastForward(2_000);
+  await waitState("idle", 5);
+  await tap(page.getByRole("button", { name: "Record" }));
+  if ((await page.locator("#code").textContent()) !== "") throw new Error("typed digits outlived the keypad");
+  await tap(page.getByRole("button", { name: "Cancel" }));
+  await waitState("idle");
 
   // A wrong code: a clear message, and nothing starts.
   await startWith("1357");
