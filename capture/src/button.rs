@@ -48,7 +48,9 @@ pub struct RawEvent {
 impl RawEvent {
     pub fn decode(b: &[u8; EVENT_SIZE]) -> RawEvent {
         let long_at = |i: usize| {
-            std::ffi::c_long::from_ne_bytes(b[i..i + LONG].try_into().expect("a long")) as i64
+            i64::from(std::ffi::c_long::from_ne_bytes(
+                b[i..i + LONG].try_into().expect("a long"),
+            ))
         };
         let u16_at = |i: usize| u16::from_ne_bytes(b[i..i + 2].try_into().expect("2 bytes"));
         let t = 2 * LONG;
@@ -64,8 +66,11 @@ impl RawEvent {
 
     pub fn encode(&self) -> [u8; EVENT_SIZE] {
         let mut b = [0u8; EVENT_SIZE];
-        let secs = (self.time_us / 1_000_000) as std::ffi::c_long;
-        let usecs = (self.time_us % 1_000_000) as std::ffi::c_long;
+        let long = |v: i64| std::ffi::c_long::try_from(v).expect("a time the kernel can hold");
+        let (secs, usecs) = (
+            long(self.time_us / 1_000_000),
+            long(self.time_us % 1_000_000),
+        );
         let t = 2 * LONG;
         b[0..LONG].copy_from_slice(&secs.to_ne_bytes());
         b[LONG..t].copy_from_slice(&usecs.to_ne_bytes());
