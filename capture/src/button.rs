@@ -46,6 +46,8 @@ pub struct RawEvent {
 }
 
 impl RawEvent {
+    // `c_long` is `i64` here but `i32` on 32-bit Linux, where the conversion is not useless.
+    #[allow(clippy::useless_conversion)]
     pub fn decode(b: &[u8; EVENT_SIZE]) -> RawEvent {
         let long_at = |i: usize| {
             i64::from(std::ffi::c_long::from_ne_bytes(
