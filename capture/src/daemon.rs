@@ -87,6 +87,8 @@ pub struct Daemon {
     last_error: Mutex<Option<String>>,
     /// The `doctor` checks, run once at start (see `run`).
     checks: Mutex<Vec<crate::doctor::Check>>,
+    /// Set once the start-up checks are done: until then they may hold the camera and microphone.
+    checks_done: AtomicBool,
     /// Set at shutdown so the uploader finishes.
     finished: AtomicBool,
     /// Wakes the reporter early (a recording started, paused or stopped; shutdown).
@@ -446,6 +448,12 @@ impl Daemon {
             }
         }
         self.changed();
+        // The start-up checks open the camera and microphone for a moment; a start in the first
+        // seconds after boot waits for them rather than fight them for the devices.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.checks_done.load(Ordering::Acquire) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let begun = recorder::begin(&self.config, &self.client, &self.spool, who);
         let mut slot = self.current.lock().expect("daemon lock");
         let begun = match begun {
@@ -519,7 +527,7 @@ impl Daemon {
         self.reap(&mut slot);
         match &*slot {
             Slot::Active(a) if !a.stopping => {
-                if a.controls.pause.swap(paused, Ordering::AcqRel) == paused {
+                if a.controls.paused() == paused {
                     let already = if paused {
                         "already paused"
                     } else {
@@ -530,6 +538,10 @@ impl Daemon {
                         format!("the recording is {already}"),
                     ));
                 }
+                // Before the flag flips, so no status between the two says "recording" on the
+                // strength of a segment sealed before the pause.
+                a.live.restart_watch();
+                a.controls.pause.store(paused, Ordering::Release);
                 tracing::info!(recording = %a.recording, paused, "privacy pause changed");
                 let answer = serde_json::json!({ "recording": a.recording, "paused": paused });
                 drop(slot);
@@ -726,6 +738,7 @@ pub fn run(config: Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
         current: Mutex::new(Slot::Idle),
         last_error: Mutex::new(None),
         checks: Mutex::new(Vec::new()),
+        checks_done: AtomicBool::new(false),
         finished: AtomicBool::new(false),
         report_now: (Mutex::new(false), Condvar::new()),
     });
@@ -761,6 +774,8 @@ pub fn run(config: Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
                 tracing::warn!(check = %c.name, problem = %c.detail, "readiness check failed");
             }
             *d.checks.lock().expect("daemon lock") = checks;
+            d.checks_done.store(true, Ordering::Release);
+            d.changed();
         });
     }
     let rt = tokio::runtime::Builder::new_current_thread()
