@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every check and test: formatting, clippy, unit and integration tests, and the end-to-end
+# Runs every check and test: formatting, clippy, ESLint, unit and integration tests, and the end-to-end
 # tests that drive the real server and capture binaries. CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# ESLint over the browser code: the web app, its browser checks and the device's screen.
+npx --prefix web eslint --config web/eslint.config.mjs web capture/screen
 # The end-to-end tests run the real binaries, so build them first.
 cargo build --workspace --bins --locked
 log=$(mktemp)

@@ -49,3 +49,53 @@ pub const INIT_SEGMENT: SegmentIndex = 0;
 /// stored under. It travels and is deleted like a segment, but is not media: it is never in the
 /// manifest, the playlist or a download. Reserved, so no media segment can take its place.
 pub const POSTER_INDEX: SegmentIndex = SegmentIndex::MAX;
+
+/// What a stored segment is, from its index and the timing its envelope authenticates. The one
+/// place this rule is written: the playlist, the gaps on the timeline and the MP4 download all
+/// ask here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentKind {
+    /// The recording's first initialisation segment (index 0).
+    Init,
+    /// An initialisation segment a device made after a privacy pause: no media time, not final.
+    Reinit,
+    /// A media fragment.
+    Media,
+    /// The empty end marker a clean stop appends (no media time, final).
+    EndMarker,
+    /// The poster frame ([`POSTER_INDEX`]).
+    Poster,
+}
+
+impl SegmentKind {
+    pub fn of(index: SegmentIndex, duration_us: u64, final_segment: bool) -> SegmentKind {
+        match index {
+            INIT_SEGMENT => SegmentKind::Init,
+            POSTER_INDEX => SegmentKind::Poster,
+            _ if duration_us > 0 => SegmentKind::Media,
+            _ if final_segment => SegmentKind::EndMarker,
+            _ => SegmentKind::Reinit,
+        }
+    }
+
+    /// An initialisation segment: the start of a playable part.
+    pub fn starts_part(self) -> bool {
+        matches!(self, SegmentKind::Init | SegmentKind::Reinit)
+    }
+}
+
+#[cfg(test)]
+mod segment_kind_tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_of_segment_is_told_apart() {
+        assert_eq!(SegmentKind::of(0, 0, false), SegmentKind::Init);
+        assert_eq!(SegmentKind::of(3, 2_000_000, false), SegmentKind::Media);
+        assert_eq!(SegmentKind::of(3, 2_000_000, true), SegmentKind::Media);
+        assert_eq!(SegmentKind::of(7, 0, false), SegmentKind::Reinit);
+        assert_eq!(SegmentKind::of(9, 0, true), SegmentKind::EndMarker);
+        assert_eq!(SegmentKind::of(POSTER_INDEX, 0, false), SegmentKind::Poster);
+        assert!(SegmentKind::Reinit.starts_part() && !SegmentKind::Media.starts_part());
+    }
+}

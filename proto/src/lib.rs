@@ -21,6 +21,6 @@ pub use envelope::{
     open, open_in_place, rewrap, seal, Label, OpenError, Opened, SealError, SealParams,
     SegmentHeader,
 };
-pub use ids::{RecordingId, SegmentIndex, POSTER_INDEX};
+pub use ids::{RecordingId, SegmentIndex, SegmentKind, POSTER_INDEX};
 pub use keys::{KeyFingerprint, PublicKey, SecretKey};
 pub use manifest::{Manifest, ManifestSegment};

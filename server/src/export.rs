@@ -13,7 +13,7 @@ use crate::accounts::User;
 use crate::blobs::BlobStore;
 use crate::vault::Vault;
 use anyhow::Context;
-use lessonlens_proto::{RecordingId, SegmentIndex};
+use lessonlens_proto::{RecordingId, SegmentIndex, SegmentKind};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 use std::io::Write;
@@ -154,10 +154,14 @@ fn gather(
 pub fn parts(segs: &[(SegmentIndex, i64, bool)]) -> Vec<Vec<SegmentIndex>> {
     let mut parts: Vec<Vec<SegmentIndex>> = Vec::new();
     for &(index, duration_us, final_segment) in segs {
-        let is_init = index == 0 || (duration_us == 0 && !final_segment);
-        if is_init {
+        let kind = SegmentKind::of(
+            index,
+            u64::try_from(duration_us).unwrap_or(0),
+            final_segment,
+        );
+        if kind.starts_part() {
             parts.push(vec![index]);
-        } else if duration_us > 0 {
+        } else if kind == SegmentKind::Media {
             if let Some(p) = parts.last_mut() {
                 p.push(index);
             }

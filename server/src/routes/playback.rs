@@ -12,7 +12,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::StreamExt;
-use lessonlens_proto::{RecordingId, SegmentIndex, POSTER_INDEX};
+use lessonlens_proto::{RecordingId, SegmentIndex, SegmentKind, POSTER_INDEX};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::fmt::Write;
 
@@ -101,14 +101,21 @@ fn stored_segments(c: &Connection, rec: RecordingId) -> rusqlite::Result<Vec<Seg
 }
 
 impl Seg {
-    /// Media to play: not the init segment (index 0), not an init segment after a privacy pause
-    /// (zero length, not final), not the end marker (zero length, final).
+    fn kind(&self) -> SegmentKind {
+        SegmentKind::of(
+            self.index,
+            u64::try_from(self.duration_us).unwrap_or(0),
+            self.final_segment,
+        )
+    }
+
+    /// Media to play: not an init segment, not the end marker.
     fn is_media(&self) -> bool {
-        self.index > 0 && self.duration_us > 0
+        self.kind() == SegmentKind::Media
     }
 
     fn is_reinit(&self) -> bool {
-        self.index > 0 && self.duration_us == 0 && !self.final_segment
+        self.kind() == SegmentKind::Reinit
     }
 }
 
