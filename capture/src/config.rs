@@ -91,7 +91,7 @@ pub struct ButtonConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LightConfig {
-    /// LED names (folders under `leds_dir`), e.g. `["input3::capslock"]`.
+    /// LED names (folders under `leds_dir`), e.g. `["lessonlens:red:record"]`.
     pub leds: Vec<String>,
     /// Where the LEDs are. Default `/sys/class/leds`.
     #[serde(default = "default_leds_dir")]
@@ -380,14 +380,15 @@ mod tests {
         let c: Config = toml::from_str(&all).unwrap();
         c.validate().unwrap();
         assert_eq!(c.button.unwrap().long_press_ms, 2000);
-        assert_eq!(c.light.unwrap().leds, ["input3::capslock"]);
+        assert_eq!(c.light.unwrap().leds, ["lessonlens:red:record"]);
         let bad: Config = toml::from_str(&all.replace("KEY_F13", "F13")).unwrap();
         assert!(bad
             .validate()
             .unwrap_err()
             .to_string()
             .contains("Linux key name"));
-        let bad: Config = toml::from_str(&all.replace("\"input3::capslock\"", "\"../x\"")).unwrap();
+        let bad: Config =
+            toml::from_str(&all.replace("\"lessonlens:red:record\"", "\"../x\"")).unwrap();
         assert!(bad
             .validate()
             .unwrap_err()

@@ -203,13 +203,20 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 /// second, for the clock), and the microphones' levels whenever `level` reports (10 a second).
 async fn events(
     State(d): State<Arc<Daemon>>,
-) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // A kiosk needs one stream; a few allow a reload while the old one closes.
+    let slot = EventSlot::take(&d).ok_or_else(|| {
+        ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many screens are listening; close one".into(),
+        )
+    })?;
     let (state, levels) = (d.changes.subscribe(), d.level_changes.subscribe());
     // The whole status at least once a second, however often the levels arrive in between.
     let every = Duration::from_secs(1);
     let stream = futures_util::stream::unfold(
-        (d, state, levels, None::<tokio::time::Instant>),
-        move |(d, mut state, mut levels, last_full)| async move {
+        (d, state, levels, None::<tokio::time::Instant>, slot),
+        move |(d, mut state, mut levels, last_full, slot)| async move {
             let due = last_full.map_or_else(tokio::time::Instant::now, |t| t + every);
             let full = last_full.is_none()
                 || tokio::select! {
@@ -237,10 +244,33 @@ async fn events(
                     .ok()?;
                 (event, last_full)
             };
-            Some((Ok(event), (d, state, levels, last_full)))
+            Some((Ok(event), (d, state, levels, last_full, slot)))
         },
     );
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Most event streams open at once.
+const MAX_EVENT_STREAMS: usize = 4;
+
+/// One of the [`MAX_EVENT_STREAMS`], given back when its stream ends.
+struct EventSlot(Arc<Daemon>);
+
+impl EventSlot {
+    fn take(d: &Arc<Daemon>) -> Option<EventSlot> {
+        d.event_streams
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_EVENT_STREAMS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| EventSlot(d.clone()))
+    }
+}
+
+impl Drop for EventSlot {
+    fn drop(&mut self) {
+        self.0.event_streams.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The latest preview frame of the running recording, and a request to keep making them. Made

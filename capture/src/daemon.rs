@@ -77,6 +77,8 @@ pub struct Daemon {
     finished_last: Mutex<Option<Finished>>,
     /// Set at SIGTERM/SIGINT: the screen's event streams end so the server can shut down.
     pub(crate) shutdown: Arc<AtomicBool>,
+    /// Event streams open to screens (see `control::events`).
+    pub(crate) event_streams: std::sync::atomic::AtomicUsize,
     /// Set while the server refuses this device's certificate.
     device_refused: AtomicBool,
     /// A short message for the screen (e.g. after a button press while idle), until it expires.
@@ -733,6 +735,7 @@ pub fn run(config: Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
         finished_last: Mutex::new(None),
         notice: Mutex::new(None),
         device_refused: AtomicBool::new(false),
+        event_streams: std::sync::atomic::AtomicUsize::new(0),
         shutdown: shutdown.clone(),
         stats: Arc::new(Stats::default()),
         current: Mutex::new(Slot::Idle),

@@ -61,20 +61,24 @@ pub fn begin(config: &Config, client: &Client, spool: &Spool, who: &Who) -> anyh
     let mut offline = false;
     let (teacher, display_name, recipient) = match who {
         Who::Username(name) => {
-            let valid = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-            if !valid {
+            if !valid_username(name) {
                 anyhow::bail!("{name:?} is not a username: use the teacher's lessonlens username (a-z, 0-9, . _ -)");
             }
             let found = client
                 .teacher_key(name)
                 .with_context(|| format!("cannot start: no key for teacher {name:?}"))?;
+            if found.username != *name {
+                anyhow::bail!("the server answered for {:?} when asked for {name:?}", found.username);
+            }
             (found.username, found.display_name, found.public_key)
         }
+        // The username the server names goes into the spool's log lines and status: it is held
+        // to what a username may be.
         Who::Code(code) => match client.identify(code) {
-            Ok(found) => (found.username, found.display_name, found.public_key),
+            Ok(found) if valid_username(&found.username) => {
+                (found.username, found.display_name, found.public_key)
+            }
+            Ok(_) => anyhow::bail!("the server named a teacher with an impossible username; the recording was not started"),
             // Offline: record to the school's unassigned key; the teacher claims the lesson
             // later with the same code, which is kept only sealed to that key (the server opens
             // it; this device cannot).
@@ -120,6 +124,14 @@ pub fn begin(config: &Config, client: &Client, spool: &Spool, who: &Who) -> anyh
         recipient,
         offline,
     })
+}
+
+/// What a lessonlens username may be: 1 to 64 of a-z, 0-9, `.`, `_` and `-`.
+fn valid_username(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
 
 /// A recording opened in the spool by [`begin`].

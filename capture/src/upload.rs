@@ -460,7 +460,16 @@ impl Teacher {
             })?;
         Ok(Teacher {
             username: key.username,
-            display_name: key.display_name.chars().take(100).collect(),
+            // Shown on the screen: no control or text-direction characters, at most 100.
+            display_name: key
+                .display_name
+                .chars()
+                .filter(|c| {
+                    !c.is_control()
+                        && !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+                })
+                .take(100)
+                .collect(),
             public_key,
         })
     }

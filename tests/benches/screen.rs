@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const VIDEO: &str = "[video]\nwidth = 1280\nheight = 720\nbitrate_kbps = 2500\n";
 
 fn node(script_env: &[(&str, &str)], server: &Server) -> std::process::Child {
-    Command::new("node")
+    Command::new(lessonlens_e2e::browser::node())
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/tests/bench_screen.mjs"))
         .env("LL_URL", format!("{}/", server.url()))
         .env("LL_SERVER_CERT", server.data_dir().join("tls/server.pem"))

