@@ -12,6 +12,39 @@ use axum::routing::get;
 const ASSETS: &[(&str, &str, &str)] = &[
     ("/", "index.html", "text/html; charset=utf-8"),
     ("/app.js", "app.js", "text/javascript; charset=utf-8"),
+    // The app's modules (web/js/), one per view plus the small shared ones.
+    (
+        "/js/account.js",
+        "js/account.js",
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "/js/admin.js",
+        "js/admin.js",
+        "text/javascript; charset=utf-8",
+    ),
+    ("/js/api.js", "js/api.js", "text/javascript; charset=utf-8"),
+    ("/js/dom.js", "js/dom.js", "text/javascript; charset=utf-8"),
+    (
+        "/js/format.js",
+        "js/format.js",
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "/js/library.js",
+        "js/library.js",
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "/js/recording.js",
+        "js/recording.js",
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "/js/state.js",
+        "js/state.js",
+        "text/javascript; charset=utf-8",
+    ),
     ("/style.css", "style.css", "text/css; charset=utf-8"),
     ("/favicon.svg", "favicon.svg", "image/svg+xml"),
     (
