@@ -21,6 +21,7 @@ export async function route() {
     return;
   }
   const m = location.hash.match(/^#\/recording\/([0-9a-f-]{36})$/);
+  const admin = location.hash.match(/^#\/admin(?:\/([a-z]+))?$/);
   try {
     state.me = await api("/api/me");
     $("who").textContent = `${state.me.display_name} (${state.me.roles.join(", ")})`;
@@ -31,9 +32,9 @@ export async function route() {
     showUnseenAdminActions();
     if (state.me.setup_only || location.hash === "#/account") showAccount();
     else if (m) await showRecording(m[1]);
-    else if (location.hash === "#/admin" && state.me.roles.includes("admin")) await showAdmin();
+    else if (admin && state.me.roles.includes("admin")) await showAdmin(admin[1]);
     else if (location.hash === "#/shared" || !state.me.roles.includes("teacher")) {
-      if (state.me.roles.includes("admin") && !state.me.roles.includes("coach")) await showAdmin();
+      if (state.me.roles.includes("admin") && !state.me.roles.includes("coach")) await showAdmin("people");
       else await showLibrary(true);
     }
     else await showLibrary(false);

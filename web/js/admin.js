@@ -209,51 +209,109 @@ export function deviceRow(d) {
   );
 }
 
-let auditRows = [];
+// The admin area's sub-pages, each with its own address (#/admin/<page>) and only its own data.
+const PAGES = ["people", "devices", "groups", "retention", "receipts", "audit"];
+let page = "people";
+let people = [];
+let audit = { page: 0, q: "" };
 
-export function renderAudit() {
-  const f = $("audit-filter").value.toLowerCase();
-  $("admin-audit").replaceChildren(
-    ...auditRows
-      .filter((a) => !f || `${a.actor} ${a.action} ${a.target}`.toLowerCase().includes(f))
-      .map((a) => el("tr", {}, el("td", {}, when(a.at)), el("td", {}, a.actor), el("td", {}, a.action), el("td", { className: "target" }, a.target))),
-  );
+function renderPeople() {
+  const q = $("people-search").value.trim().toLowerCase();
+  const shown = people.filter((u) => !q || `${u.display_name} ${u.username} ${u.roles.join(" ")}`.toLowerCase().includes(q));
+  $("admin-users").replaceChildren(...shown.map(userRow));
+  if (!shown.length) $("admin-users").append(el("tr", {}, el("td", { colSpan: 5 }, q ? "Nobody matches." : "Nobody yet.")));
 }
 
-export async function showAdmin() {
-  const seq = state.routeSeq;
-  const [users, devices, policy, recordings, receipts, audit, groups] = await Promise.all([
-    ...["users", "devices", "retention", "recordings", "receipts", "audit"].map((p) => api(`/api/admin/${p}`)),
-    api("/api/groups"),
-  ]);
-  if (seq !== state.routeSeq) return;
-  $("admin-users").replaceChildren(...users.map(userRow));
-  const coaches = users.filter((u) => u.roles.includes("coach") && !u.disabled);
-  $("admin-groups").replaceChildren(...groups.map((g) => groupCard(g, coaches)));
-  if (!groups.length) $("admin-groups").append(el("li", { className: "meta" }, "No groups yet."));
-  $("admin-devices").replaceChildren(...devices.map(deviceRow));
-  if (!devices.length) $("admin-devices").append(el("tr", {}, el("td", { colSpan: 9 }, "No devices yet.")));
-  $("keep-days").value = policy.keep_days;
-  $("unshared-days").value = policy.unshared_days ?? "";
-  $("grace-days").value = policy.grace_days;
-  $("admin-recordings").replaceChildren(...recordings.map(recordingRow));
-  if (!recordings.length) $("admin-recordings").append(el("tr", {}, el("td", { colSpan: 5 }, "No recordings.")));
-  $("admin-receipts").replaceChildren(
-    ...receipts.map(({ receipt: r }) =>
-      el(
-        "li",
-        { className: "card" },
-        `${day(r.finished_at)}: ${r.subject} — ${r.recordings} recording(s), ${r.segments} segment(s), ${r.bytes} bytes deleted; key ${r.key_fingerprint ?? "(none)"} shredded. Receipt ${r.receipt_id}.`,
-      ),
-    ),
+// One page of the audit log (50 entries, newest first), filtered on the server.
+async function loadAudit() {
+  const r = await api(`/api/admin/audit?page=${audit.page}&q=${encodeURIComponent(audit.q)}`);
+  $("admin-audit").replaceChildren(
+    ...r.rows.map((a) => el("tr", {}, el("td", {}, when(a.at)), el("td", {}, a.actor), el("td", {}, a.action), el("td", { className: "target" }, a.target))),
   );
-  if (!receipts.length) $("admin-receipts").append(el("li", { className: "meta" }, "No deletions yet."));
-  auditRows = audit;
-  renderAudit();
+  if (!r.rows.length) $("admin-audit").append(el("tr", {}, el("td", { colSpan: 4 }, audit.q ? "No entry matches." : "No entries.")));
+  $("audit-page").textContent = `Page ${r.page + 1}${audit.q ? `, entries with “${audit.q}”` : ""}`;
+  $("audit-newer").disabled = r.page === 0;
+  $("audit-older").disabled = !r.more;
+}
+
+const loaders = {
+  people: async () => {
+    people = await api("/api/admin/users");
+    renderPeople();
+  },
+  devices: async () => {
+    const devices = await api("/api/admin/devices");
+    $("admin-devices").replaceChildren(...devices.map(deviceRow));
+    if (!devices.length) $("admin-devices").append(el("tr", {}, el("td", { colSpan: 9 }, "No devices yet.")));
+  },
+  groups: async () => {
+    const [users, groups] = await Promise.all([api("/api/admin/users"), api("/api/groups")]);
+    const coaches = users.filter((u) => u.roles.includes("coach") && !u.disabled);
+    $("admin-groups").replaceChildren(...groups.map((g) => groupCard(g, coaches)));
+    if (!groups.length) $("admin-groups").append(el("li", { className: "meta" }, "No groups yet."));
+  },
+  retention: async () => {
+    const [policy, recordings] = await Promise.all([api("/api/admin/retention"), api("/api/admin/recordings")]);
+    $("keep-days").value = policy.keep_days;
+    $("unshared-days").value = policy.unshared_days ?? "";
+    $("grace-days").value = policy.grace_days;
+    $("admin-recordings").replaceChildren(...recordings.map(recordingRow));
+    if (!recordings.length) $("admin-recordings").append(el("tr", {}, el("td", { colSpan: 5 }, "No recordings.")));
+  },
+  receipts: async () => {
+    const receipts = await api("/api/admin/receipts");
+    $("admin-receipts").replaceChildren(
+      ...receipts.map(({ receipt: r }) =>
+        el(
+          "li",
+          { className: "card" },
+          `${day(r.finished_at)}: ${r.subject} — ${r.recordings} recording(s), ${r.segments} segment(s), ${r.bytes} bytes deleted; key ${r.key_fingerprint ?? "(none)"} shredded. Receipt ${r.receipt_id}.`,
+        ),
+      ),
+    );
+    if (!receipts.length) $("admin-receipts").append(el("li", { className: "meta" }, "No deletions yet."));
+  },
+  audit: loadAudit,
+};
+
+// Shows the admin sub-page `which` (people by default) with fresh data.
+export async function showAdmin(which = page) {
+  const seq = state.routeSeq;
+  page = PAGES.includes(which) ? which : "people";
+  await loaders[page]();
+  if (seq !== state.routeSeq) return;
+  for (const p of PAGES) $(`admin-page-${p}`).hidden = p !== page;
+  for (const a of document.querySelectorAll(".subnav a")) {
+    if (a.getAttribute("href") === `#/admin/${page}`) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
   show("admin-view");
 }
 
-$("audit-filter").addEventListener("input", renderAudit);
+$("people-search").addEventListener("input", renderPeople);
+$("audit-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  audit = { page: 0, q: $("audit-filter").value.trim() };
+  await adminRefresh(loadAudit);
+});
+$("audit-newer").addEventListener("click", () => {
+  audit.page = Math.max(0, audit.page - 1);
+  adminRefresh(loadAudit);
+});
+$("audit-older").addEventListener("click", () => {
+  audit.page += 1;
+  adminRefresh(loadAudit);
+});
+
+// Runs a loader, showing its failure in the admin page's error line.
+async function adminRefresh(load) {
+  $("admin-error").textContent = "";
+  try {
+    await load();
+  } catch (e) {
+    $("admin-error").textContent = e.message;
+  }
+}
 
 export function showInvite(who, r) {
   $("invite-result").replaceChildren(

@@ -173,9 +173,16 @@ try {
   await a.getByText("This recording does not exist or is not shared with you.").waitFor();
   const adminStatus = await a.evaluate(async (rec) => (await fetch(`/api/recordings/${rec}/playlist.m3u8`)).status, rec);
   check(adminStatus === 404, `admin playlist status ${adminStatus}`);
-  // The admin pages: add a person, offboard them, hold the recording, read the audit log.
+  // The admin pages: add a person, offboard them, hold the recording, read the audit log. Each
+  // sub-page has its own address and the admin moves between them by the sub-navigation.
+  const adminPage = async (name, heading) => {
+    await a.getByRole("navigation", { name: "Administration" }).getByRole("link", { name }).click();
+    await a.getByRole("heading", { name: heading, exact: true }).waitFor();
+  };
   await a.getByRole("link", { name: "Admin" }).click();
   await a.getByRole("heading", { name: "School administration" }).waitFor();
+  await a.getByRole("heading", { name: "People", exact: true }).waitFor();
+  check(!(await a.locator("#admin-page-audit").isVisible()), "the audit log is on its own page");
   await a.getByLabel("Full name").fill("Olivia Leaver");
   await a.getByLabel("New username").fill("olivia");
   await a.getByRole("button", { name: "Add person" }).click();
@@ -183,10 +190,17 @@ try {
   await a.locator("#admin-users tr", { hasText: "Olivia Leaver" }).filter({ hasText: "Has not chosen a password yet" }).waitFor();
   await a.getByRole("button", { name: "Offboard Olivia Leaver" }).click();
   await a.locator("#admin-users tr", { hasText: "Olivia Leaver" }).filter({ hasText: "Leaving: deleted on" }).waitFor();
+  // People can be searched.
+  await a.getByLabel("Search").fill("olivia");
+  check((await a.locator("#admin-users tr").count()) === 1, "the search leaves only Olivia");
+  await a.getByLabel("Search").fill("");
+  await a11y(a, "admin-people");
+  await adminPage("Retention and holds", "Recordings and holds");
   await a.getByLabel(/^Reason to hold/).fill("Safeguarding review");
   await a.getByRole("button", { name: "Hold", exact: true }).click();
   await a.locator("#admin-recordings", { hasText: "Held: Safeguarding review" }).waitFor();
   // Import the staff roster: a preview shows the bad line and the new account; applying adds it.
+  await adminPage("People", "People");
   const csv = "Name,Email,Staff ID,Role\nNina New,nina.new@school.example,T77,teacher\nBroken line\n";
   await a.getByLabel("Staff list (CSV)").setInputFiles({ name: "staff.csv", mimeType: "text/csv", buffer: Buffer.from(csv) });
   await a.getByRole("button", { name: "Preview" }).click();
@@ -231,6 +245,7 @@ try {
   noConsoleErrors(n);
   // Enrol a device: the code shown is handed back to the Rust test, which enrols the real capture
   // binary with it.
+  await adminPage("Devices", "Classroom devices");
   await a.getByLabel(/^Device name/).fill("room-99");
   await a.getByRole("button", { name: "Make an enrollment code" }).click();
   const shown = a.locator("#enroll-result .enroll-code");
@@ -240,20 +255,28 @@ try {
   report.enrollment_code = code;
   await a.getByRole("button", { name: "Revoke room-12" }).waitFor();
   // A group of coaches with the coach in it, for the teacher to share with below.
+  await adminPage("Groups", "Groups of coaches");
   await a.getByLabel("Group name (e.g. Maths coaches)").fill("Maths coaches");
   await a.getByRole("button", { name: "Make group" }).click();
   await a.getByLabel("Coach to add to Maths coaches").selectOption({ label: coach });
   await a.getByRole("button", { name: "Add", exact: true }).click();
   await a.getByRole("button", { name: `Remove ${coach} from Maths coaches` }).waitFor();
   // A second coach, who joins the group only after the teacher shared with it.
+  await adminPage("People", "People");
   await a.getByLabel("Full name").fill("Dan Later");
   await a.getByLabel("New username").fill("dan");
   await a.getByLabel("Teacher", { exact: true }).uncheck();
   await a.getByLabel("Coach", { exact: true }).check();
   await a.getByRole("button", { name: "Add person" }).click();
   await a.locator("#invite-result", { hasText: "Invitation for Dan Later" }).waitFor();
+  // The audit log is paged and filtered on the server.
+  await adminPage("Audit log", "Audit log");
   await a.getByLabel("Filter").fill("unshare");
+  await a.getByRole("button", { name: "Search the whole log" }).click();
+  await a.locator("#audit-page", { hasText: "unshare" }).waitFor();
   await a.locator("#admin-audit tr", { hasText: "unshare" }).first().waitFor();
+  const actions = await a.locator("#admin-audit tr td:nth-child(3)").allTextContents();
+  check(actions.length > 0 && actions.every((t) => t.includes("unshare")), `filtered audit rows: ${actions}`);
   await a11y(a, "admin");
   // The teacher shares with the group; the coach can watch again, through it.
   await t.reload();
@@ -272,6 +295,7 @@ try {
   await t.getByText("Kept: on hold by the school").waitFor();
   await t.getByText("Shared with Maths coaches (group)").waitFor();
   // Dan joins the group after the share: the teacher sees that he cannot watch, and lets him in.
+  await adminPage("Groups", "Groups of coaches");
   await a.getByLabel("Coach to add to Maths coaches").selectOption({ label: "Dan Later" });
   await a.getByRole("button", { name: "Add", exact: true }).click();
   await a.getByRole("button", { name: "Remove Dan Later from Maths coaches" }).waitFor();

@@ -9,7 +9,7 @@ use crate::devices;
 use crate::error::{AppError, AppResult};
 use crate::offboarding::{self, OffboardError};
 use crate::retention::{self, Policy};
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -645,13 +645,30 @@ struct AuditRow {
     target: String,
 }
 
-fn audit_rows(c: &Connection, limit: i64) -> rusqlite::Result<Vec<AuditRow>> {
+/// The audit log, newest first: `limit` entries after skipping `offset`, only those whose person,
+/// action or target contains `filter` (any, when empty).
+fn audit_rows(
+    c: &Connection,
+    filter: &str,
+    limit: i64,
+    offset: i64,
+) -> rusqlite::Result<Vec<AuditRow>> {
+    // LIKE with the filter's own % and _ taken literally.
+    let pattern = format!(
+        "%{}%",
+        filter
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
     let mut stmt = c.prepare(
-        "SELECT a.id, a.at, COALESCE(u.display_name, a.actor), a.action, a.target
-         FROM audit a LEFT JOIN users u ON u.audit_id = a.actor ORDER BY a.id DESC LIMIT ?1",
+        "SELECT a.id, a.at, COALESCE(u.display_name, a.actor) AS who, a.action, a.target
+         FROM audit a LEFT JOIN users u ON u.audit_id = a.actor
+         WHERE ?1 = '' OR who LIKE ?2 ESCAPE '\\' OR a.action LIKE ?2 ESCAPE '\\' OR a.target LIKE ?2 ESCAPE '\\'
+         ORDER BY a.id DESC LIMIT ?3 OFFSET ?4",
     )?;
     let rows = stmt
-        .query_map(params![limit], |r| {
+        .query_map(params![filter, pattern, limit, offset], |r| {
             Ok(AuditRow {
                 id: r.get(0)?,
                 at: r.get(1)?,
@@ -664,8 +681,51 @@ fn audit_rows(c: &Connection, limit: i64) -> rusqlite::Result<Vec<AuditRow>> {
     rows
 }
 
-async fn audit_json(State(st): State<Shared>, _: Admin) -> AppResult<Json<Vec<AuditRow>>> {
-    Ok(Json(st.db(|c| Ok(audit_rows(c, 500)?)).await?))
+/// Entries on one page of the audit log.
+const AUDIT_PAGE: i64 = 50;
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    /// From 0, newest first.
+    #[serde(default)]
+    page: u32,
+    /// Only entries whose person, action or target contains this.
+    #[serde(default)]
+    q: String,
+}
+
+#[derive(Serialize)]
+struct AuditPage {
+    rows: Vec<AuditRow>,
+    page: u32,
+    /// Whether there are older entries on a next page.
+    more: bool,
+}
+
+async fn audit_json(
+    State(st): State<Shared>,
+    _: Admin,
+    Query(query): Query<AuditQuery>,
+) -> AppResult<Json<AuditPage>> {
+    if query.page > 100_000 || query.q.chars().count() > 100 {
+        return Err(AppError::BadRequest(
+            "page must be at most 100000 and the filter at most 100 characters".into(),
+        ));
+    }
+    let (page, filter) = (query.page, query.q.trim().to_string());
+    let mut rows = st
+        .db(move |c| {
+            Ok(audit_rows(
+                c,
+                &filter,
+                AUDIT_PAGE + 1,
+                i64::from(page) * AUDIT_PAGE,
+            )?)
+        })
+        .await?;
+    let more = rows.len() as i64 > AUDIT_PAGE;
+    rows.truncate(AUDIT_PAGE as usize);
+    Ok(Json(AuditPage { rows, page, more }))
 }
 
 /// One CSV field: quoted, quotes doubled, and a leading formula character defused so a
@@ -685,7 +745,7 @@ async fn audit_csv(State(st): State<Shared>, Admin(admin): Admin) -> AppResult<R
     let rows = st
         .db(move |c| {
             crate::audit::record(c, &audit_key, &admin.audit_id, "audit-export", "")?;
-            Ok(audit_rows(c, i64::MAX)?)
+            Ok(audit_rows(c, "", i64::MAX, 0)?)
         })
         .await?;
     let mut out = String::from("id,at_utc,actor,action,target\n");
@@ -726,5 +786,42 @@ mod tests {
         // Issue 14.7: a leading tab or carriage return hid the formula from the defusing.
         assert_eq!(super::csv_field("\t=1+2"), "\"'\t=1+2\"");
         assert_eq!(super::csv_field("\r=1+2"), "\"'\r=1+2\"");
+    }
+
+    #[test]
+    fn the_audit_log_pages_and_filters_on_the_database() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = crate::db::open(&tmp.path().join("db")).unwrap();
+        let key = [7u8; 32];
+        for i in 0..120 {
+            let action = if i % 10 == 0 { "unshare" } else { "view" };
+            crate::audit::record(&c, &key, "alice", action, &format!("rec-{i}")).unwrap();
+        }
+        crate::audit::record(&c, &key, "bob", "view", "100%_done").unwrap();
+        let ids =
+            |rows: Vec<super::AuditRow>| rows.iter().map(|r| r.target.clone()).collect::<Vec<_>>();
+        let first = ids(super::audit_rows(&c, "", 50, 0).unwrap());
+        assert_eq!(first.len(), 50);
+        assert_eq!(first[0], "100%_done", "newest first");
+        let third = ids(super::audit_rows(&c, "", 50, 100).unwrap());
+        assert_eq!(third.len(), 21);
+        assert_eq!(third.last().unwrap(), "rec-0");
+        // A filter matches person, action or target, on the whole log, not one page.
+        let unshared = super::audit_rows(&c, "unshare", 50, 0).unwrap();
+        assert_eq!(unshared.len(), 12);
+        assert!(unshared.iter().all(|r| r.action == "unshare"));
+        assert_eq!(
+            ids(super::audit_rows(&c, "rec-11", 50, 0).unwrap()),
+            [
+                "rec-119", "rec-118", "rec-117", "rec-116", "rec-115", "rec-114", "rec-113",
+                "rec-112", "rec-111", "rec-110", "rec-11"
+            ]
+        );
+        // % and _ in a filter are the characters themselves, not wildcards.
+        assert_eq!(
+            ids(super::audit_rows(&c, "%_", 50, 0).unwrap()),
+            ["100%_done"]
+        );
+        assert!(super::audit_rows(&c, "0%", 50, 0).unwrap().len() == 1);
     }
 }
