@@ -1,0 +1,86 @@
+//! `lessonlens-server serve`: the web and device listeners, and the sweeper.
+
+use super::Opened;
+use anyhow::Context;
+use lessonlens_server::accounts;
+use lessonlens_server::app::{self, AppState};
+use lessonlens_server::{retention, tls};
+use std::sync::Arc;
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub fn serve(o: Opened) -> anyhow::Result<()> {
+    // A teacher left without a key (the key is made after the account's commit, in another
+    // file) gets one now, so a device can always record for them. Not someone leaving: their
+    // key may have been shredded on purpose.
+    let teachers: Vec<i64> = o
+        .conn
+        .prepare(
+            "SELECT id FROM users WHERE (',' || roles || ',') LIKE '%,teacher,%'
+             AND id NOT IN (SELECT user_id FROM leaving)",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in teachers {
+        if o.vault.public_key(id)?.is_none() {
+            tracing::warn!(user = id, "a teacher had no key; making one");
+            o.vault.create_key(id, accounts::now())?;
+        }
+    }
+    let (tls, ca) = tls::load_or_create(
+        &o.config.tls_dir(),
+        &o.config.hostnames,
+        accounts::now(),
+        o.vault.tls_seal(),
+    )?;
+    let bind = |a: std::net::SocketAddr| {
+        std::net::TcpListener::bind(a).with_context(|| format!("cannot listen on {a} (in use?)"))
+    };
+    let listeners = app::Listeners {
+        web: bind(o.config.listen)?,
+        device: bind(o.config.device_listen)?,
+    };
+    let addr = listeners.web.local_addr()?;
+    let device_addr = listeners.device.local_addr()?;
+    let blobs = lessonlens_server::blobs::open(&o.config)?;
+    // Finish removing the files of deletions a crash interrupted.
+    let swept = lessonlens_server::deletion::sweep_blobs(&o.conn, blobs.as_ref())?;
+    if swept > 0 {
+        tracing::info!(
+            swept,
+            "finished removing the files of interrupted deletions"
+        );
+    }
+    let fingerprint = ca.fingerprint.clone();
+    let state = Arc::new(AppState::new(
+        o.config,
+        o.conn,
+        o.vault,
+        blobs,
+        ca,
+        o.unassigned,
+    ));
+    // Machine-readable lines on stdout: tests and scripts read the addresses and the fingerprint.
+    println!("listening on https://{addr}");
+    println!("device API (mutual TLS) on https://{device_addr}");
+    println!("school CA fingerprint (SHA-256) {fingerprint}");
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async move {
+            let shutdown = async {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("SIGTERM handler");
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+                tracing::info!("shutting down");
+            };
+            let every = std::time::Duration::from_secs(
+                u64::from(state.config.sweep_interval_minutes.max(1)) * 60,
+            );
+            tokio::spawn(retention::run_periodically(state.clone(), every));
+            app::run(listeners, state, &tls, shutdown).await
+        })
+}
