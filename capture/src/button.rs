@@ -8,15 +8,13 @@
 //! description. The same reader takes the records from a FIFO, which is how the tests feed real
 //! events where `/dev/uinput` is not available.
 
-use crate::config::ButtonConfig;
-use crate::daemon::Daemon;
+use crate::config::{key_code, ButtonConfig};
 use anyhow::Context;
 use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
-use std::str::FromStr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,13 +25,6 @@ const LONG: usize = std::mem::size_of::<std::ffi::c_long>();
 /// Bytes in one `struct input_event`: a timeval (two longs), type, code (2 bytes each) and value
 /// (4 bytes). 24 on x86-64.
 pub const EVENT_SIZE: usize = 2 * LONG + 8;
-
-/// The key code for a Linux key name such as `KEY_F13`.
-pub fn key_code(name: &str) -> anyhow::Result<u16> {
-    evdev::KeyCode::from_str(name)
-        .map(|k| k.code())
-        .map_err(|_| anyhow::anyhow!("button.key {name:?} is not a Linux key name (e.g. KEY_F13, KEY_PAGEDOWN); `evtest` shows what a button sends"))
-}
 
 /// One `input_event` record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,19 +188,24 @@ fn open(path: &Path, key: u16) -> anyhow::Result<(std::fs::File, Option<evdev::D
     Ok((file, Some(device)))
 }
 
-/// Reads the button until shutdown, opening it again when it comes back (unplugged, replaced).
-pub fn spawn(d: Arc<Daemon>, config: ButtonConfig) -> anyhow::Result<()> {
+/// Reads the button until `shutdown`, opening it again when it comes back (unplugged, replaced),
+/// and hands each press to `on_press`.
+pub fn spawn(
+    config: ButtonConfig,
+    shutdown: Arc<AtomicBool>,
+    on_press: impl Fn(Press) + Send + 'static,
+) -> anyhow::Result<()> {
     let key = key_code(&config.key)?;
     let long = Duration::from_millis(config.long_press_ms.into());
     std::thread::spawn(move || {
         let mut told = false;
-        while !d.shutdown.load(Ordering::Acquire) {
+        while !shutdown.load(Ordering::Acquire) {
             match open(&config.device, key) {
                 Ok((file, _grabbed)) => {
                     told = false;
                     tracing::info!(device = %config.device.display(), "record button ready");
                     let mut presses = Presses::new(key, long);
-                    let read = read_presses(file, &mut presses, |p| d.button(p));
+                    let read = read_presses(file, &mut presses, &on_press);
                     if let Err(e) = read {
                         tracing::warn!(error = %e, "the record button went away");
                     }

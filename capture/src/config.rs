@@ -295,7 +295,7 @@ impl Config {
             bail!("watchdog: quiet_db must be between -90 and 0, quiet_seconds and picture_seconds between 1 and 3600");
         }
         if let Some(b) = &self.button {
-            crate::button::key_code(&b.key)?;
+            key_code(&b.key)?;
             if !(300..=10_000).contains(&b.long_press_ms) {
                 bail!("button.long_press_ms must be between 300 and 10000");
             }
@@ -323,6 +323,13 @@ impl Config {
         let kbps = u64::from(self.video.bitrate_kbps) + 128;
         kbps * 1000 / 8 * 60 * 11 / 10
     }
+}
+
+/// The key code for a Linux key name such as `KEY_F13`.
+pub fn key_code(name: &str) -> anyhow::Result<u16> {
+    <evdev::KeyCode as std::str::FromStr>::from_str(name)
+        .map(|k| k.code())
+        .map_err(|_| anyhow::anyhow!("button.key {name:?} is not a Linux key name (e.g. KEY_F13, KEY_PAGEDOWN); `evtest` shows what a button sends"))
 }
 
 #[cfg(test)]

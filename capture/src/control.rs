@@ -17,7 +17,7 @@
 //! that address, from pages of that address: on the appliance the only local users are the
 //! kiosk page and the button, and no other page a browser opens can drive the recorder.
 
-use crate::daemon::{Daemon, StartRequest};
+use crate::daemon::{ApiError, Daemon, StartRequest};
 use crate::recorder::Who;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -29,15 +29,6 @@ use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Error text for the CLI and the screen: what happened and what to do.
-pub struct ApiError(pub StatusCode, pub String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
-    }
-}
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,

@@ -1,19 +1,17 @@
-//! `lessonlens-capture run`: the long-running service. It uploads whatever the spool holds, all
-//! day, and records when told to: by the device screen, the record button or the CLI, all through
-//! the control API on a loopback address (see [`crate::control`]).
+//! The capture service's state: one recording at a time, the uploader and the reporter, and the
+//! button and light. It records when told to: by the device screen or the CLI through the control
+//! API ([`crate::control`]), or by the record button. [`crate::service`] wires them together.
 //!
 //! The state it reports is truthful: "starting" until the first segment of the lesson is sealed
 //! into the spool, and only then "recording". The screen, `status`, the light and the admin's
 //! device list all read it from [`Daemon::status`].
 
 use crate::config::Config;
-use crate::control::ApiError;
 use crate::live::{Level, Live, Warning};
 use crate::recorder::{self, Captured, Controls, Who};
 use crate::spool::Spool;
 use crate::status::Stats;
 use crate::upload::{self, Client, UploadError};
-use anyhow::Context;
 use axum::http::StatusCode;
 use lessonlens_proto::wire::DeviceReport;
 use lessonlens_proto::RecordingId;
@@ -709,103 +707,108 @@ fn refusal(e: anyhow::Error) -> ApiError {
     ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}"))
 }
 
-/// Runs the daemon until `shutdown` is set (SIGTERM/SIGINT): a running recording is stopped with
-/// EOS and kept, and the uploader gets a few seconds to send what it can.
-pub fn run(config: Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
-    crate::pipeline::init()?;
-    let client = Client::new(&config)?;
-    let spool = Spool::open(&config.spool_dir)?;
-    // Recordings left open by a crash are closed as incomplete and queued (logged one by one).
-    spool.recover()?;
-    let listener = std::net::TcpListener::bind(config.control_addr).with_context(|| {
-        format!(
-            "cannot listen on {} for the control API (in use?)",
-            config.control_addr
-        )
-    })?;
-    listener.set_nonblocking(true)?;
-    println!("control API on http://{}", listener.local_addr()?);
-    let d = Arc::new(Daemon {
-        config,
-        room: client.name.clone(),
-        client,
-        spool,
-        changes: tokio::sync::watch::channel(0).0,
-        level_changes: tokio::sync::watch::channel(0).0,
-        finished_last: Mutex::new(None),
-        notice: Mutex::new(None),
-        device_refused: AtomicBool::new(false),
-        event_streams: std::sync::atomic::AtomicUsize::new(0),
-        shutdown: shutdown.clone(),
-        stats: Arc::new(Stats::default()),
-        current: Mutex::new(Slot::Idle),
-        last_error: Mutex::new(None),
-        checks: Mutex::new(Vec::new()),
-        checks_done: AtomicBool::new(false),
-        finished: AtomicBool::new(false),
-        report_now: (Mutex::new(false), Condvar::new()),
-    });
-    let uploader = {
-        let d = d.clone();
-        std::thread::spawn(move || {
-            upload::run(
-                &d.client,
-                &d.spool,
-                &d.finished,
-                Duration::from_secs(5),
-                &d.stats,
-            )
-        })
-    };
-    let reporter = {
-        let d = d.clone();
-        std::thread::spawn(move || d.run_reporter())
-    };
-    if let Some(button) = d.config.button.clone() {
-        crate::button::spawn(d.clone(), button)?;
-    }
-    if let Some(light) = d.config.light.clone() {
-        crate::light::spawn(d.clone(), light);
-    }
-    // The readiness checks in the background: the server check may wait for a timeout. A source
-    // check holds the camera and microphone only until they deliver three buffers.
-    {
-        let d = d.clone();
-        std::thread::spawn(move || {
-            let checks = crate::doctor::run(&d.config, Some(&d.client));
-            for c in checks.iter().filter(|c| !c.ok) {
-                tracing::warn!(check = %c.name, problem = %c.detail, "readiness check failed");
-            }
-            *d.checks.lock().expect("daemon lock") = checks;
-            d.checks_done.store(true, Ordering::Release);
-            d.changed();
+/// The service's background threads, joined by [`Daemon::finish`].
+pub struct Workers {
+    uploader: JoinHandle<anyhow::Result<()>>,
+    reporter: JoinHandle<()>,
+}
+
+impl Daemon {
+    /// Opens the spool (closing recordings a crash left open) and the server connection, and
+    /// starts the uploader, the reporter, the start-up checks, and the button and light if the
+    /// config names them. They run until [`Daemon::finish`].
+    pub fn open(
+        config: Config,
+        shutdown: Arc<AtomicBool>,
+    ) -> anyhow::Result<(Arc<Daemon>, Workers)> {
+        crate::pipeline::init()?;
+        let client = Client::new(&config)?;
+        let spool = Spool::open(&config.spool_dir)?;
+        // Recordings left open by a crash are closed as incomplete and queued (logged one by one).
+        spool.recover()?;
+        let d = Arc::new(Daemon {
+            config,
+            room: client.name.clone(),
+            client,
+            spool,
+            changes: tokio::sync::watch::channel(0).0,
+            level_changes: tokio::sync::watch::channel(0).0,
+            finished_last: Mutex::new(None),
+            notice: Mutex::new(None),
+            device_refused: AtomicBool::new(false),
+            event_streams: std::sync::atomic::AtomicUsize::new(0),
+            shutdown: shutdown.clone(),
+            stats: Arc::new(Stats::default()),
+            current: Mutex::new(Slot::Idle),
+            last_error: Mutex::new(None),
+            checks: Mutex::new(Vec::new()),
+            checks_done: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+            report_now: (Mutex::new(false), Condvar::new()),
         });
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        let wait = async move {
-            while !shutdown.load(Ordering::Acquire) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+        let uploader = {
+            let d = d.clone();
+            std::thread::spawn(move || {
+                upload::run(
+                    &d.client,
+                    &d.spool,
+                    &d.finished,
+                    Duration::from_secs(5),
+                    &d.stats,
+                )
+            })
         };
-        axum::serve(listener, crate::control::router(d.clone()))
-            .with_graceful_shutdown(wait)
-            .await
-    })?;
-    tracing::info!("shutting down");
-    if matches!(*d.current.lock().expect("daemon lock"), Slot::Active(_)) {
-        if let Err(ApiError(_, e)) = d.stop() {
-            tracing::error!(error = %e, "the recording did not stop cleanly");
+        let reporter = {
+            let d = d.clone();
+            std::thread::spawn(move || d.run_reporter())
+        };
+        if let Some(button) = d.config.button.clone() {
+            let on_press = d.clone();
+            crate::button::spawn(button, shutdown.clone(), move |p| on_press.button(p))?;
         }
+        if let Some(light) = d.config.light.clone() {
+            let signal = d.clone();
+            crate::light::spawn(light, shutdown, move || signal.light_signal());
+        }
+        // The readiness checks in the background: the server check may wait for a timeout. A
+        // source check holds the camera and microphone only until they deliver three buffers.
+        {
+            let d = d.clone();
+            std::thread::spawn(move || {
+                let checks = crate::doctor::run(&d.config, Some(&d.client));
+                for c in checks.iter().filter(|c| !c.ok) {
+                    tracing::warn!(check = %c.name, problem = %c.detail, "readiness check failed");
+                }
+                *d.checks.lock().expect("daemon lock") = checks;
+                d.checks_done.store(true, Ordering::Release);
+                d.changed();
+            });
+        }
+        Ok((d, Workers { uploader, reporter }))
     }
-    d.finished.store(true, Ordering::Release);
-    d.wake_reporter();
-    if let Err(e) = uploader.join().expect("uploader thread panicked") {
-        tracing::warn!(error = %format!("{e:#}"), "uploads continue at the next start");
+
+    /// At shutdown: a running recording is stopped with EOS and kept, and the uploader gets a few
+    /// seconds to send what it can.
+    pub fn finish(&self, workers: Workers) {
+        if matches!(*self.current.lock().expect("daemon lock"), Slot::Active(_)) {
+            if let Err(ApiError(_, e)) = self.stop() {
+                tracing::error!(error = %e, "the recording did not stop cleanly");
+            }
+        }
+        self.finished.store(true, Ordering::Release);
+        self.wake_reporter();
+        if let Err(e) = workers.uploader.join().expect("uploader thread panicked") {
+            tracing::warn!(error = %format!("{e:#}"), "uploads continue at the next start");
+        }
+        workers.reporter.join().expect("reporter thread panicked");
     }
-    reporter.join().expect("reporter thread panicked");
-    Ok(())
+}
+
+/// Error text for the CLI and the screen: what happened and what to do.
+pub struct ApiError(pub StatusCode, pub String);
+
+impl axum::response::IntoResponse for ApiError {
+    fn into_response(self) -> axum::response::Response {
+        (self.0, axum::Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
 }

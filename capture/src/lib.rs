@@ -15,6 +15,7 @@
 //! - [`live`]: a running recording's levels, preview and watchdogs, for the device screen.
 //! - [`daemon`]: the service: one recording at a time, its truthful state, the reporter.
 //! - [`control`]: the loopback control API and the device screen it serves.
+//! - [`service`]: `lessonlens-capture run`, wiring the daemon and the control API together.
 //! - [`button`], [`light`]: the record button (evdev) and the recording light (sysfs LEDs).
 
 pub mod button;
@@ -29,6 +30,7 @@ pub mod live;
 pub mod pipeline;
 pub mod recorder;
 pub mod sealer;
+pub mod service;
 pub mod spool;
 pub mod status;
 pub mod upload;

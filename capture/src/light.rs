@@ -3,9 +3,8 @@
 //! "Starting" is off: the light never says recording before the first segment is sealed.
 
 use crate::config::LightConfig;
-use crate::daemon::Daemon;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -83,18 +82,22 @@ impl Leds {
     }
 }
 
-/// Runs the light until shutdown, then turns it off.
-pub fn spawn(d: Arc<Daemon>, config: LightConfig) {
+/// Runs the light until `shutdown`, showing what `signal` says, then turns it off.
+pub fn spawn(
+    config: LightConfig,
+    shutdown: Arc<AtomicBool>,
+    signal: impl Fn() -> Signal + Send + 'static,
+) {
     std::thread::spawn(move || {
         let leds = Leds::open(&config);
         let (mut current, mut since) = (Pattern::Off, Instant::now());
         let mut shown: Option<bool> = None;
         let mut looked = Instant::now() - Duration::from_secs(1);
         leds.set(false);
-        while !d.shutdown.load(Ordering::Acquire) {
+        while !shutdown.load(Ordering::Acquire) {
             if looked.elapsed() >= Duration::from_millis(200) {
                 looked = Instant::now();
-                let next = pattern(d.light_signal());
+                let next = pattern(signal());
                 if next != current {
                     (current, since) = (next, Instant::now());
                 }

@@ -158,7 +158,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(&cli.config)?;
     match cli.command {
-        Command::Run => lessonlens_capture::daemon::run(config, stop_flag()?)?,
+        Command::Run => lessonlens_capture::service::run(config, stop_flag()?)?,
         Command::Record(Record::Start { teacher, code }) => {
             let body = match teacher {
                 Some(t) if !code => serde_json::json!({ "teacher": t }),

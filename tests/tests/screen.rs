@@ -360,7 +360,7 @@ fn the_button_pauses_resumes_and_stops_and_the_light_tells_the_truth() {
         .write(true)
         .open(&fifo_path)
         .unwrap();
-    let f13 = lessonlens_capture::button::key_code("KEY_F13").unwrap();
+    let f13 = lessonlens_capture::config::key_code("KEY_F13").unwrap();
 
     // Idle: the light is off, and the button only says how to start.
     press(&mut fifo, f13, 1_000, 100);

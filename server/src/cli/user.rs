@@ -190,8 +190,8 @@ pub fn roster_import(
     apply: bool,
     skip_bad_lines: bool,
 ) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let (rows, errors) = roster::parse(&text);
     for e in &errors {
         eprintln!("line {}: {}", e.line, e.message);
