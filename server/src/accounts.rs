@@ -75,6 +75,9 @@ pub enum AccountError {
     CodeTaken,
 }
 
+/// Seconds in a day, for policies counted in days.
+pub const DAY: i64 = 86_400;
+
 pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }

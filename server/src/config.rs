@@ -86,23 +86,9 @@ fn default_hostnames() -> Vec<String> {
     vec!["localhost".into(), "127.0.0.1".into()]
 }
 fn default_allowed_networks() -> Vec<ipnet::IpNet> {
-    private_networks()
+    crate::network::private_networks()
 }
 
-/// Loopback and the private ranges a school network uses.
-pub fn private_networks() -> Vec<ipnet::IpNet> {
-    [
-        "127.0.0.0/8",
-        "::1/128",
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "fc00::/7",
-    ]
-    .iter()
-    .map(|n| n.parse().expect("valid default network"))
-    .collect()
-}
 fn default_session_hours() -> u32 {
     12
 }

@@ -6,8 +6,6 @@
 //! at the next start. So a deletion is all-or-nothing in the database and finished on disk even
 //! after a power cut.
 
-use crate::app::Shared;
-use crate::error::AppResult;
 use crate::locks::Take;
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 
@@ -95,34 +93,4 @@ pub fn sweep_blobs(
             .execute("DELETE FROM blob_deletions WHERE sha256 = ?1", params![sha])?;
     }
     Ok(pending.len())
-}
-
-/// Deletes recordings (rows, audit, then files) from a request handler.
-pub async fn delete_recordings(
-    st: &Shared,
-    recs: Vec<String>,
-    actor: &str,
-    action: &'static str,
-) -> AppResult<Removed> {
-    let audit_key = st.audit_key.clone();
-    let actor = actor.to_string();
-    let removed = st
-        .db(move |c| {
-            let removed = delete_rows(c, &audit_key, &recs, &actor, action)?;
-            crate::db::forget(c)?;
-            Ok(removed)
-        })
-        .await?;
-    remove_listed_files(st).await?;
-    Ok(removed)
-}
-
-/// [`sweep_blobs`] from a request handler, on a blocking thread, taking the database only
-/// between files.
-pub async fn remove_listed_files(st: &Shared) -> AppResult<()> {
-    let st = st.clone();
-    tokio::task::spawn_blocking(move || sweep_blobs(&st.db, st.blobs.as_ref()))
-        .await
-        .map_err(|e| crate::error::AppError::Internal(e.into()))??;
-    Ok(())
 }

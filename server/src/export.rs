@@ -93,7 +93,7 @@ fn gather(
     let mut recordings = Vec::new();
     let mut lessons = Vec::new();
     for (id, created_at) in &ids {
-        let mut r = serde_json::to_value(crate::routes::web::summary(c, id)?)?;
+        let mut r = serde_json::to_value(crate::recordings::summary(c, id)?)?;
         r["shared_with"] = query(
             c,
             "SELECT u.display_name, s.created_at FROM shares s JOIN users u ON u.id = s.coach_id WHERE s.recording_id = ?1",

@@ -18,13 +18,17 @@
 //! - [`export`]: subject access: everything held about a person, as one ZIP archive.
 //! - [`limits`]: failure counters that slow down password and device-code guessing.
 //! - [`locks`]: taking the database or the vault for one step of a long job.
-//! - [`retention`]: the retention policy, its pure planner and the sweeper.
+//! - [`network`]: which addresses count as the school's own.
+//! - [`recordings`]: a recording's status (complete, incomplete, still recording).
+//! - [`retention`]: the retention policy, its pure planner and the sweep.
+//! - [`jobs`]: the loops the server runs by itself (the periodic sweep).
 //! - [`offboarding`]: a teacher leaving: disable, crypto-shred, signed deletion receipt.
 //! - [`roster`]: importing the school's staff list (CSV).
 //! - [`second_factor`]: two-step sign-in (TOTP) and the policy that requires it.
 //! - [`slow_clients`]: handshake and header timeouts, connections per address.
 //! - [`routes`]: one file per route group (device API, web API, playback, static files).
-//! - [`app`]: shared state, the two routers (web; device API over mutual TLS) and the listeners.
+//! - [`app`]: shared state and request extractors.
+//! - [`http`]: middleware, the two routers (web; device API over mutual TLS) and the listeners.
 
 pub mod access;
 pub mod accounts;
@@ -38,9 +42,13 @@ pub mod deletion;
 pub mod devices;
 pub mod error;
 pub mod export;
+pub mod http;
+pub mod jobs;
 pub mod limits;
 pub mod locks;
+pub mod network;
 pub mod offboarding;
+pub mod recordings;
 pub mod retention;
 pub mod roster;
 pub mod routes;

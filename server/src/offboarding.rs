@@ -12,8 +12,8 @@
 //! finished by the next sweep.
 
 use crate::accounts::User;
+use crate::accounts::DAY;
 use crate::locks::Take;
-use crate::retention::DAY;
 use ed25519_dalek::{Signature, Signer, Verifier, VerifyingKey};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};

@@ -7,12 +7,11 @@
 //! resumes where it stopped. Leaving teachers are handled by [`crate::offboarding`], which the
 //! sweeper runs too.
 
-use crate::accounts::now;
 use crate::locks::Take;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
-pub const DAY: i64 = 86_400;
+use crate::accounts::DAY;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
@@ -225,25 +224,6 @@ pub fn sweep(
         );
     }
     Ok(swept)
-}
-
-/// The sweeper in the server: once at start, then every `every`.
-pub async fn run_periodically(st: crate::app::Shared, every: std::time::Duration) {
-    loop {
-        let s = st.clone();
-        let result = tokio::task::spawn_blocking(move || -> anyhow::Result<Swept> {
-            sweep(&s.db, &s.vault, s.blobs.as_ref(), &s.audit_key, now())
-        })
-        .await;
-        match result {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = %format!("{e:#}"), "retention sweep failed; it runs again later")
-            }
-            Err(e) => tracing::error!(error = %e, "retention sweep panicked"),
-        }
-        tokio::time::sleep(every).await;
-    }
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ impl Default for Policy {
 }
 
 fn default_on_site() -> Vec<ipnet::IpNet> {
-    crate::config::private_networks()
+    crate::network::private_networks()
 }
 
 impl Policy {

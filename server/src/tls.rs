@@ -12,7 +12,7 @@
 //! device listeners share it (devices pin one CA; a second would be one more thing to trust).
 //!
 //! The server certificate lasts [`SERVER_CERT_DAYS`]. It is renewed (new key, same CA) at start
-//! and by the running server (see `app::run`) once less than [`RENEW_BEFORE_DAYS`] are left, or
+//! and by the running server (see `http::run`) once less than [`RENEW_BEFORE_DAYS`] are left, or
 //! when `hostnames` no longer match it; browsers and devices trust the CA, so nobody notices.
 
 use crate::vault::{write_secret_file, TlsSeal};

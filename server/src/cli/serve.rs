@@ -3,8 +3,8 @@
 use super::Opened;
 use anyhow::Context;
 use lessonlens_server::accounts;
-use lessonlens_server::app::{self, AppState};
-use lessonlens_server::{retention, tls};
+use lessonlens_server::app::AppState;
+use lessonlens_server::tls;
 use std::sync::Arc;
 
 /// Runs the server until SIGTERM or Ctrl-C.
@@ -35,7 +35,7 @@ pub fn serve(o: Opened) -> anyhow::Result<()> {
     let bind = |a: std::net::SocketAddr| {
         std::net::TcpListener::bind(a).with_context(|| format!("cannot listen on {a} (in use?)"))
     };
-    let listeners = app::Listeners {
+    let listeners = lessonlens_server::http::Listeners {
         web: bind(o.config.listen)?,
         device: bind(o.config.device_listen)?,
     };
@@ -80,7 +80,10 @@ pub fn serve(o: Opened) -> anyhow::Result<()> {
             let every = std::time::Duration::from_secs(
                 u64::from(state.config.sweep_interval_minutes.max(1)) * 60,
             );
-            tokio::spawn(retention::run_periodically(state.clone(), every));
-            app::run(listeners, state, &tls, shutdown).await
+            tokio::spawn(lessonlens_server::jobs::sweep_periodically(
+                state.clone(),
+                every,
+            ));
+            lessonlens_server::http::run(listeners, state, &tls, shutdown).await
         })
 }

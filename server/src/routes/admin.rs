@@ -4,14 +4,13 @@
 
 use super::Route;
 use crate::accounts::{self, Role, User};
-use crate::app::{CurrentUser, Shared};
+use crate::app::{Admin, Shared};
 use crate::devices;
 use crate::error::{AppError, AppResult};
 use crate::offboarding::{self, OffboardError};
 use crate::retention::{self, Policy};
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::Json;
@@ -57,21 +56,6 @@ pub fn routes() -> Vec<Route> {
         ("GET", "/api/admin/audit", get(audit_json)),
         ("GET", "/api/admin/audit.csv", get(audit_csv)),
     ]
-}
-
-/// A signed-in admin; anyone else signed in gets 403.
-pub struct Admin(pub User);
-
-impl FromRequestParts<Shared> for Admin {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, st: &Shared) -> Result<Self, Self::Rejection> {
-        let CurrentUser(user) = CurrentUser::from_request_parts(parts, st).await?;
-        if !user.has(Role::Admin) {
-            return Err(AppError::Forbidden("only admins can do that"));
-        }
-        Ok(Admin(user))
-    }
 }
 
 impl From<OffboardError> for AppError {

@@ -46,7 +46,7 @@ async fn list(
                 .collect::<Result<_, _>>()?;
             Ok(ids
                 .iter()
-                .map(|id| super::web::summary(c, id))
+                .map(|id| crate::recordings::summary(c, id))
                 .collect::<Result<_, _>>()?)
         })
         .await?;
@@ -224,7 +224,7 @@ async fn claim(
             Ok(true)
         })
         .await?;
-    crate::deletion::remove_listed_files(&st).await?;
+    super::remove_listed_files(&st).await?;
     if !claimed {
         return Err(AppError::Conflict(
             "this lesson was claimed a moment ago; refresh the page".into(),

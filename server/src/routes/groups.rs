@@ -8,10 +8,10 @@
 //! teacher chose the people who were in the group, and an admin who adds someone to a group must
 //! not widen what that teacher shared (see docs/decisions.md).
 
-use super::admin::Admin;
 use super::Route;
 use crate::access;
 use crate::accounts::{self, Role};
+use crate::app::Admin;
 use crate::app::{CurrentUser, Shared};
 use crate::error::{AppError, AppResult};
 use axum::extract::{Path, State};
@@ -263,7 +263,7 @@ async fn share(
     Path(id): Path<String>,
     Json(new): Json<NewShare>,
 ) -> AppResult<Json<serde_json::Value>> {
-    let rec = super::review::rec_id(&id)?;
+    let rec = super::rec_id(&id)?;
     audited(&st, user.audit_id.clone(), move |c| {
         access::owner_only(c, &user, &rec)?;
         let (group, name) = group_id(c, &new.group.to_string())
@@ -293,7 +293,7 @@ async fn unshare(
     CurrentUser(user): CurrentUser,
     Path((id, group)): Path<(String, String)>,
 ) -> AppResult<Json<serde_json::Value>> {
-    let rec = super::review::rec_id(&id)?;
+    let rec = super::rec_id(&id)?;
     audited(&st, user.audit_id.clone(), move |c| {
         access::owner_only(c, &user, &rec)?;
         let (group, name) = group_id(c, &group)?;

@@ -100,6 +100,43 @@ pub fn device_router(max_segment_bytes: usize) -> Router<Shared> {
     build(device::routes(max_segment_bytes))
 }
 
+/// Deletes recordings (rows, audit, then files) from a request handler.
+pub async fn delete_recordings(
+    st: &Shared,
+    recs: Vec<String>,
+    actor: &str,
+    action: &'static str,
+) -> crate::error::AppResult<crate::deletion::Removed> {
+    let audit_key = st.audit_key.clone();
+    let actor = actor.to_string();
+    let removed = st
+        .db(move |c| {
+            let removed = crate::deletion::delete_rows(c, &audit_key, &recs, &actor, action)?;
+            crate::db::forget(c)?;
+            Ok(removed)
+        })
+        .await?;
+    remove_listed_files(st).await?;
+    Ok(removed)
+}
+
+/// [`sweep_blobs`] from a request handler, on a blocking thread, taking the database only
+/// between files.
+pub async fn remove_listed_files(st: &Shared) -> crate::error::AppResult<()> {
+    let st = st.clone();
+    tokio::task::spawn_blocking(move || crate::deletion::sweep_blobs(&st.db, st.blobs.as_ref()))
+        .await
+        .map_err(|e| crate::error::AppError::Internal(e.into()))??;
+    Ok(())
+}
+
+/// Recording ids are UUIDs; anything else names nothing.
+pub(crate) fn rec_id(id: &str) -> crate::error::AppResult<String> {
+    id.parse::<lessonlens_proto::RecordingId>()
+        .map(|r| r.to_string())
+        .map_err(|_| crate::error::AppError::NotFound)
+}
+
 #[cfg(test)]
 mod tests {
     use super::{table, Listener};

@@ -2,15 +2,17 @@
 //! replies, the owner's private reflection notes, "who watched this", and deleting a recording.
 //! Who may do what is decided by [`crate::access`].
 
-use super::web::{summary, LibraryItem};
+use super::rec_id;
 use super::Route;
 use crate::access::{self, Access};
 use crate::accounts::{self, Role};
 use crate::app::{CurrentUser, Shared};
 use crate::error::{AppError, AppResult};
+use crate::recordings::summary;
 use axum::extract::{Path, State};
 use axum::routing::{delete, get, post};
 use axum::Json;
+use lessonlens_proto::wire::RecordingSummary;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
@@ -38,13 +40,6 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// Recording ids are UUIDs; anything else names nothing.
-pub(super) fn rec_id(id: &str) -> AppResult<String> {
-    id.parse::<lessonlens_proto::RecordingId>()
-        .map(|r| r.to_string())
-        .map_err(|_| AppError::NotFound)
-}
-
 #[derive(Serialize)]
 pub struct Person {
     pub username: String,
@@ -65,6 +60,21 @@ fn shared_with(c: &Connection, rec: &str) -> rusqlite::Result<Vec<Person>> {
         })?
         .collect();
     people
+}
+
+/// A recording as a library lists it.
+#[derive(serde::Serialize)]
+pub struct LibraryItem {
+    #[serde(flatten)]
+    pub summary: RecordingSummary,
+    /// The teacher whose lesson it is (display name).
+    pub owner: String,
+    pub is_owner: bool,
+    /// The coaches it is shared with (display names); empty for anyone but the owner.
+    pub shared_with: Vec<String>,
+    /// When the retention policy deletes it (Unix time); `None` while an admin holds it.
+    pub delete_after: Option<i64>,
+    pub held: bool,
 }
 
 /// A library entry: the summary, whose lesson it is and who it is shared with (owner only).
@@ -499,7 +509,6 @@ async fn delete_recording(
         Ok(())
     })
     .await?;
-    let removed =
-        crate::deletion::delete_recordings(&st, vec![rec], &who, "delete-recording").await?;
+    let removed = super::delete_recordings(&st, vec![rec], &who, "delete-recording").await?;
     Ok(Json(serde_json::json!({ "deleted": removed })))
 }
