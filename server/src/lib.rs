@@ -33,6 +33,7 @@
 pub mod access;
 pub mod accounts;
 pub mod app;
+mod architecture;
 pub mod audit;
 pub mod backup;
 pub mod blobs;
