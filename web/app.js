@@ -2,7 +2,8 @@
 // and routes; each view is a module in js/ (library, recording, admin, account), beside small
 // shared ones (dom, api, format, state). Views are switched by the URL hash:
 // #/ (my lessons), #/shared (shared with me), #/recording/<id> (player, comments, sharing) and
-// #/admin (people, retention, holds, receipts, audit log), #/account (two-step sign-in, recovery
+// #/admin/<page> (people, devices, groups, retention and holds, receipts, audit log: each its own
+// address), #/account (two-step sign-in, recovery
 // code, device code, what admins changed) and #/invite/<token>.
 // Every request goes to the same origin; every text from the server is set with textContent.
 
@@ -10,7 +11,7 @@ import { $, samePasswords, show } from "./js/dom.js";
 import { api } from "./js/api.js";
 import { showLibrary } from "./js/library.js";
 import { showRecording } from "./js/recording.js";
-import { showAdmin } from "./js/admin.js";
+import { forgetAdmin, showAdmin } from "./js/admin.js";
 import { showAccount, showUnseenAdminActions } from "./js/account.js";
 import { hooks, state } from "./js/state.js";
 
@@ -109,6 +110,7 @@ $("recover-form").addEventListener("submit", async (ev) => {
 $("logout").addEventListener("click", async () => {
   await api("/api/logout", { method: "POST" }).catch(() => {});
   state.me = null;
+  forgetAdmin();
   $("who").textContent = "";
   $("logout").hidden = true;
   // Whoever signs in next starts at their own front page, not at this person's last page.

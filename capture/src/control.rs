@@ -1,5 +1,6 @@
 //! The control API on the device's loopback address: the device screen (a page and its event
-//! stream), the CLI and the record button all drive the recorder through it.
+//! stream) and the CLI drive the recorder through it (the record button calls the daemon
+//! directly).
 //!
 //! ```text
 //! GET  /                                         the device screen (index.html, screen.js, screen.css)

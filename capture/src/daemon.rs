@@ -85,7 +85,7 @@ pub struct Daemon {
     current: Mutex<Slot>,
     /// Why the last recording ended by itself (camera gone, disk full, budget), for `status`.
     last_error: Mutex<Option<String>>,
-    /// The `doctor` checks, run once at start (see `run`).
+    /// The `doctor` checks, run once at start (see `Daemon::open`).
     checks: Mutex<Vec<crate::doctor::Check>>,
     /// Set once the start-up checks are done: until then they may hold the camera and microphone.
     checks_done: AtomicBool,

@@ -83,7 +83,7 @@ impl AppState {
     }
 }
 
-/// The address a request really comes from (after trusted proxies), set by [`network_guard`].
+/// The address a request really comes from (after trusted proxies), set by the network guard (`crate::http`).
 #[derive(Clone, Copy, Debug)]
 pub struct ClientIp(pub IpAddr);
 
@@ -225,8 +225,8 @@ impl FromRequestParts<Shared> for Admin {
 }
 
 /// The SHA-256 of the client certificate a device presented on the device listener (put there by
-/// [`PeerCertAcceptor`]); the TLS layer has already checked that it chains to the school CA and
-/// is within its dates.
+/// that listener's acceptor in `crate::http`); the TLS layer has already checked that it chains
+/// to the school CA and is within its dates.
 #[derive(Clone, Copy)]
 pub struct PeerCert(pub [u8; 32]);
 

@@ -57,7 +57,7 @@ pub struct Config {
     pub sweep_interval_minutes: u32,
     /// Where sealed segments are kept: `[storage]` with `backend = "local"` (the default, the
     /// folder `data_dir/blobs`) or `backend = "s3"` and the settings of
-    /// [`crate::blobs::s3::S3Config`].
+    /// [`S3Config`].
     #[serde(default)]
     pub storage: Storage,
 }
@@ -67,7 +67,7 @@ pub struct Config {
 pub enum Storage {
     #[default]
     Local,
-    S3(crate::blobs::s3::S3Config),
+    S3(S3Config),
 }
 
 fn default_listen() -> SocketAddr {
@@ -165,6 +165,65 @@ impl Config {
     /// older `data_dir` cannot bring a key back.
     pub fn shred_log_path(&self) -> PathBuf {
         self.master_key_file.with_extension("shredded")
+    }
+}
+
+/// `[storage]` with `backend = "s3"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// The object store's address, e.g. `https://s3.school.internal:9000`. Plain `http://` is
+    /// accepted only on loopback (an object store on the same machine).
+    pub endpoint: String,
+    /// The bucket; it must exist.
+    pub bucket: String,
+    /// Default `us-east-1`, which most S3-compatible stores accept.
+    #[serde(default = "default_region")]
+    pub region: String,
+    pub access_key_id: String,
+    /// A file holding the secret access key, readable by the server's user only (mode 0600).
+    pub secret_access_key_file: PathBuf,
+    /// Keys start with this folder, so one bucket can serve several schools. Default: none.
+    #[serde(default)]
+    pub prefix: String,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+impl S3Config {
+    /// Where the blobs are, for messages.
+    pub fn place(&self) -> String {
+        format!("bucket {} at {}", self.bucket, self.endpoint)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let url = url::Url::parse(&self.endpoint)
+            .with_context(|| format!("storage endpoint {:?} is not a URL", self.endpoint))?;
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(a)) => a.is_loopback(),
+            Some(url::Host::Ipv6(a)) => a.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => bail!("storage endpoint {} names no host", self.endpoint),
+        };
+        match url.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            "http" => bail!(
+                "storage endpoint {} is plain http on the network: use https (plain http is \
+                 accepted only for an object store on this machine)",
+                self.endpoint
+            ),
+            other => bail!(
+                "storage endpoint {} has scheme {other}; use https",
+                self.endpoint
+            ),
+        }
+        if self.bucket.is_empty() || self.access_key_id.is_empty() {
+            bail!("[storage] needs bucket and access_key_id");
+        }
+        Ok(())
     }
 }
 

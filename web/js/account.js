@@ -6,7 +6,7 @@ import { api } from "./api.js";
 import { when } from "./format.js";
 import { hooks, state } from "./state.js";
 
-export function adminActionText(a) {
+function adminActionText(a) {
   return `${when(a.at)}: ${a.by} ${a.what}`;
 }
 
@@ -56,7 +56,7 @@ export function showAccount() {
 
 // Sends one change from the Account page, then shows the page again from a fresh /api/me.
 // Gives the server's answer, or null after showing why it failed in the form's error line.
-export async function accountChange(form, error, send) {
+async function accountChange(form, error, send) {
   $(error).textContent = "";
   try {
     const r = await send();
@@ -69,7 +69,7 @@ export async function accountChange(form, error, send) {
   }
 }
 
-export function forgetRecoveryCode() {
+function forgetRecoveryCode() {
   $("recovery-code").textContent = "";
   $("recovery-result").hidden = true;
 }
@@ -112,7 +112,7 @@ $("device-code-form").addEventListener("submit", async (ev) => {
 });
 
 // Draws a QR code ({side, modules: "0101..."} from the server) with a 4-module quiet zone.
-export function drawQr(canvas, qr) {
+function drawQr(canvas, qr) {
   const scale = Math.floor(canvas.width / (qr.side + 8));
   canvas.dataset.modulePx = scale;
   const g = canvas.getContext("2d");

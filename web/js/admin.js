@@ -5,7 +5,7 @@ import { api } from "./api.js";
 import { day, when } from "./format.js";
 import { state } from "./state.js";
 
-export function groupCard(g, coaches) {
+function groupCard(g, coaches) {
   const members = new Set(g.members.map((m) => m.username));
   const select = el(
     "select",
@@ -68,7 +68,7 @@ export function groupCard(g, coaches) {
   );
 }
 
-export async function adminAction(path, method = "POST", body = {}) {
+async function adminAction(path, method = "POST", body = {}) {
   $("admin-error").textContent = "";
   try {
     await api(path, { method, body: JSON.stringify(body) });
@@ -78,7 +78,7 @@ export async function adminAction(path, method = "POST", body = {}) {
   await showAdmin();
 }
 
-export function userRow(u) {
+function userRow(u) {
   const name = encodeURIComponent(u.username);
   const status = u.delete_after
     ? `Leaving: deleted on ${day(u.delete_after)}`
@@ -135,7 +135,7 @@ export function userRow(u) {
   return el("tr", {}, el("td", {}, u.display_name), el("td", {}, u.username), el("td", {}, u.roles.join(", ")), el("td", {}, status), el("td", {}, actions));
 }
 
-export function recordingRow(r) {
+function recordingRow(r) {
   let hold;
   if (r.hold_reason) {
     hold = el(
@@ -162,7 +162,7 @@ export function recordingRow(r) {
   return el("tr", {}, el("td", {}, when(r.created_at)), el("td", {}, r.owner), el("td", {}, r.device), el("td", {}, r.hold_reason ? "on hold" : day(r.delete_after)), el("td", {}, hold));
 }
 
-export function deviceRow(d) {
+function deviceRow(d) {
   const status = d.revoked
     ? "Revoked"
     : d.identity_conflict_at
@@ -274,10 +274,17 @@ const loaders = {
   audit: loadAudit,
 };
 
-// Shows the admin sub-page `which` (people by default) with fresh data.
+// Shows the admin sub-page `which` (people by default) with fresh data. Moving to another
+// sub-page leaves nothing of the last one's messages (an error, a one-time code, a link).
 export async function showAdmin(which = page) {
   const seq = state.routeSeq;
-  page = PAGES.includes(which) ? which : "people";
+  const next = PAGES.includes(which) ? which : "people";
+  if (next !== page) {
+    for (const id of ["admin-error", "invite-result", "enroll-result", "roster-result", "policy-saved"]) $(id).replaceChildren();
+  }
+  page = next;
+  // The address names the sub-page shown, so a reload or a bookmark comes back to it.
+  if (location.hash !== `#/admin/${page}`) history.replaceState(null, "", `#/admin/${page}`);
   await loaders[page]();
   if (seq !== state.routeSeq) return;
   for (const p of PAGES) $(`admin-page-${p}`).hidden = p !== page;
@@ -303,6 +310,15 @@ $("audit-older").addEventListener("click", () => {
   adminRefresh(loadAudit);
 });
 
+// Forgets the sub-page and the audit filter, for whoever signs in next.
+export function forgetAdmin() {
+  page = "people";
+  audit = { page: 0, q: "" };
+  people = [];
+  $("audit-filter").value = "";
+  $("people-search").value = "";
+}
+
 // Runs a loader, showing its failure in the admin page's error line.
 async function adminRefresh(load) {
   $("admin-error").textContent = "";
@@ -313,7 +329,7 @@ async function adminRefresh(load) {
   }
 }
 
-export function showInvite(who, r) {
+function showInvite(who, r) {
   $("invite-result").replaceChildren(
     el("p", {}, `Invitation for ${who} (works once, until ${when(r.invite_expires_at)}): `),
     el("p", {}, el("code", { className: "invite-link" }, r.invite_url)),
@@ -363,7 +379,7 @@ $("add-user-form").addEventListener("submit", async (ev) => {
   await showAdmin();
 });
 
-export async function roster(apply) {
+async function roster(apply) {
   $("admin-error").textContent = "";
   const file = $("roster-file").files[0];
   if (!file) return;

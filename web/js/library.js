@@ -50,7 +50,7 @@ export async function showLibrary(shared) {
   $("main").focus();
 }
 
-export async function showOffline(shared) {
+async function showOffline(shared) {
   const list = shared || !state.me.roles.includes("teacher") ? [] : await api("/api/unassigned");
   $("offline").hidden = list.length === 0;
   $("offline-list").replaceChildren(

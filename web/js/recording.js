@@ -5,7 +5,7 @@ import { api } from "./api.js";
 import { clock, gapText, retentionText, statusText, when } from "./format.js";
 import { hooks, state } from "./state.js";
 
-export function attachPlayer(id) {
+function attachPlayer(id) {
   const video = $("video");
   const src = `/api/recordings/${id}/playlist.m3u8`;
   if (window.Hls && window.Hls.isSupported()) {
@@ -27,13 +27,13 @@ export function attachPlayer(id) {
   video.playbackRate = Number($("speed").value);
 }
 
-export function seek(t) {
+function seek(t) {
   const video = $("video");
   video.currentTime = t;
   video.focus();
 }
 
-export function renderTimeline(comments) {
+function renderTimeline(comments) {
   const d = state.current.duration_seconds || 1;
   const gaps = state.current.gaps.map((g) => {
     const m = el("span", { className: `gap ${g.kind}`, title: gapText(g), role: "img", "aria-label": gapText(g) });
@@ -60,7 +60,7 @@ export function renderTimeline(comments) {
   );
 }
 
-export function commentItem(c, replies) {
+function commentItem(c, replies) {
   const head = el(
     "div",
     { className: "comment-head" },
@@ -95,7 +95,7 @@ export function commentItem(c, replies) {
   return item;
 }
 
-export async function loadComments() {
+async function loadComments() {
   const comments = await api(`/api/recordings/${state.current.id}/comments`);
   const top = comments.filter((c) => c.parent_id === null);
   $("comments").replaceChildren(
@@ -105,7 +105,7 @@ export async function loadComments() {
   renderTimeline(comments);
 }
 
-export async function postComment(body) {
+async function postComment(body) {
   $("comment-error").textContent = "";
   try {
     await api(`/api/recordings/${state.current.id}/comments`, { method: "POST", body: JSON.stringify(body) });
@@ -117,7 +117,7 @@ export async function postComment(body) {
   }
 }
 
-export async function removeComment(id) {
+async function removeComment(id) {
   if (!confirm("Delete this comment?")) return;
   await api(`/api/recordings/${state.current.id}/comments/${id}`, { method: "DELETE" }).catch((e) => {
     $("comment-error").textContent = e.message;
@@ -127,7 +127,7 @@ export async function removeComment(id) {
 
 // Shares the state.current recording (with a coach, or with a group: again to let in who joined since),
 // then shows the page again.
-export async function share(path, body) {
+async function share(path, body) {
   $("share-error").textContent = "";
   try {
     await api(`/api/recordings/${state.current.id}/${path}`, { method: "POST", body: JSON.stringify(body) });
@@ -137,7 +137,7 @@ export async function share(path, body) {
   }
 }
 
-export function stopSharing(label, path) {
+function stopSharing(label, path) {
   return el(
     "button",
     {
@@ -155,7 +155,7 @@ export function stopSharing(label, path) {
 
 // A group this lesson is shared with, and who is in it: those who joined after it was shared cannot
 // watch until the teacher shares again.
-export function groupShareItem(g, base) {
+function groupShareItem(g, base) {
   const late = g.members.filter((m) => !m.can_watch);
   return el(
     "li",
@@ -186,7 +186,7 @@ export function groupShareItem(g, base) {
 let shareGroups = []; // the groups the group share form offers, with their members
 
 // Who is in the group chosen in the share form, before the teacher shares with it.
-export function showShareGroupMembers() {
+function showShareGroupMembers() {
   const g = shareGroups.find((x) => String(x.id) === $("share-group").value);
   $("share-group-members").textContent = !g
     ? ""
@@ -195,7 +195,7 @@ export function showShareGroupMembers() {
       : `Nobody is in ${g.name} yet: sharing with it lets nobody watch until you share again after coaches join.`;
 }
 
-export async function loadOwnerPanel(detail) {
+async function loadOwnerPanel(detail) {
   const base = `/api/recordings/${state.current.id}`;
   $("shares").replaceChildren(
     ...detail.shares.map((p) =>

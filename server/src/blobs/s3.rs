@@ -9,73 +9,14 @@
 //! the [`BlobStore`] methods block like the folder's do.
 
 use super::{begin_in, prepare_staging, shard, BlobStore, Incoming};
+use crate::config::S3Config;
 use anyhow::{bail, Context};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as Key;
 use object_store::{ClientOptions, ObjectStoreExt, PutPayload, RetryConfig};
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use zeroize::Zeroizing;
-
-/// `[storage]` with `backend = "s3"`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct S3Config {
-    /// The object store's address, e.g. `https://s3.school.internal:9000`. Plain `http://` is
-    /// accepted only on loopback (an object store on the same machine).
-    pub endpoint: String,
-    /// The bucket; it must exist.
-    pub bucket: String,
-    /// Default `us-east-1`, which most S3-compatible stores accept.
-    #[serde(default = "default_region")]
-    pub region: String,
-    pub access_key_id: String,
-    /// A file holding the secret access key, readable by the server's user only (mode 0600).
-    pub secret_access_key_file: PathBuf,
-    /// Keys start with this folder, so one bucket can serve several schools. Default: none.
-    #[serde(default)]
-    pub prefix: String,
-}
-
-fn default_region() -> String {
-    "us-east-1".into()
-}
-
-impl S3Config {
-    /// Where the blobs are, for messages.
-    pub fn place(&self) -> String {
-        format!("bucket {} at {}", self.bucket, self.endpoint)
-    }
-
-    pub fn validate(&self) -> anyhow::Result<()> {
-        let url = url::Url::parse(&self.endpoint)
-            .with_context(|| format!("storage endpoint {:?} is not a URL", self.endpoint))?;
-        let loopback = match url.host() {
-            Some(url::Host::Ipv4(a)) => a.is_loopback(),
-            Some(url::Host::Ipv6(a)) => a.is_loopback(),
-            Some(url::Host::Domain(d)) => d == "localhost",
-            None => bail!("storage endpoint {} names no host", self.endpoint),
-        };
-        match url.scheme() {
-            "https" => {}
-            "http" if loopback => {}
-            "http" => bail!(
-                "storage endpoint {} is plain http on the network: use https (plain http is \
-                 accepted only for an object store on this machine)",
-                self.endpoint
-            ),
-            other => bail!(
-                "storage endpoint {} has scheme {other}; use https",
-                self.endpoint
-            ),
-        }
-        if self.bucket.is_empty() || self.access_key_id.is_empty() {
-            bail!("[storage] needs bucket and access_key_id");
-        }
-        Ok(())
-    }
-}
 
 pub struct S3Blobs {
     store: AmazonS3,

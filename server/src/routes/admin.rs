@@ -630,7 +630,8 @@ struct AuditRow {
 }
 
 /// The audit log, newest first: `limit` entries after skipping `offset`, only those whose person,
-/// action or target contains `filter` (any, when empty).
+/// action or target contains `filter` (any, when empty; letters compared without case for ASCII
+/// only, as SQLite's LIKE does).
 fn audit_rows(
     c: &Connection,
     filter: &str,
@@ -648,7 +649,8 @@ fn audit_rows(
     let mut stmt = c.prepare(
         "SELECT a.id, a.at, COALESCE(u.display_name, a.actor) AS who, a.action, a.target
          FROM audit a LEFT JOIN users u ON u.audit_id = a.actor
-         WHERE ?1 = '' OR who LIKE ?2 ESCAPE '\\' OR a.action LIKE ?2 ESCAPE '\\' OR a.target LIKE ?2 ESCAPE '\\'
+         WHERE ?1 = '' OR COALESCE(u.display_name, a.actor) LIKE ?2 ESCAPE '\\'
+            OR a.action LIKE ?2 ESCAPE '\\' OR a.target LIKE ?2 ESCAPE '\\'
          ORDER BY a.id DESC LIMIT ?3 OFFSET ?4",
     )?;
     let rows = stmt

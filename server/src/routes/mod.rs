@@ -120,7 +120,7 @@ pub async fn delete_recordings(
     Ok(removed)
 }
 
-/// [`sweep_blobs`] from a request handler, on a blocking thread, taking the database only
+/// [`crate::deletion::sweep_blobs`] from a request handler, on a blocking thread, taking the database only
 /// between files.
 pub async fn remove_listed_files(st: &Shared) -> crate::error::AppResult<()> {
     let st = st.clone();
