@@ -347,18 +347,27 @@ fn watch_frames(pipeline: &gst::Pipeline, c: &Config, live: &Arc<Live>) -> anyho
         }
         gst::PadProbeReturn::Ok
     });
-    let sink = pipeline
-        .by_name("preview")
-        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-        .ok_or_else(|| anyhow!("pipeline has no appsink named preview"))?;
     let live = live.clone();
+    on_each_buffer(pipeline, "preview", move |jpeg| live.set_preview(jpeg))
+}
+
+/// Hands a copy of each buffer the appsink `name` receives (one JPEG) to `f`.
+fn on_each_buffer(
+    pipeline: &gst::Pipeline,
+    name: &str,
+    f: impl Fn(Vec<u8>) + Send + Sync + 'static,
+) -> anyhow::Result<()> {
+    let sink = pipeline
+        .by_name(name)
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or_else(|| anyhow!("pipeline has no appsink named {name}"))?;
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                 let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
                 let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
-                live.set_preview(map.to_vec());
+                f(map.to_vec());
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),
@@ -368,7 +377,7 @@ fn watch_frames(pipeline: &gst::Pipeline, c: &Config, live: &Arc<Live>) -> anyho
 
 /// The loudness in a `level` element's message, if `msg` is one: the loudest channel's RMS and
 /// peak, in dBFS.
-fn level_of(msg: &gst::Message) -> Option<(String, f64, f64)> {
+fn level_of(msg: &gst::Message) -> Option<(f64, f64)> {
     let gst::MessageView::Element(e) = msg.view() else {
         return None;
     };
@@ -391,11 +400,7 @@ fn level_of(msg: &gst::Message) -> Option<(String, f64, f64)> {
             -100.0
         }
     };
-    Some((
-        msg.src()?.name().to_string(),
-        floor(loudest("rms")?),
-        floor(loudest("peak")?),
-    ))
+    Some((floor(loudest("rms")?), floor(loudest("peak")?)))
 }
 
 /// Lets the first frame into the poster branch and no other, so the JPEG encoder runs once per
@@ -422,22 +427,9 @@ fn connect_poster(
         }
         gst::PadProbeReturn::Remove
     });
-    let sink = pipeline
-        .by_name("poster")
-        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-        .ok_or_else(|| anyhow!("pipeline has no appsink named poster"))?;
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |sink| {
-                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
-                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
-                out(Fragment::Poster(map.to_vec()));
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
-    Ok(())
+    on_each_buffer(pipeline, "poster", move |jpeg| {
+        out(Fragment::Poster(jpeg));
+    })
 }
 
 impl Capture {
@@ -501,7 +493,7 @@ impl Capture {
             let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(50)) else {
                 continue;
             };
-            if let Some((_, rms_db, peak_db)) = level_of(&msg) {
+            if let Some((rms_db, peak_db)) = level_of(&msg) {
                 self.live.set_level(Level {
                     source: "microphone".into(),
                     rms_db,
