@@ -384,3 +384,41 @@ fn changes_to_an_account_are_shown_until_the_person_has_seen_them() {
         "turned off your two-step sign-in"
     );
 }
+
+#[test]
+fn the_audit_log_pages_take_only_bounded_input_and_only_from_admins() {
+    let server = Server::start(&web_dir());
+    server.add_user("ada", "ada-password", "admin");
+    server.add_user("cleo", "cleo-password", "coach");
+    let agent = server.agent();
+    let ada = server.login(&agent, "ada", "ada-password");
+    let get = |query: &str, cookie: &str| -> (u16, serde_json::Value) {
+        let res = agent
+            .get(&format!("{}/api/admin/audit?{query}", server.url()))
+            .set("cookie", cookie)
+            .call();
+        match res {
+            Ok(r) => (r.status(), r.into_json().unwrap()),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or_default()),
+            Err(e) => panic!("{query}: {e}"),
+        }
+    };
+    let (code, page) = get("page=0&q=login", &ada);
+    assert_eq!(code, 200, "{page}");
+    assert_eq!(page["page"], 0);
+    assert!(page["more"].is_boolean(), "{page}");
+    let rows = page["rows"].as_array().unwrap();
+    assert!(!rows.is_empty(), "ada's sign-in is in the log: {page}");
+    assert!(
+        rows.iter().all(|r| r.to_string().contains("login")),
+        "{page}"
+    );
+    let long = format!("q={}", "a".repeat(101));
+    for bad in ["page=100001", "page=-1", "page=abc", long.as_str()] {
+        let (code, body) = get(bad, &ada);
+        assert_eq!(code, 400, "{bad}: {body}");
+        assert!(body["error"].is_string(), "{bad}: {body}");
+    }
+    let cleo = server.login(&agent, "cleo", "cleo-password");
+    assert_eq!(get("page=0", &cleo).0, 403);
+}
