@@ -227,3 +227,22 @@ impl Server {
         (service, config, port)
     }
 }
+
+/// Polls the capture service's `status` until `ok` holds, for at most `within`; fails the test
+/// with `what` and the last status otherwise. Returns the status that passed.
+pub fn wait_for(
+    config: &Path,
+    what: &str,
+    within: Duration,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let s = capture_json(config, &["status"], "");
+        if ok(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{what}: status is {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -17,7 +17,9 @@ pub mod seaweed;
 pub mod server;
 pub mod uploads;
 
-pub use capture::{capture_json, record_once, share, start_capture, wait_for_segments, Capture};
+pub use capture::{
+    capture_json, record_once, share, start_capture, wait_for, wait_for_segments, Capture,
+};
 pub use scanner::{find_plaintext_media, scan_tree};
 pub use server::{column, Device, Server};
 pub use uploads::{new_recording_id, sealed_segment};

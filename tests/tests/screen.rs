@@ -3,7 +3,7 @@
 //! service's reader) and its light (a folder laid out like `/sys/class/leds`).
 
 use gst::prelude::*;
-use lessonlens_e2e::{capture_json, share, web_dir, Server};
+use lessonlens_e2e::{capture_json, run_with_stdin, share, wait_for, web_dir, Device, Server};
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,15 +11,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn wait_state(config: &Path, want: &str, seconds: u64) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        let s = capture_json(config, &["status"], "");
-        if s["state"] == want {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "never {want}: {s}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for(
+        config,
+        &format!("never {want}"),
+        Duration::from_secs(seconds),
+        |s| s["state"] == want,
+    )
+}
+
+/// A school server with teacher alice (device code 2468) and the enrolled device room-12, and a
+/// folder for the device.
+fn school() -> (Server, Device, tempfile::TempDir) {
+    let server = Server::start(&web_dir());
+    server.add_user("alice", "alice-password", "teacher");
+    assert_eq!(server.set_device_code("alice", "2468"), 200);
+    let device = server.add_device("room-12");
+    (server, device, tempfile::tempdir().unwrap())
 }
 
 /// A microphone (over `shm`) whose tone switches between quiet (-46 dBFS) and loud (-6 dBFS)
@@ -99,12 +106,12 @@ fn a_teacher_records_a_lesson_from_the_device_screen_and_watches_it() {
         ),
     );
     // Without demo mode, nothing on the device records in a teacher's name without their code.
-    let by_name = std::process::Command::new(lessonlens_e2e::bin("lessonlens-capture"))
-        .arg("--config")
-        .arg(&config)
-        .args(["record", "start", "--teacher", "alice"])
-        .output()
-        .unwrap();
+    let by_name = run_with_stdin(
+        "lessonlens-capture",
+        &config,
+        &["record", "start", "--teacher", "alice"],
+        "",
+    );
     assert!(!by_name.status.success());
     assert!(
         String::from_utf8_lossy(&by_name.stderr).contains("types their code"),
@@ -133,11 +140,7 @@ fn a_teacher_records_a_lesson_from_the_device_screen_and_watches_it() {
 
 #[test]
 fn the_screen_warns_of_a_silent_microphone_and_says_when_the_camera_goes() {
-    let server = Server::start(&web_dir());
-    server.add_user("alice", "alice-password", "teacher");
-    assert_eq!(server.set_device_code("alice", "2468"), 200);
-    let device = server.add_device("room-12");
-    let dir = tempfile::tempdir().unwrap();
+    let (server, device, dir) = school();
     let (cam, mic) = (dir.path().join("cam.sock"), dir.path().join("mic.sock"));
     let camera = share("camera", &cam);
     let _silence = share("silence", &mic);
@@ -189,11 +192,8 @@ fn the_screen_warns_of_a_silent_microphone_and_says_when_the_camera_goes() {
 
 #[test]
 fn the_silence_warning_reaches_status_metrics_and_the_admins_device_list() {
-    let server = Server::start(&web_dir());
-    server.add_user("alice", "alice-password", "teacher");
+    let (server, device, dir) = school();
     server.add_user("ada", "ada-password", "admin");
-    let device = server.add_device("room-12");
-    let dir = tempfile::tempdir().unwrap();
     let mic = dir.path().join("mic.sock");
     let _silence = share("silence", &mic);
     let (_service, config, port) = server.capture_service(
@@ -205,15 +205,9 @@ fn the_silence_warning_reaches_status_metrics_and_the_admins_device_list() {
         ),
     );
     capture_json(&config, &["record", "start", "--teacher", "alice"], "");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let s = loop {
-        let s = capture_json(&config, &["status"], "");
-        if !s["warnings"].as_array().unwrap().is_empty() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "no warning: {s}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let s = wait_for(&config, "no warning", Duration::from_secs(30), |s| {
+        !s["warnings"].as_array().unwrap().is_empty()
+    });
     assert_eq!(s["state"], "recording", "a warning does not end the lesson");
     assert_eq!(s["warnings"][0]["kind"], "microphone_silent");
     let metrics = ureq::get(&format!("http://127.0.0.1:{port}/metrics"))
@@ -247,11 +241,7 @@ fn the_silence_warning_reaches_status_metrics_and_the_admins_device_list() {
 
 #[test]
 fn offline_the_screen_records_to_the_schools_key_and_says_so() {
-    let mut server = Server::start(&web_dir());
-    server.add_user("alice", "alice-password", "teacher");
-    assert_eq!(server.set_device_code("alice", "2468"), 200);
-    let device = server.add_device("room-12");
-    let dir = tempfile::tempdir().unwrap();
+    let (mut server, device, dir) = school();
     let (_service, config, port) = server.capture_service(dir.path(), &device, SMALL_VIDEO);
     // The device fetches the school's unassigned key when it starts; then the server goes.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -329,11 +319,7 @@ fn watch_led(brightness: &Path, ms: u64) -> (Vec<String>, usize) {
 
 #[test]
 fn the_button_pauses_resumes_and_stops_and_the_light_tells_the_truth() {
-    let server = Server::start(&web_dir());
-    server.add_user("alice", "alice-password", "teacher");
-    assert_eq!(server.set_device_code("alice", "2468"), 200);
-    let device = server.add_device("room-12");
-    let dir = tempfile::tempdir().unwrap();
+    let (server, device, dir) = school();
     let fifo_path = dir.path().join("button");
     assert!(std::process::Command::new("mkfifo")
         .arg(&fifo_path)
@@ -364,22 +350,17 @@ fn the_button_pauses_resumes_and_stops_and_the_light_tells_the_truth() {
 
     // Idle: the light is off, and the button only says how to start.
     press(&mut fifo, f13, 1_000, 100);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let s = capture_json(&config, &["status"], "");
-        if s["notice"]
-            .as_str()
-            .is_some_and(|n| n.contains("type your code"))
-        {
-            assert_eq!(s["state"], "idle");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no notice after a press while idle: {s}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let s = wait_for(
+        &config,
+        "no notice after a press while idle",
+        Duration::from_secs(5),
+        |s| {
+            s["notice"]
+                .as_str()
+                .is_some_and(|n| n.contains("type your code"))
+        },
+    );
+    assert_eq!(s["state"], "idle");
     assert_eq!(watch_led(&brightness, 300).0, ["0"]);
 
     // Started with the code; "starting" until the first segment is sealed, and the light stays
@@ -409,15 +390,12 @@ fn the_button_pauses_resumes_and_stops_and_the_light_tells_the_truth() {
     // Another resumes, "starting" again until the new pipeline's first segment is sealed; a
     // long press stops, and the lesson is kept.
     press(&mut fifo, f13, 8_000, 150);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let resumed = loop {
-        let s = capture_json(&config, &["status"], "");
-        if s["state"] != "paused" {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the button did not resume");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let resumed = wait_for(
+        &config,
+        "the button did not resume",
+        Duration::from_secs(5),
+        |s| s["state"] != "paused",
+    );
     assert_eq!(resumed["state"], "starting", "{resumed}");
     wait_state(&config, "recording", 10);
     std::thread::sleep(Duration::from_millis(2500));
@@ -441,11 +419,7 @@ fn the_button_pauses_resumes_and_stops_and_the_light_tells_the_truth() {
 
 #[test]
 fn a_device_the_server_no_longer_accepts_says_so_in_plain_words() {
-    let server = Server::start(&web_dir());
-    server.add_user("alice", "alice-password", "teacher");
-    assert_eq!(server.set_device_code("alice", "2468"), 200);
-    let device = server.add_device("room-12");
-    let dir = tempfile::tempdir().unwrap();
+    let (server, device, dir) = school();
     let (_service, config, _) = server.capture_service(dir.path(), &device, SMALL_VIDEO);
     wait_state(&config, "idle", 5);
     assert!(server
@@ -464,14 +438,86 @@ fn a_device_the_server_no_longer_accepts_says_so_in_plain_words() {
         why.contains("no longer accepts this device") && why.contains("enrol this device again"),
         "{why}"
     );
+    let s = wait_for(
+        &config,
+        "the screen was never told",
+        Duration::from_secs(10),
+        |s| s["device_refused"].is_string(),
+    );
+    assert_eq!(s["state"], "idle");
+}
+
+/// The status of a control API request, refused or not.
+fn status_of(res: Result<ureq::Response, ureq::Error>) -> u16 {
+    match res {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("the control API did not answer: {e}"),
+    }
+}
+
+#[test]
+fn the_control_api_answers_its_own_screen_and_nobody_elses() {
+    let (server, device, dir) = school();
+    let (_service, config, port) = server.capture_service(dir.path(), &device, SMALL_VIDEO);
+    let base = format!("http://127.0.0.1:{port}");
+    let start = format!("{base}/v1/record/start");
+    // Another web page's command is refused, even with a JSON body, and so is reading across
+    // sites (the status, the preview).
+    let foreign = ureq::post(&start)
+        .set("origin", "http://evil.example")
+        .send_json(serde_json::json!({ "code": "2468" }));
+    assert_eq!(status_of(foreign), 403);
+    let cross_site = ureq::get(&format!("{base}/v1/preview.jpg"))
+        .set("sec-fetch-site", "cross-site")
+        .call();
+    assert_eq!(status_of(cross_site), 403);
+    // The screen itself may not be framed or embedded by another page.
+    let page = ureq::get(&format!("{base}/")).call().unwrap();
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert_eq!(
+        page.header("cross-origin-resource-policy"),
+        Some("same-origin")
+    );
+    assert!(page
+        .header("content-security-policy")
+        .is_some_and(|c| c.contains("frame-ancestors 'none'")));
+    // Bad input: neither or both of a teacher and a code, a body that is not JSON, a code that
+    // is not one.
+    for body in [
+        serde_json::json!({}),
+        serde_json::json!({ "teacher": "alice", "code": "2468" }),
+    ] {
+        assert_eq!(
+            status_of(ureq::post(&start).send_json(&body)),
+            400,
+            "{body}"
+        );
+    }
+    let form = ureq::post(&start)
+        .set("content-type", "application/x-www-form-urlencoded")
+        .send_string("code=2468");
+    assert!((400..500).contains(&status_of(form)));
+    let not_a_code = ureq::post(&start).send_json(serde_json::json!({ "code": "12ab" }));
+    assert_eq!(status_of(not_a_code), 422);
+    assert_eq!(capture_json(&config, &["status"], "")["state"], "idle");
+    // Without a recording there is no preview at all.
+    assert_eq!(
+        status_of(ureq::get(&format!("{base}/v1/preview.jpg")).call()),
+        204
+    );
+    // At most four screens listen at once; a fifth is refused until one goes.
+    let events = format!("{base}/v1/events");
+    let mut open: Vec<ureq::Response> =
+        (0..4).map(|_| ureq::get(&events).call().unwrap()).collect();
+    assert_eq!(status_of(ureq::get(&events).call()), 429);
+    drop(open.pop());
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = capture_json(&config, &["status"], "");
-        if s["device_refused"].is_string() {
-            assert_eq!(s["state"], "idle");
-            break;
-        }
-        assert!(Instant::now() < deadline, "the screen was never told: {s}");
+    while status_of(ureq::get(&events).timeout(Duration::from_secs(5)).call()) != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "a closed stream was never given back"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -5,26 +5,10 @@
 //! The camera and microphone are other processes (`gst-launch-1.0 ... ! shmsink`) that the capture
 //! service reads through `shmsrc`; killing one is as abrupt as pulling a USB cable.
 
-use lessonlens_e2e::{bin, capture_json, share, KillOnDrop, Server};
+use lessonlens_e2e::{bin, capture_json, share, wait_for, KillOnDrop, Server};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn wait_for(
-    config: &Path,
-    what: &str,
-    ok: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let s = capture_json(config, &["status"], "");
-        if ok(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "{what}: status is {s}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Records until a few segments are spooled, then kills `device`; returns the recording id, how
 /// long it had been recording when the device went, and how many of its segments were spooled.
@@ -37,7 +21,7 @@ fn record_until_gone(config: &Path, device: &mut KillOnDrop) -> (String, f64, u6
         .as_str()
         .unwrap()
         .to_string();
-    let spooled = wait_for(config, "recording", |s| {
+    let spooled = wait_for(config, "recording", Duration::from_secs(30), |s| {
         s["segments_spooled"].as_u64().unwrap() >= before + 4
     })["segments_spooled"]
         .as_u64()
@@ -74,9 +58,12 @@ fn a_camera_or_microphone_that_disappears_ends_the_recording_and_keeps_it() {
 
     // The camera goes mid-lesson.
     let (first, recorded_for, spooled_at_loss) = record_until_gone(&config, &mut camera);
-    let status = wait_for(&config, "the recording did not end", |s| {
-        s["state"] == "idle"
-    });
+    let status = wait_for(
+        &config,
+        "the recording did not end",
+        Duration::from_secs(30),
+        |s| s["state"] == "idle",
+    );
     let why = status["last_error"]
         .as_str()
         .unwrap_or_default()
@@ -111,9 +98,12 @@ fn a_camera_or_microphone_that_disappears_ends_the_recording_and_keeps_it() {
     // Everything spooled reaches the server and plays; the lesson is marked incomplete because
     // it was cut short, and holds the media up to the moment the camera went (give or take the
     // segment in flight).
-    let spooled = wait_for(&config, "uploads did not finish", |s| {
-        s["bytes_waiting"] == 0 && s["segments_uploaded"] == s["segments_spooled"]
-    })["segments_spooled"]
+    let spooled = wait_for(
+        &config,
+        "uploads did not finish",
+        Duration::from_secs(30),
+        |s| s["bytes_waiting"] == 0 && s["segments_uploaded"] == s["segments_spooled"],
+    )["segments_spooled"]
         .as_u64()
         .unwrap();
     let alice = server.login(&server.agent(), "alice", "alice-password");
@@ -165,9 +155,12 @@ fn a_camera_or_microphone_that_disappears_ends_the_recording_and_keeps_it() {
     );
     let _camera = share("camera", &cam);
     let (second, _, _) = record_until_gone(&config, &mut microphone);
-    let status = wait_for(&config, "the second recording did not end", |s| {
-        s["state"] == "idle" && s["last_recording"]["recording"] == second.as_str()
-    });
+    let status = wait_for(
+        &config,
+        "the second recording did not end",
+        Duration::from_secs(30),
+        |s| s["state"] == "idle" && s["last_recording"]["recording"] == second.as_str(),
+    );
     assert!(
         status["last_error"]
             .as_str()
@@ -175,9 +168,12 @@ fn a_camera_or_microphone_that_disappears_ends_the_recording_and_keeps_it() {
             .contains("The microphone stopped delivering"),
         "{status}"
     );
-    wait_for(&config, "uploads did not finish", |s| {
-        s["bytes_waiting"] == 0 && s["segments_uploaded"] == s["segments_spooled"]
-    });
+    wait_for(
+        &config,
+        "uploads did not finish",
+        Duration::from_secs(30),
+        |s| s["bytes_waiting"] == 0 && s["segments_uploaded"] == s["segments_spooled"],
+    );
     assert!(
         service.0.try_wait().unwrap().is_none(),
         "the service exited"
