@@ -195,15 +195,34 @@ impl Manifest {
         serde_json::to_vec_pretty(self).expect("manifest serializes")
     }
 
-    /// Indices a complete recording must have: 0 ..= the highest index listed (at most
-    /// [`limits::MAX_SEGMENT_INDEX`] + 1 of them, as [`Manifest::parse`] checked).
-    pub fn missing_from(&self, present: &BTreeSet<SegmentIndex>) -> Vec<SegmentIndex> {
-        let top = self.segments.iter().map(|s| s.index).max();
-        match top {
-            None => Vec::new(),
-            Some(top) => (0..=top).filter(|i| !present.contains(i)).collect(),
+    /// The segments a complete recording must have (0 ..= the highest index listed) that are not
+    /// in `present`, as inclusive spans `[first, last]`. The work and the answer grow with the
+    /// segments stored, never with the numbers a device wrote in its manifest.
+    pub fn missing_from(&self, present: &BTreeSet<SegmentIndex>) -> Vec<Span> {
+        let Some(top) = self.segments.iter().map(|s| s.index).max() else {
+            return Vec::new();
+        };
+        let mut spans = Vec::new();
+        let mut next = 0;
+        for &i in present.range(..=top) {
+            if i > next {
+                spans.push([next, i - 1]);
+            }
+            next = i + 1;
         }
+        if next <= top {
+            spans.push([next, top]);
+        }
+        spans
     }
+}
+
+/// Consecutive missing segments, first and last included.
+pub type Span = [SegmentIndex; 2];
+
+/// How many segments `spans` cover.
+pub fn count(spans: &[Span]) -> u32 {
+    spans.iter().map(|[a, b]| b - a + 1).sum()
 }
 
 #[cfg(test)]
@@ -315,8 +334,29 @@ mod tests {
     fn reports_missing_segments() {
         let m = sample();
         let present: BTreeSet<_> = [1].into_iter().collect();
-        assert_eq!(m.missing_from(&present), vec![0]);
+        assert_eq!(m.missing_from(&present), vec![[0, 0]]);
         let all: BTreeSet<_> = [0, 1].into_iter().collect();
         assert!(m.missing_from(&all).is_empty());
+    }
+
+    /// Issue 14.3: a manifest listing the last index a lesson can have, with nothing uploaded,
+    /// made a list of 86,401 indices on every library page. Now it is one span; the answer grows
+    /// only with what was stored.
+    #[test]
+    fn missing_segments_are_spans_whatever_the_manifest_says() {
+        let mut m = sample();
+        m.segments[1].index = limits::MAX_SEGMENT_INDEX;
+        let none = BTreeSet::new();
+        assert_eq!(m.missing_from(&none), vec![[0, limits::MAX_SEGMENT_INDEX]]);
+        assert_eq!(count(&m.missing_from(&none)), limits::MAX_SEGMENT_INDEX + 1);
+        let some: BTreeSet<_> = [0, 5, 6, 9, limits::MAX_SEGMENT_INDEX, crate::POSTER_INDEX]
+            .into_iter()
+            .collect();
+        let spans = m.missing_from(&some);
+        assert_eq!(
+            spans,
+            vec![[1, 4], [7, 8], [10, limits::MAX_SEGMENT_INDEX - 1]]
+        );
+        assert_eq!(count(&spans), 4 + 2 + limits::MAX_SEGMENT_INDEX - 10);
     }
 }

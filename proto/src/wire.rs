@@ -1,6 +1,7 @@
 //! JSON bodies exchanged over HTTP. Kept here so device, server and tests agree on one definition.
 
 use crate::ids::{RecordingId, SegmentIndex};
+use crate::manifest::Span;
 use serde::{Deserialize, Serialize};
 
 /// Header a device sends with each segment upload: lowercase hex SHA-256 of the body.
@@ -17,12 +18,12 @@ pub struct Receipt {
 }
 
 /// The server's answer to a stored manifest: its hash (so the device knows the server has exactly
-/// what it sent) and the segments still missing.
+/// what it sent) and the segments still missing, as spans `[first, last]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestReceipt {
     pub recording: RecordingId,
     pub sha256: String,
-    pub missing: Vec<SegmentIndex>,
+    pub missing: Vec<Span>,
 }
 
 /// A teacher's public key as the device fetches it.
@@ -99,7 +100,10 @@ pub struct RecordingSummary {
     pub duration_seconds: f64,
     /// "recording", "complete" or "incomplete".
     pub status: String,
-    pub missing: Vec<SegmentIndex>,
+    /// The segments a complete recording would still need, as spans `[first, last]`.
+    pub missing: Vec<Span>,
+    /// How many segments `missing` covers.
+    pub missing_segments: u32,
     /// Segments whose stored bytes differ from the hash the device listed in its manifest.
     pub mismatched: Vec<SegmentIndex>,
     /// Whether the device sent a poster frame (`/api/recordings/{id}/poster.jpg`).

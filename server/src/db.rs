@@ -215,6 +215,8 @@ const MIGRATIONS: &[&str] = &[
     // is used; a retired one used again means two machines hold the identity.
     "ALTER TABLE device_certs ADD COLUMN retired_at INTEGER;
      ALTER TABLE devices ADD COLUMN identity_conflict_at INTEGER;",
+    // 15: how many recordings a device began in the last day (routes/device.rs bounds it).
+    "CREATE INDEX recordings_device ON recordings(device_id, created_at);",
 ];
 
 pub fn open(path: &Path) -> anyhow::Result<Connection> {

@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use std::collections::BTreeSet;
 
 /// A recording's summary: status is "recording" until the manifest arrives, then "complete" when
-/// every segment is present after a clean stop, else "incomplete" with the missing indices.
+/// every segment is present after a clean stop, else "incomplete" with the missing spans.
 pub fn summary(c: &Connection, id: &str) -> rusqlite::Result<RecordingSummary> {
     let (created_at, device, manifest, clean_stop): (i64, String, Option<String>, Option<bool>) = c.query_row(
         "SELECT r.created_at, d.name, r.manifest, r.clean_stop FROM recordings r JOIN devices d ON d.id = r.device_id WHERE r.id = ?1",
@@ -56,6 +56,7 @@ pub fn summary(c: &Connection, id: &str) -> rusqlite::Result<RecordingSummary> {
         segments: rows.iter().filter(|(i, d, _)| *i > 0 && *d > 0).count() as u32,
         duration_seconds: duration_us as f64 / 1e6,
         status: status.into(),
+        missing_segments: lessonlens_proto::manifest::count(&missing),
         missing,
         mismatched,
         poster: present.contains(&lessonlens_proto::POSTER_INDEX),

@@ -167,7 +167,7 @@ fn segment_uploads_are_checked_stored_once_and_acknowledged() {
         .into_json()
         .unwrap();
     assert_eq!(mr.sha256, sha(&body));
-    assert_eq!(mr.missing, vec![0]);
+    assert_eq!(mr.missing, vec![[0, 0]]);
     assert_eq!(status(device_b.put(&murl).send_bytes(&body)), 403);
     assert_eq!(status(device_a.put(&murl).send_bytes(b"{}")), 422);
     // Issue 14.3: a manifest naming a segment near 2^32 is refused before anything is stored or
@@ -197,7 +197,8 @@ fn segment_uploads_are_checked_stored_once_and_acknowledged() {
         .into_json()
         .unwrap();
     assert_eq!(list[0]["status"], "incomplete");
-    assert_eq!(list[0]["missing"], serde_json::json!([0]));
+    assert_eq!(list[0]["missing"], serde_json::json!([[0, 0]]));
+    assert_eq!(list[0]["missing_segments"], 1);
     // The coach, with nothing shared, sees nothing.
     let carol = server.login(&agent, "carol", "carol-password");
     let list: serde_json::Value = agent
@@ -219,6 +220,98 @@ fn segment_uploads_are_checked_stored_once_and_acknowledged() {
             .contains("wrong username or password")),
         other => panic!("expected 400, got {other:?}"),
     }
+}
+
+/// Issue 14.3: a hostile device made many recordings, each naming the last index a lesson can
+/// have, and every library page and the offline list (which every teacher sees) listed 86,401
+/// missing indices per recording. Now what is missing is a span, a device begins at most
+/// 100 recordings a day, and the offline list comes a page at a time.
+#[test]
+fn a_hostile_device_cannot_flood_libraries_or_the_offline_list() {
+    use lessonlens_proto::manifest::limits::MAX_SEGMENT_INDEX;
+    let server = Server::start(Path::new(env!("CARGO_MANIFEST_DIR")));
+    server.add_user("alice", "alice-password", "teacher");
+    let device = server.add_device("room-h");
+    let agent = server.device_agent(&device);
+    let alice_key = server.teacher_key(&agent, "alice");
+    let unassigned: TeacherKey = agent
+        .get(&format!(
+            "{}/api/device/v1/unassigned-key",
+            server.device_url()
+        ))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let unassigned = PublicKey::from_hex(&unassigned.public_key).unwrap();
+    let put_manifest = |pk: &PublicKey| {
+        let rec = new_recording_id();
+        let manifest = Manifest {
+            version: MANIFEST_VERSION,
+            recording: rec,
+            recipient: pk.fingerprint(),
+            started_at: 1_800_000_000,
+            segments: vec![ManifestSegment {
+                index: MAX_SEGMENT_INDEX,
+                sha256: "0".repeat(64),
+                start_us: 0,
+                duration_us: 1_000_000,
+            }],
+            clean_stop: true,
+            claim: None,
+        };
+        agent
+            .put(&format!(
+                "{}/api/device/v1/recordings/{rec}/manifest",
+                server.device_url()
+            ))
+            .send_bytes(&manifest.to_json())
+    };
+    for i in 0..100 {
+        let key = if i % 5 < 3 { &alice_key } else { &unassigned };
+        let receipt: ManifestReceipt = put_manifest(key).unwrap().into_json().unwrap();
+        assert_eq!(receipt.missing, vec![[0, MAX_SEGMENT_INDEX]]);
+    }
+    match put_manifest(&alice_key) {
+        Err(ureq::Error::Status(429, r)) => {
+            assert!(r.into_string().unwrap().contains("than a classroom can"))
+        }
+        other => panic!("the 101st recording of the day: expected 429, got {other:?}"),
+    }
+
+    let web = server.agent();
+    let alice = server.login(&web, "alice", "alice-password");
+    let library = server.get_text("/api/recordings", &alice);
+    let list: serde_json::Value = serde_json::from_str(&library).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 60);
+    assert_eq!(
+        list[0]["missing"],
+        serde_json::json!([[0, MAX_SEGMENT_INDEX]])
+    );
+    assert_eq!(list[0]["missing_segments"], MAX_SEGMENT_INDEX + 1);
+    assert!(
+        library.len() < 100_000,
+        "60 recordings take {} bytes to list",
+        library.len()
+    );
+    // 40 offline lessons: 20 a page, newest first, each page saying whether another follows.
+    let mut seen = std::collections::HashSet::new();
+    for (page, more) in [(0, true), (1, false)] {
+        let got = server.get_json(&format!("/api/unassigned?page={page}"), &alice);
+        assert_eq!(got["rows"].as_array().unwrap().len(), 20, "{page}");
+        assert_eq!(got["more"], more);
+        for r in got["rows"].as_array().unwrap() {
+            assert!(seen.insert(r["id"].as_str().unwrap().to_string()));
+        }
+    }
+    assert_eq!(seen.len(), 40);
+    let past = server.get_json("/api/unassigned?page=2", &alice);
+    assert_eq!(past["rows"], serde_json::json!([]));
+    let refused = web
+        .get(&format!("{}/api/unassigned?page=100001", server.url()))
+        .set("cookie", &alice)
+        .call();
+    assert_eq!(status(refused), 400);
 }
 
 #[test]

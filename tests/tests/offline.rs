@@ -101,7 +101,7 @@ fn a_lesson_recorded_offline_is_claimed_by_its_teacher_with_their_code() {
     let alice = server.login(&agent, "alice", "alice-password");
     let bob = server.login(&agent, "bob", "bob-password");
     let listed = server.get_json("/api/unassigned", &alice);
-    assert_eq!(listed[0]["id"], rec.as_str(), "{listed}");
+    assert_eq!(listed["rows"][0]["id"], rec.as_str(), "{listed}");
     // Nobody can watch it before it is claimed.
     let playlist = format!("{base}/api/recordings/{rec}/playlist.m3u8");
     assert!(matches!(

@@ -13,7 +13,7 @@ export function clock(seconds) {
 }
 
 export function statusText(r) {
-  if (r.status === "incomplete") return `incomplete (${r.missing.length} segment(s) missing)`;
+  if (r.status === "incomplete") return `incomplete (${r.missing_segments} segment(s) missing)`;
   return r.status;
 }
 

@@ -50,11 +50,23 @@ export async function showLibrary(shared) {
   $("main").focus();
 }
 
+// Which page of the offline list is shown (20 a page, newest first).
+let offlinePage = 0;
+
 async function showOffline(shared) {
-  const list = shared || !state.me.roles.includes("teacher") ? [] : await api("/api/unassigned");
-  $("offline").hidden = list.length === 0;
+  const none = { rows: [], page: 0, more: false };
+  let page = shared || !state.me.roles.includes("teacher") ? none : await api(`/api/unassigned?page=${offlinePage}`);
+  if (!page.rows.length && offlinePage > 0) {
+    // The last lesson on a later page was claimed: back to the newest.
+    offlinePage = 0;
+    page = await api("/api/unassigned?page=0");
+  }
+  $("offline").hidden = page.rows.length === 0;
+  $("offline-pages").hidden = page.page === 0 && !page.more;
+  $("offline-newer").disabled = page.page === 0;
+  $("offline-older").disabled = !page.more;
   $("offline-list").replaceChildren(
-    ...list.map((r) => {
+    ...page.rows.map((r) => {
       const code = el("input", {
         inputMode: "numeric",
         autocomplete: "off",
@@ -87,4 +99,11 @@ async function showOffline(shared) {
       );
     }),
   );
+}
+
+for (const [id, step] of [["offline-newer", -1], ["offline-older", 1]]) {
+  $(id).addEventListener("click", () => {
+    offlinePage = Math.max(0, offlinePage + step);
+    hooks.route();
+  });
 }

@@ -2,7 +2,7 @@
 //! receipts and the audit log. Admins manage accounts and recordings' lifecycles; they never get a recording's
 //! content or comments (the recordings list here is metadata only).
 
-use super::Route;
+use super::{Page, Route};
 use crate::accounts::{self, Role, User};
 use crate::app::{Admin, Shared};
 use crate::devices;
@@ -680,38 +680,23 @@ struct AuditQuery {
     q: String,
 }
 
-#[derive(Serialize)]
-struct AuditPage {
-    rows: Vec<AuditRow>,
-    page: u32,
-    /// Whether there are older entries on a next page.
-    more: bool,
-}
-
 async fn audit_json(
     State(st): State<Shared>,
     _: Admin,
     Query(query): Query<AuditQuery>,
-) -> AppResult<Json<AuditPage>> {
-    if query.page > 100_000 || query.q.chars().count() > 100 {
+) -> AppResult<Json<Page<AuditRow>>> {
+    Page::<AuditRow>::check(query.page)?;
+    if query.q.chars().count() > 100 {
         return Err(AppError::BadRequest(
-            "page must be at most 100000 and the filter at most 100 characters".into(),
+            "the filter must be at most 100 characters".into(),
         ));
     }
     let (page, filter) = (query.page, query.q.trim().to_string());
-    let mut rows = st
-        .db(move |c| {
-            Ok(audit_rows(
-                c,
-                &filter,
-                AUDIT_PAGE + 1,
-                i64::from(page) * AUDIT_PAGE,
-            )?)
-        })
+    let (limit, offset) = Page::<AuditRow>::window(page, AUDIT_PAGE);
+    let rows = st
+        .db(move |c| Ok(audit_rows(c, &filter, limit, offset)?))
         .await?;
-    let more = rows.len() as i64 > AUDIT_PAGE;
-    rows.truncate(AUDIT_PAGE as usize);
-    Ok(Json(AuditPage { rows, page, more }))
+    Ok(Json(Page::of(page, AUDIT_PAGE, rows)))
 }
 
 /// One CSV field: quoted, quotes doubled, and a leading formula character defused so a

@@ -3,14 +3,15 @@
 //! with the device code they typed to start it; the server then re-seals each segment's data key
 //! to the teacher's key (the content is not touched) and hands the recording over.
 
-use super::Route;
+use super::{Page, Route};
 use crate::accounts::{self, Role, User};
 use crate::app::{CurrentUser, Shared};
 use crate::error::{AppError, AppResult};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::Json;
 use lessonlens_proto::manifest::{claim_hash, open_claim};
+use lessonlens_proto::wire::RecordingSummary;
 use lessonlens_proto::{Manifest, RecordingId, SegmentIndex};
 use rusqlite::{params, OptionalExtension};
 
@@ -29,20 +30,35 @@ fn teacher(user: &User) -> AppResult<()> {
     }
 }
 
+/// Offline lessons on one page of the list.
+const PAGE: i64 = 20;
+
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    /// From 0, newest first.
+    #[serde(default)]
+    page: u32,
+}
+
 /// Lessons recorded offline and not claimed yet, whose upload has finished: when, where, how long.
+/// Paged, newest first: every teacher sees this list, and any device can add to it.
 async fn list(
     State(st): State<Shared>,
     CurrentUser(user): CurrentUser,
-) -> AppResult<Json<Vec<lessonlens_proto::wire::RecordingSummary>>> {
+    Query(query): Query<PageQuery>,
+) -> AppResult<Json<Page<RecordingSummary>>> {
     teacher(&user)?;
+    Page::<RecordingSummary>::check(query.page)?;
+    let (limit, offset) = Page::<RecordingSummary>::window(query.page, PAGE);
     let owner = st.unassigned;
     let list = st
         .db(move |c| {
             let mut stmt = c.prepare(
-                "SELECT id FROM recordings WHERE owner_id = ?1 AND manifest IS NOT NULL ORDER BY created_at DESC",
+                "SELECT id FROM recordings WHERE owner_id = ?1 AND manifest IS NOT NULL
+                 ORDER BY created_at DESC, id LIMIT ?2 OFFSET ?3",
             )?;
             let ids: Vec<String> = stmt
-                .query_map([owner], |r| r.get(0))?
+                .query_map(params![owner, limit, offset], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
             Ok(ids
                 .iter()
@@ -50,7 +66,7 @@ async fn list(
                 .collect::<Result<_, _>>()?)
         })
         .await?;
-    Ok(Json(list))
+    Ok(Json(Page::of(query.page, PAGE, list)))
 }
 
 /// Whether `code` is the one the device kept for the lesson: sealed to the unassigned key (opened

@@ -285,7 +285,12 @@ fn was_deleted(c: &rusqlite::Connection, rec: RecordingId) -> rusqlite::Result<b
     )
 }
 
-/// Stores a recording row for `device` if it does not exist yet, after [`check_claim`].
+/// The most recordings one device may begin in a day: far more than a classroom has lessons, and a
+/// bound on how many a hostile device can put in teachers' libraries and the offline list.
+pub const MAX_NEW_RECORDINGS_PER_DAY: i64 = 100;
+
+/// Stores a recording row for `device` if it does not exist yet, after [`check_claim`] and
+/// within [`MAX_NEW_RECORDINGS_PER_DAY`].
 fn claim_recording(
     c: &rusqlite::Connection,
     rec: RecordingId,
@@ -296,9 +301,20 @@ fn claim_recording(
     let existing = recording_claim(c, rec)?;
     check_claim(existing, device, owner)?;
     if existing.is_none() {
+        let now = accounts::now();
+        let today: i64 = c.query_row(
+            "SELECT COUNT(*) FROM recordings WHERE device_id = ?1 AND created_at > ?2",
+            params![device, now - accounts::DAY],
+            |r| r.get(0),
+        )?;
+        if today >= MAX_NEW_RECORDINGS_PER_DAY {
+            return Err(AppError::TooManyRequests(
+                "this device has begun more recordings in the last day than a classroom can; it keeps this one and tries again later; an admin should look at the device",
+            ));
+        }
         c.execute(
             "INSERT INTO recordings (id, owner_id, device_id, created_at, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![rec.to_string(), owner, device, accounts::now(), started_at],
+            params![rec.to_string(), owner, device, now, started_at],
         )?;
     }
     Ok(())
@@ -569,7 +585,12 @@ async fn put_manifest(
             Ok(manifest.missing_from(&present))
         })
         .await?;
-    tracing::info!(recording = %rec, missing = missing.len(), clean_stop, "manifest stored");
+    tracing::info!(
+        recording = %rec,
+        missing = lessonlens_proto::manifest::count(&missing),
+        clean_stop,
+        "manifest stored"
+    );
     Ok(Json(ManifestReceipt {
         recording: rec,
         sha256: hex::encode(Sha256::digest(&body)),

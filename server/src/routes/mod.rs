@@ -55,6 +55,49 @@ pub fn table() -> Vec<(Listener, &'static str, &'static str)> {
     t
 }
 
+/// One page of a long list, newest first.
+#[derive(serde::Serialize)]
+pub struct Page<T> {
+    pub rows: Vec<T>,
+    /// From 0.
+    pub page: u32,
+    /// Whether there are older entries on a next page.
+    pub more: bool,
+}
+
+impl<T> Page<T> {
+    /// The highest page number a list accepts.
+    pub const LAST: u32 = 100_000;
+
+    /// Refuses a page number beyond [`Page::LAST`], before any work.
+    pub fn check(page: u32) -> crate::error::AppResult<()> {
+        if page > Self::LAST {
+            return Err(crate::error::AppError::BadRequest(format!(
+                "page must be at most {}",
+                Self::LAST
+            )));
+        }
+        Ok(())
+    }
+
+    /// The (limit, offset) to ask the database for page `page` of `size` rows: one row more
+    /// than a page, which [`Page::of`] uses to tell whether another page follows.
+    pub fn window(page: u32, size: i64) -> (i64, i64) {
+        (size + 1, i64::from(page) * size)
+    }
+
+    /// The page made of `fetched`, as asked for with [`Page::window`].
+    pub fn of(page: u32, size: i64, mut fetched: Vec<T>) -> Page<T> {
+        let more = fetched.len() as i64 > size;
+        fetched.truncate(size as usize);
+        Page {
+            rows: fetched,
+            page,
+            more,
+        }
+    }
+}
+
 /// A request body that is one code a person typed (a device code, a two-step code); wiped when
 /// dropped.
 #[derive(serde::Deserialize)]
@@ -184,6 +227,8 @@ mod tests {
             ("post", "/api/unassigned/{id}/claim"),
             ("post", "/api/enroll"),
             ("post", "/api/device/v1/identify"),
+            ("put", "/api/device/v1/recordings/{id}/segments/{index}"),
+            ("put", "/api/device/v1/recordings/{id}/manifest"),
         ];
         let storage = [
             ("get", "/api/recordings/{id}/init.mp4"),

@@ -210,7 +210,7 @@ async fn detail(
                 Access::SharedCoach => (Vec::new(), Vec::new()),
             };
             let item = library_item(c, &rec, access)?;
-            let end = item.summary.missing.iter().max().map(|m| m + 1);
+            let end = item.summary.missing.last().map(|[_, last]| last + 1);
             Ok(Detail {
                 gaps: super::playback::gaps(c, item.summary.id, end)?,
                 download_parts: super::playback::download_parts(c, item.summary.id)?,
