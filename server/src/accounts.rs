@@ -581,6 +581,14 @@ const ACCOUNT_CHANGES: &[(&str, &str)] = &[
         "roster-add",
         "created your account from the school's roster",
     ),
+    (
+        "roster-rename",
+        "changed your name to the one in the school's roster",
+    ),
+    (
+        "roster-link",
+        "linked your account to your record in the school's roster",
+    ),
     ("invite", "made an invitation link for your account"),
     (
         "set-password",

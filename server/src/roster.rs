@@ -230,17 +230,30 @@ pub fn apply(
         crate::audit::append(&tx, audit_key, actor, "roster-add", &audit_id)?;
         created.push((id, roles.contains(&Role::Teacher)));
     }
+    // Each change to an existing account is audited (by pseudonym, no names), so the person sees
+    // it on their Account page like any other admin action.
+    let changed = |username: &str, action: &str| -> anyhow::Result<()> {
+        let audit_id: String = c.query_row(
+            "SELECT audit_id FROM users WHERE username = ?1",
+            [username],
+            |r| r.get(0),
+        )?;
+        crate::audit::append(&tx, audit_key, actor, action, &audit_id)?;
+        Ok(())
+    };
     for (username, _, new) in &plan.rename {
         c.execute(
             "UPDATE users SET display_name = ?1 WHERE username = ?2",
             params![new, username],
         )?;
+        changed(username, "roster-rename")?;
     }
     for (username, staff_id) in &plan.link {
         c.execute(
             "UPDATE users SET staff_id = ?1 WHERE username = ?2",
             params![staff_id, username],
         )?;
+        changed(username, "roster-link")?;
     }
     tx.commit()?;
     Ok(created)

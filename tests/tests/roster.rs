@@ -107,6 +107,37 @@ fn a_roster_adds_renames_and_lists_leavers_and_a_bad_one_changes_nothing() {
         )
         .unwrap();
     assert_eq!(adds, 2);
+    // Issue 14.2: a rename by the roster is audited and shown to the person, like any change an
+    // admin makes to their account.
+    let renamed: i64 = server
+        .db()
+        .query_row(
+            "SELECT COUNT(*) FROM audit a JOIN users u ON u.audit_id = a.target
+             WHERE a.action = 'roster-rename' AND u.username = 'ann.smith'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(renamed, 1);
+    let (ok, _, err) = import(
+        "Name,Email,Staff ID,Role\nBob Jones-Smith,bob.jones@school.example,T2,teacher\n",
+        &["--apply"],
+    );
+    assert!(ok, "{err}");
+    let bob = server.login(&agent, "bob.jones", "bob-first-password");
+    let me = server.get_json("/api/me", &bob);
+    assert_eq!(me["display_name"], "Bob Jones-Smith");
+    let told: Vec<&str> = me["admin_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        told.first(),
+        Some(&"changed your name to the one in the school's roster"),
+        "{me}"
+    );
 }
 
 #[test]
