@@ -412,9 +412,15 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                 ("POST", "/api/recordings/{id}/shares") => {
                     req.send_json(serde_json::json!({"username": "erin"}))
                 }
-                ("POST", "/api/recordings/{id}/group-shares") => req.send_json(
-                    serde_json::json!({"group": kept_group.parse::<i64>().unwrap()}),
-                ),
+                ("POST", "/api/recordings/{id}/group-shares") => {
+                    // Whoever is in the group by now (the matrix adds and removes gwen).
+                    let members: Vec<String> = lessonlens_e2e::column(
+                        &server.db(),
+                        "SELECT u.username FROM coach_group_members m JOIN users u ON u.id = m.user_id WHERE m.group_id = ?1",
+                        [&kept_group],
+                    );
+                    req.send_json(serde_json::json!({"group": kept_group.parse::<i64>().unwrap(), "members": members}))
+                }
                 ("POST", "/api/admin/groups") => req.send_json(
                     serde_json::json!({"name": format!("group of {caller:?}")}),
                 ),

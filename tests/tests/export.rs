@@ -82,7 +82,7 @@ fn a_person_gets_everything_held_about_them_in_one_archive() {
     post(
         &alice,
         &format!("/api/recordings/{rec}/group-shares"),
-        serde_json::json!({"group": 1}),
+        serde_json::json!({"group": 1, "members": ["carol"]}),
     );
     post(
         &carol,

@@ -427,7 +427,7 @@ fn a_group_of_coaches_sees_a_lesson_while_shared_and_while_they_are_in_it() {
             "POST",
             &format!("{r}/group-shares"),
             &bob,
-            Some(json!({"group": g}))
+            Some(json!({"group": g, "members": ["carol", "dave"]}))
         )
         .0,
         404,
@@ -439,7 +439,7 @@ fn a_group_of_coaches_sees_a_lesson_while_shared_and_while_they_are_in_it() {
             "POST",
             &format!("{r}/group-shares"),
             &alice,
-            Some(json!({"group": g + 99}))
+            Some(json!({"group": g + 99, "members": []}))
         )
         .0,
         400
@@ -450,7 +450,23 @@ fn a_group_of_coaches_sees_a_lesson_while_shared_and_while_they_are_in_it() {
             "POST",
             &format!("{r}/group-shares"),
             &alice,
-            Some(json!({"group": g}))
+            Some(json!({"group": g, "members": ["carol"]}))
+        )
+        .0,
+        409,
+        "the teacher was shown a group without dave: nothing is shared"
+    );
+    assert_eq!(
+        call(&server, "GET", &format!("{r}/segments/1"), &carol, None).0,
+        404
+    );
+    assert_eq!(
+        call(
+            &server,
+            "POST",
+            &format!("{r}/group-shares"),
+            &alice,
+            Some(json!({"group": g, "members": ["dave", "carol"]}))
         )
         .0,
         200

@@ -133,6 +133,8 @@ async function share(path, body) {
     await api(`/api/recordings/${state.current.id}/${path}`, { method: "POST", body: JSON.stringify(body) });
     await showRecording(state.current.id);
   } catch (e) {
+    // A group that changed since the page showed it (409): show who is in it now, then say why.
+    if (e.status === 409) await showRecording(state.current.id);
     $("share-error").textContent = e.message;
   }
 }
@@ -175,7 +177,7 @@ function groupShareItem(g, base) {
           {
             type: "button",
             "aria-label": `Let everyone now in the group watch: ${g.name}`,
-            onclick: () => share("group-shares", { group: g.id }),
+            onclick: () => share("group-shares", { group: g.id, members: g.members.map((m) => m.username) }),
           },
           "Let everyone now in the group watch",
         )
@@ -288,7 +290,15 @@ $("comment-form").addEventListener("submit", async (ev) => {
 
 for (const [form, path, body] of [
   ["share-form", "shares", () => ({ username: $("share-coach").value })],
-  ["group-share-form", "group-shares", () => ({ group: Number($("share-group").value) })],
+  [
+    "group-share-form",
+    "group-shares",
+    () => {
+      // The members the teacher was shown: the server shares only if the group is still them.
+      const g = shareGroups.find((x) => String(x.id) === $("share-group").value);
+      return { group: Number($("share-group").value), members: g ? g.members.map((m) => m.username) : [] };
+    },
+  ],
 ]) {
   $(form).addEventListener("submit", (ev) => {
     ev.preventDefault();

@@ -285,6 +285,26 @@ try {
   const members = t.locator("#share-group-members");
   await members.filter({ hasText: `In Maths coaches: ${coach}.` }).waitFor();
   report.share_group_members = await members.textContent();
+  // Issue 14.2: an admin adds someone while the teacher is looking; the share is refused and the
+  // form now says who is in the group.
+  await adminPage("Groups", "Groups of coaches");
+  await a.getByLabel("Coach to add to Maths coaches").selectOption({ label: "Dan Later" });
+  await a.getByRole("button", { name: "Add", exact: true }).click();
+  const dan = a.getByRole("button", { name: "Remove Dan Later from Maths coaches" });
+  await dan.waitFor();
+  await t.locator("#group-share-form").getByRole("button", { name: "Share" }).click();
+  await t.locator("#share-error", { hasText: "Maths coaches changed since you looked; nothing was shared" }).waitFor();
+  await t.getByLabel("Group to share with").selectOption({ label: "Maths coaches (2 coaches)" });
+  await members.filter({ hasText: "Dan Later" }).waitFor();
+  const refused = await c.evaluate(async (rec) => (await fetch(`/api/recordings/${rec}/segments/1`)).status, rec);
+  check(refused === 404, `a refused group share let the coach in: ${refused}`);
+  // The browser logs the refused request; that one was expected.
+  t.consoleErrors = t.consoleErrors.filter((e) => !e.includes("status of 409"));
+  await dan.click();
+  await dan.waitFor({ state: "detached" });
+  await t.reload();
+  await t.getByLabel("Group to share with").selectOption({ label: "Maths coaches (1 coach)" });
+  await members.filter({ hasText: `In Maths coaches: ${coach}.` }).waitFor();
   await t.locator("#group-share-form").getByRole("button", { name: "Share" }).click();
   await t.getByRole("button", { name: "Stop sharing with the group Maths coaches" }).waitFor();
   await t.locator("#shares .members li", { hasText: coach }).waitFor();

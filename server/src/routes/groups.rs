@@ -255,6 +255,9 @@ async fn remove_member(
 #[derive(Deserialize)]
 struct NewShare {
     group: i64,
+    /// The usernames of the members the teacher was shown. If the group is not exactly these
+    /// people any more (an admin changed it meanwhile), nothing is shared: 409 and the list now.
+    members: Vec<String>,
 }
 
 async fn share(
@@ -268,6 +271,27 @@ async fn share(
         access::owner_only(c, &user, &rec)?;
         let (group, name) = group_id(c, &new.group.to_string())
             .map_err(|_| AppError::BadRequest("there is no such group (any more)".into()))?;
+        let now: Vec<Member> = groups(c, None)?
+            .into_iter()
+            .find(|g| g.id == group)
+            .map(|g| g.members)
+            .unwrap_or_default();
+        let mut seen = new.members.clone();
+        seen.sort();
+        seen.dedup();
+        let mut current: Vec<&str> = now.iter().map(|m| m.username.as_str()).collect();
+        current.sort();
+        if seen != current {
+            let names: Vec<&str> = now.iter().map(|m| m.display_name.as_str()).collect();
+            return Err(AppError::Conflict(format!(
+                "{name} changed since you looked; nothing was shared. It now has {}. Check who is in it, then share again.",
+                if names.is_empty() {
+                    "nobody in it".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )));
+        }
         c.execute(
             // Sharing again lets in whoever joined the group since (see the module's notes).
             &format!(
