@@ -143,8 +143,16 @@ fn claim_info(recording: RecordingId) -> Vec<u8> {
     info
 }
 
+/// Whether `claim` is an older device's [`claim_hash`] (64 hex digits) rather than a sealed
+/// claim (at least 104 hex digits).
+pub fn is_claim_hash(claim: &str) -> bool {
+    claim.len() == 64 && claim.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// What devices recorded before [`seal_claim`]: SHA-256 (hex) over a fixed prefix, the recording
-/// id and the code. Still accepted for claims of lessons such devices recorded, never made now.
+/// id and the code. Trying every code reverses it in seconds, so the server never keeps one: it
+/// keeps an HMAC of it under a key from its master key instead, and claims are checked against
+/// that. Never made now.
 pub fn claim_hash(recording: RecordingId, code: &str) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();

@@ -62,3 +62,36 @@ pub fn summary(c: &Connection, id: &str) -> rusqlite::Result<RecordingSummary> {
         poster: present.contains(&lessonlens_proto::POSTER_INDEX),
     })
 }
+
+/// Replaces the claim hashes older devices sent (reversible by trying every code) in stored
+/// manifests with the vault's tags of them (see `Vault::keepable_claim`). Run at start; returns
+/// how many manifests changed.
+pub fn tag_claim_hashes(c: &Connection, vault: &crate::vault::Vault) -> anyhow::Result<usize> {
+    let mut stmt =
+        c.prepare("SELECT id, manifest FROM recordings WHERE manifest LIKE '%\"claim\"%'")?;
+    let rows: Vec<(String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut changed = 0;
+    for (id, json) in rows {
+        let Ok(mut m) = Manifest::parse(json.as_bytes()) else {
+            continue;
+        };
+        match m.claim.take() {
+            Some(claim) if lessonlens_proto::manifest::is_claim_hash(&claim) => {
+                m.claim = Some(vault.keepable_claim(claim));
+                let json = String::from_utf8_lossy(&m.to_json()).into_owned();
+                c.execute(
+                    "UPDATE recordings SET manifest = ?1 WHERE id = ?2",
+                    rusqlite::params![json, id],
+                )?;
+                changed += 1;
+            }
+            _ => {}
+        }
+    }
+    if changed > 0 {
+        crate::db::forget(c)?;
+    }
+    Ok(changed)
+}

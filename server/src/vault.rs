@@ -9,7 +9,7 @@
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use anyhow::{bail, Context};
-use lessonlens_proto::{KeyFingerprint, PublicKey, SecretKey};
+use lessonlens_proto::{KeyFingerprint, PublicKey, RecordingId, SecretKey};
 use rand_core::{OsRng, RngCore, TryRngCore};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::cell::RefCell;
@@ -159,6 +159,15 @@ impl MasterKey {
         .to_vec()
     }
 
+    /// What is kept instead of an older device's claim hash (see `proto::manifest::claim_hash`).
+    fn claim_tag(&self, hash: &str) -> String {
+        let tag = hmac_sha256(
+            self.derive(b"lessonlens-claim-hash-key-v1").as_ref(),
+            &[hash.as_bytes()],
+        );
+        format!("{CLAIM_TAG}{}", hex::encode(tag))
+    }
+
     /// Associated data binding a wrapped secret to what it is (`purpose`) and whose it is.
     fn ad(purpose: &[u8], user_id: i64) -> Vec<u8> {
         let mut ad = purpose.to_vec();
@@ -199,6 +208,8 @@ impl MasterKey {
 }
 
 const KEY_PURPOSE: &[u8] = b"lessonlens-vault-v1";
+/// How a kept claim made from an older device's hash begins (see [`Vault::keepable_claim`]).
+const CLAIM_TAG: &str = "hmac:";
 const TOTP_PURPOSE: &[u8] = b"lessonlens-totp-v1";
 
 /// A person's two-step sign-in secret, as the vault holds it.
@@ -349,6 +360,29 @@ impl Vault {
     /// The lookup tag of a teacher's device code.
     pub fn code_tag(&self, code: &str) -> Vec<u8> {
         self.master.code_tag(code)
+    }
+
+    /// The claim to keep for an offline lesson: a sealed claim as it is; an older device's
+    /// reversible hash of the code replaced by an HMAC of it under the master key.
+    pub fn keepable_claim(&self, claim: String) -> String {
+        if lessonlens_proto::manifest::is_claim_hash(&claim) {
+            self.master.claim_tag(&claim)
+        } else {
+            claim
+        }
+    }
+
+    /// Whether `code` matches a kept claim that [`Vault::keepable_claim`] made from an older
+    /// device's hash (constant-time). False for any other claim.
+    pub fn tagged_claim_matches(&self, kept: &str, rec: RecordingId, code: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        if !kept.starts_with(CLAIM_TAG) {
+            return false;
+        }
+        let expected = self
+            .master
+            .claim_tag(&lessonlens_proto::manifest::claim_hash(rec, code));
+        kept.as_bytes().ct_eq(expected.as_bytes()).into()
     }
 
     /// The key that seals the audit log's hash chain.

@@ -257,3 +257,91 @@ fn two_claims_at_once_leave_one_owner_and_no_orphaned_files() {
         .count();
     assert_eq!(files as i64, rows[0], "orphaned files in the blob store");
 }
+
+/// Issue 14.5: lessons from older devices came with an unsalted hash of the teacher's code, which
+/// trying every code reverses in seconds, and the server kept it in the database. Now it keeps
+/// only an HMAC of it under the master key, whether the hash arrives now or was stored by an
+/// earlier version, and the lesson can still be claimed with the code.
+#[test]
+fn an_older_devices_claim_hash_is_kept_only_as_a_keyed_tag() {
+    use lessonlens_proto::manifest::claim_hash;
+    use lessonlens_proto::wire::TeacherKey;
+    use lessonlens_proto::PublicKey;
+    let mut server = Server::start(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../web"));
+    server.add_user("alice", "alice-password", "teacher");
+    assert_eq!(server.set_device_code("alice", "2468"), 200);
+    let room = server.add_device("room-1");
+    let key: TeacherKey = server
+        .device_agent(&room)
+        .get(&format!(
+            "{}/api/device/v1/unassigned-key",
+            server.device_url()
+        ))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let pk = PublicKey::from_hex(&key.public_key).unwrap();
+    let (fresh, stored) = (
+        lessonlens_e2e::new_recording_id(),
+        lessonlens_e2e::new_recording_id(),
+    );
+    let hashes = [claim_hash(fresh, "2468"), claim_hash(stored, "2468")];
+    // One arrives now; the other is in the database as an earlier version kept it.
+    server.upload_sealed(&room, &pk, fresh, 2, Some(hashes[0].clone()));
+    server.upload_sealed(&room, &pk, stored, 2, None);
+    server.kill();
+    {
+        let db = rusqlite::Connection::open(server.data_dir().join("lessonlens.db")).unwrap();
+        let manifest: String = db
+            .query_row(
+                "SELECT manifest FROM recordings WHERE id = ?1",
+                [stored.to_string()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let mut m: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+        m["claim"] = hashes[1].clone().into();
+        db.execute(
+            "UPDATE recordings SET manifest = ?1 WHERE id = ?2",
+            rusqlite::params![m.to_string(), stored.to_string()],
+        )
+        .unwrap();
+    }
+    server.restart();
+    // Neither hash is anywhere in the database's files; each claim is a tag.
+    let mut files = Vec::new();
+    for name in ["lessonlens.db", "lessonlens.db-wal"] {
+        files.extend(std::fs::read(server.data_dir().join(name)).unwrap_or_default());
+    }
+    for hash in &hashes {
+        assert!(
+            !files.windows(hash.len()).any(|w| w == hash.as_bytes()),
+            "a claim hash is kept in the database files"
+        );
+    }
+    let claims: Vec<String> = column(
+        &server.db(),
+        "SELECT json_extract(manifest, '$.claim') FROM recordings ORDER BY id",
+        [],
+    );
+    assert_eq!(claims.len(), 2);
+    assert!(claims.iter().all(|c| c.starts_with("hmac:")), "{claims:?}");
+
+    // Both are still claimed with the code, and not with another.
+    let alice = server.login(&server.agent(), "alice", "alice-password");
+    for rec in [fresh, stored] {
+        let claim = |code: &str| match server
+            .agent()
+            .post(&format!("{}/api/unassigned/{rec}/claim", server.url()))
+            .set("cookie", &alice)
+            .send_json(serde_json::json!({ "code": code }))
+        {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(claim("1357"), 403);
+        assert_eq!(claim("2468"), 200);
+    }
+}

@@ -26,6 +26,14 @@ pub fn serve(o: Opened) -> anyhow::Result<()> {
             o.vault.create_key(id, accounts::now())?;
         }
     }
+    // Claim hashes from older devices, kept before this version, become tags under the master key.
+    let tagged = lessonlens_server::recordings::tag_claim_hashes(&o.conn, &o.vault)?;
+    if tagged > 0 {
+        tracing::info!(
+            tagged,
+            "replaced older devices' claim hashes with keyed tags"
+        );
+    }
     let (tls, ca) = tls::load_or_create(
         &o.config.tls_dir(),
         &o.config.hostnames,

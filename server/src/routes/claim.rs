@@ -10,7 +10,7 @@ use crate::error::{AppError, AppResult};
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::Json;
-use lessonlens_proto::manifest::{claim_hash, open_claim};
+use lessonlens_proto::manifest::open_claim;
 use lessonlens_proto::wire::RecordingSummary;
 use lessonlens_proto::{Manifest, RecordingId, SegmentIndex};
 use rusqlite::{params, OptionalExtension};
@@ -69,22 +69,23 @@ async fn list(
     Ok(Json(Page::of(query.page, PAGE, list)))
 }
 
-/// Whether `code` is the one the device kept for the lesson: sealed to the unassigned key (opened
-/// here, compared in constant time), or, from older devices, its hash.
+/// Whether `code` is the one the device kept for the lesson, sealed to the unassigned key (opened
+/// here, compared in constant time). Claims from older devices were kept as tags, which
+/// `tagged` says match or not.
 fn claim_matches(
     unassigned: &lessonlens_proto::SecretKey,
     rec: RecordingId,
     claim: Option<&str>,
     code: &str,
+    tagged: bool,
 ) -> bool {
     use subtle::ConstantTimeEq;
-    let same = |a: &[u8], b: &[u8]| bool::from(a.ct_eq(b));
     let Some(claim) = claim else {
         return false;
     };
     match open_claim(unassigned, rec, claim) {
-        Some(sealed) => same(sealed.as_bytes(), code.as_bytes()),
-        None => same(claim.as_bytes(), claim_hash(rec, code).as_bytes()),
+        Some(sealed) => sealed.as_bytes().ct_eq(code.as_bytes()).into(),
+        None => tagged,
     }
 }
 
@@ -135,15 +136,20 @@ async fn claim(
             Ok((manifest, segments))
         })
         .await?;
-    let keys = st
+    let kept = manifest.claim.clone().unwrap_or_default();
+    let code = form.code.clone();
+    let (keys, tagged) = st
         .vault(move |v| {
             Ok((
-                v.secret_key(unassigned)?.ok_or(AppError::NotFound)?,
-                v.public_key(me)?.ok_or(AppError::NotFound)?,
+                (
+                    v.secret_key(unassigned)?.ok_or(AppError::NotFound)?,
+                    v.public_key(me)?.ok_or(AppError::NotFound)?,
+                ),
+                v.tagged_claim_matches(&kept, rec, &code),
             ))
         })
         .await?;
-    if !claim_matches(&keys.0, rec, manifest.claim.as_deref(), &form.code) {
+    if !claim_matches(&keys.0, rec, manifest.claim.as_deref(), &form.code, tagged) {
         return Err(AppError::Forbidden(
             "this lesson was not started with your code",
         ));

@@ -549,7 +549,8 @@ async fn put_manifest(
     body: axum::body::Bytes,
 ) -> AppResult<Json<ManifestReceipt>> {
     let rec = parse_id(&id)?;
-    let manifest = Manifest::parse(&body).map_err(|e| AppError::Unprocessable(e.to_string()))?;
+    let mut manifest =
+        Manifest::parse(&body).map_err(|e| AppError::Unprocessable(e.to_string()))?;
     if manifest.recording != rec {
         return Err(AppError::Unprocessable(format!(
             "manifest is for {} but was uploaded for {rec}",
@@ -557,12 +558,14 @@ async fn put_manifest(
         )));
     }
     let fp = manifest.recipient;
-    let owner = st
-        .vault(move |v| Ok(v.owner_of(&fp)?))
-        .await?
-        .ok_or_else(|| {
-            AppError::Unprocessable("manifest names a key this server does not know".into())
-        })?;
+    let claim = manifest.claim.take();
+    let (owner, claim) = st
+        .vault(move |v| Ok((v.owner_of(&fp)?, claim.map(|c| v.keepable_claim(c)))))
+        .await?;
+    let owner = owner.ok_or_else(|| {
+        AppError::Unprocessable("manifest names a key this server does not know".into())
+    })?;
+    manifest.claim = claim;
     // What is stored is what was parsed, as the claim stores it: nothing else the device sent.
     let json = String::from_utf8_lossy(&manifest.to_json()).into_owned();
     let device_id = device.id;
