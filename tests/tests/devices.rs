@@ -264,3 +264,73 @@ fn a_device_renews_its_certificate_with_a_fresh_key() {
     assert_eq!(fetch_key(&server, &old_agent).0, 401);
     assert_eq!(fetch_key(&server, &server.device_agent(&device)).0, 401);
 }
+
+/// Issue 14.6: a copied device identity. Once the real device uses its renewed certificate, the
+/// copy's renewal is refused, and the admin's device list (in the browser) says that two machines
+/// have used the identity.
+#[test]
+fn a_copied_identity_is_refused_and_shown_to_the_admin() {
+    let server = Server::start(&web_dir());
+    server.add_user("ada", "ada-password", "admin");
+    server.add_user("alice", "alice-password", "teacher");
+    let device = server.add_device("room-1");
+    let copy = server.dir.path().join("copied-identity");
+    copy_dir(&device.identity, &copy);
+    let config = server.dir.path().join("devices/room-1/capture.toml");
+    let renew = || {
+        std::process::Command::new(lessonlens_e2e::bin("lessonlens-capture"))
+            .arg("--config")
+            .arg(&config)
+            .arg("renew")
+            .output()
+            .unwrap()
+    };
+    let out = renew();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The real device uses its new certificate: the earlier one is retired.
+    assert_eq!(fetch_key(&server, &server.device_agent(&device)).0, 200);
+
+    // The copy (the identity as it was) tries to renew in its turn, from another machine.
+    let real = server.dir.path().join("real-identity");
+    std::fs::rename(&device.identity, &real).unwrap();
+    copy_dir(&copy, &device.identity);
+    let out = renew();
+    assert!(!out.status.success(), "the copy renewed");
+    std::fs::remove_dir_all(&device.identity).unwrap();
+    std::fs::rename(&real, &device.identity).unwrap();
+    assert_eq!(
+        fetch_key(&server, &server.device_agent(&device)).0,
+        200,
+        "the real device carries on"
+    );
+    let (out, _) = server.browser_script(
+        "admin_devices.mjs",
+        "admin-devices",
+        &[
+            ("LL_USER", "ada:ada-password"),
+            ("LL_DEVICE", "room-1"),
+            ("LL_EXPECT", "Two machines have used this device's identity"),
+        ],
+    );
+    assert!(
+        out.contains("revoke it and enrol the real device again"),
+        "{out}"
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
