@@ -255,6 +255,120 @@ pub fn write_archive<W: Write>(
 
 #[cfg(test)]
 mod tests {
+    use crate::accounts::{self, Role};
+    use crate::blobs::{BlobStore, LocalBlobs};
+    use crate::vault::{MasterKey, Vault};
+    use rusqlite::{params, Connection};
+    use std::sync::Mutex;
+
+    /// What the archive is written into: notes whether the database or vault lock was held while
+    /// it was written to, and shreds the teacher's key once the video's bytes flow.
+    struct Probe<'a> {
+        db: &'a Mutex<Connection>,
+        vault: &'a Mutex<Vault>,
+        teacher: i64,
+        /// The end of the video's name in the archive.
+        video: String,
+        in_video: bool,
+        shredded: bool,
+        locked_while_writing: bool,
+    }
+
+    impl std::io::Write for Probe<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.locked_while_writing |=
+                self.db.try_lock().is_err() || self.vault.try_lock().is_err();
+            if self.in_video && !self.shredded {
+                self.vault.lock().unwrap().shred(self.teacher, 0).unwrap();
+                self.shredded = true;
+            }
+            // The video's entry header names it; its bytes follow.
+            self.in_video |= buf
+                .windows(self.video.len())
+                .any(|w| w == self.video.as_bytes());
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Issue 14.7: an export held the teacher's unwrapped key for its whole length and went on
+    /// after the key was shredded; and nothing else could use the database or the vault while
+    /// one ran. Now the key is looked up per segment and locks are held per step.
+    #[test]
+    fn a_key_shredded_during_an_export_ends_it_and_no_lock_is_held_while_writing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let conn = crate::db::open(&tmp.path().join("db")).unwrap();
+        let master = MasterKey::load_or_create(&tmp.path().join("master.key")).unwrap();
+        let vault = Vault::open(&tmp.path().join("vault.db"), master).unwrap();
+        let blobs = LocalBlobs::open(&tmp.path().join("blobs")).unwrap();
+        let id = accounts::add_user(&conn, "alice", "Alice", "a-long-password", &[Role::Teacher])
+            .unwrap();
+        let pk = vault.create_key(id, 0).unwrap();
+        let rec = lessonlens_proto::RecordingId::from_random_bytes([3; 16]);
+        conn.execute(
+            "INSERT INTO devices (id, name, created_at) VALUES (1, 'room-1', 0)",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO recordings (id, owner_id, device_id, created_at) VALUES (?1, ?2, 1, 0)",
+            params![rec.to_string(), id],
+        )
+        .unwrap();
+        for index in 0..4u32 {
+            use lessonlens_proto::envelope::{seal, Label, SealParams, DEFAULT_CHUNK_SIZE};
+            let duration_us = if index == 0 { 0 } else { 2_000_000 };
+            let params = SealParams {
+                label: Label {
+                    recording: rec,
+                    index,
+                },
+                final_segment: false,
+                start_us: 0,
+                duration_us,
+                chunk_size: DEFAULT_CHUNK_SIZE,
+            };
+            let sealed = seal(
+                &params,
+                &pk,
+                &[index as u8; 4096],
+                &mut rand_core::TryRngCore::unwrap_err(rand_core::OsRng),
+            )
+            .unwrap();
+            let mut incoming = blobs.begin().unwrap();
+            incoming.write(&sealed).unwrap();
+            let sha = blobs.commit(incoming).unwrap();
+            conn.execute(
+                "INSERT INTO segments (recording_id, idx, sha256, bytes, start_us, duration_us, final, stored_at)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5, 0, 0)",
+                params![rec.to_string(), index, sha, sealed.len() as i64, duration_us],
+            )
+            .unwrap();
+        }
+        let user = accounts::find_user(&conn, "alice").unwrap().unwrap();
+        let (db, vault) = (Mutex::new(conn), Mutex::new(vault));
+        let mut probe = Probe {
+            db: &db,
+            vault: &vault,
+            teacher: id,
+            video: format!("_{rec}.mp4"),
+            in_video: false,
+            shredded: false,
+            locked_while_writing: false,
+        };
+        let err = super::write_archive(&db, &vault, &blobs, &user, 0, &mut probe)
+            .expect_err("the export went on after the key was shredded");
+        assert!(probe.shredded);
+        assert!(
+            format!("{err:#}").contains("key was deleted during the export"),
+            "{err:#}"
+        );
+        assert!(!probe.locked_while_writing, "a lock was held while writing");
+    }
+
     #[test]
     fn a_privacy_pause_splits_a_lesson_into_parts() {
         // init, 2 media, a re-init after the pause, 1 media, the end marker.
