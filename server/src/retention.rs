@@ -304,4 +304,100 @@ mod tests {
             assert!(p.validate().is_err(), "{p:?}");
         }
     }
+
+    /// A blob store that notes whether the database or the vault was locked while it removed a
+    /// file (an object store may take seconds per file).
+    struct Probe<'a> {
+        inner: crate::blobs::LocalBlobs,
+        db: &'a std::sync::Mutex<Connection>,
+        vault: &'a std::sync::Mutex<crate::vault::Vault>,
+        removed: std::sync::atomic::AtomicUsize,
+        locked: std::sync::atomic::AtomicBool,
+    }
+
+    impl crate::blobs::BlobStore for Probe<'_> {
+        fn begin(&self) -> std::io::Result<crate::blobs::Incoming> {
+            self.inner.begin()
+        }
+        fn commit(&self, incoming: crate::blobs::Incoming) -> std::io::Result<String> {
+            self.inner.commit(incoming)
+        }
+        fn read(&self, sha: &str) -> std::io::Result<Vec<u8>> {
+            self.inner.read(sha)
+        }
+        fn remove(&self, sha: &str) -> std::io::Result<()> {
+            use std::sync::atomic::Ordering;
+            if self.db.try_lock().is_err() || self.vault.try_lock().is_err() {
+                self.locked.store(true, Ordering::SeqCst);
+            }
+            self.removed.fetch_add(1, Ordering::SeqCst);
+            self.inner.remove(sha)
+        }
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+    }
+
+    /// Issue 14.7: the sweep held the database and vault locks for a whole sweep, object-store
+    /// deletions included, so every request waited. Now no lock is held while a file is removed,
+    /// for an expired recording and for a leaving teacher's.
+    #[test]
+    fn a_sweep_holds_no_lock_while_it_removes_files() {
+        use crate::accounts::{self, Role};
+        use crate::blobs::BlobStore;
+        use std::sync::atomic::Ordering;
+        let tmp = tempfile::tempdir().unwrap();
+        let conn = crate::db::open(&tmp.path().join("db")).unwrap();
+        let master =
+            crate::vault::MasterKey::load_or_create(&tmp.path().join("master.key")).unwrap();
+        let vault = crate::vault::Vault::open(&tmp.path().join("vault.db"), master).unwrap();
+        let inner = crate::blobs::LocalBlobs::open(&tmp.path().join("blobs")).unwrap();
+        conn.execute(
+            "INSERT INTO devices (id, name, created_at) VALUES (1, 'room-1', 0)",
+            [],
+        )
+        .unwrap();
+        let now = 1_000 * DAY;
+        for (who, created_at) in [("alice", 0), ("bob", now)] {
+            let id =
+                accounts::add_user(&conn, who, who, "a-long-password", &[Role::Teacher]).unwrap();
+            vault.create_key(id, 0).unwrap();
+            let rec = format!("{who}-lesson");
+            conn.execute(
+                "INSERT INTO recordings (id, owner_id, device_id, created_at) VALUES (?1, ?2, 1, ?3)",
+                rusqlite::params![rec, id, created_at],
+            )
+            .unwrap();
+            for index in 0..3 {
+                let mut incoming = inner.begin().unwrap();
+                incoming.write(format!("{rec} {index}").as_bytes()).unwrap();
+                let sha = inner.commit(incoming).unwrap();
+                conn.execute(
+                    "INSERT INTO segments (recording_id, idx, sha256, bytes, start_us, duration_us, final, stored_at)
+                     VALUES (?1, ?2, ?3, 1, 0, 0, 0, 0)",
+                    rusqlite::params![rec, index, sha],
+                )
+                .unwrap();
+            }
+        }
+        // Alice's lesson is past the school's 365 days; Bob is leaving today.
+        let bob = accounts::find_user(&conn, "bob").unwrap().unwrap();
+        crate::offboarding::mark_leaving(&conn, &[7; 32], "cli", &bob, None, 0, now).unwrap();
+        let (db, vault) = (std::sync::Mutex::new(conn), std::sync::Mutex::new(vault));
+        let probe = Probe {
+            inner,
+            db: &db,
+            vault: &vault,
+            removed: Default::default(),
+            locked: Default::default(),
+        };
+        let swept = sweep(&db, &vault, &probe, &[7; 32], now).unwrap();
+        assert_eq!(swept.deleted.recordings, 1);
+        assert_eq!(swept.teachers_deleted.len(), 1);
+        assert_eq!(probe.removed.load(Ordering::SeqCst), 6);
+        assert!(
+            !probe.locked.load(Ordering::SeqCst),
+            "a lock was held while a file was removed"
+        );
+    }
 }
