@@ -194,6 +194,18 @@ pub fn open_sealed(
 }
 
 impl Incoming {
+    /// An upload written into `file` (a pipe, in a test), not kept anywhere.
+    #[cfg(test)]
+    pub fn writing_to(file: File) -> Incoming {
+        Incoming {
+            tmp: None,
+            file,
+            hasher: Sha256::new(),
+            len: 0,
+            head: Vec::with_capacity(HEAD_LEN),
+        }
+    }
+
     pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         if self.head.len() < HEAD_LEN {
             let take = (HEAD_LEN - self.head.len()).min(bytes.len());

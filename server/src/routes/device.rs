@@ -329,28 +329,16 @@ async fn put_segment(
 ) -> AppResult<Json<Receipt>> {
     let rec = parse_id(&id)?;
     // Stream the body to a temp file while hashing; nothing is visible until the row is written.
-    let max = st.config.max_segment_bytes;
-    let mut incoming = st.blobs.begin()?;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => {
-                return Err(AppError::BadRequest(format!(
-                    "upload interrupted ({e}); the device should retry"
-                )));
-            }
-        };
-        if incoming.len() + chunk.len() as u64 > max {
-            return Err(AppError::TooLarge(format!(
-                "segment is larger than the {max}-byte limit"
-            )));
-        }
-        // A file write blocks: not on the async threads, which serve everyone else.
-        incoming = tokio::task::spawn_blocking(move || incoming.write(&chunk).map(|()| incoming))
-            .await
-            .map_err(|e| AppError::Internal(e.into()))??;
-    }
+    let st2 = st.clone();
+    let incoming = tokio::task::spawn_blocking(move || st2.blobs.begin())
+        .await
+        .map_err(|e| AppError::Internal(e.into()))??;
+    let incoming = receive(
+        body.into_data_stream(),
+        incoming,
+        st.config.max_segment_bytes,
+    )
+    .await?;
     // The header is checked after the body is read, so even a refused upload gets its answer
     // on a connection the device can keep using.
     let claimed = headers
@@ -440,6 +428,29 @@ async fn put_segment(
         sha256: sha,
         bytes,
     }))
+}
+
+/// Streams an upload's body into `incoming`, at most `max` bytes. Each write runs on a blocking
+/// thread: a slow or stalled disk must not hold up the async threads, which serve everyone else.
+async fn receive<E: std::fmt::Display>(
+    mut body: impl futures_util::Stream<Item = Result<axum::body::Bytes, E>> + Unpin,
+    mut incoming: Incoming,
+    max: u64,
+) -> AppResult<Incoming> {
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            AppError::BadRequest(format!("upload interrupted ({e}); the device should retry"))
+        })?;
+        if incoming.len() + chunk.len() as u64 > max {
+            return Err(AppError::TooLarge(format!(
+                "segment is larger than the {max}-byte limit"
+            )));
+        }
+        incoming = tokio::task::spawn_blocking(move || incoming.write(&chunk).map(|()| incoming))
+            .await
+            .map_err(|e| AppError::Internal(e.into()))??;
+    }
+    Ok(incoming)
 }
 
 /// Removes a blob no row refers to, on a blocking thread (object storage blocks).
@@ -599,4 +610,45 @@ async fn put_manifest(
         sha256: hex::encode(Sha256::digest(&body)),
         missing,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Issue 14.7: blob writes during ingest ran blocking I/O on the async threads, so one device
+    /// on a stalled disk held up every request. Here the "disk" is a pipe nobody reads for 2 s:
+    /// the one async thread must go on serving meanwhile.
+    #[test]
+    fn a_stalled_disk_does_not_hold_up_the_async_threads() {
+        use std::time::{Duration, Instant};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (mut reader, writer) = std::io::pipe().unwrap();
+        let incoming = crate::blobs::Incoming::writing_to(std::fs::File::from(
+            std::os::fd::OwnedFd::from(writer),
+        ));
+        let started = Instant::now();
+        // The pipe takes 64 KiB; the rest of the megabyte waits until this thread reads it.
+        let drain = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(2));
+            std::io::copy(&mut reader, &mut std::io::sink()).unwrap()
+        });
+        let (served_after, received) = rt.block_on(async {
+            let body = futures_util::stream::iter([Ok::<_, std::io::Error>(
+                axum::body::Bytes::from(vec![7u8; 1 << 20]),
+            )]);
+            let upload = tokio::spawn(super::receive(body, incoming, 2 << 20));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let served_after = started.elapsed();
+            (served_after, upload.await.unwrap().map(|i| i.len()))
+        });
+        assert!(
+            served_after < Duration::from_secs(1),
+            "the async thread was blocked for {served_after:?}"
+        );
+        assert_eq!(received.ok(), Some(1 << 20));
+        drop(rt);
+        assert_eq!(drain.join().unwrap(), 1 << 20);
+    }
 }
