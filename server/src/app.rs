@@ -33,6 +33,11 @@ pub struct AppState {
     /// and per address (20 in 15 minutes).
     pub login_failures_account: FailureWindow<String>,
     pub login_failures_address: FailureWindow<IpAddr>,
+    /// Failed sign-ins per account from every address together (20 in 15 minutes), which a
+    /// browser that signed in to the account before is not held to (see `routes::web`).
+    pub login_failures_everywhere: FailureWindow<String>,
+    /// Signs the known-browser cookie (derived from the master key).
+    pub known_browser_key: zeroize::Zeroizing<[u8; 32]>,
     /// Password checks running at once (Argon2 takes ~19 MiB each).
     pub password_checks: tokio::sync::Semaphore,
     /// Seals the audit log's hash chain (derived from the master key).
@@ -63,8 +68,10 @@ impl AppState {
         unassigned: i64,
     ) -> AppState {
         let audit_key = vault.audit_key();
+        let known_browser_key = vault.known_browser_key();
         AppState {
             audit_key,
+            known_browser_key,
             config,
             db: Mutex::new(db),
             vault: Mutex::new(vault),
@@ -72,6 +79,7 @@ impl AppState {
             code_failures: FailureWindow::new(5, 300),
             login_failures_account: FailureWindow::new(5, 900),
             login_failures_address: FailureWindow::new(20, 900),
+            login_failures_everywhere: FailureWindow::new(20, 900),
             password_checks: tokio::sync::Semaphore::new(4),
             ca,
             unassigned,
@@ -148,13 +156,18 @@ impl AppState {
 }
 
 pub fn session_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    cookie(headers, SESSION_COOKIE)
+}
+
+/// The value of the cookie called `name`, if the request has it.
+pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
 }
 

@@ -30,6 +30,8 @@ pub enum AppError {
     TooManyRequests(&'static str),
     #[error("too many failed sign-ins; try again in {0} minute(s)")]
     TooManyRequestsFor(i64),
+    #[error("this account has had many failed sign-ins from other computers, so it takes sign-ins only from browsers that have signed in to it before; use one of those, or try again in {0} minute(s)")]
+    TooManyRequestsElsewhere(i64),
     /// The blob storage failed (disk full, object store unreachable); worth trying again.
     #[error("{0}")]
     Unavailable(&'static str),
@@ -47,9 +49,9 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::TooManyRequests(_) | AppError::TooManyRequestsFor(_) => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            AppError::TooManyRequests(_)
+            | AppError::TooManyRequestsFor(_)
+            | AppError::TooManyRequestsElsewhere(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

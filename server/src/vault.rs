@@ -385,6 +385,11 @@ impl Vault {
         kept.as_bytes().ct_eq(expected.as_bytes()).into()
     }
 
+    /// The key that signs the cookie of a browser someone signed in with.
+    pub fn known_browser_key(&self) -> Zeroizing<[u8; 32]> {
+        self.master.derive(b"lessonlens-known-browser-v1")
+    }
+
     /// The key that seals the audit log's hash chain.
     pub fn audit_key(&self) -> Zeroizing<[u8; 32]> {
         self.master.derive(b"lessonlens-audit-key-v1")

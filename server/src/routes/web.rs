@@ -113,30 +113,118 @@ fn account_key(username: &str, ip: std::net::IpAddr) -> String {
     format!("{username} {ip}")
 }
 
+/// One guess at an account's password or recovery code, counted before it is checked so that
+/// parallel guesses cannot slip past the limits: per account and address, per address, and per
+/// account from everywhere, unless the browser has signed in to the account before (see
+/// [`known_browser`]). A success is taken back with [`Guess::succeeded`].
+struct Guess {
+    ip: std::net::IpAddr,
+    username: String,
+    /// Whether it counted against the account's limit from everywhere.
+    everywhere: bool,
+}
+
+impl Guess {
+    fn count(
+        st: &Shared,
+        ip: std::net::IpAddr,
+        username: &str,
+        known: bool,
+        now: i64,
+    ) -> AppResult<Guess> {
+        let refused = |secs: i64| {
+            tracing::warn!(%ip, "sign-in refused: too many failures");
+            AppError::TooManyRequestsFor((secs + 59) / 60)
+        };
+        st.login_failures_address
+            .attempt(&ip, now)
+            .map_err(refused)?;
+        if let Err(secs) = st
+            .login_failures_account
+            .attempt(&account_key(username, ip), now)
+        {
+            st.login_failures_address.forgive_last(&ip);
+            return Err(refused(secs));
+        }
+        if !known {
+            if let Err(secs) = st
+                .login_failures_everywhere
+                .attempt(&username.to_string(), now)
+            {
+                st.login_failures_address.forgive_last(&ip);
+                st.login_failures_account
+                    .forgive_last(&account_key(username, ip));
+                tracing::warn!(%ip, "sign-in refused: many failures for this account from elsewhere");
+                return Err(AppError::TooManyRequestsElsewhere((secs + 59) / 60));
+            }
+        }
+        Ok(Guess {
+            ip,
+            username: username.to_string(),
+            everywhere: !known,
+        })
+    }
+
+    /// The guess was right: it is taken back, and the account's failures from this address are
+    /// forgotten. Failures from elsewhere still count.
+    fn succeeded(self, st: &Shared) {
+        st.login_failures_address.forgive_last(&self.ip);
+        st.login_failures_account
+            .clear(&account_key(&self.username, self.ip));
+        if self.everywhere {
+            st.login_failures_everywhere.forgive_last(&self.username);
+        }
+    }
+}
+
+/// The cookie a browser gets when someone signs in with it: proof that it signed in to that
+/// account before, which lets it past the account's limit from everywhere. A random value and
+/// an HMAC of it with the username, under a key from the master key: it says nothing by itself.
+const KNOWN_COOKIE: &str = "__Host-lessonlens-known";
+
+fn known_value(st: &Shared, username: &str, nonce: &[u8]) -> String {
+    let mac = crate::vault::hmac_sha256(
+        st.known_browser_key.as_ref(),
+        &[b"known-browser", username.as_bytes(), b"\0", nonce],
+    );
+    format!("{}.{}", hex::encode(nonce), hex::encode(mac))
+}
+
+/// Whether the request carries a known-browser cookie for `username` (compared in constant time).
+fn known_browser(st: &Shared, headers: &HeaderMap, username: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some(value) = crate::app::cookie(headers, KNOWN_COOKIE) else {
+        return false;
+    };
+    let Some(nonce) = value
+        .split_once('.')
+        .and_then(|(n, _)| hex::decode(n).ok())
+        .filter(|n| n.len() == 16)
+    else {
+        return false;
+    };
+    value
+        .as_bytes()
+        .ct_eq(known_value(st, username, &nonce).as_bytes())
+        .into()
+}
+
 async fn login(
     State(st): State<Shared>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
     Json(form): Json<LoginForm>,
 ) -> AppResult<Response> {
     let hours = st.config.session_hours;
     let username = form.username.trim().to_ascii_lowercase();
     let now = accounts::now();
-    // Every attempt counts against the account and the address before the password is checked,
-    // so parallel guesses cannot slip past the limits; a success is taken back afterwards.
-    let refused = |secs: i64| {
-        tracing::warn!(%ip, "sign-in refused: too many failures");
-        AppError::TooManyRequestsFor((secs + 59) / 60)
-    };
-    st.login_failures_address
-        .attempt(&ip, now)
-        .map_err(refused)?;
-    if let Err(secs) = st
-        .login_failures_account
-        .attempt(&account_key(&username, ip), now)
-    {
-        st.login_failures_address.forgive_last(&ip);
-        return Err(refused(secs));
-    }
+    let guess = Guess::count(
+        &st,
+        ip,
+        &username,
+        known_browser(&st, &headers, &username),
+        now,
+    )?;
     let (user, hash) = st
         .db(move |c| Ok(accounts::login_candidate(c, &username)?))
         .await?;
@@ -211,19 +299,29 @@ async fn login(
             Ok((user, token))
         })
         .await?;
-    st.login_failures_account
-        .clear(&account_key(&user.username, ip));
-    st.login_failures_address.forgive_last(&ip);
+    guess.succeeded(&st);
     let cookie = format!(
         "{SESSION_COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
         token.as_str(),
         u64::from(hours) * 3600
     );
-    let mut res = Json(me_full(&st, user, setup_only, set_up).await?).into_response();
-    res.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).map_err(|e| AppError::Internal(e.into()))?,
+    let mut nonce = [0u8; 16];
+    rand_core::RngCore::fill_bytes(
+        &mut rand_core::TryRngCore::unwrap_err(rand_core::OsRng),
+        &mut nonce,
     );
+    let known = format!(
+        "{KNOWN_COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
+        known_value(&st, &user.username, &nonce),
+        365 * 24 * 3600
+    );
+    let mut res = Json(me_full(&st, user, setup_only, set_up).await?).into_response();
+    for c in [cookie, known] {
+        res.headers_mut().append(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&c).map_err(|e| AppError::Internal(e.into()))?,
+        );
+    }
     Ok(res)
 }
 
@@ -346,25 +444,22 @@ struct RecoverForm {
 async fn recover(
     State(st): State<Shared>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
     Json(form): Json<RecoverForm>,
 ) -> AppResult<Json<serde_json::Value>> {
-    // A recovery code is a password: the same limits as signing in, per account and address.
+    // A recovery code is a password: the same limits as signing in.
     let now = accounts::now();
     let username = form.username.trim().to_ascii_lowercase();
-    let refused = |secs: i64| AppError::TooManyRequestsFor((secs + 59) / 60);
-    st.login_failures_address
-        .attempt(&ip, now)
-        .map_err(refused)?;
-    if let Err(secs) = st
-        .login_failures_account
-        .attempt(&account_key(&username, ip), now)
-    {
-        st.login_failures_address.forgive_last(&ip);
-        return Err(refused(secs));
-    }
+    let guess = Guess::count(
+        &st,
+        ip,
+        &username,
+        known_browser(&st, &headers, &username),
+        now,
+    )?;
     let hash = hash_new_password(form.password).await?;
     let key = st.audit_key.clone();
-    let user = st
+    st
         .db(move |c| {
             let user = accounts::recover(c, &username, &form.recovery_code, &hash)?;
             match &user {
@@ -380,9 +475,7 @@ async fn recover(
                     .into(),
             )
         })?;
-    st.login_failures_address.forgive_last(&ip);
-    st.login_failures_account
-        .clear(&account_key(&user.username, ip));
+    guess.succeeded(&st);
     Ok(Json(serde_json::json!({ "recovered": true })))
 }
 
