@@ -6,10 +6,12 @@
 //!   purge (goal < 60 s), and the peak RSS of this process.
 //! - A retention sweep over 1,000,000 segment rows with nothing due (goal < 1 s).
 
-use lessonlens_server::accounts::{self, Role};
-use lessonlens_server::blobs::LocalBlobs;
-use lessonlens_server::vault::{MasterKey, Vault};
-use lessonlens_server::{db, offboarding, retention};
+use lessonlens_server::domain::clock;
+use lessonlens_server::domain::people::Role;
+use lessonlens_server::ops::{offboarding, sweep};
+use lessonlens_server::store::blobs::LocalBlobs;
+use lessonlens_server::store::vault::{MasterKey, Vault};
+use lessonlens_server::store::{accounts, db};
 use rusqlite::{params, Connection};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -75,7 +77,7 @@ fn main() -> anyhow::Result<()> {
             LocalBlobs::open(&d.join("blobs"))?,
         ))
     };
-    let now = accounts::now();
+    let now = clock::now();
     println!("| measure | value | goal |");
     println!("|---|---|---|");
 
@@ -145,7 +147,7 @@ fn main() -> anyhow::Result<()> {
     fill(&conn, id, device, 556, 1800, now, None)?;
     let key = vault.audit_key();
     let t0 = Instant::now();
-    let swept = retention::sweep(&conn, &vault, &blobs, &key, now)?;
+    let swept = sweep::sweep(&conn, &vault, &blobs, &key, now)?;
     let took = t0.elapsed();
     let rows: i64 = conn.query_row("SELECT COUNT(*) FROM segments", [], |r| r.get(0))?;
     assert_eq!(rows, 556 * 1800, "nothing was due");

@@ -50,7 +50,7 @@ pub struct Config {
     /// Two-step sign-in policy: `[second_factor]` with `admins`, `off_site` (both default false)
     /// and `on_site_networks` (default: loopback and the private ranges).
     #[serde(default)]
-    pub second_factor: crate::second_factor::Policy,
+    pub second_factor: crate::domain::second_factor::Policy,
     /// How often the retention sweeper runs (deleting recordings past the policy and finishing the
     /// deletion of teachers who left), in minutes. It also runs once at start. Default 60.
     #[serde(default = "default_sweep_interval_minutes")]
@@ -86,7 +86,7 @@ fn default_hostnames() -> Vec<String> {
     vec!["localhost".into(), "127.0.0.1".into()]
 }
 fn default_allowed_networks() -> Vec<ipnet::IpNet> {
-    crate::network::private_networks()
+    crate::domain::network::private_networks()
 }
 
 fn default_session_hours() -> u32 {

@@ -106,7 +106,7 @@ fn main() {
     // The server's key rests sealed under the master key; nginx gets a plain copy in the
     // benchmark's own temp folder.
     let plain_key = dir.path().join("server.key");
-    let master = lessonlens_server::vault::MasterKey::load_or_create(
+    let master = lessonlens_server::store::vault::MasterKey::load_or_create(
         &server.dir.path().join("secrets/master.key"),
     )
     .unwrap();

@@ -4,7 +4,7 @@
 
 use lessonlens_e2e::Server;
 use lessonlens_proto::wire::SHA256_HEADER;
-use lessonlens_server::routes::Listener;
+use lessonlens_server::http::routes::Listener;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
@@ -315,7 +315,7 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
             .unwrap()
     };
 
-    let table = lessonlens_server::routes::table();
+    let table = lessonlens_server::http::routes::table();
     assert!(
         table.len() >= 15,
         "the route table looks incomplete: {table:?}"

@@ -172,7 +172,7 @@ fn the_device_api_refuses_every_certificate_it_should() {
     // The school CA's, but expired (as if signed by someone holding the CA key a year ago).
     let tls = server.data_dir().join("tls");
     // The CA key rests sealed under the master key; this test holds both, as a thief would need to.
-    let master = lessonlens_server::vault::MasterKey::load_or_create(
+    let master = lessonlens_server::store::vault::MasterKey::load_or_create(
         &server.dir.path().join("secrets/master.key"),
     )
     .unwrap();

@@ -4,7 +4,7 @@
 //! clock is the test's: `lessonlens-server retention run --now T`.
 
 use lessonlens_e2e::{column, web_dir, Server};
-use lessonlens_server::vault::{MasterKey, Vault};
+use lessonlens_server::store::vault::{MasterKey, Vault};
 use std::path::Path;
 
 const DAY: i64 = 86_400;

@@ -5,9 +5,9 @@
 
 use lessonlens_e2e::seaweed::{SeaweedFs, BUCKET};
 use lessonlens_e2e::{column, web_dir, Server};
-use lessonlens_server::blobs::s3::S3Blobs;
-use lessonlens_server::blobs::{BlobStore, LocalBlobs};
 use lessonlens_server::config::S3Config;
+use lessonlens_server::store::blobs::s3::S3Blobs;
+use lessonlens_server::store::blobs::{BlobStore, LocalBlobs};
 use sha2::{Digest, Sha256};
 use std::io::ErrorKind;
 use std::path::Path;

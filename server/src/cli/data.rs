@@ -3,10 +3,10 @@
 
 use super::{any_user, audit, open, Opened};
 use anyhow::{bail, Context};
-use lessonlens_server::accounts;
-use lessonlens_server::backup;
 use lessonlens_server::config::Config;
-use lessonlens_server::vault::{MasterKey, Vault};
+use lessonlens_server::domain::clock;
+use lessonlens_server::ops::backup;
+use lessonlens_server::store::vault::{MasterKey, Vault};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -20,16 +20,16 @@ pub fn export(config: Config, username: &str, out: &Path) -> anyhow::Result<()> 
         .mode(0o600)
         .open(out)
         .with_context(|| format!("cannot create {} (it must not exist yet)", out.display()))?;
-    let blobs = lessonlens_server::blobs::open(&o.config)?;
+    let blobs = lessonlens_server::store::blobs::open(&o.config)?;
     audit(&o, "subject-access-export", &user.audit_id)?;
     let Opened { conn, vault, .. } = o;
     let (db, vault) = (std::sync::Mutex::new(conn), std::sync::Mutex::new(vault));
-    lessonlens_server::export::write_archive(
+    lessonlens_server::ops::export::write_archive(
         &db,
         &vault,
         blobs.as_ref(),
         &user,
-        accounts::now(),
+        clock::now(),
         std::io::BufWriter::new(&file),
     )?;
     file.sync_all()?;
@@ -40,7 +40,7 @@ pub fn export(config: Config, username: &str, out: &Path) -> anyhow::Result<()> 
 /// `backup DEST`: both databases, consistently, while the server runs.
 pub fn backup(config: Config, dest: &Path) -> anyhow::Result<()> {
     let o = open(config)?;
-    let info = backup::backup(&o.conn, &o.vault, dest, accounts::now())?;
+    let info = backup::backup(&o.conn, &o.vault, dest, clock::now())?;
     audit(&o, "backup", "")?;
     println!(
         "backup written to {}: both databases; {} blobs ({} bytes) referenced in {}",
@@ -71,7 +71,7 @@ pub fn restore(config: Config, src: &Path) -> anyhow::Result<()> {
         &config.data_dir,
         |path| Vault::open(path, master()?)?.with_shred_log(&log),
         |v| v.audit_key(),
-        accounts::now(),
+        clock::now(),
     )?;
     if let Some(p) = &restored.previous {
         println!("the databases it replaced are in {}", p.display());
@@ -95,7 +95,7 @@ pub fn restore(config: Config, src: &Path) -> anyhow::Result<()> {
 /// `audit-verify`: no audit entry altered or removed.
 pub fn audit_verify(config: Config) -> anyhow::Result<()> {
     let o = open(config)?;
-    let v = lessonlens_server::audit::verify(&o.conn, &o.vault.audit_key())?;
+    let v = lessonlens_server::store::audit::verify(&o.conn, &o.vault.audit_key())?;
     println!("audit log intact: {} chained entries", v.chained);
     Ok(())
 }

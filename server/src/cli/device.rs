@@ -3,9 +3,9 @@
 use super::{audit, open};
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use lessonlens_server::accounts;
 use lessonlens_server::config::Config;
-use lessonlens_server::{devices, tls};
+use lessonlens_server::domain::clock;
+use lessonlens_server::{store::devices, store::tls};
 
 #[derive(Subcommand)]
 pub enum DeviceCommand {
@@ -36,7 +36,7 @@ pub fn run(config: Config, cmd: DeviceCommand) -> anyhow::Result<()> {
             let ca = tls::SchoolCa::load(&o.config.tls_dir(), o.vault.tls_seal()).context(
                 "the school CA does not exist yet; start the server once (`serve`) to make it",
             )?;
-            let code = devices::create_code(&o.conn, &name, accounts::now())?;
+            let code = devices::create_code(&o.conn, &name, clock::now())?;
             audit(&o, "device-enroll-code", &name)?;
             println!("enrollment code for {name}: {}", &*code);
             println!("school CA fingerprint (SHA-256) {}", ca.fingerprint);

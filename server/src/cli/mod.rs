@@ -9,10 +9,11 @@ pub mod serve;
 pub mod user;
 
 use anyhow::{bail, Context};
-use lessonlens_server::accounts;
 use lessonlens_server::config::Config;
-use lessonlens_server::db;
-use lessonlens_server::vault::{MasterKey, Vault};
+use lessonlens_server::domain::clock;
+use lessonlens_server::store::accounts;
+use lessonlens_server::store::db;
+use lessonlens_server::store::vault::{MasterKey, Vault};
 
 /// The databases and the vault, opened for a command.
 pub struct Opened {
@@ -44,7 +45,7 @@ pub fn open(config: Config) -> anyhow::Result<Opened> {
     // The school's unassigned key, which devices seal to while the server is unreachable.
     let unassigned = accounts::ensure_unassigned(&conn)?;
     if vault.public_key(unassigned)?.is_none() {
-        vault.create_key(unassigned, accounts::now())?;
+        vault.create_key(unassigned, clock::now())?;
     }
     Ok(Opened {
         config,
@@ -55,7 +56,10 @@ pub fn open(config: Config) -> anyhow::Result<Opened> {
 }
 
 /// Any person's account by username (not the unassigned one).
-pub fn any_user(o: &Opened, username: &str) -> anyhow::Result<accounts::User> {
+pub fn any_user(
+    o: &Opened,
+    username: &str,
+) -> anyhow::Result<lessonlens_server::domain::people::User> {
     let user = accounts::find_any_user(&o.conn, username)?
         .with_context(|| format!("no user called {username:?}"))?;
     if user.id == o.unassigned {
@@ -66,6 +70,6 @@ pub fn any_user(o: &Opened, username: &str) -> anyhow::Result<accounts::User> {
 
 /// Records a console action in the audit log (actor "cli").
 pub fn audit(o: &Opened, action: &str, target: &str) -> anyhow::Result<()> {
-    lessonlens_server::audit::record(&o.conn, &o.vault.audit_key(), "cli", action, target)?;
+    lessonlens_server::store::audit::record(&o.conn, &o.vault.audit_key(), "cli", action, target)?;
     Ok(())
 }

@@ -4,9 +4,9 @@
 use super::{audit, open};
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use lessonlens_server::accounts;
 use lessonlens_server::config::Config;
-use lessonlens_server::{offboarding, retention};
+use lessonlens_server::domain::clock;
+use lessonlens_server::{ops::offboarding, store::retention};
 use rusqlite::OptionalExtension;
 use std::path::PathBuf;
 
@@ -95,13 +95,13 @@ pub fn run(config: Config, cmd: RetentionCommand) -> anyhow::Result<()> {
         }
         RetentionCommand::Run { now } => {
             let o = open(config)?;
-            let blobs = lessonlens_server::blobs::open(&o.config)?;
-            let swept = retention::sweep(
+            let blobs = lessonlens_server::store::blobs::open(&o.config)?;
+            let swept = lessonlens_server::ops::sweep::sweep(
                 &o.conn,
                 &o.vault,
                 blobs.as_ref(),
                 &o.vault.audit_key(),
-                now.unwrap_or_else(accounts::now),
+                now.unwrap_or_else(clock::now),
             )?;
             println!("{}", serde_json::to_string(&swept)?);
             Ok(())

@@ -2,9 +2,9 @@
 
 use super::Opened;
 use anyhow::Context;
-use lessonlens_server::accounts;
-use lessonlens_server::app::AppState;
-use lessonlens_server::tls;
+use lessonlens_server::domain::clock;
+use lessonlens_server::http::state::AppState;
+use lessonlens_server::store::tls;
 use std::sync::Arc;
 
 /// Runs the server until SIGTERM or Ctrl-C.
@@ -23,11 +23,11 @@ pub fn serve(o: Opened) -> anyhow::Result<()> {
     for id in teachers {
         if o.vault.public_key(id)?.is_none() {
             tracing::warn!(user = id, "a teacher had no key; making one");
-            o.vault.create_key(id, accounts::now())?;
+            o.vault.create_key(id, clock::now())?;
         }
     }
     // Claim hashes from older devices, kept before this version, become tags under the master key.
-    let tagged = lessonlens_server::recordings::tag_claim_hashes(&o.conn, &o.vault)?;
+    let tagged = lessonlens_server::store::recordings::tag_claim_hashes(&o.conn, &o.vault)?;
     if tagged > 0 {
         tracing::info!(
             tagged,
@@ -37,7 +37,7 @@ pub fn serve(o: Opened) -> anyhow::Result<()> {
     let (tls, ca) = tls::load_or_create(
         &o.config.tls_dir(),
         &o.config.hostnames,
-        accounts::now(),
+        clock::now(),
         o.vault.tls_seal(),
     )?;
     let bind = |a: std::net::SocketAddr| {
@@ -49,9 +49,9 @@ pub fn serve(o: Opened) -> anyhow::Result<()> {
     };
     let addr = listeners.web.local_addr()?;
     let device_addr = listeners.device.local_addr()?;
-    let blobs = lessonlens_server::blobs::open(&o.config)?;
+    let blobs = lessonlens_server::store::blobs::open(&o.config)?;
     // Finish removing the files of deletions a crash interrupted.
-    let swept = lessonlens_server::deletion::sweep_blobs(&o.conn, blobs.as_ref())?;
+    let swept = lessonlens_server::ops::deletion::sweep_blobs(&o.conn, blobs.as_ref())?;
     if swept > 0 {
         tracing::info!(
             swept,

@@ -3,9 +3,11 @@
 use super::{any_user, audit, open};
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use lessonlens_server::accounts::{self, Role};
 use lessonlens_server::config::Config;
-use lessonlens_server::{offboarding, retention, roster};
+use lessonlens_server::domain::clock;
+use lessonlens_server::domain::people::Role;
+use lessonlens_server::store::accounts::{self};
+use lessonlens_server::{ops::offboarding, store::retention, store::roster};
 use std::path::Path;
 
 #[derive(Subcommand)]
@@ -62,7 +64,7 @@ pub fn run(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
             let id = accounts::add_user(&o.conn, &username, &display_name, password, &roles)?;
             let user = accounts::find_user(&o.conn, &username)?.context("the new user vanished")?;
             if roles.contains(&Role::Teacher) {
-                let pk = o.vault.create_key(id, accounts::now())?;
+                let pk = o.vault.create_key(id, clock::now())?;
                 eprintln!("teacher key {} created", pk.fingerprint());
             }
             audit(&o, "user-add", &user.audit_id)?;
@@ -96,7 +98,7 @@ pub fn run(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
             if accounts::own_password(&o.conn, user.id)? {
                 bail!("{username} has chosen their own password, so no invitation can be made for them; if they forgot it, they use their recovery code on the sign-in page");
             }
-            let token = accounts::create_invite(&o.conn, user.id, accounts::now())?;
+            let token = accounts::create_invite(&o.conn, user.id, clock::now())?;
             audit(&o, "invite", &user.audit_id)?;
             let host = o
                 .config
@@ -165,7 +167,7 @@ pub fn run(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
                 &user,
                 fp,
                 grace,
-                accounts::now(),
+                clock::now(),
             )?;
             println!(
             "{username} is disabled and will be deleted at {} (Unix {at}); cancel with `user cancel-offboard`",
@@ -217,7 +219,7 @@ pub fn roster_import(
     let created = roster::apply(&o.conn, &o.vault.audit_key(), "cli", &plan)?;
     for (id, teacher) in created {
         if teacher {
-            o.vault.create_key(id, accounts::now())?;
+            o.vault.create_key(id, clock::now())?;
         }
     }
     println!(

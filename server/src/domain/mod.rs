@@ -1,0 +1,9 @@
+//! The rules, pure: no database, no HTTP, no async runtime. Everything above uses them; they use
+//! nothing above. (docs/architecture.md)
+
+pub mod access;
+pub mod clock;
+pub mod network;
+pub mod people;
+pub mod retention;
+pub mod second_factor;

@@ -1,0 +1,389 @@
+//! Subject access (UK GDPR article 15): everything lessonlens holds about one person, as one ZIP
+//! archive written as a stream (the web app streams it to the browser; the CLI writes a file for
+//! a formal request). Videos are decrypted one segment at a time into the archive and never
+//! touch the server's disk in plaintext.
+//!
+//! The archive holds `README.txt`, `account.json`, `recordings.json` (their lessons, with shares
+//! and deletion dates), `comments.json` (what they wrote anywhere, and what others wrote on their
+//! lessons), `audit.json` (entries by them, about them or about their lessons; people named as
+//! in the admin's log), `videos/`, one MP4 per lesson (one per part when a privacy pause
+//! split it), and `posters/`, each lesson's poster frame (JPEG) as the library shows it.
+
+use crate::domain::people::User;
+use crate::store::blobs::BlobStore;
+use crate::store::vault::Vault;
+use anyhow::Context;
+use lessonlens_proto::{RecordingId, SegmentIndex, SegmentKind};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::sync::Mutex;
+use zip::write::SimpleFileOptions;
+
+const README: &str = "This archive holds everything lessonlens holds about you, as of the time in account.json.\n\
+account.json     your account\n\
+recordings.json  your recorded lessons: when, where, how complete, who they are shared with, when they will be deleted\n\
+comments.json    comments you wrote, and comments others wrote on your lessons\n\
+audit.json       the audit log's entries about you and your lessons (sign-ins, views, shares, deletions)\n\
+videos/          your lessons as MP4 files (one file per part when a privacy pause split a lesson)\n\
+posters/         the first frame of each lesson (JPEG), as the library shows it\n";
+
+fn query(
+    c: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+    cols: &[&str],
+) -> rusqlite::Result<Value> {
+    let mut stmt = c.prepare(sql)?;
+    let rows = stmt.query_map(p, |r| {
+        let mut o = serde_json::Map::new();
+        for (i, name) in cols.iter().enumerate() {
+            let v: rusqlite::types::Value = r.get(i)?;
+            o.insert(
+                (*name).to_string(),
+                match v {
+                    rusqlite::types::Value::Null => Value::Null,
+                    rusqlite::types::Value::Integer(n) => json!(n),
+                    rusqlite::types::Value::Real(f) => json!(f),
+                    rusqlite::types::Value::Text(t) => json!(t),
+                    rusqlite::types::Value::Blob(_) => Value::Null,
+                },
+            );
+        }
+        Ok(Value::Object(o))
+    })?;
+    Ok(Value::Array(rows.collect::<Result<_, _>>()?))
+}
+
+/// The JSON parts of the archive, and each lesson's id with its segments (index, duration, final).
+#[allow(clippy::type_complexity)]
+fn gather(
+    c: &Connection,
+    user: &User,
+    now: i64,
+) -> anyhow::Result<(
+    Vec<(&'static str, Value)>,
+    Vec<(String, i64, Vec<(SegmentIndex, i64, bool)>)>,
+)> {
+    let account = query(
+        c,
+        "SELECT username, display_name, email, staff_id, roles, created_at, disabled, audit_id FROM users WHERE id = ?1",
+        [user.id],
+        &["username", "display_name", "email", "staff_id", "roles", "created_at", "disabled", "audit_pseudonym"],
+    )?;
+    let mut account = account
+        .as_array()
+        .and_then(|a| a.first().cloned())
+        .context("the account is gone")?;
+    account["exported_at"] = json!(now);
+    account["coach_groups"] = query(
+        c,
+        "SELECT g.name FROM coach_group_members m JOIN coach_groups g ON g.id = m.group_id WHERE m.user_id = ?1",
+        [user.id],
+        &["group"],
+    )?;
+    let policy = crate::store::retention::load_policy(c)?;
+    let ids: Vec<(String, i64)> = {
+        let mut stmt = c.prepare(
+            "SELECT id, created_at FROM recordings WHERE owner_id = ?1 ORDER BY created_at",
+        )?;
+        let rows = stmt.query_map([user.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut recordings = Vec::new();
+    let mut lessons = Vec::new();
+    for (id, created_at) in &ids {
+        let mut r = serde_json::to_value(crate::store::recordings::summary(c, id)?)?;
+        r["shared_with"] = query(
+            c,
+            "SELECT u.display_name, s.created_at FROM shares s JOIN users u ON u.id = s.coach_id WHERE s.recording_id = ?1",
+            [id],
+            &["coach", "since"],
+        )?;
+        r["shared_with_groups"] = query(
+            c,
+            "SELECT g.name, s.created_at FROM group_shares s JOIN coach_groups g ON g.id = s.group_id WHERE s.recording_id = ?1",
+            [id],
+            &["group", "since"],
+        )?;
+        let row = crate::store::retention::row(c, id)?;
+        r["delete_after"] =
+            json!(crate::domain::retention::delete_after(&policy, &row).map(|(t, _)| t));
+        recordings.push(r);
+        let mut stmt = c.prepare(
+            "SELECT idx, duration_us, final FROM segments WHERE recording_id = ?1 AND idx != ?2 ORDER BY idx",
+        )?;
+        let segs = stmt
+            .query_map(params![id, lessonlens_proto::POSTER_INDEX], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        lessons.push((id.clone(), *created_at, segs));
+    }
+    let comments = query(
+        c,
+        "SELECT c.recording_id, c.at_ms, c.body, c.tag, c.private, c.created_at, u.display_name, c.author_id = ?1
+         FROM comments c JOIN users u ON u.id = c.author_id JOIN recordings r ON r.id = c.recording_id
+         WHERE c.author_id = ?1 OR (r.owner_id = ?1 AND c.private = 0)
+         ORDER BY c.created_at, c.id",
+        [user.id],
+        &["recording", "at_ms", "body", "tag", "private", "created_at", "author", "yours"],
+    )?;
+    let audit = query(
+        c,
+        "SELECT a.at, COALESCE(u.display_name, a.actor), a.action, COALESCE(t.display_name, a.target)
+         FROM audit a LEFT JOIN users u ON u.audit_id = a.actor LEFT JOIN users t ON t.audit_id = a.target
+         WHERE a.actor = ?1 OR instr(a.target, ?1) > 0
+            OR substr(a.target, 1, 36) IN (SELECT id FROM recordings WHERE owner_id = ?2)
+         ORDER BY a.id",
+        params![user.audit_id, user.id],
+        &["at", "who", "action", "about"],
+    )?;
+    Ok((
+        vec![
+            ("account.json", account),
+            ("recordings.json", Value::Array(recordings)),
+            ("comments.json", comments),
+            ("audit.json", audit),
+        ],
+        lessons,
+    ))
+}
+
+/// A lesson's playable parts: each starts with an init segment (index 0, or the one a device
+/// made after a privacy pause) followed by its media segments.
+pub fn parts(segs: &[(SegmentIndex, i64, bool)]) -> Vec<Vec<SegmentIndex>> {
+    let mut parts: Vec<Vec<SegmentIndex>> = Vec::new();
+    for &(index, duration_us, final_segment) in segs {
+        let kind = SegmentKind::of(
+            index,
+            u64::try_from(duration_us).unwrap_or(0),
+            final_segment,
+        );
+        if kind.starts_part() {
+            parts.push(vec![index]);
+        } else if kind == SegmentKind::Media {
+            if let Some(p) = parts.last_mut() {
+                p.push(index);
+            }
+        }
+    }
+    parts.retain(|p| p.len() > 1);
+    parts
+}
+
+/// Writes the archive for `user` into `out`. The database and vault locks are taken per step,
+/// never across the whole export, so a server stays responsive while a long one runs.
+pub fn write_archive<W: Write>(
+    db: &Mutex<Connection>,
+    vault: &Mutex<Vault>,
+    blobs: &dyn BlobStore,
+    user: &User,
+    now: i64,
+    out: W,
+) -> anyhow::Result<()> {
+    let lock_db = || {
+        db.lock()
+            .map_err(|_| anyhow::anyhow!("database lock poisoned"))
+    };
+    let (docs, lessons) = gather(&*lock_db()?, user, now)?;
+    let mut zip = zip::ZipWriter::new_stream(out);
+    let stored = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .unix_permissions(0o600);
+    zip.start_file("README.txt", stored)?;
+    zip.write_all(README.as_bytes())?;
+    for (name, value) in docs {
+        zip.start_file(name, stored)?;
+        zip.write_all(serde_json::to_string_pretty(&value)?.as_bytes())?;
+    }
+    // The key is looked up for each segment, not held for the whole export: the vault reuses it
+    // for under a minute, and a key shredded meanwhile (the teacher left) ends the export.
+    let key = || -> anyhow::Result<std::sync::Arc<lessonlens_proto::SecretKey>> {
+        vault
+            .lock()
+            .map_err(|_| anyhow::anyhow!("vault lock poisoned"))?
+            .secret_key(user.id)?
+            .context("the teacher's key was deleted during the export; the archive is incomplete")
+    };
+    let has_key = vault
+        .lock()
+        .map_err(|_| anyhow::anyhow!("vault lock poisoned"))?
+        .public_key(user.id)?
+        .is_some();
+    if has_key {
+        for (id, created_at, segs) in &lessons {
+            let rec: RecordingId = id.parse().context("a stored recording id does not parse")?;
+            let day = time::OffsetDateTime::from_unix_timestamp(*created_at)
+                .map(|t| t.date().to_string())
+                .unwrap_or_default();
+            let parts = parts(segs);
+            for (n, part) in parts.iter().enumerate() {
+                let name = if parts.len() == 1 {
+                    format!("videos/{day}_{id}.mp4")
+                } else {
+                    format!("videos/{day}_{id}_part{}.mp4", n + 1)
+                };
+                zip.start_file(name, stored.large_file(true))?;
+                for &index in part {
+                    let sha: String = lock_db()?.query_row(
+                        "SELECT sha256 FROM segments WHERE recording_id = ?1 AND idx = ?2",
+                        params![id, index],
+                        |r| r.get(0),
+                    )?;
+                    let plaintext = blobs.open_segment(&sha, &*key()?, rec, index)?;
+                    zip.write_all(&plaintext)?;
+                }
+            }
+            let poster: Option<String> = lock_db()?
+                .query_row(
+                    "SELECT sha256 FROM segments WHERE recording_id = ?1 AND idx = ?2",
+                    params![id, lessonlens_proto::POSTER_INDEX],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(sha) = poster {
+                zip.start_file(format!("posters/{day}_{id}.jpg"), stored)?;
+                let jpeg =
+                    blobs.open_segment(&sha, &*key()?, rec, lessonlens_proto::POSTER_INDEX)?;
+                zip.write_all(&jpeg)?;
+            }
+        }
+    }
+    zip.finish()?.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::people::Role;
+    use crate::store::accounts::{self};
+    use crate::store::blobs::{BlobStore, LocalBlobs};
+    use crate::store::vault::{MasterKey, Vault};
+    use rusqlite::{params, Connection};
+    use std::sync::Mutex;
+
+    /// What the archive is written into: notes whether the database or vault lock was held while
+    /// it was written to, and shreds the teacher's key once the video's bytes flow.
+    struct Probe<'a> {
+        db: &'a Mutex<Connection>,
+        vault: &'a Mutex<Vault>,
+        teacher: i64,
+        /// The end of the video's name in the archive.
+        video: String,
+        in_video: bool,
+        shredded: bool,
+        locked_while_writing: bool,
+    }
+
+    impl std::io::Write for Probe<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.locked_while_writing |=
+                self.db.try_lock().is_err() || self.vault.try_lock().is_err();
+            if self.in_video && !self.shredded {
+                self.vault.lock().unwrap().shred(self.teacher, 0).unwrap();
+                self.shredded = true;
+            }
+            // The video's entry header names it; its bytes follow.
+            self.in_video |= buf
+                .windows(self.video.len())
+                .any(|w| w == self.video.as_bytes());
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Issue 14.7: an export held the teacher's unwrapped key for its whole length and went on
+    /// after the key was shredded; and nothing else could use the database or the vault while
+    /// one ran. Now the key is looked up per segment and locks are held per step.
+    #[test]
+    fn a_key_shredded_during_an_export_ends_it_and_no_lock_is_held_while_writing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let conn = crate::store::db::open(&tmp.path().join("db")).unwrap();
+        let master = MasterKey::load_or_create(&tmp.path().join("master.key")).unwrap();
+        let vault = Vault::open(&tmp.path().join("vault.db"), master).unwrap();
+        let blobs = LocalBlobs::open(&tmp.path().join("blobs")).unwrap();
+        let id = accounts::add_user(&conn, "alice", "Alice", "a-long-password", &[Role::Teacher])
+            .unwrap();
+        let pk = vault.create_key(id, 0).unwrap();
+        let rec = lessonlens_proto::RecordingId::from_random_bytes([3; 16]);
+        conn.execute(
+            "INSERT INTO devices (id, name, created_at) VALUES (1, 'room-1', 0)",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO recordings (id, owner_id, device_id, created_at) VALUES (?1, ?2, 1, 0)",
+            params![rec.to_string(), id],
+        )
+        .unwrap();
+        for index in 0..4u32 {
+            use lessonlens_proto::envelope::{seal, Label, SealParams, DEFAULT_CHUNK_SIZE};
+            let duration_us = if index == 0 { 0 } else { 2_000_000 };
+            let params = SealParams {
+                label: Label {
+                    recording: rec,
+                    index,
+                },
+                final_segment: false,
+                start_us: 0,
+                duration_us,
+                chunk_size: DEFAULT_CHUNK_SIZE,
+            };
+            let sealed = seal(
+                &params,
+                &pk,
+                &[index as u8; 4096],
+                &mut rand_core::TryRngCore::unwrap_err(rand_core::OsRng),
+            )
+            .unwrap();
+            let mut incoming = blobs.begin().unwrap();
+            incoming.write(&sealed).unwrap();
+            let sha = blobs.commit(incoming).unwrap();
+            conn.execute(
+                "INSERT INTO segments (recording_id, idx, sha256, bytes, start_us, duration_us, final, stored_at)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5, 0, 0)",
+                params![rec.to_string(), index, sha, sealed.len() as i64, duration_us],
+            )
+            .unwrap();
+        }
+        let user = accounts::find_user(&conn, "alice").unwrap().unwrap();
+        let (db, vault) = (Mutex::new(conn), Mutex::new(vault));
+        let mut probe = Probe {
+            db: &db,
+            vault: &vault,
+            teacher: id,
+            video: format!("_{rec}.mp4"),
+            in_video: false,
+            shredded: false,
+            locked_while_writing: false,
+        };
+        let err = super::write_archive(&db, &vault, &blobs, &user, 0, &mut probe)
+            .expect_err("the export went on after the key was shredded");
+        assert!(probe.shredded);
+        assert!(
+            format!("{err:#}").contains("key was deleted during the export"),
+            "{err:#}"
+        );
+        assert!(!probe.locked_while_writing, "a lock was held while writing");
+    }
+
+    #[test]
+    fn a_privacy_pause_splits_a_lesson_into_parts() {
+        // init, 2 media, a re-init after the pause, 1 media, the end marker.
+        let segs = [
+            (0, 0, false),
+            (1, 2, false),
+            (2, 2, false),
+            (3, 0, false),
+            (4, 2, false),
+            (5, 0, true),
+        ];
+        assert_eq!(super::parts(&segs), vec![vec![0, 1, 2], vec![3, 4]]);
+        // A lesson whose init never arrived has nothing playable.
+        assert!(super::parts(&[(1, 2, false)]).is_empty());
+    }
+}

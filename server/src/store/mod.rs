@@ -1,0 +1,15 @@
+//! What is kept, and how: the metadata database, the key vault, the blob store and the TLS
+//! material. Each module answers with its own errors (or rusqlite's), never with HTTP's.
+
+pub mod access;
+pub mod accounts;
+pub mod audit;
+pub mod blobs;
+pub mod db;
+pub mod devices;
+pub mod locks;
+pub mod recordings;
+pub mod retention;
+pub mod roster;
+pub mod tls;
+pub mod vault;
