@@ -1,6 +1,9 @@
 //! One error type for the HTTP layer and its single mapping to status codes. The text a person sees
 //! is kept apart from the cause that is logged: internal detail never reaches a response body.
 
+use crate::ops::offboarding::OffboardError;
+use crate::store::devices::DeviceError;
+use crate::store::tls::IssueError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -97,3 +100,36 @@ impl IntoResponse for AppError {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+// The store's and the operations' errors, as a person sees them.
+
+impl From<DeviceError> for AppError {
+    fn from(e: DeviceError) -> Self {
+        match e {
+            DeviceError::Db(e) => e.into(),
+            DeviceError::BadCode => AppError::Forbidden(
+                "that enrollment code is wrong, used or expired; ask an admin for a new one",
+            ),
+            DeviceError::BadName => AppError::BadRequest(e.to_string()),
+            other => AppError::Conflict(other.to_string()),
+        }
+    }
+}
+
+impl From<IssueError> for AppError {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::BadCsr(_) => AppError::BadRequest(e.to_string()),
+            other => AppError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<OffboardError> for AppError {
+    fn from(e: OffboardError) -> Self {
+        match e {
+            OffboardError::Db(e) => e.into(),
+            other => AppError::Conflict(other.to_string()),
+        }
+    }
+}

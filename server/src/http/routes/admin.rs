@@ -8,7 +8,7 @@ use crate::domain::people::{Role, User};
 use crate::domain::retention::Policy;
 use crate::http::error::{AppError, AppResult};
 use crate::http::state::{Admin, Shared};
-use crate::ops::offboarding::{self, OffboardError};
+use crate::ops::offboarding;
 use crate::store::accounts::{self};
 use crate::store::devices;
 use crate::store::retention;
@@ -59,15 +59,6 @@ pub fn routes() -> Vec<Route> {
         ("GET", "/api/admin/audit", get(audit_json)),
         ("GET", "/api/admin/audit.csv", get(audit_csv)),
     ]
-}
-
-impl From<OffboardError> for AppError {
-    fn from(e: OffboardError) -> Self {
-        match e {
-            OffboardError::Db(e) => e.into(),
-            other => AppError::Conflict(other.to_string()),
-        }
-    }
 }
 
 #[derive(Serialize)]

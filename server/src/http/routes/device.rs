@@ -10,8 +10,7 @@ use crate::http::error::{AppError, AppResult};
 use crate::http::state::{ClientIp, DeviceAuth, Shared};
 use crate::store::accounts::{self};
 use crate::store::blobs::Incoming;
-use crate::store::devices::{self, Device, DeviceError};
-use crate::store::tls::IssueError;
+use crate::store::devices::{self, Device};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::HeaderMap;
@@ -55,28 +54,6 @@ pub fn routes(max_segment_bytes: usize) -> Vec<Route> {
 /// The one device route on the web listener: a device has no certificate until it enrols.
 pub fn enroll_routes() -> Vec<Route> {
     vec![("POST", "/api/enroll", post(enroll))]
-}
-
-impl From<DeviceError> for AppError {
-    fn from(e: DeviceError) -> Self {
-        match e {
-            DeviceError::Db(e) => e.into(),
-            DeviceError::BadCode => AppError::Forbidden(
-                "that enrollment code is wrong, used or expired; ask an admin for a new one",
-            ),
-            DeviceError::BadName => AppError::BadRequest(e.to_string()),
-            other => AppError::Conflict(other.to_string()),
-        }
-    }
-}
-
-impl From<IssueError> for AppError {
-    fn from(e: IssueError) -> Self {
-        match e {
-            IssueError::BadCsr(_) => AppError::BadRequest(e.to_string()),
-            other => AppError::Internal(other.into()),
-        }
-    }
 }
 
 /// Issues a certificate for `csr` to `device` and records it, with `action` in the audit log,
