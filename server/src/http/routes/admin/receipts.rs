@@ -1,0 +1,26 @@
+//! Signed deletion receipts, for the school's records.
+
+use crate::http::error::{AppError, AppResult};
+use crate::http::state::{Admin, Shared};
+use axum::extract::State;
+use axum::Json;
+
+pub(super) async fn receipts(
+    State(st): State<Shared>,
+    _: Admin,
+) -> AppResult<Json<Vec<serde_json::Value>>> {
+    let list = st
+        .db(|c| {
+            let mut stmt =
+                c.prepare("SELECT receipt FROM deletion_receipts ORDER BY created_at DESC")?;
+            let texts: Vec<String> = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            texts
+                .iter()
+                .map(|t| serde_json::from_str(t).map_err(|e| AppError::Internal(e.into())))
+                .collect::<AppResult<Vec<_>>>()
+        })
+        .await?;
+    Ok(Json(list))
+}
