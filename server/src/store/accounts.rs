@@ -625,6 +625,53 @@ pub fn end_session(conn: &Connection, token: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Whether the person chose their own password, made a recovery code and set a device code.
+pub fn secrets_set(conn: &Connection, user_id: i64) -> rusqlite::Result<(bool, bool, bool)> {
+    conn.query_row(
+        "SELECT own_password, recovery_hash IS NOT NULL,
+                EXISTS (SELECT 1 FROM teacher_codes WHERE user_id = users.id)
+         FROM users WHERE id = ?1",
+        [user_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+}
+
+/// The person acknowledged the changes to their account up to audit entry `up_to`.
+pub fn admin_actions_seen(conn: &Connection, user_id: i64, up_to: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE users SET admin_actions_seen = MAX(admin_actions_seen, ?1) WHERE id = ?2",
+        params![up_to, user_id],
+    )
+}
+
+/// Keeps the hash of the person's new recovery code (the old one stops working).
+pub fn set_recovery_hash(conn: &Connection, user_id: i64, hash: &[u8]) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE users SET recovery_hash = ?1 WHERE id = ?2",
+        params![hash, user_id],
+    )?;
+    Ok(())
+}
+
+/// A password the person chose: kept (as its hash), and any invitation for them is gone.
+pub fn set_own_password(conn: &Connection, user_id: i64, hash: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE users SET password_hash = ?1, own_password = 1 WHERE id = ?2",
+        params![hash, user_id],
+    )?;
+    conn.execute("DELETE FROM invites WHERE user_id = ?1", [user_id])?;
+    Ok(())
+}
+
+/// The session may do everything now (its person finished setting up two-step sign-in).
+pub fn session_fully_signed_in(conn: &Connection, token: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE sessions SET setup_only = 0 WHERE token_hash = ?1",
+        [token_hash(token)],
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -176,3 +176,29 @@ mod tests {
         assert_eq!(verify(&conn, &KEY), Err(AuditError::Unhashed(1)));
     }
 }
+
+#[derive(serde::Serialize)]
+pub struct View {
+    pub display_name: String,
+    pub last_viewed: i64,
+    pub views: i64,
+}
+
+/// "Who watched this": everyone but `owner` whose views of `rec` the log holds, last first.
+pub fn views(c: &Connection, rec: &str, owner: i64) -> rusqlite::Result<Vec<View>> {
+    let mut stmt = c.prepare(
+        "SELECT u.display_name, MAX(a.at), COUNT(*) FROM audit a JOIN users u ON u.audit_id = a.actor
+         WHERE a.action = 'view' AND a.target = ?1 AND u.id != ?2
+         GROUP BY u.id ORDER BY MAX(a.at) DESC",
+    )?;
+    let list = stmt
+        .query_map(params![rec, owner], |r| {
+            Ok(View {
+                display_name: r.get(0)?,
+                last_viewed: r.get(1)?,
+                views: r.get(2)?,
+            })
+        })?
+        .collect();
+    list
+}

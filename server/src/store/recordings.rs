@@ -1,6 +1,7 @@
 //! A recording's status as people see it: "recording" until the manifest arrives, then
 //! "complete" or "incomplete" with what is missing or altered.
 
+use crate::domain::access::Access;
 use lessonlens_proto::manifest::Manifest;
 use lessonlens_proto::wire::RecordingSummary;
 use lessonlens_proto::SegmentIndex;
@@ -97,4 +98,91 @@ pub fn tag_claim_hashes(
         crate::store::db::forget(c)?;
     }
     Ok(changed)
+}
+
+/// Notes that `rec` was shared at least once (the retention policy may treat never-shared
+/// recordings apart).
+pub fn mark_shared(c: &Connection, rec: &str) -> rusqlite::Result<()> {
+    c.execute("UPDATE recordings SET ever_shared = 1 WHERE id = ?1", [rec])?;
+    Ok(())
+}
+
+/// A recording as a library lists it.
+#[derive(serde::Serialize)]
+pub struct LibraryItem {
+    #[serde(flatten)]
+    pub summary: RecordingSummary,
+    /// The teacher whose lesson it is (display name).
+    pub owner: String,
+    pub is_owner: bool,
+    /// The coaches it is shared with (display names); empty for anyone but the owner.
+    pub shared_with: Vec<String>,
+    /// When the retention policy deletes it (Unix time); `None` while an admin holds it.
+    pub delete_after: Option<i64>,
+    pub held: bool,
+}
+
+/// A library entry: the summary, whose lesson it is and who it is shared with (owner only).
+pub fn library_item(c: &Connection, rec: &str, access: Access) -> rusqlite::Result<LibraryItem> {
+    let owner: String = c.query_row(
+        "SELECT u.display_name FROM recordings r JOIN users u ON u.id = r.owner_id WHERE r.id = ?1",
+        [rec],
+        |r| r.get(0),
+    )?;
+    let shared_with = match access {
+        Access::Owner => crate::store::shares::shared_with(c, rec)?
+            .into_iter()
+            .map(|p| p.display_name)
+            .chain(
+                crate::store::groups::groups(c, Some(rec))?
+                    .into_iter()
+                    .map(|g| format!("{} (group)", g.name)),
+            )
+            .collect(),
+        Access::SharedCoach => Vec::new(),
+    };
+    let policy = crate::store::retention::load_policy(c)?;
+    let row = crate::store::retention::row(c, rec)?;
+    Ok(LibraryItem {
+        summary: summary(c, rec)?,
+        owner,
+        is_owner: access.is_owner(),
+        shared_with,
+        delete_after: crate::domain::retention::delete_after(&policy, &row).map(|(at, _)| at),
+        held: row.held,
+    })
+}
+
+/// The recordings shared with coach `coach_id` (by name, or through a group they were in when
+/// it was shared) whose owners are enabled, newest first.
+pub fn shared_with_coach(c: &Connection, coach_id: i64) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = c.prepare(&format!(
+        "SELECT r.id FROM recordings r JOIN users o ON o.id = r.owner_id
+         WHERE o.disabled = 0 AND r.id IN (
+             SELECT recording_id FROM shares WHERE coach_id = ?1
+             UNION SELECT g.recording_id FROM group_shares g
+                   JOIN coach_group_members m ON m.group_id = g.group_id
+                   WHERE m.user_id = ?1 AND {})
+         ORDER BY r.created_at DESC",
+        crate::store::access::MEMBER_WHEN_SHARED
+    ))?;
+    let ids = stmt.query_map([coach_id], |r| r.get(0))?.collect();
+    ids
+}
+
+/// Whether an admin holds `rec` (it cannot be deleted meanwhile).
+pub fn is_held(c: &Connection, rec: &str) -> rusqlite::Result<bool> {
+    c.query_row(
+        "SELECT hold_reason IS NOT NULL FROM recordings WHERE id = ?1",
+        [rec],
+        |row| row.get(0),
+    )
+}
+
+/// The recordings of `owner`, newest first.
+pub fn of_owner(c: &Connection, owner: i64) -> rusqlite::Result<Vec<String>> {
+    let mut stmt =
+        c.prepare("SELECT id FROM recordings WHERE owner_id = ?1 ORDER BY created_at DESC")?;
+    let ids = stmt.query_map([owner], |r| r.get(0))?.collect();
+    ids
 }

@@ -9,18 +9,18 @@
 //! not widen what that teacher shared (see docs/decisions.md).
 
 use super::Route;
-use crate::domain::clock;
 use crate::domain::people::Role;
 use crate::http::access;
 use crate::http::error::{AppError, AppResult};
 use crate::http::state::Admin;
 use crate::http::state::{CurrentUser, Shared};
-use crate::store::accounts::{self};
+use crate::store::accounts;
+use crate::store::groups::{self, Group, Member};
 use axum::extract::{Path, State};
 use axum::routing::{delete, get, post, put};
 use axum::Json;
-use rusqlite::{params, Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
+use rusqlite::Connection;
+use serde::Deserialize;
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -46,67 +46,6 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-#[derive(Serialize)]
-pub struct Group {
-    pub id: i64,
-    pub name: String,
-    /// Its members with an enabled account.
-    pub members: Vec<Member>,
-}
-
-#[derive(Serialize)]
-pub struct Member {
-    pub username: String,
-    pub display_name: String,
-    /// For a group a lesson is shared with: whether they were in it when it was shared (and so
-    /// may watch). Always true in the list of groups.
-    pub can_watch: bool,
-}
-
-/// Every group with its members, or only those shared with `rec`.
-pub fn groups(c: &Connection, rec: Option<&str>) -> rusqlite::Result<Vec<Group>> {
-    let mut stmt = c.prepare(
-        "SELECT g.id, g.name FROM coach_groups g
-         WHERE ?1 IS NULL OR g.id IN (SELECT group_id FROM group_shares WHERE recording_id = ?1)
-         ORDER BY g.name",
-    )?;
-    let heads: Vec<(i64, String)> = stmt
-        .query_map([rec], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    let mut members = c.prepare(&format!(
-        "SELECT u.username, u.display_name, u.roles,
-                ?2 IS NULL OR EXISTS (SELECT 1 FROM group_shares g
-                                      WHERE g.recording_id = ?2 AND g.group_id = m.group_id
-                                        AND {})
-         FROM coach_group_members m
-         JOIN users u ON u.id = m.user_id WHERE m.group_id = ?1 AND u.disabled = 0
-         ORDER BY u.display_name",
-        crate::store::access::MEMBER_WHEN_SHARED
-    ))?;
-    heads
-        .into_iter()
-        .map(|(id, name)| {
-            Ok(Group {
-                id,
-                name,
-                // Only those who may watch through the group: enabled, and still coaches.
-                members: members
-                    .query_map(params![id, rec], |r| {
-                        let roles: String = r.get(2)?;
-                        let person = Member {
-                            username: r.get(0)?,
-                            display_name: r.get(1)?,
-                            can_watch: r.get(3)?,
-                        };
-                        Ok(roles.split(',').any(|x| x == "coach").then_some(person))
-                    })?
-                    .filter_map(Result::transpose)
-                    .collect::<Result<_, _>>()?,
-            })
-        })
-        .collect()
-}
-
 /// The groups, for a teacher's share menu and the admin page.
 async fn list(
     State(st): State<Shared>,
@@ -117,7 +56,7 @@ async fn list(
             "only teachers (to share) and admins see the groups",
         ));
     }
-    Ok(Json(st.db(|c| Ok(groups(c, None)?)).await?))
+    Ok(Json(st.db(|c| Ok(groups::groups(c, None)?)).await?))
 }
 
 /// Runs a change in the database and audits it, as `actor`, with the (action, target) it gives,
@@ -140,13 +79,7 @@ async fn audited(
 
 fn group_id(c: &Connection, id: &str) -> AppResult<(i64, String)> {
     let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
-    c.query_row(
-        "SELECT id, name FROM coach_groups WHERE id = ?1",
-        [id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
-    .optional()?
-    .ok_or(AppError::NotFound)
+    groups::find(c, id)?.ok_or(AppError::NotFound)
 }
 
 #[derive(Deserialize)]
@@ -168,16 +101,9 @@ async fn create(
     let key = st.audit_key.clone();
     let id = st
         .db(move |c| {
-            let added = c.execute(
-                "INSERT OR IGNORE INTO coach_groups (name, created_at) VALUES (?1, ?2)",
-                params![name, clock::now()],
-            )?;
-            if added == 0 {
-                return Err(AppError::Conflict(format!(
-                    "there is already a group called {name:?}"
-                )));
-            }
-            let id = c.last_insert_rowid();
+            let id = groups::create(c, &name)?.ok_or_else(|| {
+                AppError::Conflict(format!("there is already a group called {name:?}"))
+            })?;
             crate::store::audit::record(c, &key, &admin.audit_id, "group-create", &name)?;
             Ok(id)
         })
@@ -194,7 +120,7 @@ async fn remove(
 ) -> AppResult<Json<serde_json::Value>> {
     audited(&st, admin.audit_id, move |c| {
         let (id, name) = group_id(c, &group)?;
-        c.execute("DELETE FROM coach_groups WHERE id = ?1", [id])?;
+        groups::remove(c, id)?;
         Ok(("group-delete", name))
     })
     .await?;
@@ -215,13 +141,7 @@ async fn add_member(
                     "{username:?} is not a coach at this school; give them the coach role first"
                 ))
             })?;
-        c.execute(
-            &format!(
-                "INSERT OR IGNORE INTO coach_group_members (group_id, user_id, added_seq) VALUES (?1, ?2, {})",
-                crate::store::access::NEXT_SEQ
-            ),
-            params![id, coach.id],
-        )?;
+        groups::add_member(c, id, coach.id)?;
         Ok(("group-add", format!("{name} {}", coach.audit_id)))
     })
     .await?;
@@ -235,19 +155,7 @@ async fn remove_member(
 ) -> AppResult<Json<serde_json::Value>> {
     audited(&st, admin.audit_id, move |c| {
         let (id, name) = group_id(c, &group)?;
-        let member: (i64, String) = c
-            .query_row(
-                "SELECT u.id, u.audit_id FROM coach_group_members m JOIN users u ON u.id = m.user_id
-                 WHERE m.group_id = ?1 AND u.username = ?2",
-                params![id, username],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?
-            .ok_or(AppError::NotFound)?;
-        c.execute(
-            "DELETE FROM coach_group_members WHERE group_id = ?1 AND user_id = ?2",
-            params![id, member.0],
-        )?;
+        let member = groups::remove_member(c, id, &username)?.ok_or(AppError::NotFound)?;
         Ok(("group-remove", format!("{name} {}", member.1)))
     })
     .await?;
@@ -273,7 +181,7 @@ async fn share(
         access::owner_only(c, &user, &rec)?;
         let (group, name) = group_id(c, &new.group.to_string())
             .map_err(|_| AppError::BadRequest("there is no such group (any more)".into()))?;
-        let now: Vec<Member> = groups(c, None)?
+        let now: Vec<Member> = groups::groups(c, None)?
             .into_iter()
             .find(|g| g.id == group)
             .map(|g| g.members)
@@ -294,20 +202,8 @@ async fn share(
                 }
             )));
         }
-        c.execute(
-            // Sharing again lets in whoever joined the group since (see the module's notes).
-            &format!(
-                "INSERT INTO group_shares (recording_id, group_id, created_at, shared_seq) VALUES (?1, ?2, ?3, {})
-                 ON CONFLICT (recording_id, group_id) DO UPDATE
-                     SET created_at = excluded.created_at, shared_seq = excluded.shared_seq",
-                crate::store::access::NEXT_SEQ
-            ),
-            params![rec, group, clock::now()],
-        )?;
-        c.execute(
-            "UPDATE recordings SET ever_shared = 1 WHERE id = ?1",
-            [&rec],
-        )?;
+        // Sharing again lets in whoever joined the group since (see the module's notes).
+        groups::share(c, &rec, group)?;
         Ok(("share", format!("{rec} group {name}")))
     })
     .await?;
@@ -323,11 +219,7 @@ async fn unshare(
     audited(&st, user.audit_id.clone(), move |c| {
         access::owner_only(c, &user, &rec)?;
         let (group, name) = group_id(c, &group)?;
-        let removed = c.execute(
-            "DELETE FROM group_shares WHERE recording_id = ?1 AND group_id = ?2",
-            params![rec, group],
-        )?;
-        if removed == 0 {
+        if !groups::unshare(c, &rec, group)? {
             return Err(AppError::NotFound);
         }
         Ok(("unshare", format!("{rec} group {name}")))

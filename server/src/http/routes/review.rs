@@ -5,18 +5,16 @@
 use super::rec_id;
 use super::Route;
 use crate::domain::access::Access;
-use crate::domain::clock;
 use crate::domain::people::Role;
 use crate::http::access;
 use crate::http::error::{AppError, AppResult};
 use crate::http::state::{CurrentUser, Shared};
 use crate::store::accounts::{self};
-use crate::store::recordings::summary;
+use crate::store::{comments, recordings, shares};
 use axum::extract::{Path, State};
 use axum::routing::{delete, get, post};
 use axum::Json;
-use lessonlens_proto::wire::RecordingSummary;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 
 pub fn routes() -> Vec<Route> {
@@ -43,99 +41,18 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-#[derive(Serialize)]
-pub struct Person {
-    pub username: String,
-    pub display_name: String,
-}
-
-fn shared_with(c: &Connection, rec: &str) -> rusqlite::Result<Vec<Person>> {
-    let mut stmt = c.prepare(
-        "SELECT u.username, u.display_name FROM shares s JOIN users u ON u.id = s.coach_id
-         WHERE s.recording_id = ?1 ORDER BY u.display_name",
-    )?;
-    let people = stmt
-        .query_map([rec], |r| {
-            Ok(Person {
-                username: r.get(0)?,
-                display_name: r.get(1)?,
-            })
-        })?
-        .collect();
-    people
-}
-
-/// A recording as a library lists it.
-#[derive(serde::Serialize)]
-pub struct LibraryItem {
-    #[serde(flatten)]
-    pub summary: RecordingSummary,
-    /// The teacher whose lesson it is (display name).
-    pub owner: String,
-    pub is_owner: bool,
-    /// The coaches it is shared with (display names); empty for anyone but the owner.
-    pub shared_with: Vec<String>,
-    /// When the retention policy deletes it (Unix time); `None` while an admin holds it.
-    pub delete_after: Option<i64>,
-    pub held: bool,
-}
-
-/// A library entry: the summary, whose lesson it is and who it is shared with (owner only).
-pub fn library_item(c: &Connection, rec: &str, access: Access) -> rusqlite::Result<LibraryItem> {
-    let owner: String = c.query_row(
-        "SELECT u.display_name FROM recordings r JOIN users u ON u.id = r.owner_id WHERE r.id = ?1",
-        [rec],
-        |r| r.get(0),
-    )?;
-    let shared_with = match access {
-        Access::Owner => shared_with(c, rec)?
-            .into_iter()
-            .map(|p| p.display_name)
-            .chain(
-                super::groups::groups(c, Some(rec))?
-                    .into_iter()
-                    .map(|g| format!("{} (group)", g.name)),
-            )
-            .collect(),
-        Access::SharedCoach => Vec::new(),
-    };
-    let policy = crate::store::retention::load_policy(c)?;
-    let row = crate::store::retention::row(c, rec)?;
-    Ok(LibraryItem {
-        summary: summary(c, rec)?,
-        owner,
-        is_owner: access.is_owner(),
-        shared_with,
-        delete_after: crate::domain::retention::delete_after(&policy, &row).map(|(at, _)| at),
-        held: row.held,
-    })
-}
-
 async fn shared_with_me(
     State(st): State<Shared>,
     CurrentUser(user): CurrentUser,
-) -> AppResult<Json<Vec<LibraryItem>>> {
+) -> AppResult<Json<Vec<recordings::LibraryItem>>> {
     let list = st
         .db(move |c| {
             if !user.has(Role::Coach) {
                 return Ok(Vec::new());
             }
-            let mut stmt = c.prepare(&format!(
-                "SELECT r.id FROM recordings r JOIN users o ON o.id = r.owner_id
-                 WHERE o.disabled = 0 AND r.id IN (
-                     SELECT recording_id FROM shares WHERE coach_id = ?1
-                     UNION SELECT g.recording_id FROM group_shares g
-                           JOIN coach_group_members m ON m.group_id = g.group_id
-                           WHERE m.user_id = ?1 AND {})
-                 ORDER BY r.created_at DESC",
-                crate::store::access::MEMBER_WHEN_SHARED
-            ))?;
-            let ids: Vec<String> = stmt
-                .query_map([user.id], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            Ok(ids
+            Ok(recordings::shared_with_coach(c, user.id)?
                 .iter()
-                .map(|id| library_item(c, id, Access::SharedCoach))
+                .map(|id| recordings::library_item(c, id, Access::SharedCoach))
                 .collect::<Result<Vec<_>, _>>()?)
         })
         .await?;
@@ -146,28 +63,12 @@ async fn shared_with_me(
 async fn coaches(
     State(st): State<Shared>,
     CurrentUser(user): CurrentUser,
-) -> AppResult<Json<Vec<Person>>> {
+) -> AppResult<Json<Vec<shares::Person>>> {
     if !user.has(Role::Teacher) {
         return Err(AppError::Forbidden("only teachers share lessons"));
     }
     let list = st
-        .db(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT username, display_name, roles FROM users WHERE disabled = 0 AND id != ?1
-                 ORDER BY display_name",
-            )?;
-            let rows: Vec<(String, String, String)> = stmt
-                .query_map([user.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<Result<_, _>>()?;
-            Ok(rows
-                .into_iter()
-                .filter(|(_, _, roles)| roles.split(',').any(|r| r == Role::Coach.as_str()))
-                .map(|(username, display_name, _)| Person {
-                    username,
-                    display_name,
-                })
-                .collect())
-        })
+        .db(move |c| Ok(shares::coaches_except(c, user.id)?))
         .await?;
     Ok(Json(list))
 }
@@ -177,22 +78,16 @@ async fn tags(
     State(st): State<Shared>,
     CurrentUser(_): CurrentUser,
 ) -> AppResult<Json<Vec<String>>> {
-    Ok(Json(st.db(|c| Ok(all_tags(c)?)).await?))
-}
-
-fn all_tags(c: &Connection) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = c.prepare("SELECT name FROM tags ORDER BY name")?;
-    let tags = stmt.query_map([], |r| r.get(0))?.collect();
-    tags
+    Ok(Json(st.db(|c| Ok(comments::all_tags(c)?)).await?))
 }
 
 #[derive(Serialize)]
 struct Detail {
     #[serde(flatten)]
-    item: LibraryItem,
-    shares: Vec<Person>,
+    item: recordings::LibraryItem,
+    shares: Vec<shares::Person>,
     /// The groups of coaches it is shared with (owner only).
-    group_shares: Vec<super::groups::Group>,
+    group_shares: Vec<crate::store::groups::Group>,
     /// Privacy pauses and lost segments, for the timeline.
     gaps: Vec<super::playback::Gap>,
     /// How many MP4 files the owner's download is: one per part between privacy pauses.
@@ -209,10 +104,13 @@ async fn detail(
         .db(move |c| {
             let access = access::recording(c, &user, &rec)?;
             let (shares, group_shares) = match access {
-                Access::Owner => (shared_with(c, &rec)?, super::groups::groups(c, Some(&rec))?),
+                Access::Owner => (
+                    shares::shared_with(c, &rec)?,
+                    crate::store::groups::groups(c, Some(&rec))?,
+                ),
                 Access::SharedCoach => (Vec::new(), Vec::new()),
             };
-            let item = library_item(c, &rec, access)?;
+            let item = recordings::library_item(c, &rec, access)?;
             let end = item.summary.missing.last().map(|[_, last]| last + 1);
             Ok(Detail {
                 gaps: super::playback::gaps(c, item.summary.id, end)?,
@@ -226,51 +124,16 @@ async fn detail(
     Ok(Json(d))
 }
 
-#[derive(Serialize)]
-struct Comment {
-    id: i64,
-    parent_id: Option<i64>,
-    at_seconds: f64,
-    body: String,
-    tag: Option<String>,
-    /// The owner's reflection: only the owner ever receives these.
-    private: bool,
-    author: String,
-    mine: bool,
-    created_at: i64,
-}
-
 async fn comments(
     State(st): State<Shared>,
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
-) -> AppResult<Json<Vec<Comment>>> {
+) -> AppResult<Json<Vec<comments::Comment>>> {
     let rec = rec_id(&id)?;
     let list = st
         .db(move |c| {
             let access = access::recording(c, &user, &rec)?;
-            let mut stmt = c.prepare(
-                "SELECT c.id, c.parent_id, c.at_ms, c.body, c.tag, c.private, u.display_name, c.author_id, c.created_at
-                 FROM comments c JOIN users u ON u.id = c.author_id
-                 WHERE c.recording_id = ?1 AND (c.private = 0 OR ?2)
-                 ORDER BY c.at_ms, c.id",
-            )?;
-            let list = stmt
-                .query_map(params![rec, access.is_owner()], |r| {
-                    Ok(Comment {
-                        id: r.get(0)?,
-                        parent_id: r.get(1)?,
-                        at_seconds: r.get::<_, i64>(2)? as f64 / 1000.0,
-                        body: r.get(3)?,
-                        tag: r.get(4)?,
-                        private: r.get(5)?,
-                        author: r.get(6)?,
-                        mine: r.get::<_, i64>(7)? == user.id,
-                        created_at: r.get(8)?,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(list)
+            Ok(comments::list(c, &rec, user.id, access.is_owner())?)
         })
         .await?;
     Ok(Json(list))
@@ -318,7 +181,7 @@ async fn add_comment(
                 ));
             }
             if let Some(t) = &tag {
-                if !all_tags(c)?.contains(t) {
+                if !comments::all_tags(c)?.contains(t) {
                     return Err(AppError::BadRequest(format!(
                         "{t:?} is not one of the school's tags"
                     )));
@@ -327,13 +190,7 @@ async fn add_comment(
             let mut at_ms = (new.at_seconds * 1000.0).round() as i64;
             if let Some(parent) = new.parent_id {
                 // A reply sits under a visible comment of the same recording, at its time.
-                let parent_at: Option<i64> = c
-                    .query_row(
-                        "SELECT at_ms FROM comments WHERE id = ?1 AND recording_id = ?2 AND private = 0 AND parent_id IS NULL",
-                        params![parent, rec],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
+                let parent_at = comments::reply_time(c, &rec, parent)?;
                 at_ms = parent_at.ok_or_else(|| {
                     AppError::BadRequest("replies go under a shared comment of this lesson".into())
                 })?;
@@ -343,12 +200,18 @@ async fn add_comment(
                     ));
                 }
             }
-            c.execute(
-                "INSERT INTO comments (recording_id, author_id, parent_id, at_ms, body, tag, private, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![rec, user.id, new.parent_id, at_ms, body, tag, new.private, clock::now()],
-            )?;
-            Ok(c.last_insert_rowid())
+            Ok(comments::add(
+                c,
+                &comments::NewComment {
+                    rec: &rec,
+                    author: user.id,
+                    parent_id: new.parent_id,
+                    at_ms,
+                    body: &body,
+                    tag: tag.as_deref(),
+                    private: new.private,
+                },
+            )?)
         })
         .await?;
     Ok(Json(serde_json::json!({ "id": id })))
@@ -362,14 +225,9 @@ async fn delete_comment(
     let rec = rec_id(&id)?;
     st.db(move |c| {
         access::recording(c, &user, &rec)?;
-        let n = c.execute(
-            "DELETE FROM comments WHERE id = ?1 AND recording_id = ?2 AND author_id = ?3",
-            params![comment, rec, user.id],
-        )?;
-        if n == 0 {
+        if !comments::delete(c, &rec, comment, user.id)? {
             return Err(AppError::NotFound);
         }
-        crate::store::db::forget(c)?;
         Ok(())
     })
     .await?;
@@ -396,14 +254,7 @@ async fn add_share(
             .ok_or_else(|| {
                 AppError::BadRequest(format!("{:?} is not a coach at this school", new.username))
             })?;
-        c.execute(
-            "INSERT OR IGNORE INTO shares (recording_id, coach_id, created_at) VALUES (?1, ?2, ?3)",
-            params![rec, coach.id, clock::now()],
-        )?;
-        c.execute(
-            "UPDATE recordings SET ever_shared = 1 WHERE id = ?1",
-            [&rec],
-        )?;
+        shares::add(c, &rec, coach.id)?;
         crate::store::audit::record(
             c,
             &audit_key,
@@ -426,19 +277,7 @@ async fn remove_share(
     let audit_key = st.audit_key.clone();
     st.db(move |c| {
         access::owner_only(c, &user, &rec)?;
-        let coach: Option<(i64, String)> = c
-            .query_row(
-                "SELECT u.id, u.audit_id FROM shares s JOIN users u ON u.id = s.coach_id
-                 WHERE s.recording_id = ?1 AND u.username = ?2",
-                params![rec, username],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let (coach_id, coach_audit) = coach.ok_or(AppError::NotFound)?;
-        c.execute(
-            "DELETE FROM shares WHERE recording_id = ?1 AND coach_id = ?2",
-            params![rec, coach_id],
-        )?;
+        let coach_audit = shares::remove(c, &rec, &username)?.ok_or(AppError::NotFound)?;
         crate::store::audit::record(
             c,
             &audit_key,
@@ -452,38 +291,17 @@ async fn remove_share(
     Ok(Json(serde_json::json!({ "shared": false })))
 }
 
-#[derive(Serialize)]
-struct View {
-    display_name: String,
-    last_viewed: i64,
-    views: i64,
-}
-
 /// "Who watched this": everyone but the owner who opened the recording, from the audit log.
 async fn views(
     State(st): State<Shared>,
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
-) -> AppResult<Json<Vec<View>>> {
+) -> AppResult<Json<Vec<crate::store::audit::View>>> {
     let rec = rec_id(&id)?;
     let list = st
         .db(move |c| {
             access::owner_only(c, &user, &rec)?;
-            let mut stmt = c.prepare(
-                "SELECT u.display_name, MAX(a.at), COUNT(*) FROM audit a JOIN users u ON u.audit_id = a.actor
-                 WHERE a.action = 'view' AND a.target = ?1 AND u.id != ?2
-                 GROUP BY u.id ORDER BY MAX(a.at) DESC",
-            )?;
-            let list = stmt
-                .query_map(params![rec, user.id], |r| {
-                    Ok(View {
-                        display_name: r.get(0)?,
-                        last_viewed: r.get(1)?,
-                        views: r.get(2)?,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(list)
+            Ok(crate::store::audit::views(c, &rec, user.id)?)
         })
         .await?;
     Ok(Json(list))
@@ -499,12 +317,7 @@ async fn delete_recording(
     let r = rec.clone();
     st.db(move |c| {
         access::owner_only(c, &user, &r)?;
-        let held: bool = c.query_row(
-            "SELECT hold_reason IS NOT NULL FROM recordings WHERE id = ?1",
-            [&r],
-            |row| row.get(0),
-        )?;
-        if held {
+        if recordings::is_held(c, &r)? {
             return Err(AppError::Conflict(
                 "the school has put this recording on hold, so it cannot be deleted now; ask an admin".into(),
             ));

@@ -1,6 +1,5 @@
 //! Sign-in and the viewer's own recordings.
 
-use super::review::LibraryItem;
 use super::Route;
 use crate::domain::clock;
 use crate::domain::people::{Role, User};
@@ -10,12 +9,13 @@ use crate::http::state::{
     session_token, AnySession, ClientIp, CurrentUser, Shared, SESSION_COOKIE,
 };
 use crate::store::accounts::{self};
+use crate::store::recordings;
 use axum::extract::{Extension, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Json;
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 use serde::Deserialize;
 
 pub fn routes() -> Vec<Route> {
@@ -79,13 +79,7 @@ pub(super) async fn hash_new_password(password: zeroize::Zeroizing<String>) -> A
 /// (or the server's console) made to their account.
 fn account_json(c: &Connection, u: &User) -> AppResult<serde_json::Value> {
     let (changes, unseen) = accounts::account_changes(c, u)?;
-    let (own_password, recovery, code): (bool, bool, bool) = c.query_row(
-        "SELECT own_password, recovery_hash IS NOT NULL,
-                EXISTS (SELECT 1 FROM teacher_codes WHERE user_id = users.id)
-         FROM users WHERE id = ?1",
-        [u.id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
+    let (own_password, recovery, code) = accounts::secrets_set(c, u.id)?;
     Ok(serde_json::json!({
         "own_password": own_password,
         "has_recovery_code": recovery,
@@ -363,12 +357,7 @@ async fn admin_actions_seen(
 ) -> AppResult<Json<serde_json::Value>> {
     let id = s.user.id;
     let n = st
-        .db(move |c| {
-            Ok(c.execute(
-                "UPDATE users SET admin_actions_seen = MAX(admin_actions_seen, ?1) WHERE id = ?2",
-                params![form.up_to, id],
-            )?)
-        })
+        .db(move |c| Ok(accounts::admin_actions_seen(c, id, form.up_to)?))
         .await?;
     Ok(Json(serde_json::json!({ "seen": n })))
 }
@@ -425,10 +414,7 @@ async fn make_recovery_code(
     let (code, hash) = accounts::new_recovery_code();
     let key = st.audit_key.clone();
     st.db(move |c| {
-        c.execute(
-            "UPDATE users SET recovery_hash = ?1 WHERE id = ?2",
-            params![hash, user.id],
-        )?;
+        accounts::set_recovery_hash(c, user.id, &hash)?;
         crate::store::audit::record(c, &key, &user.audit_id, "recovery-code", &user.audit_id)?;
         Ok(())
     })
@@ -502,11 +488,7 @@ async fn change_password(
     let key = st.audit_key.clone();
     let (id, who, token) = (s.user.id, s.user.audit_id.clone(), s.token.clone());
     st.db(move |c| {
-        c.execute(
-            "UPDATE users SET password_hash = ?1, own_password = 1 WHERE id = ?2",
-            params![hash, id],
-        )?;
-        c.execute("DELETE FROM invites WHERE user_id = ?1", [id])?;
+        accounts::set_own_password(c, id, &hash)?;
         accounts::end_other_sessions(c, id, &token)?;
         crate::store::audit::record(c, &key, &who, "password-changed", &who)?;
         Ok(())
@@ -749,10 +731,7 @@ async fn second_factor_confirm(
     let token = s.token.clone();
     let who = s.user.audit_id.clone();
     st.db(move |c| {
-        c.execute(
-            "UPDATE sessions SET setup_only = 0 WHERE token_hash = ?1",
-            [accounts::token_hash(&token)],
-        )?;
+        accounts::session_fully_signed_in(c, &token)?;
         accounts::end_other_sessions(c, id, &token)?;
         crate::store::audit::record(c, &audit_key, &who, "second-factor-on", &who)?;
         Ok(())
@@ -764,18 +743,12 @@ async fn second_factor_confirm(
 async fn my_recordings(
     State(st): State<Shared>,
     CurrentUser(user): CurrentUser,
-) -> AppResult<Json<Vec<LibraryItem>>> {
+) -> AppResult<Json<Vec<recordings::LibraryItem>>> {
     let list = st
         .db(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT id FROM recordings WHERE owner_id = ?1 ORDER BY created_at DESC",
-            )?;
-            let ids: Vec<String> = stmt
-                .query_map([user.id], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            Ok(ids
+            Ok(recordings::of_owner(c, user.id)?
                 .iter()
-                .map(|id| super::review::library_item(c, id, crate::domain::access::Access::Owner))
+                .map(|id| recordings::library_item(c, id, crate::domain::access::Access::Owner))
                 .collect::<Result<Vec<_>, _>>()?)
         })
         .await?;
