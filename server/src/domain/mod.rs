@@ -7,3 +7,4 @@ pub mod network;
 pub mod people;
 pub mod retention;
 pub mod second_factor;
+pub mod segments;

@@ -10,10 +10,11 @@
 //! split it), and `posters/`, each lesson's poster frame (JPEG) as the library shows it.
 
 use crate::domain::people::User;
+use crate::domain::segments::{parts, Seg};
 use crate::store::blobs::BlobStore;
 use crate::store::vault::Vault;
 use anyhow::Context;
-use lessonlens_proto::{RecordingId, SegmentIndex, SegmentKind};
+use lessonlens_proto::RecordingId;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 use std::io::Write;
@@ -61,10 +62,7 @@ fn gather(
     c: &Connection,
     user: &User,
     now: i64,
-) -> anyhow::Result<(
-    Vec<(&'static str, Value)>,
-    Vec<(String, i64, Vec<(SegmentIndex, i64, bool)>)>,
-)> {
+) -> anyhow::Result<(Vec<(&'static str, Value)>, Vec<(String, i64, Vec<Seg>)>)> {
     let account = query(
         c,
         "SELECT username, display_name, email, staff_id, roles, created_at, disabled, audit_id FROM users WHERE id = ?1",
@@ -110,15 +108,12 @@ fn gather(
         r["delete_after"] =
             json!(crate::domain::retention::delete_after(&policy, &row).map(|(t, _)| t));
         recordings.push(r);
-        let mut stmt = c.prepare(
-            "SELECT idx, duration_us, final FROM segments WHERE recording_id = ?1 AND idx != ?2 ORDER BY idx",
-        )?;
-        let segs = stmt
-            .query_map(params![id, lessonlens_proto::POSTER_INDEX], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?
-            .collect::<Result<_, _>>()?;
-        lessons.push((id.clone(), *created_at, segs));
+        let rec: RecordingId = id.parse().context("a stored recording id does not parse")?;
+        lessons.push((
+            id.clone(),
+            *created_at,
+            crate::store::segments::stored(c, rec)?,
+        ));
     }
     let comments = query(
         c,
@@ -148,28 +143,6 @@ fn gather(
         ],
         lessons,
     ))
-}
-
-/// A lesson's playable parts: each starts with an init segment (index 0, or the one a device
-/// made after a privacy pause) followed by its media segments.
-pub fn parts(segs: &[(SegmentIndex, i64, bool)]) -> Vec<Vec<SegmentIndex>> {
-    let mut parts: Vec<Vec<SegmentIndex>> = Vec::new();
-    for &(index, duration_us, final_segment) in segs {
-        let kind = SegmentKind::of(
-            index,
-            u64::try_from(duration_us).unwrap_or(0),
-            final_segment,
-        );
-        if kind.starts_part() {
-            parts.push(vec![index]);
-        } else if kind == SegmentKind::Media {
-            if let Some(p) = parts.last_mut() {
-                p.push(index);
-            }
-        }
-    }
-    parts.retain(|p| p.len() > 1);
-    parts
 }
 
 /// Writes the archive for `user` into `out`. The database and vault locks are taken per step,
@@ -369,21 +342,5 @@ mod tests {
             "{err:#}"
         );
         assert!(!probe.locked_while_writing, "a lock was held while writing");
-    }
-
-    #[test]
-    fn a_privacy_pause_splits_a_lesson_into_parts() {
-        // init, 2 media, a re-init after the pause, 1 media, the end marker.
-        let segs = [
-            (0, 0, false),
-            (1, 2, false),
-            (2, 2, false),
-            (3, 0, false),
-            (4, 2, false),
-            (5, 0, true),
-        ];
-        assert_eq!(super::parts(&segs), vec![vec![0, 1, 2], vec![3, 4]]);
-        // A lesson whose init never arrived has nothing playable.
-        assert!(super::parts(&[(1, 2, false)]).is_empty());
     }
 }

@@ -202,3 +202,17 @@ pub fn views(c: &Connection, rec: &str, owner: i64) -> rusqlite::Result<Vec<View
         .collect();
     list
 }
+
+/// Whether `actor` has a "view" of `target` logged after `since` (views are coalesced).
+pub fn viewed_since(
+    c: &Connection,
+    target: &str,
+    actor: &str,
+    since: i64,
+) -> rusqlite::Result<bool> {
+    c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM audit WHERE target = ?1 AND actor = ?2 AND action = 'view' AND at > ?3)",
+        params![target, actor, since],
+        |r| r.get(0),
+    )
+}

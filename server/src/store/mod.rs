@@ -13,6 +13,7 @@ pub mod locks;
 pub mod recordings;
 pub mod retention;
 pub mod roster;
+pub mod segments;
 pub mod shares;
 pub mod tls;
 pub mod vault;

@@ -186,3 +186,42 @@ pub fn of_owner(c: &Connection, owner: i64) -> rusqlite::Result<Vec<String>> {
     let ids = stmt.query_map([owner], |r| r.get(0))?.collect();
     ids
 }
+
+/// Whether `rec`'s manifest has arrived (the device stopped and sent what it recorded).
+pub fn finished(c: &Connection, rec: &str) -> rusqlite::Result<bool> {
+    c.query_row(
+        "SELECT manifest IS NOT NULL FROM recordings WHERE id = ?1",
+        [rec],
+        |r| r.get(0),
+    )
+}
+
+/// When `rec` started, by the device's clock if it was plausible, else when it reached the server.
+pub fn started(c: &Connection, rec: &str) -> rusqlite::Result<i64> {
+    c.query_row(
+        "SELECT COALESCE(started_at, created_at) FROM recordings WHERE id = ?1",
+        [rec],
+        |r| r.get(0),
+    )
+}
+
+/// How many MP4 files the owner's download of `rec` is: one per part between privacy pauses.
+pub fn download_parts(
+    c: &Connection,
+    rec: lessonlens_proto::RecordingId,
+) -> rusqlite::Result<usize> {
+    Ok(crate::domain::segments::parts(&crate::store::segments::stored(c, rec)?).len())
+}
+
+/// The gaps of `rec` as the player's timeline shows them; `expected_end` is the index after the
+/// last segment the manifest lists, if it has arrived.
+pub fn gaps(
+    c: &Connection,
+    rec: lessonlens_proto::RecordingId,
+    expected_end: Option<lessonlens_proto::SegmentIndex>,
+) -> rusqlite::Result<Vec<crate::domain::segments::Gap>> {
+    Ok(crate::domain::segments::gaps(
+        &crate::store::segments::stored(c, rec)?,
+        expected_end,
+    ))
+}

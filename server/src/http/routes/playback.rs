@@ -4,18 +4,18 @@
 //! browser keeps no copy on disk either.
 
 use super::Route;
-use crate::domain::clock;
 use crate::domain::people::User;
+use crate::domain::{self, clock};
 use crate::http::error::{AppError, AppResult};
 use crate::http::state::{CurrentUser, Shared};
+use crate::store::{recordings, segments};
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::StreamExt;
-use lessonlens_proto::{RecordingId, SegmentIndex, SegmentKind, POSTER_INDEX};
-use rusqlite::{params, Connection, OptionalExtension};
-use std::fmt::Write;
+use lessonlens_proto::{RecordingId, SegmentIndex, POSTER_INDEX};
+use rusqlite::Connection;
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -51,176 +51,23 @@ async fn playlist(
         .db(move |c| {
             authorise(c, &user, rec)?;
             note_view(c, &audit_key, &user, rec)?;
-            let finished: bool = c.query_row(
-                "SELECT manifest IS NOT NULL FROM recordings WHERE id = ?1",
-                [rec.to_string()],
-                |r| r.get(0),
-            )?;
-            Ok((stored_segments(c, rec)?, finished))
+            let finished = recordings::finished(c, &rec.to_string())?;
+            Ok((segments::stored(c, rec)?, finished))
         })
         .await?;
-    Ok(m3u8(&segments, finished).into_response_with_type("application/vnd.apple.mpegurl"))
+    Ok(domain::segments::playlist(&segments, finished)
+        .into_response_with_type("application/vnd.apple.mpegurl"))
 }
 
 /// Audits a read of the lesson's media as a "view". A live playlist is fetched again every few
 /// seconds and a player fetches a segment every two: one "view" per person per recording per
 /// 10 minutes is what "who watched this" needs.
 fn note_view(c: &Connection, audit_key: &[u8; 32], user: &User, rec: RecordingId) -> AppResult<()> {
-    let recent: bool = c.query_row(
-        "SELECT EXISTS (SELECT 1 FROM audit WHERE target = ?1 AND actor = ?2 AND action = 'view' AND at > ?3)",
-        params![rec.to_string(), user.audit_id, clock::now() - 600],
-        |r| r.get(0),
-    )?;
-    if !recent {
+    if !crate::store::audit::viewed_since(c, &rec.to_string(), &user.audit_id, clock::now() - 600)?
+    {
         crate::store::audit::record(c, audit_key, &user.audit_id, "view", &rec.to_string())?;
     }
     Ok(())
-}
-
-/// One stored segment as the playlist sees it.
-#[derive(Clone, Copy)]
-struct Seg {
-    index: SegmentIndex,
-    duration_us: i64,
-    final_segment: bool,
-}
-
-fn stored_segments(c: &Connection, rec: RecordingId) -> rusqlite::Result<Vec<Seg>> {
-    let mut stmt = c.prepare(
-        "SELECT idx, duration_us, final FROM segments WHERE recording_id = ?1 AND idx != ?2 ORDER BY idx",
-    )?;
-    let segs = stmt
-        .query_map(params![rec.to_string(), POSTER_INDEX], |r| {
-            Ok(Seg {
-                index: r.get(0)?,
-                duration_us: r.get(1)?,
-                final_segment: r.get(2)?,
-            })
-        })?
-        .collect();
-    segs
-}
-
-impl Seg {
-    fn kind(&self) -> SegmentKind {
-        SegmentKind::of(
-            self.index,
-            u64::try_from(self.duration_us).unwrap_or(0),
-            self.final_segment,
-        )
-    }
-
-    /// Media to play: not an init segment, not the end marker.
-    fn is_media(&self) -> bool {
-        self.kind() == SegmentKind::Media
-    }
-
-    fn is_reinit(&self) -> bool {
-        self.kind() == SegmentKind::Reinit
-    }
-}
-
-/// A break in a recording's timeline, at a time on the player's clock (which runs over the media
-/// the playlist lists, so a break takes no time on it).
-#[derive(Debug, PartialEq, serde::Serialize)]
-pub struct Gap {
-    /// "pause" (a privacy pause) or "lost" (segments that never reached the server: a crash).
-    pub kind: &'static str,
-    pub at_seconds: f64,
-    /// For "lost": how many segments.
-    pub segments: u32,
-}
-
-/// The gaps of a recording, as the player's timeline shows them. `expected_end` is the index
-/// after the last segment the manifest lists (if it has arrived), so segments lost at the end
-/// count too.
-pub fn gaps(
-    c: &Connection,
-    rec: RecordingId,
-    expected_end: Option<SegmentIndex>,
-) -> rusqlite::Result<Vec<Gap>> {
-    Ok(gaps_in(&stored_segments(c, rec)?, expected_end))
-}
-
-fn gaps_in(segments: &[Seg], expected_end: Option<SegmentIndex>) -> Vec<Gap> {
-    let mut out = Vec::new();
-    let mut at_us = 0;
-    let mut expected = 1;
-    let lost = |out: &mut Vec<Gap>, from: SegmentIndex, to: SegmentIndex, at_us: i64| {
-        if to > from {
-            out.push(Gap {
-                kind: "lost",
-                at_seconds: at_us as f64 / 1e6,
-                segments: to - from,
-            });
-        }
-    };
-    for s in segments.iter().filter(|s| s.index > 0) {
-        lost(&mut out, expected, s.index, at_us);
-        if s.is_reinit() {
-            out.push(Gap {
-                kind: "pause",
-                at_seconds: at_us as f64 / 1e6,
-                segments: 0,
-            });
-        }
-        if s.is_media() {
-            at_us += s.duration_us;
-        }
-        expected = s.index + 1;
-    }
-    if let Some(end) = expected_end {
-        lost(&mut out, expected, end, at_us);
-    }
-    out
-}
-
-/// The HLS playlist for the stored segments. A gap (a segment lost to a crash) is marked as a
-/// discontinuity so the player skips it instead of stalling; a privacy pause is a discontinuity
-/// with the new init segment the device made on resume.
-fn m3u8(segments: &[Seg], finished: bool) -> String {
-    let has_init = segments.first().is_some_and(|s| s.index == 0);
-    let target = segments
-        .iter()
-        .filter(|s| s.is_media())
-        .map(|s| (s.duration_us as f64 / 1e6).ceil() as u64)
-        .max()
-        .unwrap_or(2)
-        .max(1);
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:{}\n#EXT-X-INDEPENDENT-SEGMENTS\n",
-        if finished { "VOD" } else { "EVENT" }
-    );
-    if has_init {
-        out.push_str("#EXT-X-MAP:URI=\"init.mp4\"\n");
-        let mut expected = 1;
-        for s in segments.iter().filter(|s| s.index > 0) {
-            if s.is_reinit() {
-                let _ = write!(
-                    out,
-                    "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"segments/{}.m4s\"\n",
-                    s.index
-                );
-            } else if s.is_media() {
-                if s.index != expected {
-                    out.push_str("#EXT-X-DISCONTINUITY\n");
-                }
-                let _ = write!(
-                    out,
-                    "#EXTINF:{:.3},\nsegments/{}.m4s\n",
-                    s.duration_us as f64 / 1e6,
-                    s.index
-                );
-            }
-            expected = s.index + 1;
-        }
-    }
-    if finished {
-        out.push_str("#EXT-X-ENDLIST\n");
-    }
-    out
 }
 
 trait WithType {
@@ -259,14 +106,7 @@ async fn decrypt(
             if owner != user.id && index != POSTER_INDEX {
                 note_view(&c, &st.audit_key, &user, rec)?;
             }
-            let sha: String = c
-                .query_row(
-                    "SELECT sha256 FROM segments WHERE recording_id = ?1 AND idx = ?2",
-                    params![rec.to_string(), index],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .ok_or(AppError::NotFound)?;
+            let sha = segments::sha_of(&c, rec, index)?.ok_or(AppError::NotFound)?;
             (owner, sha)
         };
         let sk = st
@@ -334,18 +174,6 @@ async fn poster(
 
 /// How many files the lesson downloads as: one, or one more per privacy pause (each part has its
 /// own init segment, so the parts do not join into one file).
-pub fn download_parts(c: &Connection, rec: RecordingId) -> rusqlite::Result<usize> {
-    Ok(parts_of(&stored_segments(c, rec)?).len())
-}
-
-fn parts_of(segs: &[Seg]) -> Vec<Vec<SegmentIndex>> {
-    let list: Vec<_> = segs
-        .iter()
-        .map(|s| (s.index, s.duration_us, s.final_segment))
-        .collect();
-    crate::ops::export::parts(&list)
-}
-
 #[derive(serde::Deserialize)]
 struct DownloadQuery {
     /// Which part (from 1) of a lesson with privacy pauses.
@@ -369,13 +197,13 @@ async fn download(
     let (indices, started, name_part) = st
         .db(move |c| {
             crate::http::access::owner_only(c, &u, &rec.to_string())?;
-            let segs = stored_segments(c, rec)?;
+            let segs = segments::stored(c, rec)?;
             if segs.first().is_none_or(|s| s.index != 0) {
                 return Err(AppError::Conflict(
                     "the start of this recording has not reached the server yet; try again once the device has uploaded it".into(),
                 ));
             }
-            let mut parts = parts_of(&segs);
+            let mut parts = domain::segments::parts(&segs);
             let n = parts.len();
             let part = match (q.part, n) {
                 (_, 0) => {
@@ -396,11 +224,7 @@ async fn download(
                     )))
                 }
             };
-            let started: i64 = c.query_row(
-                "SELECT COALESCE(started_at, created_at) FROM recordings WHERE id = ?1",
-                [rec.to_string()],
-                |r| r.get(0),
-            )?;
+            let started = recordings::started(c, &rec.to_string())?;
             let target = if n == 1 {
                 rec.to_string()
             } else {
@@ -428,96 +252,4 @@ async fn download(
         &format!("lesson-{day}{}.mp4", name_part.unwrap_or_default()),
         axum::body::Body::from_stream(parts),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{gaps_in, m3u8, Seg};
-
-    fn segs(list: &[(u32, i64, bool)]) -> Vec<Seg> {
-        list.iter()
-            .map(|&(index, duration_us, final_segment)| Seg {
-                index,
-                duration_us,
-                final_segment,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn gaps_are_placed_on_the_players_clock() {
-        // Lost 3, a pause (5 is the init made on resume), and 8 lost at the end (the manifest
-        // lists segments up to 8).
-        let list = segs(&[
-            (0, 0, false),
-            (1, 2_000_000, false),
-            (2, 2_000_000, false),
-            (4, 1_500_000, false),
-            (5, 0, false),
-            (6, 2_000_000, false),
-            (7, 1_000_000, false),
-        ]);
-        let g = gaps_in(&list, Some(9));
-        let summary: Vec<(&str, f64, u32)> = g
-            .iter()
-            .map(|g| (g.kind, g.at_seconds, g.segments))
-            .collect();
-        assert_eq!(
-            summary,
-            [("lost", 4.0, 1), ("pause", 5.5, 0), ("lost", 8.5, 1)]
-        );
-        // While recording (no manifest yet) nothing at the end counts as lost.
-        assert_eq!(gaps_in(&list, None).len(), 2);
-        assert!(gaps_in(
-            &segs(&[(0, 0, false), (1, 2_000_000, false), (2, 0, true)]),
-            Some(3)
-        )
-        .is_empty());
-    }
-
-    #[test]
-    fn playlist_lists_segments_and_marks_gaps_and_pauses() {
-        let p = m3u8(
-            &segs(&[
-                (0, 0, false),
-                (1, 2_000_000, false),
-                (2, 2_000_000, false),
-                (4, 1_500_000, false),
-                (5, 0, true),
-            ]),
-            true,
-        );
-        assert!(p.contains("#EXT-X-MAP:URI=\"init.mp4\""));
-        assert!(p.contains("#EXTINF:2.000,\nsegments/1.m4s\n"));
-        assert!(
-            p.contains("#EXT-X-DISCONTINUITY\n#EXTINF:1.500,\nsegments/4.m4s\n"),
-            "lost segment 3: {p}"
-        );
-        assert!(
-            p.ends_with("#EXTINF:1.500,\nsegments/4.m4s\n#EXT-X-ENDLIST\n"),
-            "no end marker: {p}"
-        );
-        // A privacy pause: segment 3 is the new init made on resume.
-        let p = m3u8(
-            &segs(&[
-                (0, 0, false),
-                (1, 2_000_000, false),
-                (2, 1_000_000, false),
-                (3, 0, false),
-                (4, 2_000_000, false),
-            ]),
-            false,
-        );
-        assert!(p.contains("segments/2.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"segments/3.m4s\"\n#EXTINF:2.000,\nsegments/4.m4s\n"), "{p}");
-        assert_eq!(
-            p.matches("#EXT-X-DISCONTINUITY").count(),
-            1,
-            "the pause is one discontinuity: {p}"
-        );
-        assert!(p.contains("EVENT") && !p.contains("ENDLIST"));
-        assert!(
-            !m3u8(&segs(&[(1, 2_000_000, false)]), false).contains("segments/1"),
-            "no media without an init segment"
-        );
-    }
 }

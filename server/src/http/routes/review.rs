@@ -14,7 +14,6 @@ use crate::store::{comments, recordings, shares};
 use axum::extract::{Path, State};
 use axum::routing::{delete, get, post};
 use axum::Json;
-use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 
 pub fn routes() -> Vec<Route> {
@@ -89,7 +88,7 @@ struct Detail {
     /// The groups of coaches it is shared with (owner only).
     group_shares: Vec<crate::store::groups::Group>,
     /// Privacy pauses and lost segments, for the timeline.
-    gaps: Vec<super::playback::Gap>,
+    gaps: Vec<crate::domain::segments::Gap>,
     /// How many MP4 files the owner's download is: one per part between privacy pauses.
     download_parts: usize,
 }
@@ -113,8 +112,8 @@ async fn detail(
             let item = recordings::library_item(c, &rec, access)?;
             let end = item.summary.missing.last().map(|[_, last]| last + 1);
             Ok(Detail {
-                gaps: super::playback::gaps(c, item.summary.id, end)?,
-                download_parts: super::playback::download_parts(c, item.summary.id)?,
+                gaps: recordings::gaps(c, item.summary.id, end)?,
+                download_parts: recordings::download_parts(c, item.summary.id)?,
                 item,
                 shares,
                 group_shares,
