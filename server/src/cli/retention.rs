@@ -6,8 +6,7 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use lessonlens_server::config::Config;
 use lessonlens_server::domain::clock;
-use lessonlens_server::{ops::offboarding, store::retention};
-use rusqlite::OptionalExtension;
+use lessonlens_server::{ops::offboarding, store::receipts, store::retention};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -128,27 +127,14 @@ pub fn receipt(config: Config, cmd: ReceiptCommand) -> anyhow::Result<()> {
     match cmd {
         ReceiptCommand::List => {
             let o = open(config)?;
-            let mut stmt = o
-                .conn
-                .prepare("SELECT id, created_at FROM deletion_receipts ORDER BY created_at")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-            for row in rows {
-                let (id, at) = row?;
+            for (id, at) in receipts::list(&o.conn)? {
                 println!("{id}\t{}", time::OffsetDateTime::from_unix_timestamp(at)?);
             }
             Ok(())
         }
         ReceiptCommand::Show { id } => {
             let o = open(config)?;
-            let text: String = o
-                .conn
-                .query_row(
-                    "SELECT receipt FROM deletion_receipts WHERE id = ?1",
-                    [&id],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .with_context(|| format!("no receipt {id}"))?;
+            let text = receipts::find(&o.conn, &id)?.with_context(|| format!("no receipt {id}"))?;
             println!("{text}");
             Ok(())
         }

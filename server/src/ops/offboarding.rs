@@ -277,10 +277,7 @@ pub fn finish(
     tx.execute("DELETE FROM users WHERE id = ?1", [user_id])?;
     tx.execute("DELETE FROM leaving WHERE user_id = ?1", [user_id])?;
     let id = receipt.receipt.receipt_id.clone();
-    tx.execute(
-        "INSERT INTO deletion_receipts (id, created_at, receipt) VALUES (?1, ?2, ?3)",
-        params![id, now, serde_json::to_string_pretty(&receipt)?],
-    )?;
+    crate::store::receipts::keep(&tx, &id, now, &serde_json::to_string_pretty(&receipt)?)?;
     crate::store::audit::append(&tx, audit_key, "offboarding", "offboard-complete", &id)?;
     tx.commit()?;
     crate::store::db::forget(&c)?;

@@ -672,6 +672,57 @@ pub fn session_fully_signed_in(conn: &Connection, token: &str) -> rusqlite::Resu
     Ok(())
 }
 
+/// A person as the admin's list shows them.
+#[derive(serde::Serialize)]
+pub struct AccountRow {
+    pub username: String,
+    pub display_name: String,
+    pub roles: Vec<String>,
+    pub disabled: bool,
+    /// When their data will be deleted, if they are leaving.
+    pub delete_after: Option<i64>,
+    /// They chose their own password: no invitation can be made for them.
+    pub own_password: bool,
+}
+
+/// Everyone but the account `except` (the unassigned one), by name.
+pub fn everyone_but(conn: &Connection, except: i64) -> rusqlite::Result<Vec<AccountRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT u.username, u.display_name, u.roles, u.disabled, l.delete_after, u.own_password
+         FROM users u LEFT JOIN leaving l ON l.user_id = u.id
+         WHERE u.id != ?1 ORDER BY u.display_name",
+    )?;
+    let rows = stmt
+        .query_map([except], |r| {
+            Ok(AccountRow {
+                username: r.get(0)?,
+                display_name: r.get(1)?,
+                roles: r
+                    .get::<_, String>(2)?
+                    .split(',')
+                    .map(str::to_string)
+                    .collect(),
+                disabled: r.get(3)?,
+                delete_after: r.get(4)?,
+                own_password: r.get(5)?,
+            })
+        })?
+        .collect();
+    rows
+}
+
+/// Signs the person out everywhere.
+pub fn end_all_sessions(conn: &Connection, user_id: i64) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+    Ok(())
+}
+
+/// Lets a disabled person sign in again.
+pub fn enable_in(conn: &Connection, user_id: i64) -> rusqlite::Result<()> {
+    conn.execute("UPDATE users SET disabled = 0 WHERE id = ?1", [user_id])?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -127,6 +127,96 @@ pub fn verify(conn: &Connection, key: &[u8; 32]) -> Result<Verified, AuditError>
     Ok(out)
 }
 
+#[derive(serde::Serialize)]
+pub struct View {
+    pub display_name: String,
+    pub last_viewed: i64,
+    pub views: i64,
+}
+
+/// "Who watched this": everyone but `owner` whose views of `rec` the log holds, last first.
+pub fn views(c: &Connection, rec: &str, owner: i64) -> rusqlite::Result<Vec<View>> {
+    let mut stmt = c.prepare(
+        "SELECT u.display_name, MAX(a.at), COUNT(*) FROM audit a JOIN users u ON u.audit_id = a.actor
+         WHERE a.action = 'view' AND a.target = ?1 AND u.id != ?2
+         GROUP BY u.id ORDER BY MAX(a.at) DESC",
+    )?;
+    let list = stmt
+        .query_map(params![rec, owner], |r| {
+            Ok(View {
+                display_name: r.get(0)?,
+                last_viewed: r.get(1)?,
+                views: r.get(2)?,
+            })
+        })?
+        .collect();
+    list
+}
+
+/// Whether `actor` has a "view" of `target` logged after `since` (views are coalesced).
+pub fn viewed_since(
+    c: &Connection,
+    target: &str,
+    actor: &str,
+    since: i64,
+) -> rusqlite::Result<bool> {
+    c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM audit WHERE target = ?1 AND actor = ?2 AND action = 'view' AND at > ?3)",
+        params![target, actor, since],
+        |r| r.get(0),
+    )
+}
+
+/// An entry as the admin's log shows it.
+#[derive(serde::Serialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: i64,
+    /// The person's display name while their account exists; otherwise the pseudonym or the
+    /// system part that acted ("cli", "retention", "offboarding").
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+}
+
+/// The audit log, newest first: `limit` entries after skipping `offset`, only those whose person,
+/// action or target contains `filter` (any, when empty; letters compared without case for ASCII
+/// only, as SQLite's LIKE does).
+pub fn rows(
+    c: &Connection,
+    filter: &str,
+    limit: i64,
+    offset: i64,
+) -> rusqlite::Result<Vec<AuditRow>> {
+    // LIKE with the filter's own % and _ taken literally.
+    let pattern = format!(
+        "%{}%",
+        filter
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let mut stmt = c.prepare(
+        "SELECT a.id, a.at, COALESCE(u.display_name, a.actor) AS who, a.action, a.target
+         FROM audit a LEFT JOIN users u ON u.audit_id = a.actor
+         WHERE ?1 = '' OR COALESCE(u.display_name, a.actor) LIKE ?2 ESCAPE '\\'
+            OR a.action LIKE ?2 ESCAPE '\\' OR a.target LIKE ?2 ESCAPE '\\'
+         ORDER BY a.id DESC LIMIT ?3 OFFSET ?4",
+    )?;
+    let rows = stmt
+        .query_map(params![filter, pattern, limit, offset], |r| {
+            Ok(AuditRow {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                target: r.get(4)?,
+            })
+        })?
+        .collect();
+    rows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,44 +265,38 @@ mod tests {
         conn.execute("UPDATE audit SET hash = NULL", []).unwrap();
         assert_eq!(verify(&conn, &KEY), Err(AuditError::Unhashed(1)));
     }
-}
 
-#[derive(serde::Serialize)]
-pub struct View {
-    pub display_name: String,
-    pub last_viewed: i64,
-    pub views: i64,
-}
-
-/// "Who watched this": everyone but `owner` whose views of `rec` the log holds, last first.
-pub fn views(c: &Connection, rec: &str, owner: i64) -> rusqlite::Result<Vec<View>> {
-    let mut stmt = c.prepare(
-        "SELECT u.display_name, MAX(a.at), COUNT(*) FROM audit a JOIN users u ON u.audit_id = a.actor
-         WHERE a.action = 'view' AND a.target = ?1 AND u.id != ?2
-         GROUP BY u.id ORDER BY MAX(a.at) DESC",
-    )?;
-    let list = stmt
-        .query_map(params![rec, owner], |r| {
-            Ok(View {
-                display_name: r.get(0)?,
-                last_viewed: r.get(1)?,
-                views: r.get(2)?,
-            })
-        })?
-        .collect();
-    list
-}
-
-/// Whether `actor` has a "view" of `target` logged after `since` (views are coalesced).
-pub fn viewed_since(
-    c: &Connection,
-    target: &str,
-    actor: &str,
-    since: i64,
-) -> rusqlite::Result<bool> {
-    c.query_row(
-        "SELECT EXISTS (SELECT 1 FROM audit WHERE target = ?1 AND actor = ?2 AND action = 'view' AND at > ?3)",
-        params![target, actor, since],
-        |r| r.get(0),
-    )
+    #[test]
+    fn the_audit_log_pages_and_filters_on_the_database() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = crate::store::db::open(&tmp.path().join("db")).unwrap();
+        let key = [7u8; 32];
+        for i in 0..120 {
+            let action = if i % 10 == 0 { "unshare" } else { "view" };
+            super::record(&c, &key, "alice", action, &format!("rec-{i}")).unwrap();
+        }
+        super::record(&c, &key, "bob", "view", "100%_done").unwrap();
+        let ids =
+            |rows: Vec<super::AuditRow>| rows.iter().map(|r| r.target.clone()).collect::<Vec<_>>();
+        let first = ids(super::rows(&c, "", 50, 0).unwrap());
+        assert_eq!(first.len(), 50);
+        assert_eq!(first[0], "100%_done", "newest first");
+        let third = ids(super::rows(&c, "", 50, 100).unwrap());
+        assert_eq!(third.len(), 21);
+        assert_eq!(third.last().unwrap(), "rec-0");
+        // A filter matches person, action or target, on the whole log, not one page.
+        let unshared = super::rows(&c, "unshare", 50, 0).unwrap();
+        assert_eq!(unshared.len(), 12);
+        assert!(unshared.iter().all(|r| r.action == "unshare"));
+        assert_eq!(
+            ids(super::rows(&c, "rec-11", 50, 0).unwrap()),
+            [
+                "rec-119", "rec-118", "rec-117", "rec-116", "rec-115", "rec-114", "rec-113",
+                "rec-112", "rec-111", "rec-110", "rec-11"
+            ]
+        );
+        // % and _ in a filter are the characters themselves, not wildcards.
+        assert_eq!(ids(super::rows(&c, "%_", 50, 0).unwrap()), ["100%_done"]);
+        assert!(super::rows(&c, "0%", 50, 0).unwrap().len() == 1);
+    }
 }

@@ -10,6 +10,7 @@ pub mod db;
 pub mod devices;
 pub mod groups;
 pub mod locks;
+pub mod receipts;
 pub mod recordings;
 pub mod retention;
 pub mod roster;

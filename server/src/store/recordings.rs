@@ -225,3 +225,43 @@ pub fn gaps(
         expected_end,
     ))
 }
+
+/// A recording as the admin's list shows it: metadata only.
+#[derive(serde::Serialize)]
+pub struct AdminRow {
+    pub id: String,
+    pub owner: String,
+    pub device: String,
+    pub created_at: i64,
+    pub delete_after: Option<i64>,
+    pub hold_reason: Option<String>,
+}
+
+/// Every recording, newest first, as the admin's list shows it.
+pub fn for_admin(c: &Connection) -> rusqlite::Result<Vec<AdminRow>> {
+    let policy = crate::store::retention::load_policy(c)?;
+    let mut stmt = c.prepare(
+        "SELECT r.id, u.display_name, d.name, r.created_at, r.hold_reason
+         FROM recordings r JOIN users u ON u.id = r.owner_id JOIN devices d ON d.id = r.device_id
+         ORDER BY r.created_at DESC",
+    )?;
+    let rows: Vec<(String, String, String, i64, Option<String>)> = stmt
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter()
+        .map(|(id, owner, device, created_at, hold_reason)| {
+            let row = crate::store::retention::row(c, &id)?;
+            Ok(AdminRow {
+                delete_after: crate::domain::retention::delete_after(&policy, &row)
+                    .map(|(at, _)| at),
+                id,
+                owner,
+                device,
+                created_at,
+                hold_reason,
+            })
+        })
+        .collect()
+}

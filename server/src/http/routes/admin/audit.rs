@@ -3,61 +3,12 @@
 use super::super::Page;
 use crate::http::error::{AppError, AppResult};
 use crate::http::state::{Admin, Shared};
+use crate::store::audit::{self, AuditRow};
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use rusqlite::{params, Connection};
-use serde::{Deserialize, Serialize};
-
-#[derive(Serialize)]
-pub(super) struct AuditRow {
-    id: i64,
-    at: i64,
-    /// The person's display name while their account exists; otherwise the pseudonym or the
-    /// system part that acted ("cli", "retention", "offboarding").
-    actor: String,
-    action: String,
-    target: String,
-}
-
-/// The audit log, newest first: `limit` entries after skipping `offset`, only those whose person,
-/// action or target contains `filter` (any, when empty; letters compared without case for ASCII
-/// only, as SQLite's LIKE does).
-pub(super) fn audit_rows(
-    c: &Connection,
-    filter: &str,
-    limit: i64,
-    offset: i64,
-) -> rusqlite::Result<Vec<AuditRow>> {
-    // LIKE with the filter's own % and _ taken literally.
-    let pattern = format!(
-        "%{}%",
-        filter
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
-    let mut stmt = c.prepare(
-        "SELECT a.id, a.at, COALESCE(u.display_name, a.actor) AS who, a.action, a.target
-         FROM audit a LEFT JOIN users u ON u.audit_id = a.actor
-         WHERE ?1 = '' OR COALESCE(u.display_name, a.actor) LIKE ?2 ESCAPE '\\'
-            OR a.action LIKE ?2 ESCAPE '\\' OR a.target LIKE ?2 ESCAPE '\\'
-         ORDER BY a.id DESC LIMIT ?3 OFFSET ?4",
-    )?;
-    let rows = stmt
-        .query_map(params![filter, pattern, limit, offset], |r| {
-            Ok(AuditRow {
-                id: r.get(0)?,
-                at: r.get(1)?,
-                actor: r.get(2)?,
-                action: r.get(3)?,
-                target: r.get(4)?,
-            })
-        })?
-        .collect();
-    rows
-}
+use serde::Deserialize;
 
 /// Entries on one page of the audit log.
 pub(super) const AUDIT_PAGE: i64 = 50;
@@ -86,7 +37,7 @@ pub(super) async fn audit_json(
     let (page, filter) = (query.page, query.q.trim().to_string());
     let (limit, offset) = Page::<AuditRow>::window(page, AUDIT_PAGE);
     let rows = st
-        .db(move |c| Ok(audit_rows(c, &filter, limit, offset)?))
+        .db(move |c| Ok(audit::rows(c, &filter, limit, offset)?))
         .await?;
     Ok(Json(Page::of(page, AUDIT_PAGE, rows)))
 }
@@ -111,7 +62,7 @@ pub(super) async fn audit_csv(
     let rows = st
         .db(move |c| {
             crate::store::audit::record(c, &audit_key, &admin.audit_id, "audit-export", "")?;
-            Ok(audit_rows(c, "", i64::MAX, 0)?)
+            Ok(audit::rows(c, "", i64::MAX, 0)?)
         })
         .await?;
     let mut out = String::from("id,at_utc,actor,action,target\n");
@@ -152,42 +103,5 @@ mod tests {
         // Issue 14.7: a leading tab or carriage return hid the formula from the defusing.
         assert_eq!(super::csv_field("\t=1+2"), "\"'\t=1+2\"");
         assert_eq!(super::csv_field("\r=1+2"), "\"'\r=1+2\"");
-    }
-
-    #[test]
-    fn the_audit_log_pages_and_filters_on_the_database() {
-        let tmp = tempfile::tempdir().unwrap();
-        let c = crate::store::db::open(&tmp.path().join("db")).unwrap();
-        let key = [7u8; 32];
-        for i in 0..120 {
-            let action = if i % 10 == 0 { "unshare" } else { "view" };
-            crate::store::audit::record(&c, &key, "alice", action, &format!("rec-{i}")).unwrap();
-        }
-        crate::store::audit::record(&c, &key, "bob", "view", "100%_done").unwrap();
-        let ids =
-            |rows: Vec<super::AuditRow>| rows.iter().map(|r| r.target.clone()).collect::<Vec<_>>();
-        let first = ids(super::audit_rows(&c, "", 50, 0).unwrap());
-        assert_eq!(first.len(), 50);
-        assert_eq!(first[0], "100%_done", "newest first");
-        let third = ids(super::audit_rows(&c, "", 50, 100).unwrap());
-        assert_eq!(third.len(), 21);
-        assert_eq!(third.last().unwrap(), "rec-0");
-        // A filter matches person, action or target, on the whole log, not one page.
-        let unshared = super::audit_rows(&c, "unshare", 50, 0).unwrap();
-        assert_eq!(unshared.len(), 12);
-        assert!(unshared.iter().all(|r| r.action == "unshare"));
-        assert_eq!(
-            ids(super::audit_rows(&c, "rec-11", 50, 0).unwrap()),
-            [
-                "rec-119", "rec-118", "rec-117", "rec-116", "rec-115", "rec-114", "rec-113",
-                "rec-112", "rec-111", "rec-110", "rec-11"
-            ]
-        );
-        // % and _ in a filter are the characters themselves, not wildcards.
-        assert_eq!(
-            ids(super::audit_rows(&c, "%_", 50, 0).unwrap()),
-            ["100%_done"]
-        );
-        assert!(super::audit_rows(&c, "0%", 50, 0).unwrap().len() == 1);
     }
 }

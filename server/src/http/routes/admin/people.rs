@@ -12,49 +12,17 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::Json;
 use rusqlite::Connection;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-#[derive(Serialize)]
-pub(super) struct UserRow {
-    username: String,
-    display_name: String,
-    roles: Vec<String>,
-    disabled: bool,
-    /// When their data will be deleted, if they are leaving.
-    delete_after: Option<i64>,
-    /// They chose their own password: no invitation can be made for them.
-    own_password: bool,
-}
-
-pub(super) async fn users(State(st): State<Shared>, _: Admin) -> AppResult<Json<Vec<UserRow>>> {
+pub(super) async fn users(
+    State(st): State<Shared>,
+    _: Admin,
+) -> AppResult<Json<Vec<accounts::AccountRow>>> {
     let unassigned = st.unassigned;
-    let list = st
-        .db(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT u.username, u.display_name, u.roles, u.disabled, l.delete_after, u.own_password
-                 FROM users u LEFT JOIN leaving l ON l.user_id = u.id
-                 WHERE u.id != ?1 ORDER BY u.display_name",
-            )?;
-            let rows = stmt
-                .query_map([unassigned], |r| {
-                    Ok(UserRow {
-                        username: r.get(0)?,
-                        display_name: r.get(1)?,
-                        roles: r
-                            .get::<_, String>(2)?
-                            .split(',')
-                            .map(str::to_string)
-                            .collect(),
-                        disabled: r.get(3)?,
-                        delete_after: r.get(4)?,
-                        own_password: r.get(5)?,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-        .await?;
-    Ok(Json(list))
+    Ok(Json(
+        st.db(move |c| Ok(accounts::everyone_but(c, unassigned)?))
+            .await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -193,7 +161,7 @@ pub(super) async fn reset_second_factor(
 ) -> AppResult<Json<serde_json::Value>> {
     let user = on_user(&st, admin, username, |c, key, admin, user| {
         not_self(admin, user)?;
-        c.execute("DELETE FROM sessions WHERE user_id = ?1", [user.id])?;
+        accounts::end_all_sessions(c, user.id)?;
         crate::store::audit::record(
             c,
             key,
@@ -263,7 +231,7 @@ pub(super) async fn enable(
                 "this person is marked as leaving: cancel that first".into(),
             ));
         }
-        c.execute("UPDATE users SET disabled = 0 WHERE id = ?1", [user.id])?;
+        accounts::enable_in(c, user.id)?;
         crate::store::audit::record(c, key, &admin.audit_id, "user-enable", &user.audit_id)?;
         Ok(())
     })

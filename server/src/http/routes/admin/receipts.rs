@@ -11,12 +11,7 @@ pub(super) async fn receipts(
 ) -> AppResult<Json<Vec<serde_json::Value>>> {
     let list = st
         .db(|c| {
-            let mut stmt =
-                c.prepare("SELECT receipt FROM deletion_receipts ORDER BY created_at DESC")?;
-            let texts: Vec<String> = stmt
-                .query_map([], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            texts
+            crate::store::receipts::texts(c)?
                 .iter()
                 .map(|t| serde_json::from_str(t).map_err(|e| AppError::Internal(e.into())))
                 .collect::<AppResult<Vec<_>>>()

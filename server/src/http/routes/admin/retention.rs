@@ -4,10 +4,10 @@ use crate::domain::people::User;
 use crate::domain::retention::Policy;
 use crate::http::error::{AppError, AppResult};
 use crate::http::state::{Admin, Shared};
-use crate::store::retention;
+use crate::store::{recordings, retention};
 use axum::extract::{Path, State};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 pub(super) async fn policy(State(st): State<Shared>, _: Admin) -> AppResult<Json<Policy>> {
     Ok(Json(st.db(|c| Ok(retention::load_policy(c)?)).await?))
@@ -30,47 +30,11 @@ pub(super) async fn set_policy(
     Ok(Json(p))
 }
 
-#[derive(Serialize)]
-pub(super) struct RecordingRow {
-    id: String,
-    owner: String,
-    device: String,
-    created_at: i64,
-    delete_after: Option<i64>,
-    hold_reason: Option<String>,
-}
-
 pub(super) async fn recordings(
     State(st): State<Shared>,
     _: Admin,
-) -> AppResult<Json<Vec<RecordingRow>>> {
-    let list = st
-        .db(|c| {
-            let policy = retention::load_policy(c)?;
-            let mut stmt = c.prepare(
-                "SELECT r.id, u.display_name, d.name, r.created_at, r.hold_reason
-                 FROM recordings r JOIN users u ON u.id = r.owner_id JOIN devices d ON d.id = r.device_id
-                 ORDER BY r.created_at DESC",
-            )?;
-            let rows: Vec<(String, String, String, i64, Option<String>)> = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
-                .collect::<Result<_, _>>()?;
-            rows.into_iter()
-                .map(|(id, owner, device, created_at, hold_reason)| {
-                    let row = retention::row(c, &id)?;
-                    Ok(RecordingRow {
-                        delete_after: crate::domain::retention::delete_after(&policy, &row).map(|(at, _)| at),
-                        id,
-                        owner,
-                        device,
-                        created_at,
-                        hold_reason,
-                    })
-                })
-                .collect::<AppResult<Vec<_>>>()
-        })
-        .await?;
-    Ok(Json(list))
+) -> AppResult<Json<Vec<recordings::AdminRow>>> {
+    Ok(Json(st.db(|c| Ok(recordings::for_admin(c)?)).await?))
 }
 
 #[derive(Deserialize)]
