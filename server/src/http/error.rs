@@ -1,6 +1,7 @@
 //! One error type for the HTTP layer and its single mapping to status codes. The text a person sees
 //! is kept apart from the cause that is logged: internal detail never reaches a response body.
 
+use crate::ops::ingest::IngestError;
 use crate::ops::offboarding::OffboardError;
 use crate::store::devices::DeviceError;
 use crate::store::tls::IssueError;
@@ -130,6 +131,24 @@ impl From<OffboardError> for AppError {
         match e {
             OffboardError::Db(e) => e.into(),
             other => AppError::Conflict(other.to_string()),
+        }
+    }
+}
+
+impl From<IngestError> for AppError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Invalid(m) => AppError::Unprocessable(m),
+            IngestError::OtherDevice => {
+                AppError::Forbidden("this recording belongs to another device")
+            }
+            IngestError::Conflict(m) => AppError::Conflict(m),
+            IngestError::TooManyRecordings => AppError::TooManyRequests(
+                "this device has begun more recordings in the last day than a classroom can; it keeps this one and tries again later; an admin should look at the device",
+            ),
+            IngestError::Store(e) => e.into(),
+            IngestError::Db(e) => e.into(),
+            IngestError::Other(e) => AppError::Internal(e),
         }
     }
 }

@@ -5,5 +5,6 @@
 pub mod backup;
 pub mod deletion;
 pub mod export;
+pub mod ingest;
 pub mod offboarding;
 pub mod sweep;

@@ -4,6 +4,7 @@
 use crate::domain::access::Access;
 use lessonlens_proto::manifest::Manifest;
 use lessonlens_proto::wire::RecordingSummary;
+use lessonlens_proto::RecordingId;
 use lessonlens_proto::SegmentIndex;
 use rusqlite::Connection;
 use std::collections::BTreeSet;
@@ -264,4 +265,64 @@ pub fn for_admin(c: &Connection) -> rusqlite::Result<Vec<AdminRow>> {
             })
         })
         .collect()
+}
+
+/// The (device, owner) of `rec`, if it exists.
+pub fn device_and_owner(c: &Connection, rec: RecordingId) -> rusqlite::Result<Option<(i64, i64)>> {
+    use rusqlite::OptionalExtension;
+    c.query_row(
+        "SELECT device_id, owner_id FROM recordings WHERE id = ?1",
+        [rec.to_string()],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+}
+
+/// Whether `rec` was deleted (by its owner, retention or offboarding): see migration 12.
+pub fn was_deleted(c: &Connection, rec: RecordingId) -> rusqlite::Result<bool> {
+    c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM deleted_recordings WHERE id = ?1)",
+        [rec.to_string()],
+        |r| r.get(0),
+    )
+}
+
+/// How many recordings `device` began after `since`.
+pub fn begun_by_device_since(c: &Connection, device: i64, since: i64) -> rusqlite::Result<i64> {
+    c.query_row(
+        "SELECT COUNT(*) FROM recordings WHERE device_id = ?1 AND created_at > ?2",
+        rusqlite::params![device, since],
+        |r| r.get(0),
+    )
+}
+
+/// A new recording's row.
+pub fn insert(
+    c: &Connection,
+    rec: RecordingId,
+    owner: i64,
+    device: i64,
+    now: i64,
+    started_at: Option<i64>,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO recordings (id, owner_id, device_id, created_at, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        rusqlite::params![rec.to_string(), owner, device, now, started_at],
+    )?;
+    Ok(())
+}
+
+/// Keeps `rec`'s manifest (as parsed), whether it stopped cleanly and its plausible start.
+pub fn set_manifest(
+    c: &Connection,
+    rec: RecordingId,
+    json: &str,
+    clean_stop: bool,
+    started_at: Option<i64>,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE recordings SET manifest = ?1, clean_stop = ?2, started_at = ?3 WHERE id = ?4",
+        rusqlite::params![json, clean_stop, started_at, rec.to_string()],
+    )?;
+    Ok(())
 }

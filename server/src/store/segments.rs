@@ -34,3 +34,45 @@ pub fn sha_of(
     )
     .optional()
 }
+
+/// Records segment `index` of `rec` (blob `sha`, `bytes` long, as its header says) unless it is
+/// recorded already; gives the hash recorded for it either way.
+pub fn insert(
+    c: &Connection,
+    rec: RecordingId,
+    index: SegmentIndex,
+    sha: &str,
+    bytes: u64,
+    header: &lessonlens_proto::envelope::SegmentHeader,
+) -> rusqlite::Result<String> {
+    c.execute(
+        "INSERT INTO segments (recording_id, idx, sha256, bytes, start_us, duration_us, final, stored_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (recording_id, idx) DO NOTHING",
+        params![
+            rec.to_string(),
+            index,
+            sha,
+            bytes as i64,
+            header.start_us as i64,
+            header.duration_us as i64,
+            header.final_segment,
+            crate::domain::clock::now()
+        ],
+    )?;
+    c.query_row(
+        "SELECT sha256 FROM segments WHERE recording_id = ?1 AND idx = ?2",
+        params![rec.to_string(), index],
+        |r| r.get(0),
+    )
+}
+
+/// The indices of the segments of `rec` the server holds.
+pub fn indices(
+    c: &Connection,
+    rec: RecordingId,
+) -> rusqlite::Result<std::collections::BTreeSet<SegmentIndex>> {
+    let mut stmt = c.prepare("SELECT idx FROM segments WHERE recording_id = ?1")?;
+    let present = stmt.query_map([rec.to_string()], |r| r.get(0))?.collect();
+    present
+}

@@ -8,7 +8,7 @@ use crate::domain::clock;
 use crate::domain::people::{Role, User};
 use crate::http::error::{AppError, AppResult};
 use crate::http::state::{CurrentUser, Shared};
-use crate::store::accounts::{self};
+use crate::store::accounts;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::Json;

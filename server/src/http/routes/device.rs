@@ -8,7 +8,8 @@ use crate::domain::clock;
 use crate::domain::people::Role;
 use crate::http::error::{AppError, AppResult};
 use crate::http::state::{ClientIp, DeviceAuth, Shared};
-use crate::store::accounts::{self};
+use crate::ops::ingest;
+use crate::store::accounts;
 use crate::store::blobs::Incoming;
 use crate::store::devices::{self, Device};
 use axum::body::Body;
@@ -17,14 +18,11 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post, put};
 use axum::{Extension, Json};
 use futures_util::StreamExt;
-use lessonlens_proto::envelope::{Label, SegmentHeader};
 use lessonlens_proto::wire::{
     DeviceCertificate, DeviceReport, EnrollRequest, ManifestReceipt, Receipt, RenewRequest,
     TeacherKey, SHA256_HEADER,
 };
-use lessonlens_proto::{Manifest, RecordingId, SegmentIndex};
-use rusqlite::{params, OptionalExtension};
-use sha2::{Digest, Sha256};
+use lessonlens_proto::{RecordingId, SegmentIndex};
 
 pub fn routes(max_segment_bytes: usize) -> Vec<Route> {
     let limit = || DefaultBodyLimit::max(max_segment_bytes);
@@ -228,77 +226,6 @@ fn parse_id(id: &str) -> AppResult<RecordingId> {
         .map_err(|_| AppError::BadRequest(format!("{id:?} is not a recording id")))
 }
 
-/// The (device, owner) of a recording, if it exists.
-fn recording_claim(
-    c: &rusqlite::Connection,
-    rec: RecordingId,
-) -> rusqlite::Result<Option<(i64, i64)>> {
-    c.query_row(
-        "SELECT device_id, owner_id FROM recordings WHERE id = ?1",
-        [rec.to_string()],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
-    .optional()
-}
-
-/// Refuses a recording that belongs to another device or another teacher.
-fn check_claim(existing: Option<(i64, i64)>, device: i64, owner: i64) -> AppResult<()> {
-    match existing {
-        Some((d, _)) if d != device => Err(AppError::Forbidden(
-            "this recording belongs to another device",
-        )),
-        Some((_, o)) if o != owner => Err(AppError::Conflict(
-            "this segment is sealed to a different teacher than the rest of the recording".into(),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// Whether the recording was deleted (by its owner, retention or offboarding). Later uploads for
-/// it are answered as stored, so the device stops sending, and are not kept.
-fn was_deleted(c: &rusqlite::Connection, rec: RecordingId) -> rusqlite::Result<bool> {
-    c.query_row(
-        "SELECT EXISTS (SELECT 1 FROM deleted_recordings WHERE id = ?1)",
-        [rec.to_string()],
-        |r| r.get(0),
-    )
-}
-
-/// The most recordings one device may begin in a day: far more than a classroom has lessons, and a
-/// bound on how many a hostile device can put in teachers' libraries and the offline list.
-pub const MAX_NEW_RECORDINGS_PER_DAY: i64 = 100;
-
-/// Stores a recording row for `device` if it does not exist yet, after [`check_claim`] and
-/// within [`MAX_NEW_RECORDINGS_PER_DAY`].
-fn claim_recording(
-    c: &rusqlite::Connection,
-    rec: RecordingId,
-    device: i64,
-    owner: i64,
-    started_at: Option<i64>,
-) -> AppResult<()> {
-    let existing = recording_claim(c, rec)?;
-    check_claim(existing, device, owner)?;
-    if existing.is_none() {
-        let now = clock::now();
-        let today: i64 = c.query_row(
-            "SELECT COUNT(*) FROM recordings WHERE device_id = ?1 AND created_at > ?2",
-            params![device, now - clock::DAY],
-            |r| r.get(0),
-        )?;
-        if today >= MAX_NEW_RECORDINGS_PER_DAY {
-            return Err(AppError::TooManyRequests(
-                "this device has begun more recordings in the last day than a classroom can; it keeps this one and tries again later; an admin should look at the device",
-            ));
-        }
-        c.execute(
-            "INSERT INTO recordings (id, owner_id, device_id, created_at, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![rec.to_string(), owner, device, now, started_at],
-        )?;
-    }
-    Ok(())
-}
-
 async fn put_segment(
     State(st): State<Shared>,
     DeviceAuth(device): DeviceAuth,
@@ -328,85 +255,23 @@ async fn put_segment(
         .ok_or_else(|| {
             AppError::BadRequest(format!("missing or malformed {SHA256_HEADER} header"))
         })?;
-    let header = check_upload(&incoming, rec, index, &claimed)?;
-    let fp = header.recipient;
-    let owner = st.vault(move |v| Ok(v.owner_of(&fp)?)).await?.ok_or_else(|| {
-        AppError::Unprocessable(
-            "segment is sealed to a key this server does not know; re-sync the device's teacher keys".into(),
-        )
-    })?;
-
-    let bytes = incoming.len();
-    // An upload the server already holds (the device missed our receipt) is answered without
-    // writing anything.
-    if let Some(stored) = stored_sha(&st, rec, index, device.id, owner, &claimed).await? {
-        return same_or_conflict(rec, index, stored, &claimed, bytes);
-    }
-
     let st2 = st.clone();
-    let sha = tokio::task::spawn_blocking(move || st2.blobs.commit(incoming))
-        .await
-        .map_err(|e| AppError::Internal(e.into()))??;
-    let device_id = device.id;
-    let sha_row = sha.clone();
-    // Claim, insert and read back in one transaction: the row is the commit point, and two
-    // concurrent uploads of the same segment cannot both insert.
-    let stored = st
-        .db(move |c| {
-            let tx = c.unchecked_transaction()?;
-            // Deleted while this upload was on its way: keep nothing.
-            if was_deleted(&tx, rec)? {
-                return Ok(None);
-            }
-            claim_recording(&tx, rec, device_id, owner, None)?;
-            tx.execute(
-                "INSERT INTO segments (recording_id, idx, sha256, bytes, start_us, duration_us, final, stored_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (recording_id, idx) DO NOTHING",
-                params![
-                    rec.to_string(),
-                    index,
-                    sha_row,
-                    bytes as i64,
-                    header.start_us as i64,
-                    header.duration_us as i64,
-                    header.final_segment,
-                    clock::now()
-                ],
-            )?;
-            let stored: String = tx.query_row(
-                "SELECT sha256 FROM segments WHERE recording_id = ?1 AND idx = ?2",
-                params![rec.to_string(), index],
-                |r| r.get(0),
-            )?;
-            tx.commit()?;
-            Ok(Some(stored))
-        })
-        .await;
-    let stored = match stored {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            discard(&st, sha.clone()).await;
-            return same_or_conflict(rec, index, sha, &claimed, bytes);
-        }
-        Err(e) => {
-            // No row refers to the blob just written (its bytes name this very segment): remove it.
-            discard(&st, sha).await;
-            return Err(e);
-        }
-    };
-    if stored != sha {
-        // Lost a race to different bytes for the same segment: our blob has no row; remove it.
-        discard(&st, sha.clone()).await;
-        return same_or_conflict(rec, index, stored, &claimed, bytes);
-    }
-    tracing::info!(recording = %rec, index, bytes, device = %device.name, "segment stored");
-    Ok(Json(Receipt {
-        recording: rec,
-        index,
-        sha256: sha,
-        bytes,
-    }))
+    let receipt = tokio::task::spawn_blocking(move || {
+        ingest::store_segment(
+            &st2.db,
+            &st2.vault,
+            st2.blobs.as_ref(),
+            device.id,
+            rec,
+            index,
+            &claimed,
+            incoming,
+        )
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.into()))??;
+    tracing::info!(recording = %rec, index, bytes = receipt.bytes, device = %device.name, "segment stored");
+    Ok(Json(receipt))
 }
 
 /// Streams an upload's body into `incoming`, at most `max` bytes. Each write runs on a blocking
@@ -432,106 +297,6 @@ async fn receive<E: std::fmt::Display>(
     Ok(incoming)
 }
 
-/// Removes a blob no row refers to, on a blocking thread (object storage blocks).
-async fn discard(st: &Shared, sha: String) {
-    let st = st.clone();
-    let _ = tokio::task::spawn_blocking(move || st.blobs.remove(&sha)).await;
-}
-
-/// Everything checked about an upload before it is kept.
-fn check_upload(
-    incoming: &Incoming,
-    rec: RecordingId,
-    index: SegmentIndex,
-    claimed: &str,
-) -> AppResult<SegmentHeader> {
-    let header = SegmentHeader::parse(incoming.head())
-        .map_err(|e| AppError::Unprocessable(format!("not a valid segment: {e}")))?;
-    if header.label
-        != (Label {
-            recording: rec,
-            index,
-        })
-    {
-        return Err(AppError::Unprocessable(format!(
-            "segment says it is segment {} of {} but was uploaded as segment {index} of {rec}",
-            header.label.index, header.label.recording
-        )));
-    }
-    // The poster has its reserved index; every other number is bounded by what a lesson can be.
-    let numbered = if index == lessonlens_proto::POSTER_INDEX {
-        0
-    } else {
-        index
-    };
-    lessonlens_proto::manifest::limits::check_segment(
-        numbered,
-        header.start_us,
-        header.duration_us,
-    )
-    .map_err(AppError::Unprocessable)?;
-    if incoming.len() != header.envelope_len() {
-        return Err(AppError::Unprocessable(format!(
-            "segment is {} bytes but its header promises {}: truncated or padded in transit; the device keeps it and retries",
-            incoming.len(),
-            header.envelope_len()
-        )));
-    }
-    if incoming.sha256_so_far() != claimed {
-        return Err(AppError::Unprocessable(
-            "body does not match its sha256 header; the device keeps it and retries".into(),
-        ));
-    }
-    Ok(header)
-}
-
-/// What is already stored for this segment, after checking that the recording (if it exists)
-/// belongs to this device and this teacher, so nothing is written for an upload that will fail.
-async fn stored_sha(
-    st: &Shared,
-    rec: RecordingId,
-    index: SegmentIndex,
-    device: i64,
-    owner: i64,
-    claimed: &str,
-) -> AppResult<Option<String>> {
-    let claimed = claimed.to_string();
-    st.db(move |c| {
-        if was_deleted(c, rec)? {
-            return Ok(Some(claimed));
-        }
-        check_claim(recording_claim(c, rec)?, device, owner)?;
-        Ok(c.query_row(
-            "SELECT sha256 FROM segments WHERE recording_id = ?1 AND idx = ?2",
-            params![rec.to_string(), index],
-            |r| r.get(0),
-        )
-        .optional()?)
-    })
-    .await
-}
-
-/// The same bytes again get the same receipt; different bytes for a stored segment are refused.
-fn same_or_conflict(
-    rec: RecordingId,
-    index: SegmentIndex,
-    stored: String,
-    claimed: &str,
-    bytes: u64,
-) -> AppResult<Json<Receipt>> {
-    if stored == claimed {
-        return Ok(Json(Receipt {
-            recording: rec,
-            index,
-            sha256: stored,
-            bytes,
-        }));
-    }
-    Err(AppError::Conflict(format!(
-        "segment {index} of {rec} is already stored with different content"
-    )))
-}
-
 async fn put_manifest(
     State(st): State<Shared>,
     DeviceAuth(device): DeviceAuth,
@@ -539,56 +304,12 @@ async fn put_manifest(
     body: axum::body::Bytes,
 ) -> AppResult<Json<ManifestReceipt>> {
     let rec = parse_id(&id)?;
-    let mut manifest =
-        Manifest::parse(&body).map_err(|e| AppError::Unprocessable(e.to_string()))?;
-    if manifest.recording != rec {
-        return Err(AppError::Unprocessable(format!(
-            "manifest is for {} but was uploaded for {rec}",
-            manifest.recording
-        )));
-    }
-    let fp = manifest.recipient;
-    let claim = manifest.claim.take();
-    let (owner, claim) = st
-        .vault(move |v| Ok((v.owner_of(&fp)?, claim.map(|c| v.keepable_claim(c)))))
-        .await?;
-    let owner = owner.ok_or_else(|| {
-        AppError::Unprocessable("manifest names a key this server does not know".into())
-    })?;
-    manifest.claim = claim;
-    // What is stored is what was parsed, as the claim stores it: nothing else the device sent.
-    let json = String::from_utf8_lossy(&manifest.to_json()).into_owned();
-    let device_id = device.id;
-    let clean_stop = manifest.clean_stop;
-    let started_at = lessonlens_proto::manifest::limits::plausible_start(manifest.started_at);
-    let missing = st
-        .db(move |c| {
-            if was_deleted(c, rec)? {
-                return Ok(Vec::new());
-            }
-            claim_recording(c, rec, device_id, owner, started_at)?;
-            c.execute(
-                "UPDATE recordings SET manifest = ?1, clean_stop = ?2, started_at = ?3 WHERE id = ?4",
-                params![json, manifest.clean_stop, started_at, rec.to_string()],
-            )?;
-            let mut stmt = c.prepare("SELECT idx FROM segments WHERE recording_id = ?1")?;
-            let present = stmt
-                .query_map([rec.to_string()], |r| r.get::<_, SegmentIndex>(0))?
-                .collect::<Result<_, _>>()?;
-            Ok(manifest.missing_from(&present))
-        })
-        .await?;
-    tracing::info!(
-        recording = %rec,
-        missing = lessonlens_proto::manifest::count(&missing),
-        clean_stop,
-        "manifest stored"
-    );
-    Ok(Json(ManifestReceipt {
-        recording: rec,
-        sha256: hex::encode(Sha256::digest(&body)),
-        missing,
-    }))
+    let receipt = tokio::task::spawn_blocking(move || {
+        ingest::store_manifest(&st.db, &st.vault, device.id, rec, &body)
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.into()))??;
+    Ok(Json(receipt))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use crate::domain::people::Role;
 use crate::http::access;
 use crate::http::error::{AppError, AppResult};
 use crate::http::state::{CurrentUser, Shared};
-use crate::store::accounts::{self};
+use crate::store::accounts;
 use crate::store::{comments, recordings, shares};
 use axum::extract::{Path, State};
 use axum::routing::{delete, get, post};

@@ -8,7 +8,7 @@ use crate::http::error::{AppError, AppResult};
 use crate::http::state::{
     session_token, AnySession, ClientIp, CurrentUser, Shared, SESSION_COOKIE,
 };
-use crate::store::accounts::{self};
+use crate::store::accounts;
 use crate::store::recordings;
 use axum::extract::{Extension, State};
 use axum::http::{header, HeaderMap, HeaderValue};

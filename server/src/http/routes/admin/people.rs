@@ -6,7 +6,7 @@ use crate::domain::people::{Role, User};
 use crate::http::error::{AppError, AppResult};
 use crate::http::state::{Admin, Shared};
 use crate::ops::offboarding;
-use crate::store::accounts::{self};
+use crate::store::accounts;
 use crate::store::retention;
 use axum::extract::{Path, State};
 use axum::http::header;
