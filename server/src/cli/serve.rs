@@ -51,7 +51,7 @@ pub fn serve(o: Opened) -> anyhow::Result<()> {
     let device_addr = listeners.device.local_addr()?;
     let blobs = lessonlens_server::store::blobs::open(&o.config)?;
     // Finish removing the files of deletions a crash interrupted.
-    let swept = lessonlens_server::ops::deletion::sweep_blobs(&o.conn, blobs.as_ref())?;
+    let swept = lessonlens_server::store::deletion::sweep_blobs(&o.conn, blobs.as_ref())?;
     if swept > 0 {
         tracing::info!(
             swept,

@@ -1,6 +1,7 @@
 //! One error type for the HTTP layer and its single mapping to status codes. The text a person sees
 //! is kept apart from the cause that is logged: internal detail never reaches a response body.
 
+use crate::ops::claim::ClaimError;
 use crate::ops::ingest::IngestError;
 use crate::ops::offboarding::OffboardError;
 use crate::store::devices::DeviceError;
@@ -149,6 +150,22 @@ impl From<IngestError> for AppError {
             IngestError::Store(e) => e.into(),
             IngestError::Db(e) => e.into(),
             IngestError::Other(e) => AppError::Internal(e),
+        }
+    }
+}
+
+impl From<ClaimError> for AppError {
+    fn from(e: ClaimError) -> Self {
+        match e {
+            ClaimError::NotYourCode => AppError::Forbidden("that is not your device code"),
+            ClaimError::NotStartedWithYourCode => {
+                AppError::Forbidden("this lesson was not started with your code")
+            }
+            ClaimError::NotFound => AppError::NotFound,
+            ClaimError::Taken => AppError::Conflict(e.to_string()),
+            ClaimError::Store(e) => e.into(),
+            ClaimError::Db(e) => e.into(),
+            ClaimError::Other(e) => AppError::Internal(e),
         }
     }
 }

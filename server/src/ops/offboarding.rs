@@ -227,7 +227,7 @@ pub fn finish(
     for rec in recs {
         let c = db.take()?;
         let tx = Transaction::new_unchecked(&c, TransactionBehavior::Immediate)?;
-        let removed = crate::ops::deletion::delete_rows_in(
+        let removed = crate::store::deletion::delete_rows_in(
             &tx,
             audit_key,
             std::slice::from_ref(&rec),
@@ -240,7 +240,7 @@ pub fn finish(
         )?;
         tx.commit()?;
     }
-    crate::ops::deletion::sweep_blobs(db, blobs)?;
+    crate::store::deletion::sweep_blobs(db, blobs)?;
 
     let key = vault.take()?.receipt_signing_key();
     let c = db.take()?;

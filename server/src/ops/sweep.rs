@@ -1,6 +1,6 @@
 //! The retention sweep: recordings are deleted as the school's policy says, and teachers who
 //! leave are deleted for good after a grace period, with a signed receipt. Each recording is
-//! deleted in its own transaction with its audit entry (see [`crate::ops::deletion`]), so a sweep
+//! deleted in its own transaction with its audit entry (see [`crate::store::deletion`]), so a sweep
 //! cut short by a crash or restart resumes where it stopped. Leaving teachers are handled by
 //! [`crate::ops::offboarding`], which the sweep runs too.
 
@@ -13,7 +13,7 @@ use serde::Serialize;
 /// What a sweep did.
 #[derive(Debug, Default, Serialize)]
 pub struct Swept {
-    pub deleted: crate::ops::deletion::Removed,
+    pub deleted: crate::store::deletion::Removed,
     pub teachers_deleted: Vec<String>,
 }
 
@@ -33,7 +33,7 @@ pub fn sweep(
     };
     let mut swept = Swept::default();
     for (rec, why) in due {
-        let r = crate::ops::deletion::delete_rows(
+        let r = crate::store::deletion::delete_rows(
             &*db.take()?,
             audit_key,
             std::slice::from_ref(&rec),
@@ -44,7 +44,7 @@ pub fn sweep(
         swept.deleted.segments += r.segments;
         swept.deleted.bytes += r.bytes;
     }
-    crate::ops::deletion::sweep_blobs(db, blobs)?;
+    crate::store::deletion::sweep_blobs(db, blobs)?;
     swept.teachers_deleted = crate::ops::offboarding::finish_due(db, vault, blobs, audit_key, now)?;
     if swept.deleted.recordings > 0 || !swept.teachers_deleted.is_empty() {
         tracing::info!(

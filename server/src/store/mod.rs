@@ -7,6 +7,7 @@ pub mod audit;
 pub mod blobs;
 pub mod comments;
 pub mod db;
+pub mod deletion;
 pub mod devices;
 pub mod groups;
 pub mod locks;

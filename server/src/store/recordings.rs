@@ -326,3 +326,49 @@ pub fn set_manifest(
     )?;
     Ok(())
 }
+
+/// `rec`'s owner and its manifest (if it has arrived), if it exists.
+pub fn owner_and_manifest(
+    c: &Connection,
+    rec: RecordingId,
+) -> rusqlite::Result<Option<(i64, Option<String>)>> {
+    use rusqlite::OptionalExtension;
+    c.query_row(
+        "SELECT owner_id, manifest FROM recordings WHERE id = ?1",
+        [rec.to_string()],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+}
+
+/// Gives `rec` to `owner`, with the manifest that now describes it.
+pub fn hand_over(
+    c: &Connection,
+    rec: RecordingId,
+    owner: i64,
+    manifest: &str,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE recordings SET owner_id = ?1, manifest = ?2 WHERE id = ?3",
+        rusqlite::params![owner, manifest, rec.to_string()],
+    )?;
+    Ok(())
+}
+
+/// A page of the lessons recorded offline whose manifest has arrived (owned by `unassigned`),
+/// newest first.
+pub fn offline(
+    c: &Connection,
+    unassigned: i64,
+    limit: i64,
+    offset: i64,
+) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = c.prepare(
+        "SELECT id FROM recordings WHERE owner_id = ?1 AND manifest IS NOT NULL
+         ORDER BY created_at DESC, id LIMIT ?2 OFFSET ?3",
+    )?;
+    let ids = stmt
+        .query_map(rusqlite::params![unassigned, limit, offset], |r| r.get(0))?
+        .collect();
+    ids
+}

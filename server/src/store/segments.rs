@@ -76,3 +76,28 @@ pub fn indices(
     let present = stmt.query_map([rec.to_string()], |r| r.get(0))?.collect();
     present
 }
+
+/// Each segment of `rec` with its blob, in order.
+pub fn blobs_of(c: &Connection, rec: RecordingId) -> rusqlite::Result<Vec<(SegmentIndex, String)>> {
+    let mut stmt =
+        c.prepare("SELECT idx, sha256 FROM segments WHERE recording_id = ?1 ORDER BY idx")?;
+    let rows = stmt
+        .query_map([rec.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect();
+    rows
+}
+
+/// Points segment `index` of `rec` at another blob (`bytes` long).
+pub fn replace_blob(
+    c: &Connection,
+    rec: RecordingId,
+    index: SegmentIndex,
+    sha: &str,
+    bytes: u64,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE segments SET sha256 = ?1, bytes = ?2 WHERE recording_id = ?3 AND idx = ?4",
+        params![sha, bytes as i64, rec.to_string(), index],
+    )?;
+    Ok(())
+}

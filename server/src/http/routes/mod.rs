@@ -149,12 +149,13 @@ pub async fn delete_recordings(
     recs: Vec<String>,
     actor: &str,
     action: &'static str,
-) -> crate::http::error::AppResult<crate::ops::deletion::Removed> {
+) -> crate::http::error::AppResult<crate::store::deletion::Removed> {
     let audit_key = st.audit_key.clone();
     let actor = actor.to_string();
     let removed = st
         .db(move |c| {
-            let removed = crate::ops::deletion::delete_rows(c, &audit_key, &recs, &actor, action)?;
+            let removed =
+                crate::store::deletion::delete_rows(c, &audit_key, &recs, &actor, action)?;
             crate::store::db::forget(c)?;
             Ok(removed)
         })
@@ -163,12 +164,12 @@ pub async fn delete_recordings(
     Ok(removed)
 }
 
-/// [`crate::ops::deletion::sweep_blobs`] from a request handler, on a blocking thread, taking the database only
+/// [`crate::store::deletion::sweep_blobs`] from a request handler, on a blocking thread, taking the database only
 /// between files.
 pub async fn remove_listed_files(st: &Shared) -> crate::http::error::AppResult<()> {
     let st = st.clone();
     tokio::task::spawn_blocking(move || {
-        crate::ops::deletion::sweep_blobs(&st.db, st.blobs.as_ref())
+        crate::store::deletion::sweep_blobs(&st.db, st.blobs.as_ref())
     })
     .await
     .map_err(|e| crate::http::error::AppError::Internal(e.into()))??;

@@ -67,6 +67,15 @@ pub fn delete_rows_in(
     Ok(removed)
 }
 
+/// Lists blob `sha` for removal (by [`sweep_blobs`], after the caller's commit).
+pub fn queue_blob(c: &Connection, sha: &str) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT OR IGNORE INTO blob_deletions (sha256) VALUES (?1)",
+        [sha],
+    )?;
+    Ok(())
+}
+
 /// Removes the files listed in `blob_deletions`, then their entries. Safe to run again at any point.
 /// The database is taken only to list the files and to strike each one off, not while the store
 /// removes it (an object store may take seconds).
