@@ -4,6 +4,7 @@ use super::Opened;
 use anyhow::Context;
 use lessonlens_server::domain::clock;
 use lessonlens_server::http::state::AppState;
+use lessonlens_server::store::accounts;
 use lessonlens_server::store::tls;
 use std::sync::Arc;
 
@@ -12,15 +13,7 @@ pub fn serve(o: Opened) -> anyhow::Result<()> {
     // A teacher left without a key (the key is made after the account's commit, in another
     // file) gets one now, so a device can always record for them. Not someone leaving: their
     // key may have been shredded on purpose.
-    let teachers: Vec<i64> = o
-        .conn
-        .prepare(
-            "SELECT id FROM users WHERE (',' || roles || ',') LIKE '%,teacher,%'
-             AND id NOT IN (SELECT user_id FROM leaving)",
-        )?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    for id in teachers {
+    for id in accounts::staying_teachers(&o.conn)? {
         if o.vault.public_key(id)?.is_none() {
             tracing::warn!(user = id, "a teacher had no key; making one");
             o.vault.create_key(id, clock::now())?;

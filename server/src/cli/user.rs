@@ -79,14 +79,8 @@ pub fn run(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
             let user = any_user(&o, &username)?;
             // Set at the console by whoever runs the server: from now on the account's password
             // is not the web admins' to replace (no invitation can be made for it).
-            o.conn.execute(
-                "UPDATE users SET password_hash = ?1, own_password = 1 WHERE id = ?2",
-                rusqlite::params![hash, user.id],
-            )?;
-            o.conn
-                .execute("DELETE FROM sessions WHERE user_id = ?1", [user.id])?;
-            o.conn
-                .execute("DELETE FROM invites WHERE user_id = ?1", [user.id])?;
+            accounts::set_own_password(&o.conn, user.id, &hash)?;
+            accounts::end_all_sessions(&o.conn, user.id)?;
             audit(&o, "set-password", &user.audit_id)?;
             println!("password set for {username}; their other sessions ended");
             Ok(())
@@ -117,8 +111,7 @@ pub fn run(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
             let o = open(config)?;
             let user = any_user(&o, &username)?;
             let removed = o.vault.totp_remove(user.id)?;
-            o.conn
-                .execute("DELETE FROM sessions WHERE user_id = ?1", [user.id])?;
+            accounts::end_all_sessions(&o.conn, user.id)?;
             audit(&o, "second-factor-reset", &user.audit_id)?;
             if removed {
                 println!("two-step sign-in turned off for {username}; their sessions ended");
@@ -143,8 +136,7 @@ pub fn run(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
                     "{username} is marked as leaving: run `user cancel-offboard {username}` first"
                 );
             }
-            o.conn
-                .execute("UPDATE users SET disabled = 0 WHERE id = ?1", [user.id])?;
+            accounts::enable_in(&o.conn, user.id)?;
             audit(&o, "user-enable", &user.audit_id)?;
             println!("{username} enabled");
             Ok(())

@@ -723,6 +723,16 @@ pub fn enable_in(conn: &Connection, user_id: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The teachers who are not leaving (whose keys must exist).
+pub fn staying_teachers(conn: &Connection) -> rusqlite::Result<Vec<i64>> {
+    let mut stmt = conn.prepare(
+        "SELECT id FROM users WHERE (',' || roles || ',') LIKE '%,teacher,%'
+         AND id NOT IN (SELECT user_id FROM leaving)",
+    )?;
+    let ids = stmt.query_map([], |r| r.get(0))?.collect();
+    ids
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
