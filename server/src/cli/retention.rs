@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use lessonlens_server::config::Config;
 use lessonlens_server::domain::clock;
-use lessonlens_server::{ops::offboarding, store::receipts, store::retention};
+use lessonlens_server::{store::receipts, store::retention};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -159,7 +159,7 @@ pub fn receipt(config: Config, cmd: ReceiptCommand) -> anyhow::Result<()> {
                 }
                 None => open(config)?.vault.receipt_signing_key().verifying_key(),
             };
-            match offboarding::verify(&text, &key) {
+            match lessonlens_server::domain::receipt::verify(&text, &key) {
                 Ok(r) => {
                     println!(
                     "genuine: receipt {} for {}: {} recordings, {} segments, {} bytes deleted, key {} shredded, finished {}",

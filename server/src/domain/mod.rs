@@ -5,6 +5,7 @@ pub mod access;
 pub mod clock;
 pub mod network;
 pub mod people;
+pub mod receipt;
 pub mod retention;
 pub mod second_factor;
 pub mod segments;

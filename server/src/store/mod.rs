@@ -10,6 +10,7 @@ pub mod db;
 pub mod deletion;
 pub mod devices;
 pub mod groups;
+pub mod leaving;
 pub mod locks;
 pub mod receipts;
 pub mod recordings;
