@@ -186,7 +186,7 @@ pub fn roster_import(
 ) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let (rows, errors) = roster::parse(&text);
+    let (rows, errors) = lessonlens_server::domain::roster::parse(&text);
     for e in &errors {
         eprintln!("line {}: {}", e.line, e.message);
     }

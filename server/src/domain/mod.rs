@@ -7,5 +7,6 @@ pub mod network;
 pub mod people;
 pub mod receipt;
 pub mod retention;
+pub mod roster;
 pub mod second_factor;
 pub mod segments;

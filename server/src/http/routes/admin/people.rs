@@ -316,7 +316,7 @@ pub(super) async fn roster_import(
     Admin(admin): Admin,
     Json(form): Json<RosterForm>,
 ) -> AppResult<Json<serde_json::Value>> {
-    let (rows, errors) = crate::store::roster::parse(&form.csv);
+    let (rows, errors) = crate::domain::roster::parse(&form.csv);
     let errors_len = errors.len();
     let key = st.audit_key.clone();
     let (plan, created) = st
