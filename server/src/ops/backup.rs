@@ -52,11 +52,7 @@ pub fn backup(
     vault
         .backup_to(&dest.join(VAULT))
         .context("backing up the key vault failed")?;
-    let (blobs, blob_bytes) = conn.query_row(
-        "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM segments",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (blobs, blob_bytes) = crate::store::segments::totals(conn)?;
     let info = BackupInfo {
         format: FORMAT,
         created_at: now,
@@ -138,12 +134,9 @@ pub fn restore(
     let conn = crate::store::db::open(&data_dir.join(DB))?;
     let mut shredded_again = Vec::new();
     for (user_id, fingerprint) in reshredded {
-        let user = conn.query_row(
-            "SELECT id, username, display_name, roles, audit_id FROM users WHERE id = ?1",
-            [user_id],
-            crate::store::accounts::user_from_row,
-        );
-        let Ok(user) = user else { continue };
+        let Some(user) = crate::store::accounts::by_id(&conn, user_id)? else {
+            continue;
+        };
         match crate::ops::offboarding::mark_leaving(
             &conn,
             &key,
@@ -157,10 +150,7 @@ pub fn restore(
             Err(e) => return Err(e.into()),
         }
         // A pending deletion restored with its old date is due now too.
-        conn.execute(
-            "UPDATE leaving SET delete_after = ?1 WHERE user_id = ?2 AND delete_after > ?1",
-            rusqlite::params![now, user.id],
-        )?;
+        crate::store::leaving::due_by(&conn, user.id, now)?;
         shredded_again.push(user.audit_id);
     }
     Ok(Restored {

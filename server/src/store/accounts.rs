@@ -733,6 +733,16 @@ pub fn staying_teachers(conn: &Connection) -> rusqlite::Result<Vec<i64>> {
     ids
 }
 
+/// The account with id `user_id`, disabled or not.
+pub fn by_id(conn: &Connection, user_id: i64) -> rusqlite::Result<Option<User>> {
+    conn.query_row(
+        "SELECT id, username, display_name, roles, audit_id FROM users WHERE id = ?1",
+        [user_id],
+        user_from_row,
+    )
+    .optional()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

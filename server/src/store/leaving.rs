@@ -109,3 +109,12 @@ pub fn delete_account(c: &Connection, user_id: i64) -> rusqlite::Result<()> {
     c.execute("DELETE FROM users WHERE id = ?1", [user_id])?;
     Ok(())
 }
+
+/// Their deletion is due by `now` at the latest.
+pub fn due_by(c: &Connection, user_id: i64, now: i64) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE leaving SET delete_after = ?1 WHERE user_id = ?2 AND delete_after > ?1",
+        params![now, user_id],
+    )?;
+    Ok(())
+}

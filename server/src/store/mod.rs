@@ -18,5 +18,6 @@ pub mod retention;
 pub mod roster;
 pub mod segments;
 pub mod shares;
+pub mod subject;
 pub mod tls;
 pub mod vault;

@@ -101,3 +101,12 @@ pub fn replace_blob(
     )?;
     Ok(())
 }
+
+/// How many segments the server holds, and their bytes.
+pub fn totals(c: &Connection) -> rusqlite::Result<(i64, i64)> {
+    c.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM segments",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
