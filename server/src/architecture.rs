@@ -1,8 +1,8 @@
 //! The server's layers (docs/architecture.md), held by a test: an import that goes the wrong way
 //! fails it. From the top: the console (`main.rs`, `cli/`); the HTTP layer and the loops
 //! (`http/`, `jobs/`); the operations (`ops/`); the store (`store/`); the rules and the settings
-//! (`domain/`, `config.rs`). A file may import only from its own layer or below, and nothing in
-//! `domain/` names the database, HTTP or the async runtime.
+//! (`domain/`, `config.rs`). A file may import only from its own layer or below, nothing in
+//! `domain/` names the database, HTTP or the async runtime, and SQL is written only in `store/`.
 
 #[cfg(test)]
 mod tests {
@@ -31,6 +31,15 @@ mod tests {
             }
         }
     }
+
+    /// How SQL begins in a string literal; outside `store/` (and tests) none may.
+    const SQL: [&str; 5] = [
+        "\"SELECT ",
+        "\"INSERT ",
+        "\"UPDATE ",
+        "\"DELETE ",
+        "\"CREATE ",
+    ];
 
     /// What the rules in `domain/` must never name: they are pure.
     const NOT_IN_DOMAIN: [&str; 4] = ["rusqlite", "axum", "tokio", "std::fs"];
@@ -92,6 +101,17 @@ mod tests {
         let mut bad = Vec::new();
         for (rel, code) in sources {
             let Some(own) = layer(rel) else { continue };
+            let code_only = code.split("#[cfg(test)]").next().unwrap_or(code);
+            if !rel.starts_with("store/") {
+                for sql in SQL {
+                    if code_only.contains(sql) {
+                        bad.push(format!(
+                            "{rel} has SQL ({}...); it belongs in store/",
+                            &sql[1..]
+                        ));
+                    }
+                }
+            }
             if rel.starts_with("domain/") {
                 for name in NOT_IN_DOMAIN {
                     if code.contains(name) {
@@ -152,5 +172,11 @@ mod tests {
         .is_empty());
         assert!(violations(&files("config.rs", "use crate::domain::network;")).is_empty());
         assert!(!violations(&files("config.rs", "use crate::store::blobs;")).is_empty());
+        let sql = "fn f(c: &Connection) { c.execute(\"DELETE FROM users\", []); }";
+        assert!(!violations(&files("http/routes/web.rs", sql)).is_empty());
+        assert!(!violations(&files("ops/claim.rs", sql)).is_empty());
+        assert!(violations(&files("store/accounts.rs", sql)).is_empty());
+        let test_only = format!("fn g() {{}}\n#[cfg(test)]\nmod tests {{ {sql} }}");
+        assert!(violations(&files("ops/sweep.rs", &test_only)).is_empty());
     }
 }
