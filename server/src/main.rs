@@ -93,7 +93,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(&cli.config)?;
     match cli.command {
-        Command::Serve => cli::serve::serve(cli::open(config)?),
+        Command::Serve => cli::serve::serve(lessonlens_server::store::open(config)?),
         Command::User(cmd) => cli::user::run(config, cmd),
         Command::RosterImport {
             file,

@@ -11,6 +11,7 @@
 
 pub mod browser;
 pub mod capture;
+pub mod inproc;
 pub mod media;
 pub mod scanner;
 pub mod seaweed;
@@ -20,6 +21,7 @@ pub mod uploads;
 pub use capture::{
     capture_json, record_once, share, start_capture, wait_for, wait_for_segments, Capture,
 };
+pub use inproc::InProcess;
 pub use scanner::{find_plaintext_media, scan_tree};
 pub use server::{column, Device, Server};
 pub use uploads::{new_recording_id, sealed_segment};

@@ -185,61 +185,29 @@ fn an_unknown_address_gets_a_page_for_people_and_json_for_programs() {
     }
 }
 
-/// Issue 14.8: axum's own rejections (a query parameter that does not parse, a body that is not
-/// JSON, a method the address does not take, a device body that is too large) answer with the
-/// documented JSON error body, not plain text.
+/// Issue 14.8: axum's own rejections answer with the documented JSON error body, on the device
+/// listener too (the web listener's cases are checked in-process, in routes.rs).
 #[test]
-fn every_error_is_the_json_error_body() {
+fn a_device_request_that_is_not_json_gets_the_json_error_body() {
     let server = Server::start(&web_dir());
-    server.add_user("alice", "alice-password", "teacher");
     let room = server.add_device("room-12");
-    let (rec, _) = server.upload_recording(&room, "alice", 2);
-    let agent = server.agent();
-    let alice = server.login(&agent, "alice", "alice-password");
-    let url = server.url();
-    let device = server.device_agent(&room);
-    let durl = server.device_url();
-    let cases: Vec<(&str, Result<ureq::Response, ureq::Error>)> = vec![
-        (
-            "a query parameter that is not a number",
-            agent
-                .get(&format!("{url}/api/recordings/{rec}/download.mp4?part=abc"))
-                .set("cookie", &alice)
-                .call(),
-        ),
-        (
-            "a body that is not JSON",
-            agent
-                .post(&format!("{url}/api/login"))
-                .set("content-type", "application/json")
-                .send_string("{not json"),
-        ),
-        (
-            "a method the address does not take",
-            agent.put(&format!("{url}/api/login")).call(),
-        ),
-        (
-            "a device request with a body that is not JSON",
-            device
-                .post(&format!("{durl}/api/device/v1/identify"))
-                .set("content-type", "application/json")
-                .send_string("[1,2"),
-        ),
-    ];
-    for (what, res) in cases {
-        match res {
-            Err(ureq::Error::Status(code, r)) => {
-                assert!((400..500).contains(&code), "{what}: {code}");
-                let ct = r.header("content-type").unwrap_or_default().to_string();
-                assert!(ct.starts_with("application/json"), "{what}: {code} {ct}");
-                let body: serde_json::Value = r.into_json().unwrap();
-                assert!(
-                    body["error"].as_str().is_some_and(|e| !e.is_empty()),
-                    "{what}: {body}"
-                );
-            }
-            other => panic!("{what}: expected an error, got {other:?}"),
+    let res = server
+        .device_agent(&room)
+        .post(&format!("{}/api/device/v1/identify", server.device_url()))
+        .set("content-type", "application/json")
+        .send_string("[1,2");
+    match res {
+        Err(ureq::Error::Status(code, r)) => {
+            assert_eq!(code, 400);
+            let ct = r.header("content-type").unwrap_or_default().to_string();
+            assert!(ct.starts_with("application/json"), "{code} {ct}");
+            let body: serde_json::Value = r.into_json().unwrap();
+            assert!(
+                body["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{body}"
+            );
         }
+        other => panic!("expected an error, got {other:?}"),
     }
 }
 
@@ -454,42 +422,4 @@ fn changes_to_an_account_are_shown_until_the_person_has_seen_them() {
         after["admin_actions"][0]["what"],
         "turned off your two-step sign-in"
     );
-}
-
-#[test]
-fn the_audit_log_pages_take_only_bounded_input_and_only_from_admins() {
-    let server = Server::start(&web_dir());
-    server.add_user("ada", "ada-password", "admin");
-    server.add_user("cleo", "cleo-password", "coach");
-    let agent = server.agent();
-    let ada = server.login(&agent, "ada", "ada-password");
-    let get = |query: &str, cookie: &str| -> (u16, serde_json::Value) {
-        let res = agent
-            .get(&format!("{}/api/admin/audit?{query}", server.url()))
-            .set("cookie", cookie)
-            .call();
-        match res {
-            Ok(r) => (r.status(), r.into_json().unwrap()),
-            Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or_default()),
-            Err(e) => panic!("{query}: {e}"),
-        }
-    };
-    let (code, page) = get("page=0&q=login", &ada);
-    assert_eq!(code, 200, "{page}");
-    assert_eq!(page["page"], 0);
-    assert!(page["more"].is_boolean(), "{page}");
-    let rows = page["rows"].as_array().unwrap();
-    assert!(!rows.is_empty(), "ada's sign-in is in the log: {page}");
-    assert!(
-        rows.iter().all(|r| r.to_string().contains("login")),
-        "{page}"
-    );
-    let long = format!("q={}", "a".repeat(101));
-    for bad in ["page=100001", "page=-1", "page=abc", long.as_str()] {
-        let (code, body) = get(bad, &ada);
-        assert_eq!(code, 400, "{bad}: {body}");
-        assert!(body["error"].is_string(), "{bad}: {body}");
-    }
-    let cleo = server.login(&agent, "cleo", "cleo-password");
-    assert_eq!(get("page=0", &cleo).0, 403);
 }

@@ -17,6 +17,7 @@ mod offline;
 mod retention;
 mod review;
 mod roster;
+mod routes;
 mod screen;
 mod second_factor;
 mod server_crash;

@@ -93,6 +93,54 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The server's state over the opened stores, after the start-up repairs: a teacher without
+    /// a key gets one, older devices' claim hashes become keyed tags, the TLS material is made
+    /// or renewed if due, and the files of deletions a crash interrupted are removed.
+    pub fn start(o: crate::store::Opened) -> anyhow::Result<(Shared, crate::store::tls::Tls)> {
+        // A teacher left without a key (the key is made after the account's commit, in another
+        // file) gets one now, so a device can always record for them. Not someone leaving: their
+        // key may have been shredded on purpose.
+        for id in crate::store::accounts::staying_teachers(&o.conn)? {
+            if o.vault.public_key(id)?.is_none() {
+                tracing::warn!(user = id, "a teacher had no key; making one");
+                o.vault.create_key(id, crate::domain::clock::now())?;
+            }
+        }
+        // Claim hashes from older devices, kept before this version, become tags under the master key.
+        let tagged = crate::store::recordings::tag_claim_hashes(&o.conn, &o.vault)?;
+        if tagged > 0 {
+            tracing::info!(
+                tagged,
+                "replaced older devices' claim hashes with keyed tags"
+            );
+        }
+        let (tls, ca) = crate::store::tls::load_or_create(
+            &o.config.tls_dir(),
+            &o.config.hostnames,
+            crate::domain::clock::now(),
+            o.vault.tls_seal(),
+        )?;
+        let blobs = crate::store::blobs::open(&o.config)?;
+        let swept = crate::store::deletion::sweep_blobs(&o.conn, blobs.as_ref())?;
+        if swept > 0 {
+            tracing::info!(
+                swept,
+                "finished removing the files of interrupted deletions"
+            );
+        }
+        let state = Arc::new(AppState::new(
+            o.config,
+            o.conn,
+            o.vault,
+            blobs,
+            ca,
+            o.unassigned,
+        ));
+        Ok((state, tls))
+    }
+}
+
 /// The address a request really comes from (after trusted proxies), set by the network guard (`crate::http`).
 #[derive(Clone, Copy, Debug)]
 pub struct ClientIp(pub IpAddr);

@@ -1,0 +1,117 @@
+//! Route-level checks that need no process: bad input and role checks, against the server's web
+//! router in this process (tests/src/inproc.rs), with the same state, middleware and handlers as
+//! the real server.
+
+use lessonlens_e2e::InProcess;
+
+/// Issue 14.8: axum's own rejections (a query parameter that does not parse, a body that is not
+/// JSON, a method the address does not take) answer with the documented JSON error body, not
+/// plain text.
+#[test]
+fn every_error_is_the_json_error_body() {
+    let server = InProcess::start();
+    server.add_user("alice", "alice-password", "teacher");
+    let alice = server.login("alice", "alice-password");
+    let rec = lessonlens_e2e::new_recording_id();
+    let cases = [
+        (
+            "a query parameter that is not a number",
+            server.call(
+                "GET",
+                &format!("/api/recordings/{rec}/download.mp4?part=abc"),
+                Some(&alice),
+                None,
+            ),
+        ),
+        (
+            "a body that is not JSON",
+            server.call_raw("POST", "/api/login", "application/json", "{not json"),
+        ),
+        (
+            "a method the address does not take",
+            server.call("PUT", "/api/login", None, None),
+        ),
+    ];
+    for (what, answer) in cases {
+        assert!(
+            (400..500).contains(&answer.status),
+            "{what}: {}",
+            answer.status
+        );
+        assert!(
+            answer.content_type.starts_with("application/json"),
+            "{what}: {} {}",
+            answer.status,
+            answer.content_type
+        );
+        assert!(
+            answer.body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{what}: {}",
+            answer.body
+        );
+    }
+}
+
+#[test]
+fn the_audit_log_pages_take_only_bounded_input_and_only_from_admins() {
+    let server = InProcess::start();
+    server.add_user("ada", "ada-password", "admin");
+    server.add_user("cleo", "cleo-password", "coach");
+    let ada = server.login("ada", "ada-password");
+    let get = |query: &str, cookie: &str| {
+        let a = server.call(
+            "GET",
+            &format!("/api/admin/audit?{query}"),
+            Some(cookie),
+            None,
+        );
+        (a.status, a.body)
+    };
+    let (code, page) = get("page=0&q=login", &ada);
+    assert_eq!(code, 200, "{page}");
+    assert_eq!(page["page"], 0);
+    assert!(page["more"].is_boolean(), "{page}");
+    let rows = page["rows"].as_array().unwrap();
+    assert!(!rows.is_empty(), "ada's sign-in is in the log: {page}");
+    assert!(
+        rows.iter().all(|r| r.to_string().contains("login")),
+        "{page}"
+    );
+    let long = format!("q={}", "a".repeat(101));
+    for bad in ["page=100001", "page=-1", "page=abc", long.as_str()] {
+        let (code, body) = get(bad, &ada);
+        assert_eq!(code, 400, "{bad}: {body}");
+        assert!(body["error"].is_string(), "{bad}: {body}");
+    }
+    let cleo = server.login("cleo", "cleo-password");
+    assert_eq!(get("page=0", &cleo).0, 403);
+}
+
+/// The offline list, which every teacher sees, comes a page at a time and refuses pages out of
+/// bounds; coaches and admins do not get it.
+#[test]
+fn the_offline_list_takes_only_bounded_pages_and_only_from_teachers() {
+    let server = InProcess::start();
+    server.add_user("tess", "tess-password", "teacher");
+    server.add_user("cleo", "cleo-password", "coach");
+    let tess = server.login("tess", "tess-password");
+    let first = server.call("GET", "/api/unassigned", Some(&tess), None);
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.body["rows"], serde_json::json!([]));
+    assert_eq!(first.body["more"], false);
+    for bad in ["page=100001", "page=-1", "page=abc"] {
+        let a = server.call("GET", &format!("/api/unassigned?{bad}"), Some(&tess), None);
+        assert_eq!(a.status, 400, "{bad}: {}", a.body);
+    }
+    let cleo = server.login("cleo", "cleo-password");
+    assert_eq!(
+        server
+            .call("GET", "/api/unassigned", Some(&cleo), None)
+            .status,
+        403
+    );
+    assert_eq!(
+        server.call("GET", "/api/unassigned", None, None).status,
+        401
+    );
+}
