@@ -4,8 +4,9 @@
 //!
 //! # Layers (docs/architecture.md), from the top; a module imports only from its own layer or below
 //! - `main.rs` and `cli/`: the console commands (in the binary).
+//! - [`jobs`]: the loops the server runs by itself beside the listeners.
 //! - [`http`]: middleware, routers, listeners, state, extractors, the error mapping and
-//!   [`http::routes`], one file per resource. [`jobs`]: the loops the server runs by itself.
+//!   [`http::routes`], one file per resource.
 //! - [`ops`]: operations of several steps (deletion, offboarding, export, backup, the sweep).
 //! - [`store`]: the database, the vault, the blob store, TLS material.
 //! - [`domain`]: pure rules; and [`config`], the settings, validated once at start.

@@ -3,6 +3,7 @@
 use super::Opened;
 use anyhow::Context;
 use lessonlens_server::http::state::AppState;
+use lessonlens_server::jobs;
 
 /// Runs the server until SIGTERM or Ctrl-C.
 pub fn serve(o: Opened) -> anyhow::Result<()> {
@@ -38,10 +39,10 @@ pub fn serve(o: Opened) -> anyhow::Result<()> {
             let every = std::time::Duration::from_secs(
                 u64::from(state.config.sweep_interval_minutes.max(1)) * 60,
             );
-            tokio::spawn(lessonlens_server::jobs::sweep_periodically(
-                state.clone(),
-                every,
-            ));
-            lessonlens_server::http::run(listeners, state, &tls, shutdown).await
+            let served = lessonlens_server::http::Served::new(&tls);
+            tokio::spawn(jobs::sweep_periodically(state.clone(), every));
+            tokio::spawn(jobs::renew_periodically(state.clone(), served.clone()));
+            tokio::spawn(jobs::forget_keys_periodically(state.clone()));
+            lessonlens_server::http::run(listeners, state, served, shutdown).await
         })
 }

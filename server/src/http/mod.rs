@@ -228,11 +228,27 @@ pub struct Listeners {
     pub device: std::net::TcpListener,
 }
 
+/// The TLS settings the two listeners serve; the certificate's renewal (`jobs`) reloads them.
+#[derive(Clone)]
+pub struct Served {
+    pub web: RustlsConfig,
+    pub device: RustlsConfig,
+}
+
+impl Served {
+    pub fn new(tls: &crate::store::tls::Tls) -> Served {
+        Served {
+            web: RustlsConfig::from_config(tls.server_config.clone()),
+            device: RustlsConfig::from_config(tls.device_config.clone()),
+        }
+    }
+}
+
 /// Serves the web app and the device API until `shutdown` completes.
 pub async fn run(
     listeners: Listeners,
     state: Shared,
-    tls: &crate::store::tls::Tls,
+    tls: Served,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let handle = axum_server::Handle::new();
@@ -243,14 +259,10 @@ pub async fn run(
     });
     listeners.web.set_nonblocking(true)?;
     listeners.device.set_nonblocking(true)?;
-    let web_tls = RustlsConfig::from_config(tls.server_config.clone());
-    let device_tls = RustlsConfig::from_config(tls.device_config.clone());
-    tokio::spawn(crate::jobs::renew_periodically(
-        state.clone(),
-        web_tls.clone(),
-        device_tls.clone(),
-    ));
-    tokio::spawn(crate::jobs::forget_keys_periodically(state.clone()));
+    let Served {
+        web: web_tls,
+        device: device_tls,
+    } = tls;
     use crate::http::slow_clients::{limit_http, PerAddress, HANDSHAKE_TIMEOUT};
     let mut web = axum_server::from_tcp(listeners.web)
         .acceptor(PerAddress::new(

@@ -1,6 +1,7 @@
 //! The server's loops: the things that run by themselves while it serves (the sweep, the key
-//! cache's forgetting, the server certificate's renewal). Each takes the shared
-//! state and calls down into the operations; nothing below the HTTP layer imports this module.
+//! cache's forgetting, the server certificate's renewal). Each takes the shared state and calls
+//! down into the operations; `serve` starts them beside the listeners, and nothing imports this
+//! module but the console.
 
 use crate::domain::clock;
 use crate::http::state::Shared;
@@ -45,11 +46,7 @@ pub async fn forget_keys_periodically(st: Shared) {
 
 /// Checks the server certificate every 6 hours (start has just done so) and, once it is renewed,
 /// serves the new one on both listeners to every new connection.
-pub async fn renew_periodically(
-    st: Shared,
-    web: axum_server::tls_rustls::RustlsConfig,
-    device: axum_server::tls_rustls::RustlsConfig,
-) {
+pub async fn renew_periodically(st: Shared, served: crate::http::Served) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(6 * 3600));
     every.tick().await;
     loop {
@@ -68,8 +65,8 @@ pub async fn renew_periodically(
         .and_then(|r| r);
         match renewed {
             Ok(Some(tls)) => {
-                web.reload_from_config(tls.server_config);
-                device.reload_from_config(tls.device_config);
+                served.web.reload_from_config(tls.server_config);
+                served.device.reload_from_config(tls.device_config);
             }
             Ok(None) => {}
             Err(e) => tracing::error!(

@@ -137,7 +137,7 @@ pub fn share(c: &Connection, rec: &str, group: i64) -> rusqlite::Result<()> {
         ),
         params![rec, group, clock::now()],
     )?;
-    crate::store::recordings::mark_shared(c, rec)
+    crate::store::shares::mark_shared(c, rec)
 }
 
 /// Stops sharing `rec` with a group; false if it was not shared with it.

@@ -101,13 +101,6 @@ pub fn tag_claim_hashes(
     Ok(changed)
 }
 
-/// Notes that `rec` was shared at least once (the retention policy may treat never-shared
-/// recordings apart).
-pub fn mark_shared(c: &Connection, rec: &str) -> rusqlite::Result<()> {
-    c.execute("UPDATE recordings SET ever_shared = 1 WHERE id = ?1", [rec])?;
-    Ok(())
-}
-
 /// A recording as a library lists it.
 #[derive(serde::Serialize)]
 pub struct LibraryItem {

@@ -53,7 +53,7 @@ pub fn add(c: &Connection, rec: &str, coach_id: i64) -> rusqlite::Result<()> {
         "INSERT OR IGNORE INTO shares (recording_id, coach_id, created_at) VALUES (?1, ?2, ?3)",
         params![rec, coach_id, clock::now()],
     )?;
-    crate::store::recordings::mark_shared(c, rec)
+    mark_shared(c, rec)
 }
 
 /// Stops sharing `rec` with the coach called `username`; gives their audit pseudonym, or `None`
@@ -75,4 +75,11 @@ pub fn remove(c: &Connection, rec: &str, username: &str) -> rusqlite::Result<Opt
         params![rec, coach_id],
     )?;
     Ok(Some(audit_id))
+}
+
+/// Notes that `rec` was shared at least once (the retention policy may treat never-shared
+/// recordings apart).
+pub fn mark_shared(c: &Connection, rec: &str) -> rusqlite::Result<()> {
+    c.execute("UPDATE recordings SET ever_shared = 1 WHERE id = ?1", [rec])?;
+    Ok(())
 }
