@@ -7,7 +7,7 @@
 //! - A retention sweep over 1,000,000 segment rows with nothing due (goal < 1 s).
 
 use lessonlens_server::domain::clock;
-use lessonlens_server::domain::people::Role;
+use lessonlens_server::domain::people::{Role, UserId};
 use lessonlens_server::ops::{offboarding, sweep};
 use lessonlens_server::store::blobs::LocalBlobs;
 use lessonlens_server::store::vault::{MasterKey, Vault};
@@ -31,7 +31,7 @@ fn peak_rss_mb() -> f64 {
 /// `blob_root`, a small file per segment where the blob store keeps it.
 fn fill(
     conn: &Connection,
-    owner: i64,
+    owner: UserId,
     device: i64,
     recordings: usize,
     per: usize,

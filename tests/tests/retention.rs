@@ -4,6 +4,7 @@
 //! clock is the test's: `lessonlens-server retention run --now T`.
 
 use lessonlens_e2e::{column, web_dir, Server};
+use lessonlens_server::domain::people::UserId;
 use lessonlens_server::store::vault::{MasterKey, Vault};
 use std::path::Path;
 
@@ -281,9 +282,9 @@ fn a_leaving_teacher_is_deleted_for_good_with_a_receipt() {
         MasterKey::load_or_create(&master_path).unwrap(),
     )
     .unwrap();
-    let left: Vec<i64> = column(&vault_db, "SELECT user_id FROM teacher_keys", []);
+    let left: Vec<UserId> = column(&vault_db, "SELECT user_id FROM teacher_keys", []);
     assert!(!left.is_empty());
-    let old_key = old.secret_key(zid).unwrap().unwrap();
+    let old_key = old.secret_key(UserId(zid)).unwrap().unwrap();
     for sha in &shas {
         let sealed = std::fs::read(blob(before.path(), sha)).unwrap();
         assert!(

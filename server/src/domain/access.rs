@@ -4,7 +4,7 @@
 //! recordings unplayable at once). Nobody else may, admins included: to everyone else a recording
 //! does not exist, so the answer is "not found" rather than "forbidden".
 
-use crate::domain::people::{Role, User};
+use crate::domain::people::{Role, User, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -24,7 +24,7 @@ impl Access {
 /// were in when it was shared).
 #[derive(Debug, Clone, Copy)]
 pub struct Facts {
-    pub owner: i64,
+    pub owner: UserId,
     pub owner_disabled: bool,
     pub shared_with_them: bool,
 }
@@ -48,10 +48,11 @@ pub fn decide(user: &User, facts: Option<Facts>) -> Option<Access> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use UserId;
 
     fn user(id: i64, role: Role) -> User {
         User {
-            id,
+            id: UserId(id),
             username: format!("u{id}"),
             display_name: format!("U{id}"),
             roles: vec![role],
@@ -63,7 +64,7 @@ mod tests {
     fn owners_and_shared_coaches_only_while_the_owner_is_enabled() {
         let facts = |owner_disabled, shared_with_them| {
             Some(Facts {
-                owner: 1,
+                owner: UserId(1),
                 owner_disabled,
                 shared_with_them,
             })

@@ -2,7 +2,7 @@
 //! ([`crate::domain::access`]), and the answer a refused person gets ("not found").
 
 use crate::domain::access::{decide, Access};
-use crate::domain::people::User;
+use crate::domain::people::{User, UserId};
 use crate::http::error::{AppError, AppResult};
 use rusqlite::Connection;
 
@@ -11,10 +11,11 @@ pub fn recording(c: &Connection, user: &User, rec: &str) -> AppResult<Access> {
 }
 
 /// [`recording`], with the owner's id (whose key opens the recording).
-pub fn recording_and_owner(c: &Connection, user: &User, rec: &str) -> AppResult<(Access, i64)> {
+pub fn recording_and_owner(c: &Connection, user: &User, rec: &str) -> AppResult<(Access, UserId)> {
     let facts = crate::store::access::facts(c, user.id, rec)?;
     let access = decide(user, facts).ok_or(AppError::NotFound)?;
-    Ok((access, facts.map_or(0, |f| f.owner)))
+    let owner = facts.map(|f| f.owner).ok_or(AppError::NotFound)?;
+    Ok((access, owner))
 }
 
 /// Like [`recording`], but only the owner passes; a coach with a share learns that the action is

@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::domain::clock;
-use crate::domain::people::User;
+use crate::domain::people::{User, UserId};
 use crate::http::error::{AppError, AppResult};
 use crate::http::limits::FailureWindow;
 use crate::store::accounts::{self};
@@ -48,16 +48,16 @@ pub struct AppState {
     pub ca: SchoolCa,
     /// The account that holds lessons recorded offline until they are claimed (made at start,
     /// see [`accounts::ensure_unassigned`]).
-    pub unassigned: i64,
+    pub unassigned: UserId,
     /// Wrong codes when claiming an offline lesson, per account: 5 in 15 minutes.
-    pub claim_failures: FailureWindow<i64>,
+    pub claim_failures: FailureWindow<UserId>,
     /// Failed device enrollments per address: 10 in 15 minutes.
     pub enroll_failures: FailureWindow<IpAddr>,
     /// Failed invitation links per address: 10 in 15 minutes.
     pub invite_failures: FailureWindow<IpAddr>,
     /// Device codes a teacher chose that another teacher has, per account: 5 in 15 minutes, so
     /// nobody can try codes to find a colleague's. Signing in does not reset it.
-    pub code_taken: FailureWindow<i64>,
+    pub code_taken: FailureWindow<UserId>,
 }
 
 impl AppState {
@@ -67,7 +67,7 @@ impl AppState {
         vault: Vault,
         blobs: Box<dyn BlobStore>,
         ca: SchoolCa,
-        unassigned: i64,
+        unassigned: UserId,
     ) -> AppState {
         let audit_key = vault.audit_key();
         let known_browser_key = vault.known_browser_key();
@@ -103,7 +103,7 @@ impl AppState {
         // key may have been shredded on purpose.
         for id in crate::store::accounts::staying_teachers(&o.conn)? {
             if o.vault.public_key(id)?.is_none() {
-                tracing::warn!(user = id, "a teacher had no key; making one");
+                tracing::warn!(user = %id, "a teacher had no key; making one");
                 o.vault.create_key(id, crate::domain::clock::now())?;
             }
         }

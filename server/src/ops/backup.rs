@@ -7,6 +7,7 @@
 //! opens. A restore therefore never brings a deleted teacher's videos back; the restored account
 //! is marked as leaving with no grace period, so the next sweep finishes deleting it.
 
+use crate::domain::people::UserId;
 use crate::store::vault::Vault;
 use anyhow::{bail, Context};
 use rusqlite::{Connection, DatabaseName};
@@ -84,7 +85,7 @@ pub struct Restored {
 pub fn restore(
     src: &Path,
     data_dir: &Path,
-    open_vault: impl FnOnce(&Path) -> anyhow::Result<(Vault, Vec<(i64, String)>)>,
+    open_vault: impl FnOnce(&Path) -> anyhow::Result<(Vault, Vec<(UserId, String)>)>,
     audit_key: impl FnOnce(&Vault) -> zeroize::Zeroizing<[u8; 32]>,
     now: i64,
 ) -> anyhow::Result<Restored> {

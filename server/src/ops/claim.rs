@@ -4,7 +4,7 @@
 //! not touched) as new blobs, and one transaction hands the recording over and queues the old
 //! blobs for removal, so a crash in between leaves the recording whole (and unassigned).
 
-use crate::domain::people::User;
+use crate::domain::people::{User, UserId};
 use crate::store::blobs::BlobStore;
 use crate::store::locks::Take;
 use crate::store::vault::Vault;
@@ -59,7 +59,7 @@ pub struct Place<'a, D, V> {
     pub blobs: &'a dyn BlobStore,
     pub audit_key: &'a [u8; 32],
     /// The unassigned account's id.
-    pub unassigned: i64,
+    pub unassigned: UserId,
 }
 
 /// `teacher` claims offline lesson `rec` with `code`. `on_match` runs once the code is known to

@@ -116,7 +116,7 @@ mod tests {
     struct Probe<'a> {
         db: &'a Mutex<Connection>,
         vault: &'a Mutex<Vault>,
-        teacher: i64,
+        teacher: crate::domain::people::UserId,
         /// The end of the video's name in the archive.
         video: String,
         in_video: bool,

@@ -5,6 +5,7 @@
 //! receipt; anything for a recording that was deleted is answered as kept and not kept.
 
 use crate::domain::clock;
+use crate::domain::people::UserId;
 use crate::store::blobs::{BlobStore, Incoming};
 use crate::store::locks::Take;
 use crate::store::vault::Vault;
@@ -89,7 +90,7 @@ pub fn check_upload(
 }
 
 /// Refuses a recording that belongs to another device or another teacher.
-fn check_claim(existing: Option<(i64, i64)>, device: i64, owner: i64) -> Result<()> {
+fn check_claim(existing: Option<(i64, UserId)>, device: i64, owner: UserId) -> Result<()> {
     match existing {
         Some((d, _)) if d != device => Err(IngestError::OtherDevice),
         Some((_, o)) if o != owner => Err(IngestError::Conflict(
@@ -105,7 +106,7 @@ fn claim_recording(
     c: &Connection,
     rec: RecordingId,
     device: i64,
-    owner: i64,
+    owner: UserId,
     started_at: Option<i64>,
 ) -> Result<()> {
     let existing = recordings::device_and_owner(c, rec)?;

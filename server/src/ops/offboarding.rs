@@ -12,7 +12,7 @@
 //! finished by the next sweep.
 
 use crate::domain::clock;
-use crate::domain::people::User;
+use crate::domain::people::{User, UserId};
 use crate::domain::receipt::Receipt;
 use crate::store::leaving;
 use crate::store::locks::Take;
@@ -100,7 +100,7 @@ pub fn finish_due(
 pub fn shred_key(
     db: &impl Take<Connection>,
     vault: &impl Take<crate::store::vault::Vault>,
-    user_id: i64,
+    user_id: UserId,
     now: i64,
 ) -> anyhow::Result<()> {
     leaving::start(&*db.take()?, user_id, now)?;
@@ -118,7 +118,7 @@ pub fn finish(
     vault: &impl Take<crate::store::vault::Vault>,
     blobs: &dyn crate::store::blobs::BlobStore,
     audit_key: &[u8; 32],
-    user_id: i64,
+    user_id: UserId,
     now: i64,
 ) -> anyhow::Result<String> {
     shred_key(db, vault, user_id, now)?;

@@ -2,6 +2,7 @@
 //! [`crate::domain::access`].
 
 use crate::domain::access::Facts;
+use crate::domain::people::UserId;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// The rule for a group share, in SQL over a share `g` and a membership `m`: the coach was in
@@ -14,7 +15,7 @@ pub const MEMBER_WHEN_SHARED: &str = "m.added_seq <= g.shared_seq";
 pub const NEXT_SEQ: &str = "(SELECT COALESCE(MAX(id), 0) + 1 FROM audit)";
 
 /// The facts about recording `rec` for person `user_id`, or `None` if there is no such recording.
-pub fn facts(c: &Connection, user_id: i64, rec: &str) -> rusqlite::Result<Option<Facts>> {
+pub fn facts(c: &Connection, user_id: UserId, rec: &str) -> rusqlite::Result<Option<Facts>> {
     c.query_row(
         &format!(
             "SELECT r.owner_id, u.disabled,

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::domain::clock;
-use crate::domain::people::{Role, User};
+use crate::domain::people::{Role, User, UserId};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -165,7 +165,7 @@ pub fn add_user(
     display_name: &str,
     password: &str,
     roles: &[Role],
-) -> Result<i64, AccountError> {
+) -> Result<UserId, AccountError> {
     if !valid_username(username) {
         return Err(AccountError::BadUsername);
     }
@@ -186,7 +186,7 @@ pub fn insert_user(
     display_name: &str,
     hash: &str,
     roles: &[Role],
-) -> Result<i64, AccountError> {
+) -> Result<UserId, AccountError> {
     if !valid_username(username) {
         return Err(AccountError::BadUsername);
     }
@@ -200,7 +200,7 @@ pub fn insert_user(
         "INSERT INTO users (username, display_name, password_hash, roles, created_at, audit_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![username, display_name, hash, roles.join(","), clock::now(), format!("u-{}", hex::encode(pseudonym))],
     ) {
-        Ok(_) => Ok(conn.last_insert_rowid()),
+        Ok(_) => Ok(UserId(conn.last_insert_rowid())),
         Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
             Err(AccountError::Exists(username.to_string()))
         }
@@ -244,7 +244,7 @@ pub fn find_any_user(conn: &Connection, username: &str) -> rusqlite::Result<Opti
 
 /// Disables an account inside the caller's transaction: its sessions end and its device code
 /// stops working at once.
-pub fn disable_in(conn: &Connection, user_id: i64) -> rusqlite::Result<()> {
+pub fn disable_in(conn: &Connection, user_id: UserId) -> rusqlite::Result<()> {
     conn.execute("UPDATE users SET disabled = 1 WHERE id = ?1", [user_id])?;
     conn.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
     conn.execute("DELETE FROM teacher_codes WHERE user_id = ?1", [user_id])?;
@@ -252,7 +252,7 @@ pub fn disable_in(conn: &Connection, user_id: i64) -> rusqlite::Result<()> {
 }
 
 /// Whether the user is marked as leaving (see `offboarding`).
-pub fn is_leaving(conn: &Connection, user_id: i64) -> rusqlite::Result<bool> {
+pub fn is_leaving(conn: &Connection, user_id: UserId) -> rusqlite::Result<bool> {
     conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM leaving WHERE user_id = ?1)",
         [user_id],
@@ -305,7 +305,7 @@ pub fn valid_code(code: &str) -> bool {
 }
 
 /// Sets (or replaces) a teacher's device code, given its tag from the vault.
-pub fn set_code(conn: &Connection, user_id: i64, tag: &[u8]) -> Result<(), AccountError> {
+pub fn set_code(conn: &Connection, user_id: UserId, tag: &[u8]) -> Result<(), AccountError> {
     match conn.execute(
         "INSERT INTO teacher_codes (user_id, code_tag) VALUES (?1, ?2)
          ON CONFLICT (user_id) DO UPDATE SET code_tag = excluded.code_tag",
@@ -348,7 +348,7 @@ pub fn token_hash(token: &str) -> Vec<u8> {
 /// A new session for `user_id`. A `setup_only` one may do nothing but set up a second factor.
 pub fn create_session(
     conn: &Connection,
-    user_id: i64,
+    user_id: UserId,
     hours: u32,
     setup_only: bool,
 ) -> rusqlite::Result<Zeroizing<String>> {
@@ -375,7 +375,7 @@ pub fn session_user(conn: &Connection, token: &str) -> rusqlite::Result<Option<(
 
 /// Ends every session of `user_id` but the one with `keep` (e.g. after their second factor
 /// changed).
-pub fn end_other_sessions(conn: &Connection, user_id: i64, keep: &str) -> rusqlite::Result<()> {
+pub fn end_other_sessions(conn: &Connection, user_id: UserId, keep: &str) -> rusqlite::Result<()> {
     conn.execute(
         "DELETE FROM sessions WHERE user_id = ?1 AND token_hash != ?2",
         params![user_id, token_hash(keep)],
@@ -389,7 +389,7 @@ pub fn end_other_sessions(conn: &Connection, user_id: i64, keep: &str) -> rusqli
 pub const UNASSIGNED: &str = "(unassigned)";
 
 /// The unassigned account's id, made if missing.
-pub fn ensure_unassigned(conn: &Connection) -> rusqlite::Result<i64> {
+pub fn ensure_unassigned(conn: &Connection) -> rusqlite::Result<UserId> {
     conn.execute(
         "INSERT OR IGNORE INTO users (username, display_name, password_hash, roles, disabled, created_at, audit_id)
          VALUES (?1, 'Recorded offline (not claimed yet)', '!', '', 1, ?2, 'u-' || lower(hex(randomblob(16))))",
@@ -409,7 +409,7 @@ pub const INVITE_DAYS: i64 = 7;
 /// hash is stored.
 pub fn create_invite(
     conn: &Connection,
-    user_id: i64,
+    user_id: UserId,
     now: i64,
 ) -> rusqlite::Result<Zeroizing<String>> {
     let (token, hash) = new_token();
@@ -452,7 +452,7 @@ pub fn redeem_invite(
 
 /// Whether the person chose their own password. No admin may then make an invitation for the
 /// account: that would let the admin choose a new password and sign in as them.
-pub fn own_password(conn: &Connection, user_id: i64) -> rusqlite::Result<bool> {
+pub fn own_password(conn: &Connection, user_id: UserId) -> rusqlite::Result<bool> {
     conn.query_row(
         "SELECT own_password FROM users WHERE id = ?1",
         [user_id],
@@ -462,7 +462,7 @@ pub fn own_password(conn: &Connection, user_id: i64) -> rusqlite::Result<bool> {
 
 /// Marks accounts made by an admin (invitation pending) as not yet having a password of the
 /// person's own.
-pub fn mark_invited(conn: &Connection, user_id: i64) -> rusqlite::Result<()> {
+pub fn mark_invited(conn: &Connection, user_id: UserId) -> rusqlite::Result<()> {
     conn.execute("UPDATE users SET own_password = 0 WHERE id = ?1", [user_id])?;
     Ok(())
 }
@@ -626,7 +626,7 @@ pub fn end_session(conn: &Connection, token: &str) -> rusqlite::Result<()> {
 }
 
 /// Whether the person chose their own password, made a recovery code and set a device code.
-pub fn secrets_set(conn: &Connection, user_id: i64) -> rusqlite::Result<(bool, bool, bool)> {
+pub fn secrets_set(conn: &Connection, user_id: UserId) -> rusqlite::Result<(bool, bool, bool)> {
     conn.query_row(
         "SELECT own_password, recovery_hash IS NOT NULL,
                 EXISTS (SELECT 1 FROM teacher_codes WHERE user_id = users.id)
@@ -637,7 +637,11 @@ pub fn secrets_set(conn: &Connection, user_id: i64) -> rusqlite::Result<(bool, b
 }
 
 /// The person acknowledged the changes to their account up to audit entry `up_to`.
-pub fn admin_actions_seen(conn: &Connection, user_id: i64, up_to: i64) -> rusqlite::Result<usize> {
+pub fn admin_actions_seen(
+    conn: &Connection,
+    user_id: UserId,
+    up_to: i64,
+) -> rusqlite::Result<usize> {
     conn.execute(
         "UPDATE users SET admin_actions_seen = MAX(admin_actions_seen, ?1) WHERE id = ?2",
         params![up_to, user_id],
@@ -645,7 +649,7 @@ pub fn admin_actions_seen(conn: &Connection, user_id: i64, up_to: i64) -> rusqli
 }
 
 /// Keeps the hash of the person's new recovery code (the old one stops working).
-pub fn set_recovery_hash(conn: &Connection, user_id: i64, hash: &[u8]) -> rusqlite::Result<()> {
+pub fn set_recovery_hash(conn: &Connection, user_id: UserId, hash: &[u8]) -> rusqlite::Result<()> {
     conn.execute(
         "UPDATE users SET recovery_hash = ?1 WHERE id = ?2",
         params![hash, user_id],
@@ -654,7 +658,7 @@ pub fn set_recovery_hash(conn: &Connection, user_id: i64, hash: &[u8]) -> rusqli
 }
 
 /// A password the person chose: kept (as its hash), and any invitation for them is gone.
-pub fn set_own_password(conn: &Connection, user_id: i64, hash: &str) -> rusqlite::Result<()> {
+pub fn set_own_password(conn: &Connection, user_id: UserId, hash: &str) -> rusqlite::Result<()> {
     conn.execute(
         "UPDATE users SET password_hash = ?1, own_password = 1 WHERE id = ?2",
         params![hash, user_id],
@@ -686,7 +690,7 @@ pub struct AccountRow {
 }
 
 /// Everyone but the account `except` (the unassigned one), by name.
-pub fn everyone_but(conn: &Connection, except: i64) -> rusqlite::Result<Vec<AccountRow>> {
+pub fn everyone_but(conn: &Connection, except: UserId) -> rusqlite::Result<Vec<AccountRow>> {
     let mut stmt = conn.prepare(
         "SELECT u.username, u.display_name, u.roles, u.disabled, l.delete_after, u.own_password
          FROM users u LEFT JOIN leaving l ON l.user_id = u.id
@@ -712,19 +716,19 @@ pub fn everyone_but(conn: &Connection, except: i64) -> rusqlite::Result<Vec<Acco
 }
 
 /// Signs the person out everywhere.
-pub fn end_all_sessions(conn: &Connection, user_id: i64) -> rusqlite::Result<()> {
+pub fn end_all_sessions(conn: &Connection, user_id: UserId) -> rusqlite::Result<()> {
     conn.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
     Ok(())
 }
 
 /// Lets a disabled person sign in again.
-pub fn enable_in(conn: &Connection, user_id: i64) -> rusqlite::Result<()> {
+pub fn enable_in(conn: &Connection, user_id: UserId) -> rusqlite::Result<()> {
     conn.execute("UPDATE users SET disabled = 0 WHERE id = ?1", [user_id])?;
     Ok(())
 }
 
 /// The teachers who are not leaving (whose keys must exist).
-pub fn staying_teachers(conn: &Connection) -> rusqlite::Result<Vec<i64>> {
+pub fn staying_teachers(conn: &Connection) -> rusqlite::Result<Vec<UserId>> {
     let mut stmt = conn.prepare(
         "SELECT id FROM users WHERE (',' || roles || ',') LIKE '%,teacher,%'
          AND id NOT IN (SELECT user_id FROM leaving)",
@@ -734,7 +738,7 @@ pub fn staying_teachers(conn: &Connection) -> rusqlite::Result<Vec<i64>> {
 }
 
 /// The account with id `user_id`, disabled or not.
-pub fn by_id(conn: &Connection, user_id: i64) -> rusqlite::Result<Option<User>> {
+pub fn by_id(conn: &Connection, user_id: UserId) -> rusqlite::Result<Option<User>> {
     conn.query_row(
         "SELECT id, username, display_name, roles, audit_id FROM users WHERE id = ?1",
         [user_id],

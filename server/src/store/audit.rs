@@ -6,6 +6,7 @@
 //! detectable from the chain alone; an exported head tag, kept elsewhere, would cover that.)
 
 use crate::domain::clock;
+use crate::domain::people::UserId;
 use crate::store::vault::hmac_sha256;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -135,7 +136,7 @@ pub struct View {
 }
 
 /// "Who watched this": everyone but `owner` whose views of `rec` the log holds, last first.
-pub fn views(c: &Connection, rec: &str, owner: i64) -> rusqlite::Result<Vec<View>> {
+pub fn views(c: &Connection, rec: &str, owner: UserId) -> rusqlite::Result<Vec<View>> {
     let mut stmt = c.prepare(
         "SELECT u.display_name, MAX(a.at), COUNT(*) FROM audit a JOIN users u ON u.audit_id = a.actor
          WHERE a.action = 'view' AND a.target = ?1 AND u.id != ?2

@@ -1,6 +1,7 @@
 //! Timestamped comments, replies and the owner's private reflections, and the school's tags.
 
 use crate::domain::clock;
+use crate::domain::people::UserId;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
@@ -29,7 +30,7 @@ pub struct Comment {
 pub fn list(
     c: &Connection,
     rec: &str,
-    viewer: i64,
+    viewer: UserId,
     is_owner: bool,
 ) -> rusqlite::Result<Vec<Comment>> {
     let mut stmt = c.prepare(
@@ -48,7 +49,7 @@ pub fn list(
                 tag: r.get(4)?,
                 private: r.get(5)?,
                 author: r.get(6)?,
-                mine: r.get::<_, i64>(7)? == viewer,
+                mine: r.get::<_, UserId>(7)? == viewer,
                 created_at: r.get(8)?,
             })
         })?
@@ -69,7 +70,7 @@ pub fn reply_time(c: &Connection, rec: &str, parent: i64) -> rusqlite::Result<Op
 /// A new comment (checked by the caller); gives its id.
 pub struct NewComment<'a> {
     pub rec: &'a str,
-    pub author: i64,
+    pub author: UserId,
     pub parent_id: Option<i64>,
     pub at_ms: i64,
     pub body: &'a str,
@@ -88,7 +89,7 @@ pub fn add(c: &Connection, new: &NewComment<'_>) -> rusqlite::Result<i64> {
 
 /// Deletes `author`'s comment `id` on `rec` for good (its text is wiped from the files); false
 /// if there is no such comment of theirs.
-pub fn delete(c: &Connection, rec: &str, id: i64, author: i64) -> rusqlite::Result<bool> {
+pub fn delete(c: &Connection, rec: &str, id: i64, author: UserId) -> rusqlite::Result<bool> {
     let n = c.execute(
         "DELETE FROM comments WHERE id = ?1 AND recording_id = ?2 AND author_id = ?3",
         params![id, rec, author],

@@ -3,6 +3,7 @@
 //! form is [`crate::store::access::MEMBER_WHEN_SHARED`].
 
 use crate::domain::clock;
+use crate::domain::people::UserId;
 use crate::store::access::{MEMBER_WHEN_SHARED, NEXT_SEQ};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -93,7 +94,7 @@ pub fn remove(c: &Connection, id: i64) -> rusqlite::Result<()> {
 }
 
 /// Adds a member, ordered by the change about to be audited (see [`NEXT_SEQ`]).
-pub fn add_member(c: &Connection, group: i64, user_id: i64) -> rusqlite::Result<()> {
+pub fn add_member(c: &Connection, group: i64, user_id: UserId) -> rusqlite::Result<()> {
     c.execute(
         &format!(
             "INSERT OR IGNORE INTO coach_group_members (group_id, user_id, added_seq) VALUES (?1, ?2, {NEXT_SEQ})"

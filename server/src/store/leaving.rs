@@ -1,6 +1,7 @@
 //! Teachers who are leaving: when they were marked, when their data goes, and what their
 //! deletion has removed so far (for the receipt). The steps are `ops::offboarding`'s.
 
+use crate::domain::people::UserId;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// What the receipt needs from a finished deletion.
@@ -17,7 +18,7 @@ pub struct Progress {
 /// Marks `user_id` (audit pseudonym `subject`) as leaving; false if they already are.
 pub fn mark(
     c: &Connection,
-    user_id: i64,
+    user_id: UserId,
     subject: &str,
     now: i64,
     delete_after: i64,
@@ -31,7 +32,7 @@ pub fn mark(
 }
 
 /// When their deletion started: `None` if they are not leaving, `Some(None)` if it has not.
-pub fn started(c: &Connection, user_id: i64) -> rusqlite::Result<Option<Option<i64>>> {
+pub fn started(c: &Connection, user_id: UserId) -> rusqlite::Result<Option<Option<i64>>> {
     c.query_row(
         "SELECT started_at FROM leaving WHERE user_id = ?1",
         [user_id],
@@ -41,20 +42,20 @@ pub fn started(c: &Connection, user_id: i64) -> rusqlite::Result<Option<Option<i
 }
 
 /// They are no longer leaving (cancelled, or their deletion finished).
-pub fn remove(c: &Connection, user_id: i64) -> rusqlite::Result<()> {
+pub fn remove(c: &Connection, user_id: UserId) -> rusqlite::Result<()> {
     c.execute("DELETE FROM leaving WHERE user_id = ?1", [user_id])?;
     Ok(())
 }
 
 /// Those whose grace period is over at `now`.
-pub fn due(c: &Connection, now: i64) -> rusqlite::Result<Vec<i64>> {
+pub fn due(c: &Connection, now: i64) -> rusqlite::Result<Vec<UserId>> {
     let mut stmt = c.prepare("SELECT user_id FROM leaving WHERE delete_after <= ?1")?;
     let due = stmt.query_map([now], |r| r.get(0))?.collect();
     due
 }
 
 /// Their deletion has started (the first time this is called).
-pub fn start(c: &Connection, user_id: i64, now: i64) -> rusqlite::Result<()> {
+pub fn start(c: &Connection, user_id: UserId, now: i64) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE leaving SET started_at = COALESCE(started_at, ?1) WHERE user_id = ?2",
         params![now, user_id],
@@ -63,7 +64,7 @@ pub fn start(c: &Connection, user_id: i64, now: i64) -> rusqlite::Result<()> {
 }
 
 /// The fingerprint of their shredded key, for the receipt.
-pub fn set_fingerprint(c: &Connection, user_id: i64, fingerprint: &str) -> rusqlite::Result<()> {
+pub fn set_fingerprint(c: &Connection, user_id: UserId, fingerprint: &str) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE leaving SET fingerprint = ?1 WHERE user_id = ?2",
         params![fingerprint, user_id],
@@ -74,7 +75,7 @@ pub fn set_fingerprint(c: &Connection, user_id: i64, fingerprint: &str) -> rusql
 /// Adds what one step removed to their deletion's counts.
 pub fn count(
     c: &Connection,
-    user_id: i64,
+    user_id: UserId,
     removed: &crate::store::deletion::Removed,
 ) -> rusqlite::Result<()> {
     c.execute(
@@ -85,7 +86,7 @@ pub fn count(
 }
 
 /// Their deletion so far.
-pub fn progress(c: &Connection, user_id: i64) -> rusqlite::Result<Progress> {
+pub fn progress(c: &Connection, user_id: UserId) -> rusqlite::Result<Progress> {
     c.query_row(
         "SELECT subject, marked_at, started_at, fingerprint, recordings, segments, bytes FROM leaving WHERE user_id = ?1",
         [user_id],
@@ -105,13 +106,13 @@ pub fn progress(c: &Connection, user_id: i64) -> rusqlite::Result<Progress> {
 
 /// Deletes the account row; sessions, device codes, shares to them and their comments on others'
 /// recordings go with it (ON DELETE CASCADE).
-pub fn delete_account(c: &Connection, user_id: i64) -> rusqlite::Result<()> {
+pub fn delete_account(c: &Connection, user_id: UserId) -> rusqlite::Result<()> {
     c.execute("DELETE FROM users WHERE id = ?1", [user_id])?;
     Ok(())
 }
 
 /// Their deletion is due by `now` at the latest.
-pub fn due_by(c: &Connection, user_id: i64, now: i64) -> rusqlite::Result<()> {
+pub fn due_by(c: &Connection, user_id: UserId, now: i64) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE leaving SET delete_after = ?1 WHERE user_id = ?2 AND delete_after > ?1",
         params![now, user_id],

@@ -24,6 +24,7 @@ pub mod vault;
 
 use crate::config::Config;
 use crate::domain::clock;
+use crate::domain::people::UserId;
 use anyhow::{bail, Context};
 use vault::{MasterKey, Vault};
 
@@ -33,7 +34,7 @@ pub struct Opened {
     pub conn: rusqlite::Connection,
     pub vault: Vault,
     /// The account that holds lessons recorded offline until they are claimed.
-    pub unassigned: i64,
+    pub unassigned: UserId,
 }
 
 /// Opens the data folder: the database, the vault, and the school's unassigned
@@ -65,4 +66,17 @@ pub fn open(config: Config) -> anyhow::Result<Opened> {
         vault,
         unassigned,
     })
+}
+
+// A person's id as the database keeps it: an integer.
+impl rusqlite::ToSql for UserId {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        self.0.to_sql()
+    }
+}
+
+impl rusqlite::types::FromSql for UserId {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        i64::column_result(value).map(UserId)
+    }
 }

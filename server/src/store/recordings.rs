@@ -2,6 +2,7 @@
 //! "complete" or "incomplete" with what is missing or altered.
 
 use crate::domain::access::Access;
+use crate::domain::people::UserId;
 use lessonlens_proto::manifest::Manifest;
 use lessonlens_proto::wire::RecordingSummary;
 use lessonlens_proto::RecordingId;
@@ -149,7 +150,7 @@ pub fn library_item(c: &Connection, rec: &str, access: Access) -> rusqlite::Resu
 
 /// The recordings shared with coach `coach_id` (by name, or through a group they were in when
 /// it was shared) whose owners are enabled, newest first.
-pub fn shared_with_coach(c: &Connection, coach_id: i64) -> rusqlite::Result<Vec<String>> {
+pub fn shared_with_coach(c: &Connection, coach_id: UserId) -> rusqlite::Result<Vec<String>> {
     let mut stmt = c.prepare(&format!(
         "SELECT r.id FROM recordings r JOIN users o ON o.id = r.owner_id
          WHERE o.disabled = 0 AND r.id IN (
@@ -174,7 +175,7 @@ pub fn is_held(c: &Connection, rec: &str) -> rusqlite::Result<bool> {
 }
 
 /// The recordings of `owner`, newest first.
-pub fn of_owner(c: &Connection, owner: i64) -> rusqlite::Result<Vec<String>> {
+pub fn of_owner(c: &Connection, owner: UserId) -> rusqlite::Result<Vec<String>> {
     let mut stmt =
         c.prepare("SELECT id FROM recordings WHERE owner_id = ?1 ORDER BY created_at DESC")?;
     let ids = stmt.query_map([owner], |r| r.get(0))?.collect();
@@ -261,7 +262,10 @@ pub fn for_admin(c: &Connection) -> rusqlite::Result<Vec<AdminRow>> {
 }
 
 /// The (device, owner) of `rec`, if it exists.
-pub fn device_and_owner(c: &Connection, rec: RecordingId) -> rusqlite::Result<Option<(i64, i64)>> {
+pub fn device_and_owner(
+    c: &Connection,
+    rec: RecordingId,
+) -> rusqlite::Result<Option<(i64, UserId)>> {
     use rusqlite::OptionalExtension;
     c.query_row(
         "SELECT device_id, owner_id FROM recordings WHERE id = ?1",
@@ -293,7 +297,7 @@ pub fn begun_by_device_since(c: &Connection, device: i64, since: i64) -> rusqlit
 pub fn insert(
     c: &Connection,
     rec: RecordingId,
-    owner: i64,
+    owner: UserId,
     device: i64,
     now: i64,
     started_at: Option<i64>,
@@ -324,7 +328,7 @@ pub fn set_manifest(
 pub fn owner_and_manifest(
     c: &Connection,
     rec: RecordingId,
-) -> rusqlite::Result<Option<(i64, Option<String>)>> {
+) -> rusqlite::Result<Option<(UserId, Option<String>)>> {
     use rusqlite::OptionalExtension;
     c.query_row(
         "SELECT owner_id, manifest FROM recordings WHERE id = ?1",
@@ -338,7 +342,7 @@ pub fn owner_and_manifest(
 pub fn hand_over(
     c: &Connection,
     rec: RecordingId,
-    owner: i64,
+    owner: UserId,
     manifest: &str,
 ) -> rusqlite::Result<()> {
     c.execute(
@@ -352,7 +356,7 @@ pub fn hand_over(
 /// newest first.
 pub fn offline(
     c: &Connection,
-    unassigned: i64,
+    unassigned: UserId,
     limit: i64,
     offset: i64,
 ) -> rusqlite::Result<Vec<String>> {

@@ -1,7 +1,7 @@
 //! Roster import against the accounts: what a parsed staff list ([`crate::domain::roster`])
 //! would change here, and making those changes in one transaction.
 
-use crate::domain::people::Role;
+use crate::domain::people::{Role, UserId};
 use crate::domain::roster::{username_for, LineError, StaffRow};
 use crate::store::accounts::{self};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -74,7 +74,7 @@ pub fn apply(
     audit_key: &[u8; 32],
     actor: &str,
     plan: &Plan,
-) -> anyhow::Result<Vec<(i64, bool)>> {
+) -> anyhow::Result<Vec<(UserId, bool)>> {
     let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
     let c = &*tx;
     let mut created = Vec::new();

@@ -1,7 +1,7 @@
 //! Lessons shared with coaches by name, and the coaches a teacher can share with.
 
 use crate::domain::clock;
-use crate::domain::people::Role;
+use crate::domain::people::{Role, UserId};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
@@ -29,7 +29,7 @@ pub fn shared_with(c: &Connection, rec: &str) -> rusqlite::Result<Vec<Person>> {
 }
 
 /// Enabled coaches other than `user_id`, by name.
-pub fn coaches_except(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<Person>> {
+pub fn coaches_except(c: &Connection, user_id: UserId) -> rusqlite::Result<Vec<Person>> {
     let mut stmt = c.prepare(
         "SELECT username, display_name, roles FROM users WHERE disabled = 0 AND id != ?1
          ORDER BY display_name",
@@ -48,7 +48,7 @@ pub fn coaches_except(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<Pers
 }
 
 /// Shares `rec` with coach `coach_id` (again is no change).
-pub fn add(c: &Connection, rec: &str, coach_id: i64) -> rusqlite::Result<()> {
+pub fn add(c: &Connection, rec: &str, coach_id: UserId) -> rusqlite::Result<()> {
     c.execute(
         "INSERT OR IGNORE INTO shares (recording_id, coach_id, created_at) VALUES (?1, ?2, ?3)",
         params![rec, coach_id, clock::now()],

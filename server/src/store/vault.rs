@@ -7,6 +7,7 @@
 //! the data folder: a copy of `data_dir` alone opens nothing.
 
 use crate::domain::clock;
+use crate::domain::people::UserId;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use anyhow::{bail, Context};
@@ -172,20 +173,20 @@ impl MasterKey {
     }
 
     /// Associated data binding a wrapped secret to what it is (`purpose`) and whose it is.
-    fn ad(purpose: &[u8], user_id: i64) -> Vec<u8> {
+    fn ad(purpose: &[u8], user_id: UserId) -> Vec<u8> {
         let mut ad = purpose.to_vec();
-        ad.extend_from_slice(&user_id.to_be_bytes());
+        ad.extend_from_slice(&user_id.0.to_be_bytes());
         ad
     }
 
-    fn seal(&self, purpose: &[u8], user_id: i64, secret: &[u8]) -> (Vec<u8>, [u8; 12]) {
+    fn seal(&self, purpose: &[u8], user_id: UserId, secret: &[u8]) -> (Vec<u8>, [u8; 12]) {
         aead_seal(&self.0, &Self::ad(purpose, user_id), secret)
     }
 
     fn open(
         &self,
         purpose: &[u8],
-        user_id: i64,
+        user_id: UserId,
         wrapped: &[u8],
         nonce: &[u8],
     ) -> anyhow::Result<Zeroizing<Vec<u8>>> {
@@ -200,11 +201,11 @@ impl MasterKey {
         })
     }
 
-    fn wrap(&self, user_id: i64, sk: &SecretKey) -> (Vec<u8>, [u8; 12]) {
+    fn wrap(&self, user_id: UserId, sk: &SecretKey) -> (Vec<u8>, [u8; 12]) {
         self.seal(KEY_PURPOSE, user_id, sk.to_bytes().as_ref())
     }
 
-    fn unwrap(&self, user_id: i64, wrapped: &[u8], nonce: &[u8]) -> anyhow::Result<SecretKey> {
+    fn unwrap(&self, user_id: UserId, wrapped: &[u8], nonce: &[u8]) -> anyhow::Result<SecretKey> {
         let pt = self.open(KEY_PURPOSE, user_id, wrapped, nonce)?;
         Ok(SecretKey::from_bytes(&pt)?)
     }
@@ -225,7 +226,7 @@ pub struct Vault {
     shred_log: Option<std::path::PathBuf>,
     /// Teacher keys unwrapped in the last [`RECENT_KEY_LIFETIME`], so that players asking for a
     /// segment every 2 s (several at once) do not unwrap and check the key each time.
-    recent: RefCell<HashMap<i64, RecentKey>>,
+    recent: RefCell<HashMap<UserId, RecentKey>>,
 }
 
 /// How long an unwrapped teacher key is reused after it was unwrapped. With the server's sweep
@@ -286,7 +287,7 @@ impl Vault {
     /// Keeps the shred list in `log` from now on, and applies it: a key on the list that is in
     /// this vault (an older vault was restored) is shredded again. Returns those keys as
     /// (user id, fingerprint).
-    pub fn with_shred_log(mut self, log: &Path) -> anyhow::Result<(Vault, Vec<(i64, String)>)> {
+    pub fn with_shred_log(mut self, log: &Path) -> anyhow::Result<(Vault, Vec<(UserId, String)>)> {
         let listed: std::collections::BTreeSet<String> = match std::fs::read_to_string(log) {
             Ok(text) => text.lines().map(str::to_string).collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
@@ -307,7 +308,7 @@ impl Vault {
         }
         let mut again = Vec::new();
         for fp in &listed {
-            let owner: Option<i64> = self
+            let owner: Option<UserId> = self
                 .conn
                 .query_row(
                     "SELECT user_id FROM teacher_keys WHERE fingerprint = ?1",
@@ -390,7 +391,7 @@ impl Vault {
     }
 
     /// Makes and stores a fresh key pair for `user_id`; returns the public key.
-    pub fn create_key(&self, user_id: i64, now: i64) -> anyhow::Result<PublicKey> {
+    pub fn create_key(&self, user_id: UserId, now: i64) -> anyhow::Result<PublicKey> {
         let (sk, pk) = SecretKey::generate(&mut OsRng.unwrap_err());
         let (wrapped, nonce) = self.master.wrap(user_id, &sk);
         self.conn.execute(
@@ -401,7 +402,7 @@ impl Vault {
         Ok(pk)
     }
 
-    pub fn public_key(&self, user_id: i64) -> anyhow::Result<Option<PublicKey>> {
+    pub fn public_key(&self, user_id: UserId) -> anyhow::Result<Option<PublicKey>> {
         let bytes: Option<Vec<u8>> = self
             .conn
             .query_row(
@@ -420,7 +421,7 @@ impl Vault {
     /// truncated so no old copy of the page stays in it. Every recording sealed to the key is
     /// unreadable from then on, in this vault and in any copy made later. Returns the fingerprint,
     /// or `None` if the user had no key (or it was shredded already).
-    pub fn shred(&self, user_id: i64, now: i64) -> anyhow::Result<Option<String>> {
+    pub fn shred(&self, user_id: UserId, now: i64) -> anyhow::Result<Option<String>> {
         let tx = rusqlite::Transaction::new_unchecked(
             &self.conn,
             rusqlite::TransactionBehavior::Immediate,
@@ -455,7 +456,7 @@ impl Vault {
     }
 
     /// Stores a new, unconfirmed two-step secret for `user_id` (replacing an unconfirmed one).
-    pub fn totp_begin(&self, user_id: i64, secret: &[u8]) -> anyhow::Result<()> {
+    pub fn totp_begin(&self, user_id: UserId, secret: &[u8]) -> anyhow::Result<()> {
         let (wrapped, nonce) = self.master.seal(TOTP_PURPOSE, user_id, secret);
         self.conn.execute(
             "INSERT OR REPLACE INTO totp_secrets (user_id, wrapped, nonce, confirmed, last_step) VALUES (?1, ?2, ?3, 0, NULL)",
@@ -464,7 +465,7 @@ impl Vault {
         Ok(())
     }
 
-    pub fn totp(&self, user_id: i64) -> anyhow::Result<Option<TotpSecret>> {
+    pub fn totp(&self, user_id: UserId) -> anyhow::Result<Option<TotpSecret>> {
         let row = self
             .conn
             .query_row(
@@ -488,7 +489,7 @@ impl Vault {
     }
 
     /// Whether `user_id` has two-step sign-in on (without opening the secret).
-    pub fn totp_on(&self, user_id: i64) -> anyhow::Result<bool> {
+    pub fn totp_on(&self, user_id: UserId) -> anyhow::Result<bool> {
         Ok(self
             .conn
             .query_row(
@@ -503,7 +504,7 @@ impl Vault {
     /// Records that a code for time step `step` was accepted (and, the first time, that the
     /// secret is confirmed). False if a code for this step or a later one was accepted already:
     /// the code is being replayed.
-    pub fn totp_accept(&self, user_id: i64, step: u64) -> anyhow::Result<bool> {
+    pub fn totp_accept(&self, user_id: UserId, step: u64) -> anyhow::Result<bool> {
         let n = self.conn.execute(
             "UPDATE totp_secrets SET confirmed = 1, last_step = ?2
              WHERE user_id = ?1 AND (last_step IS NULL OR last_step < ?2)",
@@ -513,7 +514,7 @@ impl Vault {
     }
 
     /// Forgets `user_id`'s two-step secret (a lost phone: an admin resets it). True if there was one.
-    pub fn totp_remove(&self, user_id: i64) -> anyhow::Result<bool> {
+    pub fn totp_remove(&self, user_id: UserId) -> anyhow::Result<bool> {
         Ok(self
             .conn
             .execute("DELETE FROM totp_secrets WHERE user_id = ?1", [user_id])?
@@ -530,7 +531,7 @@ impl Vault {
     }
 
     /// The fingerprint of `user_id`'s key, if they have one.
-    pub fn fingerprint(&self, user_id: i64) -> anyhow::Result<Option<String>> {
+    pub fn fingerprint(&self, user_id: UserId) -> anyhow::Result<Option<String>> {
         Ok(self
             .conn
             .query_row(
@@ -547,7 +548,7 @@ impl Vault {
     }
 
     /// Whose key has this fingerprint.
-    pub fn owner_of(&self, fp: &KeyFingerprint) -> anyhow::Result<Option<i64>> {
+    pub fn owner_of(&self, fp: &KeyFingerprint) -> anyhow::Result<Option<UserId>> {
         Ok(self
             .conn
             .query_row(
@@ -574,7 +575,7 @@ impl Vault {
     /// the row is read every time, so a key shredded by another process (`retention run`) or
     /// altered is not used again. Older entries are dropped, and wiped once no request holds
     /// them.
-    pub fn secret_key(&self, user_id: i64) -> anyhow::Result<Option<Arc<SecretKey>>> {
+    pub fn secret_key(&self, user_id: UserId) -> anyhow::Result<Option<Arc<SecretKey>>> {
         let row: Option<(Vec<u8>, Vec<u8>, Vec<u8>)> = self
             .conn
             .query_row(
@@ -617,6 +618,7 @@ impl Vault {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::people::UserId as U;
 
     #[test]
     fn refuses_a_readable_master_key() {
@@ -633,27 +635,30 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let master = MasterKey::load_or_create(&tmp.path().join("k")).unwrap();
         let vault = Vault::open(&tmp.path().join("vault.db"), master).unwrap();
-        vault.create_key(7, 0).unwrap();
-        vault.create_key(8, 0).unwrap();
-        let first = vault.secret_key(7).unwrap().unwrap();
-        assert!(Arc::ptr_eq(&first, &vault.secret_key(7).unwrap().unwrap()));
+        vault.create_key(U(7), 0).unwrap();
+        vault.create_key(U(8), 0).unwrap();
+        let first = vault.secret_key(U(7)).unwrap().unwrap();
+        assert!(Arc::ptr_eq(
+            &first,
+            &vault.secret_key(U(7)).unwrap().unwrap()
+        ));
 
         // Another process (`retention run`) shreds the key: its row is gone, so is the key.
         let other = Connection::open(tmp.path().join("vault.db")).unwrap();
         other
             .execute("DELETE FROM teacher_keys WHERE user_id = 7", [])
             .unwrap();
-        assert!(vault.secret_key(7).unwrap().is_none());
+        assert!(vault.secret_key(U(7)).unwrap().is_none());
 
         // A public key swapped under a recently used key is noticed.
-        vault.secret_key(8).unwrap().unwrap();
+        vault.secret_key(U(8)).unwrap().unwrap();
         other
             .execute(
                 "UPDATE teacher_keys SET public_key = zeroblob(32) WHERE user_id = 8",
                 [],
             )
             .unwrap();
-        assert!(vault.secret_key(8).is_err());
+        assert!(vault.secret_key(U(8)).is_err());
     }
 
     #[test]
@@ -661,8 +666,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let master = MasterKey::load_or_create(&tmp.path().join("k")).unwrap();
         let vault = Vault::open(&tmp.path().join("vault.db"), master).unwrap();
-        let pk = vault.create_key(7, 0).unwrap();
-        let other = vault.create_key(8, 0).unwrap();
+        let pk = vault.create_key(U(7), 0).unwrap();
+        let other = vault.create_key(U(8), 0).unwrap();
         let wrapped: Vec<u8> = vault
             .conn
             .query_row(
@@ -673,15 +678,15 @@ mod tests {
             .unwrap();
         let fp = pk.fingerprint().to_string();
         vault
-            .secret_key(7)
+            .secret_key(U(7))
             .unwrap()
             .expect("unwrapped before the shred");
-        assert_eq!(vault.shred(7, 100).unwrap(), Some(fp.clone()));
+        assert_eq!(vault.shred(U(7), 100).unwrap(), Some(fp.clone()));
         assert!(vault.is_shredded(&fp).unwrap());
-        assert!(vault.secret_key(7).unwrap().is_none());
-        assert!(vault.secret_key(8).unwrap().is_some(), "other keys stay");
+        assert!(vault.secret_key(U(7)).unwrap().is_none());
+        assert!(vault.secret_key(U(8)).unwrap().is_some(), "other keys stay");
         assert_eq!(
-            vault.shred(7, 101).unwrap(),
+            vault.shred(U(7), 101).unwrap(),
             None,
             "shredding again is a no-op"
         );
@@ -702,8 +707,8 @@ mod tests {
         let master = MasterKey::load_or_create(&tmp.path().join("k")).unwrap();
         let vault = Vault::open(&tmp.path().join("vault.db"), master).unwrap();
         let secret = b"a-secret-of-20-bytes".to_vec();
-        vault.totp_begin(3, &secret).unwrap();
-        let t = vault.totp(3).unwrap().unwrap();
+        vault.totp_begin(U(3), &secret).unwrap();
+        let t = vault.totp(U(3)).unwrap().unwrap();
         assert_eq!(
             (t.secret.as_slice(), t.confirmed),
             (secret.as_slice(), false)
@@ -716,19 +721,19 @@ mod tests {
                 "stored in the clear"
             );
         }
-        assert!(vault.totp_accept(3, 10).unwrap());
-        assert!(!vault.totp_accept(3, 10).unwrap(), "the same step twice");
-        assert!(!vault.totp_accept(3, 9).unwrap(), "an older step");
-        let t = vault.totp(3).unwrap().unwrap();
+        assert!(vault.totp_accept(U(3), 10).unwrap());
+        assert!(!vault.totp_accept(U(3), 10).unwrap(), "the same step twice");
+        assert!(!vault.totp_accept(U(3), 9).unwrap(), "an older step");
+        let t = vault.totp(U(3)).unwrap().unwrap();
         assert_eq!((t.confirmed, t.last_step), (true, Some(10)));
         // Bound to its owner: moved to another account, it does not open.
         vault
             .conn
             .execute("UPDATE totp_secrets SET user_id = 4", [])
             .unwrap();
-        assert!(vault.totp(4).is_err());
-        vault.shred(4, 0).unwrap();
-        assert!(vault.totp(4).unwrap().is_none(), "leaving removes it");
+        assert!(vault.totp(U(4)).is_err());
+        vault.shred(U(4), 0).unwrap();
+        assert!(vault.totp(U(4)).unwrap().is_none(), "leaving removes it");
     }
 
     #[test]
@@ -736,22 +741,22 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let master = MasterKey::load_or_create(&tmp.path().join("k")).unwrap();
         let vault = Vault::open(&tmp.path().join("vault.db"), master).unwrap();
-        let pk = vault.create_key(7, 0).unwrap();
-        assert_eq!(vault.secret_key(7).unwrap().unwrap().public_key(), &pk);
-        assert_eq!(vault.owner_of(&pk.fingerprint()).unwrap(), Some(7));
+        let pk = vault.create_key(U(7), 0).unwrap();
+        assert_eq!(vault.secret_key(U(7)).unwrap().unwrap().public_key(), &pk);
+        assert_eq!(vault.owner_of(&pk.fingerprint()).unwrap(), Some(U(7)));
         // A wrapped key moved to another account does not open.
         vault
             .conn
             .execute("UPDATE teacher_keys SET user_id = 8 WHERE user_id = 7", [])
             .unwrap();
-        assert!(vault.secret_key(8).is_err());
+        assert!(vault.secret_key(U(8)).is_err());
         // The secret key's bytes are not stored in the clear.
         let raw = std::fs::read(tmp.path().join("vault.db")).unwrap();
         let wal = std::fs::read(tmp.path().join("vault.db-wal")).unwrap_or_default();
         let master2 = MasterKey::load_or_create(&tmp.path().join("k")).unwrap();
         let sk = master2
             .unwrap(
-                7,
+                U(7),
                 &vault
                     .conn
                     .query_row("SELECT wrapped_secret FROM teacher_keys", [], |r| {

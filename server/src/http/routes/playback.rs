@@ -4,7 +4,7 @@
 //! browser keeps no copy on disk either.
 
 use super::Route;
-use crate::domain::people::User;
+use crate::domain::people::{User, UserId};
 use crate::domain::{self, clock};
 use crate::http::error::{AppError, AppResult};
 use crate::http::state::{CurrentUser, Shared};
@@ -32,7 +32,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// The recording's owner (whose key opens it), if `user` may watch it; see [`crate::domain::access`].
-fn authorise(c: &Connection, user: &User, rec: RecordingId) -> AppResult<i64> {
+fn authorise(c: &Connection, user: &User, rec: RecordingId) -> AppResult<UserId> {
     crate::http::access::recording_and_owner(c, user, &rec.to_string()).map(|(_, owner)| owner)
 }
 

@@ -2,7 +2,7 @@
 
 use super::Route;
 use crate::domain::clock;
-use crate::domain::people::{Role, User};
+use crate::domain::people::{Role, User, UserId};
 use crate::domain::second_factor::{self, Check, Next};
 use crate::http::error::{AppError, AppResult};
 use crate::http::state::{
@@ -99,7 +99,7 @@ async fn me_full(st: &Shared, u: User, setup_only: bool, on: bool) -> AppResult<
     Ok(me)
 }
 
-async fn second_factor_on(st: &Shared, user_id: i64) -> AppResult<bool> {
+async fn second_factor_on(st: &Shared, user_id: UserId) -> AppResult<bool> {
     st.vault(move |v| Ok(v.totp_on(user_id)?)).await
 }
 

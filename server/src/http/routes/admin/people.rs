@@ -2,7 +2,7 @@
 //! disabling and enabling, a teacher leaving, and the roster import.
 
 use crate::domain::clock;
-use crate::domain::people::{Role, User};
+use crate::domain::people::{Role, User, UserId};
 use crate::http::error::{AppError, AppResult};
 use crate::http::state::{Admin, Shared};
 use crate::ops::offboarding;
@@ -50,7 +50,7 @@ pub(super) async fn invite_for(
     st: &Shared,
     headers: &axum::http::HeaderMap,
     admin: &User,
-    user_id: i64,
+    user_id: UserId,
     target: String,
 ) -> AppResult<serde_json::Value> {
     let key = st.audit_key.clone();
