@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 struct Active {
     recording: RecordingId,
     teacher: String,
+    /// The key it is sealed to, whose fingerprint the report carries (whose lesson it is).
+    recipient: lessonlens_proto::KeyFingerprint,
     /// What the screen shows of the teacher: their display name, and nothing else.
     display_name: String,
     /// Sealed to the school's unassigned key because the server could not be reached.
@@ -349,8 +351,13 @@ impl Daemon {
         }
     }
 
-    /// What the server's device list shows: no teacher, no recording id.
+    /// What the server's device list shows: no recording id, and of the teacher only the
+    /// fingerprint of the key the lesson is sealed to (the server knows whose it is).
     fn report(&self) -> DeviceReport {
+        let recipient = match &*self.current.lock().expect("daemon lock") {
+            Slot::Active(a) => Some(a.recipient.to_string()),
+            _ => None,
+        };
         let s = self.status();
         DeviceReport {
             version: env!("CARGO_PKG_VERSION").into(),
@@ -360,6 +367,7 @@ impl Daemon {
             video_encoder: s.video_encoder,
             last_error: s.last_error,
             warnings: s.warnings.into_iter().map(|w| w.message).collect(),
+            recipient,
         }
     }
 
@@ -477,6 +485,7 @@ impl Daemon {
         let (d, c2, l2) = (self.clone(), controls.clone(), live.clone());
         let running = controls.running.clone();
         let recipient = begun.recipient;
+        let fingerprint = recipient.fingerprint();
         let thread = std::thread::spawn(move || {
             let result = recorder::capture(
                 &d.config, &d.spool, recording, recipient, &c2, None, &d.stats, &l2,
@@ -490,6 +499,7 @@ impl Daemon {
         *self.finished_last.lock().expect("daemon lock") = None;
         *slot = Slot::Active(Active {
             recording,
+            recipient: fingerprint,
             teacher: begun.teacher,
             display_name: begun.display_name,
             offline: begun.offline,

@@ -345,10 +345,10 @@ fn send(client: &Client, spool: &Spool, stats: &Stats, item: &Pending) -> anyhow
                 Err(e) => return Err(e.into()),
             };
             spool.remove_recording(recording)?;
-            if receipt.missing.is_empty() {
+            if receipt.missing_spans.is_empty() {
                 tracing::info!(%recording, "recording fully uploaded");
             } else {
-                tracing::warn!(%recording, missing = ?receipt.missing, "recording uploaded; the server is missing segments lost on this device");
+                tracing::warn!(%recording, missing = ?receipt.missing_spans, "recording uploaded; the server is missing segments lost on this device");
             }
         }
     }

@@ -233,6 +233,11 @@ pub fn count(spans: &[Span]) -> u32 {
     spans.iter().map(|[a, b]| b - a + 1).sum()
 }
 
+/// The first `n` indices `spans` cover, in order.
+pub fn first_indices(spans: &[Span], n: usize) -> Vec<SegmentIndex> {
+    spans.iter().flat_map(|&[a, b]| a..=b).take(n).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,5 +371,6 @@ mod tests {
             vec![[1, 4], [7, 8], [10, limits::MAX_SEGMENT_INDEX - 1]]
         );
         assert_eq!(count(&spans), 4 + 2 + limits::MAX_SEGMENT_INDEX - 10);
+        assert_eq!(first_indices(&spans, 7), vec![1, 2, 3, 4, 7, 8, 10]);
     }
 }

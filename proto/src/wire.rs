@@ -18,13 +18,21 @@ pub struct Receipt {
 }
 
 /// The server's answer to a stored manifest: its hash (so the device knows the server has exactly
-/// what it sent) and the segments still missing, as spans `[first, last]`.
+/// what it sent) and the segments still missing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestReceipt {
     pub recording: RecordingId,
     pub sha256: String,
-    pub missing: Vec<Span>,
+    /// The first missing segments, at most [`MISSING_LISTED`] (what devices before
+    /// `missing_spans` read).
+    pub missing: Vec<SegmentIndex>,
+    /// Every missing segment, as spans `[first, last]`.
+    #[serde(default)]
+    pub missing_spans: Vec<Span>,
 }
+
+/// How many missing indices a [`ManifestReceipt`] lists one by one.
+pub const MISSING_LISTED: usize = 1000;
 
 /// A teacher's public key as the device fetches it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +77,54 @@ pub struct DeviceReport {
     /// What the watchdogs see while recording (a silent microphone, a black or frozen camera).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The key the current recording is sealed to (its fingerprint, hex), so the server knows
+    /// whose lesson is running: its teacher may pause and stop it from the web.
+    #[serde(default)]
+    pub recipient: Option<String>,
+}
+
+/// The first event on a device's channel (`GET /api/device/v1/channel`): the server's clock, which
+/// the device compares with its own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelHello {
+    /// Unix seconds.
+    pub server_time: i64,
+}
+
+/// What a remote command asks a device to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemoteAction {
+    Start,
+    Pause,
+    Resume,
+    Stop,
+}
+
+/// A command sent to a device over its channel. It runs at once or not at all: a device refuses a
+/// command older than a few seconds by the server's clock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteCommand {
+    /// The device answers `POST /api/device/v1/commands/{id}` with a [`CommandOutcome`].
+    pub id: String,
+    pub action: RemoteAction,
+    /// For a start: the teacher whose key the recording is sealed to.
+    #[serde(default)]
+    pub teacher: Option<TeacherKey>,
+    /// Who sent it, as the device's screen shows it ("Tom Teacher", "an admin").
+    pub by: String,
+    /// When the server sent it (Unix seconds, the server's clock).
+    pub sent_at: i64,
+}
+
+/// What a device answers to a [`RemoteCommand`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandOutcome {
+    /// The error in words a teacher can act on, if it did not run.
+    pub error: Option<String>,
+    /// The recording a start began.
+    #[serde(default)]
+    pub recording: Option<RecordingId>,
 }
 
 /// A certificate the school CA issued to a device.

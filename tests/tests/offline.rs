@@ -269,7 +269,9 @@ fn an_older_devices_claim_hash_is_kept_only_as_a_keyed_tag() {
     use lessonlens_proto::PublicKey;
     let mut server = Server::start(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../web"));
     server.add_user("alice", "alice-password", "teacher");
+    server.add_user("bob", "bob-password", "teacher");
     assert_eq!(server.set_device_code("alice", "2468"), 200);
+    assert_eq!(server.set_device_code("bob", "1357"), 200);
     let room = server.add_device("room-1");
     let key: TeacherKey = server
         .device_agent(&room)
@@ -328,20 +330,24 @@ fn an_older_devices_claim_hash_is_kept_only_as_a_keyed_tag() {
     assert_eq!(claims.len(), 2);
     assert!(claims.iter().all(|c| c.starts_with("hmac:")), "{claims:?}");
 
-    // Both are still claimed with the code, and not with another.
+    // Both are claimed with the code that started them, and not with another teacher's own code
+    // (which reaches the comparison with the tag).
     let alice = server.login(&server.agent(), "alice", "alice-password");
+    let bob = server.login(&server.agent(), "bob", "bob-password");
     for rec in [fresh, stored] {
-        let claim = |code: &str| match server
+        let claim = |cookie: &str, code: &str| match server
             .agent()
             .post(&format!("{}/api/unassigned/{rec}/claim", server.url()))
-            .set("cookie", &alice)
+            .set("cookie", cookie)
             .send_json(serde_json::json!({ "code": code }))
         {
-            Ok(r) => r.status(),
-            Err(ureq::Error::Status(code, _)) => code,
+            Ok(r) => (r.status(), String::new()),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
             Err(e) => panic!("{e}"),
         };
-        assert_eq!(claim("1357"), 403);
-        assert_eq!(claim("2468"), 200);
+        let (status, body) = claim(&bob, "1357");
+        assert_eq!(status, 403, "{body}");
+        assert!(body.contains("not started with your code"), "{body}");
+        assert_eq!(claim(&alice, "2468").0, 200);
     }
 }

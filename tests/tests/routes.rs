@@ -115,3 +115,93 @@ fn the_offline_list_takes_only_bounded_pages_and_only_from_teachers() {
         401
     );
 }
+
+/// Issue 14.2 (found in review): a coach an admin disabled is not among the members a teacher
+/// sees, so a share made meanwhile must not let them in once the admin enables them again: they
+/// count as having joined the group then.
+#[test]
+fn a_coach_enabled_again_does_not_inherit_shares_made_while_disabled() {
+    let server = InProcess::start();
+    server.add_user("ada", "ada-password", "admin");
+    server.add_user("tess", "tess-password", "teacher");
+    server.add_user("cleo", "cleo-password", "coach");
+    let (ada, tess) = (
+        server.login("ada", "ada-password"),
+        server.login("tess", "tess-password"),
+    );
+    let rec = lessonlens_e2e::new_recording_id().to_string();
+    {
+        let c = server.state.db.lock().unwrap();
+        c.execute(
+            "INSERT INTO devices (id, name, created_at) VALUES (1, 'room-1', 0)",
+            [],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO recordings (id, owner_id, device_id, created_at)
+             SELECT ?1, id, 1, 0 FROM users WHERE username = 'tess'",
+            [&rec],
+        )
+        .unwrap();
+    }
+    let made = server.call(
+        "POST",
+        "/api/admin/groups",
+        Some(&ada),
+        Some(r#"{"name": "Maths"}"#),
+    );
+    assert_eq!(made.status, 200, "{}", made.body);
+    let group = made.body["id"].as_i64().unwrap();
+    let admin_says = |method: &str, path: &str| {
+        let a = server.call(method, path, Some(&ada), None);
+        assert_eq!(a.status, 200, "{method} {path}: {}", a.body);
+    };
+    admin_says("PUT", &format!("/api/admin/groups/{group}/members/cleo"));
+    admin_says("POST", "/api/admin/users/cleo/disable");
+    // The teacher sees nobody in the group, and shares with it as she sees it.
+    let groups = server.call("GET", "/api/groups", Some(&tess), None);
+    assert_eq!(
+        groups.body[0]["members"],
+        serde_json::json!([]),
+        "{}",
+        groups.body
+    );
+    let share = format!(r#"{{"group": {group}, "members": []}}"#);
+    let shared = server.call(
+        "POST",
+        &format!("/api/recordings/{rec}/group-shares"),
+        Some(&tess),
+        Some(&share),
+    );
+    assert_eq!(shared.status, 200, "{}", shared.body);
+    admin_says("POST", "/api/admin/users/cleo/enable");
+    let cleo = server.login("cleo", "cleo-password");
+    assert_eq!(
+        server
+            .call("GET", &format!("/api/recordings/{rec}"), Some(&cleo), None)
+            .status,
+        404,
+        "a coach the teacher did not see got in"
+    );
+    // The recording page tells the teacher, who can let her in.
+    let detail = server.call("GET", &format!("/api/recordings/{rec}"), Some(&tess), None);
+    assert_eq!(
+        detail.body["group_shares"][0]["members"][0]["can_watch"], false,
+        "{}",
+        detail.body
+    );
+    let again = format!(r#"{{"group": {group}, "members": ["cleo"]}}"#);
+    let shared = server.call(
+        "POST",
+        &format!("/api/recordings/{rec}/group-shares"),
+        Some(&tess),
+        Some(&again),
+    );
+    assert_eq!(shared.status, 200, "{}", shared.body);
+    assert_eq!(
+        server
+            .call("GET", &format!("/api/recordings/{rec}"), Some(&cleo), None)
+            .status,
+        200
+    );
+}

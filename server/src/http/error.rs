@@ -35,7 +35,7 @@ pub enum AppError {
     TooManyRequests(&'static str),
     #[error("too many failed sign-ins; try again in {0} minute(s)")]
     TooManyRequestsFor(i64),
-    #[error("this account has had many failed sign-ins from other computers, so it takes sign-ins only from browsers that have signed in to it before; use one of those, or try again in {0} minute(s)")]
+    #[error("this account has had many failed sign-ins from other computers, so it takes sign-ins only from browsers that have signed in to it before; use one of those, try again in {0} minute(s), or use your recovery code; tell your school's IT team if this goes on")]
     TooManyRequestsElsewhere(i64),
     /// The blob storage failed (disk full, object store unreachable); worth trying again.
     #[error("{0}")]
@@ -140,13 +140,11 @@ impl From<IngestError> for AppError {
     fn from(e: IngestError) -> Self {
         match e {
             IngestError::Invalid(m) => AppError::Unprocessable(m),
-            IngestError::OtherDevice => {
-                AppError::Forbidden("this recording belongs to another device")
-            }
+            IngestError::OtherDevice => AppError::Forbidden(crate::ops::ingest::OTHER_DEVICE),
             IngestError::Conflict(m) => AppError::Conflict(m),
-            IngestError::TooManyRecordings => AppError::TooManyRequests(
-                "this device has begun more recordings in the last day than a classroom can; it keeps this one and tries again later; an admin should look at the device",
-            ),
+            IngestError::TooManyRecordings => {
+                AppError::TooManyRequests(crate::ops::ingest::TOO_MANY_RECORDINGS)
+            }
             IngestError::Store(e) => e.into(),
             IngestError::Db(e) => e.into(),
             IngestError::Other(e) => AppError::Internal(e),
@@ -157,9 +155,9 @@ impl From<IngestError> for AppError {
 impl From<ClaimError> for AppError {
     fn from(e: ClaimError) -> Self {
         match e {
-            ClaimError::NotYourCode => AppError::Forbidden("that is not your device code"),
+            ClaimError::NotYourCode => AppError::Forbidden(crate::ops::claim::NOT_YOUR_CODE),
             ClaimError::NotStartedWithYourCode => {
-                AppError::Forbidden("this lesson was not started with your code")
+                AppError::Forbidden(crate::ops::claim::NOT_STARTED_WITH_YOUR_CODE)
             }
             ClaimError::NotFound => AppError::NotFound,
             ClaimError::Taken => AppError::Conflict(e.to_string()),

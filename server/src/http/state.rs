@@ -31,12 +31,12 @@ pub struct AppState {
     pub blobs: Box<dyn BlobStore>,
     /// Wrong device codes per device: 5 in 5 minutes.
     pub code_failures: FailureWindow<i64>,
-    /// Failed sign-ins per account and address (5 in 15 minutes; see `routes::web::account_key`)
+    /// Failed sign-ins per account and address (5 in 15 minutes; see `http::routes::web::account_key`)
     /// and per address (20 in 15 minutes).
     pub login_failures_account: FailureWindow<String>,
     pub login_failures_address: FailureWindow<IpAddr>,
     /// Failed sign-ins per account from every address together (20 in 15 minutes), which a
-    /// browser that signed in to the account before is not held to (see `routes::web`).
+    /// browser that signed in to the account before is not held to (see `http::routes::web`).
     pub login_failures_everywhere: FailureWindow<String>,
     /// Signs the known-browser cookie (derived from the master key).
     pub known_browser_key: zeroize::Zeroizing<[u8; 32]>,

@@ -13,11 +13,16 @@ use lessonlens_proto::manifest::open_claim;
 use lessonlens_proto::{Manifest, RecordingId, SecretKey, SegmentIndex};
 use rusqlite::Connection;
 
+/// What a teacher is told when the code is not theirs.
+pub const NOT_YOUR_CODE: &str = "that is not your device code";
+/// What a teacher is told when their code did not start the lesson.
+pub const NOT_STARTED_WITH_YOUR_CODE: &str = "this lesson was not started with your code";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClaimError {
-    #[error("that is not your device code")]
+    #[error("{}", NOT_YOUR_CODE)]
     NotYourCode,
-    #[error("this lesson was not started with your code")]
+    #[error("{}", NOT_STARTED_WITH_YOUR_CODE)]
     NotStartedWithYourCode,
     /// No such offline lesson (or not an offline one, or its manifest has not arrived).
     #[error("not found")]

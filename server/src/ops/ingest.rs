@@ -20,16 +20,21 @@ use sha2::{Digest, Sha256};
 /// bound on how many a hostile device can put in teachers' libraries and the offline list.
 pub const MAX_NEW_RECORDINGS_PER_DAY: i64 = 100;
 
+/// What a device is told when its recording belongs to another device.
+pub const OTHER_DEVICE: &str = "this recording belongs to another device";
+/// What a device is told past [`MAX_NEW_RECORDINGS_PER_DAY`].
+pub const TOO_MANY_RECORDINGS: &str = "this device has begun more recordings in the last day than a classroom can; it keeps this one and tries again later; an admin should look at the device";
+
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     /// Refused for good; the device quarantines it.
     #[error("{0}")]
     Invalid(String),
-    #[error("this recording belongs to another device")]
+    #[error("{}", OTHER_DEVICE)]
     OtherDevice,
     #[error("{0}")]
     Conflict(String),
-    #[error("this device has begun more recordings in the last day than a classroom can; it keeps this one and tries again later; an admin should look at the device")]
+    #[error("{}", TOO_MANY_RECORDINGS)]
     TooManyRecordings,
     /// The blob store failed (a full disk, storage out of reach): worth trying again.
     #[error(transparent)]
@@ -262,6 +267,10 @@ pub fn store_manifest(
     Ok(ManifestReceipt {
         recording: rec,
         sha256: hex::encode(Sha256::digest(body)),
-        missing,
+        missing: lessonlens_proto::manifest::first_indices(
+            &missing,
+            lessonlens_proto::wire::MISSING_LISTED,
+        ),
+        missing_spans: missing,
     })
 }

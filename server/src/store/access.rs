@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 pub const MEMBER_WHEN_SHARED: &str = "m.added_seq <= g.shared_seq";
 
 /// The order number of a change made now, in SQL: the id its audit entry (written in the same
-/// transaction, see `groups::audited`) is about to get.
+/// transaction, see `http::routes::groups::audited`) is about to get.
 pub const NEXT_SEQ: &str = "(SELECT COALESCE(MAX(id), 0) + 1 FROM audit)";
 
 /// The facts about recording `rec` for person `user_id`, or `None` if there is no such recording.

@@ -721,9 +721,19 @@ pub fn end_all_sessions(conn: &Connection, user_id: UserId) -> rusqlite::Result<
     Ok(())
 }
 
-/// Lets a disabled person sign in again.
+/// Lets a disabled person sign in again. Teachers shared lessons with their groups while they
+/// were disabled, not seeing them among the members: in each group they count as joined now, so
+/// those shares do not let them in until the teacher shares again (see `store::groups`). Call it
+/// just before the change's audit entry (see [`crate::store::access::NEXT_SEQ`]).
 pub fn enable_in(conn: &Connection, user_id: UserId) -> rusqlite::Result<()> {
     conn.execute("UPDATE users SET disabled = 0 WHERE id = ?1", [user_id])?;
+    conn.execute(
+        &format!(
+            "UPDATE coach_group_members SET added_seq = {} WHERE user_id = ?1",
+            crate::store::access::NEXT_SEQ
+        ),
+        [user_id],
+    )?;
     Ok(())
 }
 

@@ -309,6 +309,10 @@ pub fn save_report(
     {
         cut(s);
     }
+    // A key fingerprint is 32 hex digits, or it is not one.
+    report.recipient = report
+        .recipient
+        .filter(|r| r.len() == 32 && r.bytes().all(|b| b.is_ascii_hexdigit()));
     // A device has four watchdogs; more is not a report to keep.
     report.warnings.truncate(4);
     report.warnings.iter_mut().for_each(cut);

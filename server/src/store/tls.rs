@@ -459,7 +459,7 @@ pub fn load(ca: &SchoolCa) -> anyhow::Result<Tls> {
     web.alpn_protocols = vec![b"http/1.1".to_vec()];
 
     // Devices: a certificate chaining to the school CA, within its dates, or no handshake at all.
-    // Revocation is checked on every request (see `app::DeviceAuth`), so it takes effect at once.
+    // Revocation is checked on every request (see `http::state::DeviceAuth`), so it takes effect at once.
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca_der)?;
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(

@@ -108,7 +108,12 @@ async fn second_factor_on(st: &Shared, user_id: UserId) -> AppResult<bool> {
 /// real person (or the admin) out from theirs. The per-address limit bounds guessing across
 /// accounts.
 fn account_key(username: &str, ip: std::net::IpAddr) -> String {
-    format!("{username} {ip}")
+    format!("{username} {}", crate::domain::network::guess_source(ip))
+}
+
+/// The whole minutes someone must wait, for `secs` seconds.
+fn wait_minutes(secs: i64) -> i64 {
+    (secs + 59) / 60
 }
 
 /// One guess at an account's password or recovery code, counted before it is checked so that
@@ -130,9 +135,10 @@ impl Guess {
         known: bool,
         now: i64,
     ) -> AppResult<Guess> {
+        let ip = crate::domain::network::guess_source(ip);
         let refused = |secs: i64| {
             tracing::warn!(%ip, "sign-in refused: too many failures");
-            AppError::TooManyRequestsFor((secs + 59) / 60)
+            AppError::TooManyRequestsFor(wait_minutes(secs))
         };
         st.login_failures_address
             .attempt(&ip, now)
@@ -153,7 +159,7 @@ impl Guess {
                 st.login_failures_account
                     .forgive_last(&account_key(username, ip));
                 tracing::warn!(%ip, "sign-in refused: many failures for this account from elsewhere");
-                return Err(AppError::TooManyRequestsElsewhere((secs + 59) / 60));
+                return Err(AppError::TooManyRequestsElsewhere(wait_minutes(secs)));
             }
         }
         Ok(Guess {
@@ -161,6 +167,14 @@ impl Guess {
             username: username.to_string(),
             everywhere: !known,
         })
+    }
+
+    /// The password was right, though a second factor is still to come: it was no guess at the
+    /// account from elsewhere.
+    fn password_was_right(&self, st: &Shared) {
+        if self.everywhere {
+            st.login_failures_everywhere.forgive_last(&self.username);
+        }
     }
 
     /// The guess was right: it is taken back, and the account's failures from this address are
@@ -263,7 +277,8 @@ async fn login(
         Next::NeedCode => {
             let (Some(code), Some(stored)) = (form.code, stored) else {
                 // Nothing is stored and no session is made: the app asks for the code and sends
-                // everything again. The attempt still counts against the limits.
+                // everything again. The attempt still counts against this address's limits.
+                guess.password_was_right(&st);
                 return Ok(Json(serde_json::json!({ "second_factor": "code_required" })).into_response());
             };
             let now = now as u64;
@@ -380,7 +395,7 @@ async fn confirm_password(
         .login_failures_account
         .attempt(&account_key(&user.username, ip), now)
     {
-        return Err(AppError::TooManyRequestsFor((secs + 59) / 60));
+        return Err(AppError::TooManyRequestsFor(wait_minutes(secs)));
     }
     let username = user.username.clone();
     let (_, hash) = st
@@ -434,19 +449,14 @@ struct RecoverForm {
 async fn recover(
     State(st): State<Shared>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
-    headers: HeaderMap,
     Json(form): Json<RecoverForm>,
 ) -> AppResult<Json<serde_json::Value>> {
-    // A recovery code is a password: the same limits as signing in.
+    // A recovery code counts as a password against this address's limits. Not against the
+    // account's limit from everywhere: it is a long random code nobody guesses in twenty tries,
+    // and whoever needs it is likely on a browser they never signed in with.
     let now = clock::now();
     let username = form.username.trim().to_ascii_lowercase();
-    let guess = Guess::count(
-        &st,
-        ip,
-        &username,
-        known_browser(&st, &headers, &username),
-        now,
-    )?;
+    let guess = Guess::count(&st, ip, &username, true, now)?;
     let hash = hash_new_password(form.password).await?;
     let key = st.audit_key.clone();
     st
