@@ -28,6 +28,8 @@ struct Active {
     recipient: lessonlens_proto::KeyFingerprint,
     /// What the screen shows of the teacher: their display name, and nothing else.
     display_name: String,
+    /// Who started it from the web app, if it was started there.
+    started_by: Option<String>,
     /// Sealed to the school's unassigned key because the server could not be reached.
     offline: bool,
     live: Arc<Live>,
@@ -95,7 +97,12 @@ pub struct Daemon {
     finished: AtomicBool,
     /// Wakes the reporter early (a recording started, paused or stopped; shutdown).
     report_now: (Mutex<bool>, Condvar),
+    /// The server's clock minus this device's, as the channel last measured it.
+    clock_offset: crate::channel::ClockOffset,
 }
+
+/// How old a command from the web app may be when it arrives (seconds, the server's clock).
+const COMMAND_TOO_OLD: i64 = 5;
 
 /// How often the device reports to the server when nothing changes.
 const REPORT_EVERY: Duration = Duration::from_secs(60);
@@ -112,6 +119,8 @@ pub struct Status {
     pub teacher: Option<String>,
     /// What the screen shows of the teacher: their display name only.
     pub teacher_name: Option<String>,
+    /// Who started the running recording from the web app, if someone did.
+    pub started_by: Option<String>,
     /// The running recording is sealed to the school's unassigned key (the server could not be
     /// reached): the teacher claims it later with the same code.
     pub offline: bool,
@@ -313,6 +322,7 @@ impl Daemon {
             recording: active.map(|a| a.recording),
             teacher: active.map(|a| a.teacher.clone()),
             teacher_name: active.map(|a| a.display_name.clone()),
+            started_by: active.and_then(|a| a.started_by.clone()),
             offline: active.is_some_and(|a| a.offline),
             elapsed_seconds: active.map(|a| a.started.elapsed().as_secs()),
             levels: live.as_ref().map(|l| l.levels()).unwrap_or_default(),
@@ -431,6 +441,49 @@ impl Daemon {
         }
     }
 
+    /// Runs a command from the web app that came over the channel. It runs at once or not at
+    /// all: one sent more than [`COMMAND_TOO_OLD`] seconds ago by the server's clock (with the
+    /// offset the channel measured) is refused.
+    pub(crate) fn remote(
+        self: &Arc<Self>,
+        command: lessonlens_proto::wire::RemoteCommand,
+        server_minus_here: i64,
+    ) -> lessonlens_proto::wire::CommandOutcome {
+        use lessonlens_proto::wire::{CommandOutcome, RemoteAction};
+        let age = crate::upload::now() + server_minus_here - command.sent_at;
+        let refused = |error: String| CommandOutcome {
+            error: Some(error),
+            recording: None,
+        };
+        if !(-COMMAND_TOO_OLD..=COMMAND_TOO_OLD).contains(&age) {
+            return refused(format!(
+                "the command reached the room {age} s after it was sent, so it was not carried out; try again"
+            ));
+        }
+        tracing::info!(action = ?command.action, "a command from the web app");
+        let done = match command.action {
+            RemoteAction::Start => match command.teacher {
+                Some(teacher) => self
+                    .start(&Who::Remote {
+                        teacher,
+                        by: command.by,
+                    })
+                    .map(Some),
+                None => return refused("a start names no teacher".into()),
+            },
+            RemoteAction::Pause => self.set_paused(true).map(|_| None),
+            RemoteAction::Resume => self.set_paused(false).map(|_| None),
+            RemoteAction::Stop => self.stop().map(|_| None),
+        };
+        match done {
+            Ok(recording) => CommandOutcome {
+                error: None,
+                recording,
+            },
+            Err(ApiError(_, e)) => refused(e),
+        }
+    }
+
     pub(crate) fn start(self: &Arc<Self>, who: &Who) -> Result<RecordingId, ApiError> {
         {
             let mut slot = self.current.lock().expect("daemon lock");
@@ -502,6 +555,12 @@ impl Daemon {
             recipient: fingerprint,
             teacher: begun.teacher,
             display_name: begun.display_name,
+            started_by: match who {
+                Who::Remote { by, .. } => {
+                    Some(by.chars().filter(|c| !c.is_control()).take(100).collect())
+                }
+                _ => None,
+            },
             offline: begun.offline,
             live,
             started: Instant::now(),
@@ -755,6 +814,7 @@ impl Daemon {
             checks_done: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             report_now: (Mutex::new(false), Condvar::new()),
+            clock_offset: Default::default(),
         });
         let uploader = {
             let d = d.clone();
@@ -772,6 +832,8 @@ impl Daemon {
             let d = d.clone();
             std::thread::spawn(move || d.run_reporter())
         };
+        // Not joined at the end: it may be waiting on the server, and holds nothing to flush.
+        crate::channel::spawn(Arc::new(d.clone()), shutdown.clone());
         if let Some(button) = d.config.button.clone() {
             let on_press = d.clone();
             crate::button::spawn(button, shutdown.clone(), move |p| on_press.button(p))?;
@@ -820,5 +882,33 @@ pub struct ApiError(pub StatusCode, pub String);
 impl axum::response::IntoResponse for ApiError {
     fn into_response(self) -> axum::response::Response {
         (self.0, axum::Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+/// The channel's ends: the daemon's client, and the daemon to carry commands out (which needs
+/// the daemon shared, as a start hands it to the recording thread).
+impl crate::channel::Ends for Arc<Daemon> {
+    fn open(&self) -> Result<Box<dyn std::io::BufRead + Send>, upload::UploadError> {
+        self.client.open_channel()
+    }
+
+    fn answer(
+        &self,
+        id: &str,
+        outcome: &lessonlens_proto::wire::CommandOutcome,
+    ) -> Result<(), upload::UploadError> {
+        self.client.answer(id, outcome)
+    }
+
+    fn run(
+        &self,
+        command: lessonlens_proto::wire::RemoteCommand,
+        server_minus_here: i64,
+    ) -> lessonlens_proto::wire::CommandOutcome {
+        self.remote(command, server_minus_here)
+    }
+
+    fn offset(&self) -> &crate::channel::ClockOffset {
+        &self.clock_offset
     }
 }

@@ -75,14 +75,31 @@ impl Identity {
         })
     }
 
+    /// The TLS settings of every request: trust only the school CA, present this device's
+    /// certificate.
+    fn tls(&self) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+        Ok(Arc::new(
+            rustls::ClientConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(self.roots.clone())
+                .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
+                .context("the device's key does not match its certificate")?,
+        ))
+    }
+
     /// An HTTPS agent that trusts only the school CA and presents this device's certificate.
     pub fn agent(&self) -> anyhow::Result<ureq::Agent> {
-        let tls = rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(self.roots.clone())
-            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
-            .context("the device's key does not match its certificate")?;
-        Ok(agent(tls))
+        Ok(agent(self.tls()?))
+    }
+
+    /// An agent for the channel: one request that lasts as long as the connection, so no overall
+    /// time limit; the server sends a keep-alive every 15 s, so 45 s of silence means it is gone.
+    pub fn channel_agent(&self) -> anyhow::Result<ureq::Agent> {
+        Ok(ureq::AgentBuilder::new()
+            .tls_config(self.tls()?)
+            .timeout_connect(Duration::from_secs(5))
+            .timeout_read(Duration::from_secs(45))
+            .build())
     }
 
     /// Renewal is due once half the certificate's life has passed.
@@ -91,9 +108,9 @@ impl Identity {
     }
 }
 
-fn agent(tls: rustls::ClientConfig) -> ureq::Agent {
+fn agent(tls: Arc<rustls::ClientConfig>) -> ureq::Agent {
     ureq::AgentBuilder::new()
-        .tls_config(Arc::new(tls))
+        .tls_config(tls)
         .timeout_connect(Duration::from_secs(5))
         .timeout(Duration::from_secs(60))
         // Each concurrent upload keeps its connection (`upload_concurrency` is at most 8).
@@ -177,7 +194,7 @@ pub fn enroll(dir: &Path, url: &str, code: &str, ca_sha256: [u8; 32]) -> anyhow:
         .with_custom_certificate_verifier(Arc::new(PinnedCa { pin: ca_sha256 }))
         .with_no_client_auth();
     let (key_pem, csr) = new_key_and_csr()?;
-    let issued: DeviceCertificate = agent(tls)
+    let issued: DeviceCertificate = agent(Arc::new(tls))
         .post(&format!("{}/api/enroll", url.trim_end_matches('/')))
         .send_json(EnrollRequest {
             code: code.to_string(),

@@ -19,6 +19,7 @@
 //! - [`button`], [`light`]: the record button (evdev) and the recording light (sysfs LEDs).
 
 pub mod button;
+pub mod channel;
 pub mod config;
 pub mod control;
 pub mod daemon;

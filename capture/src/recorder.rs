@@ -42,6 +42,12 @@ pub enum Who {
     Username(String),
     /// The short code they type on the device; checked by the server.
     Code(zeroize::Zeroizing<String>),
+    /// Started from the web app: the server sent the teacher's key over the device's channel,
+    /// with who pressed Record (`by`, for the screen).
+    Remote {
+        teacher: lessonlens_proto::wire::TeacherKey,
+        by: String,
+    },
 }
 
 /// Checks the spool budget, finds out whose recording this is (and their public key) and opens
@@ -69,6 +75,14 @@ pub fn begin(config: &Config, client: &Client, spool: &Spool, who: &Who) -> anyh
                 .with_context(|| format!("cannot start: no key for teacher {name:?}"))?;
             if found.username != *name {
                 anyhow::bail!("the server answered for {:?} when asked for {name:?}", found.username);
+            }
+            (found.username, found.display_name, found.public_key)
+        }
+        Who::Remote { teacher, .. } => {
+            let found = crate::upload::Teacher::from_wire(teacher.clone())
+                .map_err(|e| anyhow::anyhow!("the server sent a teacher's key that is not one: {e}"))?;
+            if !valid_username(&found.username) {
+                anyhow::bail!("the server named a teacher with an impossible username; the recording was not started");
             }
             (found.username, found.display_name, found.public_key)
         }

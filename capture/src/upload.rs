@@ -16,7 +16,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Seconds since the Unix epoch.
-fn now() -> i64 {
+/// Now, in Unix seconds (this device's clock).
+pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
@@ -130,6 +131,40 @@ impl Client {
             }
             ureq::Error::Transport(t) => UploadError::Unreachable(t.to_string()),
         }
+    }
+
+    /// Opens the channel: one long request the server's events arrive on (see `channel`). Its
+    /// agent has no overall time limit, only one for the silence between two reads.
+    pub fn open_channel(&self) -> Result<Box<dyn std::io::BufRead + Send>, UploadError> {
+        let agent = Identity::load(&self.identity_dir)
+            .and_then(|i| i.channel_agent())
+            .map_err(|e| UploadError::Unreachable(format!("{e:#}")))?;
+        let response = agent
+            .get(&format!("{}/api/device/v1/channel", self.base))
+            .set("accept", "text/event-stream")
+            .call()
+            .map_err(Self::map_err)?;
+        Ok(Box::new(std::io::BufReader::new(response.into_reader())))
+    }
+
+    /// Tells the server how remote command `id` went.
+    pub fn answer(
+        &self,
+        id: &str,
+        outcome: &lessonlens_proto::wire::CommandOutcome,
+    ) -> Result<(), UploadError> {
+        // Ids are the server's own (UUIDs); anything else is not sent back in a path.
+        if !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') || id.len() > 64 {
+            return Err(UploadError::Refused {
+                status: 400,
+                message: "a command id that is not one".into(),
+            });
+        }
+        self.agent()
+            .post(&format!("{}/api/device/v1/commands/{id}", self.base))
+            .send_json(outcome)
+            .map_err(Self::map_err)?;
+        Ok(())
     }
 
     /// Asks the server whose device code this is.
@@ -452,7 +487,7 @@ pub struct Teacher {
 }
 
 impl Teacher {
-    fn from_wire(key: TeacherKey) -> Result<Teacher, UploadError> {
+    pub(crate) fn from_wire(key: TeacherKey) -> Result<Teacher, UploadError> {
         let public_key =
             PublicKey::from_hex(&key.public_key).map_err(|e| UploadError::Refused {
                 status: 200,

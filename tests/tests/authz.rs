@@ -196,6 +196,21 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
         | ("POST", "/api/device/v1/renew")
         | ("PUT", "/api/device/v1/status") => device_route(c, 200, 200),
         ("POST", "/api/device/v1/identify") => device_route(c, 422, 422),
+        // A channel opens for any device; an answer to a command nobody sent is 404.
+        ("GET", "/api/device/v1/channel") => device_route(c, 200, 200),
+        ("POST", "/api/device/v1/commands/{id}") => device_route(c, 404, 404),
+        // Rooms: teachers and admins see them; a teacher may start a lesson (for themselves),
+        // which fails here because no device is connected (503); coaches and admins may not.
+        ("GET", "/api/rooms") => match c {
+            Owner | OtherTeacher | Admin => 200,
+            SharedCoach | Coach => 403,
+            _ => 401,
+        },
+        ("POST", "/api/rooms/{name}/{action}") => match c {
+            Owner | OtherTeacher => 503,
+            SharedCoach | Coach | Admin => 403,
+            _ => 401,
+        },
         (
             "PUT",
             "/api/device/v1/recordings/{id}/segments/{index}"
@@ -359,6 +374,7 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                 .replace("{comment}", &comment)
                 .replace("{username}", username)
                 .replace("{name}", "room-z")
+                .replace("{action}", "start")
                 .replace(
                     "{group}",
                     if template == "/api/admin/groups/{group}" {
@@ -429,6 +445,9 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                     serde_json::json!({"username": format!("nobody-{caller:?}").to_lowercase(), "password": "not-a-password"}),
                 ),
                 ("POST", "/api/device/v1/identify") => req.send_json(serde_json::json!({"code": "0000"})),
+                ("POST", "/api/device/v1/commands/{id}") => {
+                    req.send_json(serde_json::json!({"error": null}))
+                }
                 ("POST", "/api/device/v1/renew") => req.send_json(serde_json::json!({"csr": csr})),
                 ("POST", "/api/unassigned/{id}/claim") => {
                     req.send_json(serde_json::json!({"code": "0000"}))

@@ -40,6 +40,9 @@ pub enum AppError {
     /// The blob storage failed (disk full, object store unreachable); worth trying again.
     #[error("{0}")]
     Unavailable(&'static str),
+    /// Something the request needs is not there just now (a room's device that is offline).
+    #[error("{0}")]
+    UnavailableBecause(String),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -57,7 +60,9 @@ impl AppError {
             AppError::TooManyRequests(_)
             | AppError::TooManyRequestsFor(_)
             | AppError::TooManyRequestsElsewhere(_) => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::UnavailableBecause(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -6,6 +6,7 @@
 //! ([`slow_clients`]).
 
 pub mod access;
+pub mod channels;
 pub mod error;
 pub mod limits;
 pub mod routes;

@@ -40,6 +40,8 @@ pub struct AppState {
     pub login_failures_everywhere: FailureWindow<String>,
     /// Signs the known-browser cookie (derived from the master key).
     pub known_browser_key: zeroize::Zeroizing<[u8; 32]>,
+    /// The devices' live channels, and the commands waiting for an answer.
+    pub channels: Arc<crate::http::channels::Channels>,
     /// Password checks running at once (Argon2 takes ~19 MiB each).
     pub password_checks: tokio::sync::Semaphore,
     /// Seals the audit log's hash chain (derived from the master key).
@@ -74,6 +76,7 @@ impl AppState {
         AppState {
             audit_key,
             known_browser_key,
+            channels: Default::default(),
             config,
             db: Mutex::new(db),
             vault: Mutex::new(vault),

@@ -250,6 +250,9 @@ pub fn revoke(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
 /// A device as the admin page lists it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DeviceInfo {
+    /// Its row id (not shown).
+    #[serde(skip)]
+    pub id: i64,
     pub name: String,
     pub created_at: i64,
     pub last_seen: Option<i64>,
@@ -266,7 +269,7 @@ pub struct DeviceInfo {
 pub fn list(conn: &Connection) -> rusqlite::Result<Vec<DeviceInfo>> {
     let mut stmt = conn.prepare(
         "SELECT d.name, d.created_at, d.last_seen, d.revoked, MAX(c.not_after), d.report, d.reported_at,
-                d.identity_conflict_at
+                d.identity_conflict_at, d.id
          FROM devices d LEFT JOIN device_certs c ON c.device_id = d.id
          GROUP BY d.id ORDER BY d.name",
     )?;
@@ -283,6 +286,7 @@ pub fn list(conn: &Connection) -> rusqlite::Result<Vec<DeviceInfo>> {
                 .and_then(|t| serde_json::from_str(&t).ok()),
             reported_at: r.get(6)?,
             identity_conflict_at: r.get(7)?,
+            id: r.get(8)?,
         })
     })?;
     rows.collect()

@@ -46,6 +46,8 @@ pub fn routes(max_segment_bytes: usize) -> Vec<Route> {
         ("POST", "/api/device/v1/renew", post(renew)),
         ("GET", "/api/device/v1/unassigned-key", get(unassigned_key)),
         ("PUT", "/api/device/v1/status", put(report)),
+        ("GET", "/api/device/v1/channel", get(channel)),
+        ("POST", "/api/device/v1/commands/{id}", post(answer)),
     ]
 }
 
@@ -310,6 +312,50 @@ async fn put_manifest(
     .await
     .map_err(|e| AppError::Internal(e.into()))??;
     Ok(Json(receipt))
+}
+
+/// The device's live channel (see [`crate::http::channels`]): server-sent events, `hello` first
+/// (the server's clock, which the device compares with its own), then each `command` for it; a
+/// keep-alive comment every 15 s. Closing it takes the device off the list of open channels.
+async fn channel(
+    State(st): State<Shared>,
+    DeviceAuth(device): DeviceAuth,
+) -> axum::response::sse::Sse<
+    impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let (open, commands) = st.channels.connect(device.id);
+    tracing::info!(device = %device.name, "channel open");
+    let hello = Event::default()
+        .event("hello")
+        .json_data(lessonlens_proto::wire::ChannelHello {
+            server_time: clock::now(),
+        })
+        .ok();
+    let commands = futures_util::stream::unfold((commands, open), |(mut rx, open)| async move {
+        let command = rx.recv().await?;
+        let event = Event::default().event("command").json_data(&command).ok()?;
+        Some((Ok(event), (rx, open)))
+    });
+    Sse::new(futures_util::stream::iter(hello.map(Ok)).chain(commands))
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+}
+
+/// A device says how a command sent over its channel went. Only the device it was sent to may.
+async fn answer(
+    State(st): State<Shared>,
+    DeviceAuth(device): DeviceAuth,
+    Path(id): Path<String>,
+    Json(mut outcome): Json<lessonlens_proto::wire::CommandOutcome>,
+) -> AppResult<Json<serde_json::Value>> {
+    // Shown to a teacher in the web app: one line, at most 300 characters.
+    outcome.error = outcome
+        .error
+        .map(|e| e.chars().filter(|c| !c.is_control()).take(300).collect());
+    if !st.channels.answer(device.id, &id, outcome) {
+        return Err(AppError::NotFound);
+    }
+    Ok(Json(serde_json::json!({ "answered": true })))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! - [`playback`]: HLS playlist and on-the-fly decryption of segments.
 //! - [`review`]: the recording page: sharing, comments, who watched, deletion.
 //! - [`claim`]: lessons recorded offline, and teachers claiming them.
+//! - [`rooms`]: every room's state, and starting and stopping lessons from the web.
 //! - [`admin`]: people, retention, holds, receipts and the audit log, for admins.
 //! - [`assets`]: the web app's files.
 
@@ -16,6 +17,7 @@ pub mod device;
 pub mod groups;
 pub mod playback;
 pub mod review;
+pub mod rooms;
 pub mod web;
 
 use crate::http::state::Shared;
@@ -41,6 +43,7 @@ fn web() -> Vec<Route> {
     routes.extend(review::routes());
     routes.extend(groups::routes());
     routes.extend(claim::routes());
+    routes.extend(rooms::routes());
     routes.extend(admin::routes());
     routes.extend(assets::routes());
     routes

@@ -1,0 +1,246 @@
+//! Rooms: every classroom device's state at a glance, and starting, pausing, resuming and stopping
+//! a lesson from the web app over the device's channel ([`crate::http::channels`]).
+//!
+//! A teacher starts a lesson only for themselves (sealed to their key, as if they had typed their
+//! code). The teacher whose lesson is running may pause, resume and stop it; an admin may stop any
+//! lesson (a safeguarding need) but never start one. Teachers see only "busy" for a lesson that is
+//! not theirs; admins see whose it is. Every command is audited, whether it ran or not.
+
+use super::Route;
+use crate::domain::people::{Role, User, UserId};
+use crate::http::channels::SendError;
+use crate::http::error::{AppError, AppResult};
+use crate::http::state::{CurrentUser, Shared};
+use crate::store::{accounts, devices};
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::Json;
+use lessonlens_proto::wire::{RemoteAction, RemoteCommand, TeacherKey};
+use lessonlens_proto::KeyFingerprint;
+use serde::Serialize;
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        ("GET", "/api/rooms", get(list)),
+        ("POST", "/api/rooms/{name}/{action}", post(command)),
+    ]
+}
+
+/// A room as the web app shows it.
+#[derive(Serialize)]
+struct Room {
+    name: String,
+    /// "idle", "starting", "recording", "paused", "stopping" or "offline"; for a teacher, a
+    /// lesson that is not theirs is "busy".
+    state: String,
+    /// Since when it has not been connected (when it was last seen), if it is offline.
+    offline_since: Option<i64>,
+    /// The running lesson is the asker's.
+    yours: bool,
+    /// Whose lesson is running: shown to admins, and to the teacher whose it is.
+    teacher: Option<String>,
+}
+
+/// A device, and whose lesson it is recording (from its last report), if any.
+struct Current {
+    device: devices::DeviceInfo,
+    teacher: Option<User>,
+}
+
+fn may_see_rooms(user: &User) -> AppResult<()> {
+    if user.has(Role::Teacher) || user.has(Role::Admin) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(
+            "only teachers (to record) and admins see the rooms",
+        ))
+    }
+}
+
+/// Every enrolled device that is not revoked, with whose lesson it is recording.
+async fn rooms(st: &Shared) -> AppResult<Vec<Current>> {
+    let list: Vec<devices::DeviceInfo> = st
+        .db(|c| Ok(devices::list(c)?))
+        .await?
+        .into_iter()
+        .filter(|d| !d.revoked)
+        .collect();
+    let owners: Vec<Option<UserId>> = {
+        let fingerprints: Vec<Option<KeyFingerprint>> = list
+            .iter()
+            .map(|d| {
+                let hex = d.report.as_ref()?.recipient.as_deref()?;
+                let bytes: [u8; 16] = hex::decode(hex).ok()?.try_into().ok()?;
+                Some(KeyFingerprint(bytes))
+            })
+            .collect();
+        st.vault(move |v| {
+            fingerprints
+                .iter()
+                .map(|f| match f {
+                    Some(f) => Ok(v.owner_of(f)?),
+                    None => Ok(None),
+                })
+                .collect::<AppResult<Vec<_>>>()
+        })
+        .await?
+    };
+    let users: Vec<Option<User>> = st
+        .db(move |c| {
+            owners
+                .iter()
+                .map(|o| match o {
+                    Some(id) => Ok(accounts::by_id(c, *id)?),
+                    None => Ok(None),
+                })
+                .collect::<AppResult<Vec<_>>>()
+        })
+        .await?;
+    Ok(list
+        .into_iter()
+        .zip(users)
+        .map(|(device, teacher)| Current { device, teacher })
+        .collect())
+}
+
+/// Every room's state now, as the asker may see it.
+async fn list(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+) -> AppResult<Json<Vec<Room>>> {
+    may_see_rooms(&user)?;
+    let admin = user.has(Role::Admin);
+    let rooms = rooms(&st).await?;
+    Ok(Json(
+        rooms
+            .into_iter()
+            .map(|r| {
+                let online = st.channels.connected_since(r.device.id).is_some();
+                let state = match (&r.device.report, online) {
+                    (_, false) => "offline".to_string(),
+                    (Some(report), true) => report.state.clone(),
+                    (None, true) => "idle".to_string(),
+                };
+                let yours = r.teacher.as_ref().is_some_and(|t| t.id == user.id);
+                let busy = !matches!(state.as_str(), "idle" | "offline");
+                Room {
+                    name: r.device.name,
+                    state: if busy && !yours && !admin {
+                        "busy".into()
+                    } else {
+                        state
+                    },
+                    offline_since: (!online).then_some(r.device.last_seen).flatten(),
+                    yours,
+                    teacher: r
+                        .teacher
+                        .filter(|_| busy && (yours || admin))
+                        .map(|t| t.display_name),
+                }
+            })
+            .collect(),
+    ))
+}
+
+/// Start, pause, resume or stop the lesson in room `name`.
+async fn command(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+    Path((name, action)): Path<(String, String)>,
+) -> AppResult<Json<serde_json::Value>> {
+    let action = match action.as_str() {
+        "start" => RemoteAction::Start,
+        "pause" => RemoteAction::Pause,
+        "resume" => RemoteAction::Resume,
+        "stop" => RemoteAction::Stop,
+        _ => return Err(AppError::NotFound),
+    };
+    may_see_rooms(&user)?;
+    let room = rooms(&st)
+        .await?
+        .into_iter()
+        .find(|r| r.device.name == name)
+        .ok_or(AppError::NotFound)?;
+    let yours = room.teacher.as_ref().is_some_and(|t| t.id == user.id);
+    let teacher = match action {
+        RemoteAction::Start if !user.has(Role::Teacher) => {
+            return Err(AppError::Forbidden(
+                "only a teacher starts a lesson, for themselves",
+            ))
+        }
+        RemoteAction::Start => {
+            let id = user.id;
+            let key = st
+                .vault(move |v| Ok(v.public_key(id)?))
+                .await?
+                .ok_or(AppError::Conflict(
+                    "your account has no key to seal lessons to; ask an admin".into(),
+                ))?;
+            Some(TeacherKey {
+                username: user.username.clone(),
+                public_key: key.to_hex(),
+                display_name: user.display_name.clone(),
+            })
+        }
+        RemoteAction::Stop if yours || user.has(Role::Admin) => None,
+        _ if yours => None,
+        _ => {
+            return Err(AppError::Forbidden(
+                "only the teacher whose lesson it is can do that (and an admin can stop it)",
+            ))
+        }
+    };
+    let verb = match action {
+        RemoteAction::Start => "start",
+        RemoteAction::Pause => "pause",
+        RemoteAction::Resume => "resume",
+        RemoteAction::Stop => "stop",
+    };
+    let sent = st
+        .channels
+        .send(
+            room.device.id,
+            RemoteCommand {
+                id: uuid::Uuid::new_v4().to_string(),
+                action,
+                teacher,
+                by: user.display_name.clone(),
+                sent_at: crate::domain::clock::now(),
+            },
+        )
+        .await;
+    let (audit_action, target) = match &sent {
+        Ok(outcome) => (
+            format!("remote-{verb}"),
+            match outcome.recording {
+                Some(rec) => format!("{} {rec}", room.device.name),
+                None => room.device.name.clone(),
+            },
+        ),
+        Err(_) => (format!("remote-{verb}-failed"), room.device.name.clone()),
+    };
+    let (key, who) = (st.audit_key.clone(), user.audit_id.clone());
+    st.db(move |c| {
+        Ok(crate::store::audit::record(
+            c,
+            &key,
+            &who,
+            &audit_action,
+            &target,
+        )?)
+    })
+    .await?;
+    match sent {
+        Ok(outcome) => Ok(Json(serde_json::json!({
+            "room": name,
+            "done": verb,
+            "recording": outcome.recording,
+        }))),
+        Err(e @ (SendError::Offline | SendError::NoAnswer)) => {
+            Err(AppError::UnavailableBecause(e.to_string()))
+        }
+        Err(SendError::Refused(why)) => Err(AppError::Conflict(format!(
+            "the room's device did not {verb}: {why}"
+        ))),
+    }
+}
