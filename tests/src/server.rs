@@ -206,6 +206,32 @@ impl Server {
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
+    /// `method path` on the web listener as the person with session `cookie`, with a JSON body if
+    /// given: the status and the JSON answer (null if it is not JSON).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        cookie: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let req = self
+            .agent()
+            .request(method, &format!("{}{path}", self.url()))
+            .set("cookie", cookie);
+        let res = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        match res {
+            Ok(r) => (r.status(), r.into_json().unwrap_or(serde_json::Value::Null)),
+            Err(ureq::Error::Status(code, r)) => {
+                (code, r.into_json().unwrap_or(serde_json::Value::Null))
+            }
+            Err(e) => panic!("{method} {path}: {e}"),
+        }
+    }
+
     pub fn add_user(&self, username: &str, password: &str, role: &str) {
         let out = self.cli(
             &[

@@ -16,6 +16,7 @@ mod live;
 mod offline;
 mod retention;
 mod review;
+mod rooms;
 mod roster;
 mod routes;
 mod screen;

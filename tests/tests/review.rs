@@ -12,21 +12,7 @@ fn call(
     cookie: &str,
     body: Option<serde_json::Value>,
 ) -> (u16, serde_json::Value) {
-    let req = server
-        .agent()
-        .request(method, &format!("{}{path}", server.url()))
-        .set("cookie", cookie);
-    let res = match body {
-        Some(b) => req.send_json(b),
-        None => req.call(),
-    };
-    match res {
-        Ok(r) => (r.status(), r.into_json().unwrap_or(serde_json::Value::Null)),
-        Err(ureq::Error::Status(code, r)) => {
-            (code, r.into_json().unwrap_or(serde_json::Value::Null))
-        }
-        Err(e) => panic!("{method} {path}: {e}"),
-    }
+    server.call(method, path, cookie, body)
 }
 
 #[test]
