@@ -1,7 +1,8 @@
 // lessonlens web app: plain ES modules, no framework, no build step. This one signs in and out
 // and routes; each view is a module in js/ (library, recording, admin, account), beside small
 // shared ones (dom, api, format, state). Views are switched by the URL hash:
-// #/ (my lessons), #/shared (shared with me), #/recording/<id> (player, comments, sharing) and
+// #/ (my lessons), #/shared (shared with me), #/recording/<id> (player, comments, sharing),
+// #/rooms (every room's state, recording from the web) and
 // #/admin/<page> (people, devices, groups, retention and holds, receipts, audit log: each its own
 // address), #/account (two-step sign-in, recovery
 // code, device code, what admins changed) and #/invite/<token>.
@@ -11,6 +12,7 @@ import { $, samePasswords, show } from "./js/dom.js";
 import { api } from "./js/api.js";
 import { showLibrary } from "./js/library.js";
 import { showRecording } from "./js/recording.js";
+import { showRooms } from "./js/rooms.js";
 import { forgetAdmin, showAdmin } from "./js/admin.js";
 import { showAccount, showUnseenAdminActions } from "./js/account.js";
 import { hooks, state } from "./js/state.js";
@@ -30,9 +32,12 @@ export async function route() {
     $("nav-mine").hidden = state.me.setup_only || !state.me.roles.includes("teacher");
     $("nav-shared").hidden = state.me.setup_only || !state.me.roles.includes("coach");
     $("nav-admin").hidden = state.me.setup_only || !state.me.roles.includes("admin");
+    const seesRooms = state.me.roles.includes("teacher") || state.me.roles.includes("admin");
+    $("nav-rooms").hidden = state.me.setup_only || !seesRooms;
     showUnseenAdminActions();
     if (state.me.setup_only || location.hash === "#/account") showAccount();
     else if (m) await showRecording(m[1]);
+    else if (location.hash === "#/rooms" && seesRooms) await showRooms();
     else if (admin && state.me.roles.includes("admin")) await showAdmin(admin[1]);
     else if (location.hash === "#/shared" || !state.me.roles.includes("teacher")) {
       if (state.me.roles.includes("admin") && !state.me.roles.includes("coach")) await showAdmin("people");

@@ -88,6 +88,9 @@ function renderLesson(s) {
   $("lesson-state").textContent = words[state] ?? "Starting…";
   $("elapsed").textContent = duration(s.elapsed_seconds ?? 0);
   $("teacher").textContent = s.teacher_name ? s.teacher_name : "";
+  // Started from the web app: the room knows, and says by whom.
+  $("started-by").hidden = !s.started_by;
+  $("started-by").textContent = s.started_by ? `Started from the web by ${s.started_by}` : "";
   $("offline").hidden = !s.offline;
   $("starting-note").hidden = state !== "starting";
   $("pause").hidden = state !== "recording";

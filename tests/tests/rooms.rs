@@ -163,3 +163,37 @@ fn capture_state(config: &Path) -> String {
         .unwrap()
         .to_string()
 }
+
+/// The same from the web app in Chromium: Rooms, Record, Pause, Resume, Stop; the room's own
+/// screen says who started it; the other room stays free, and the lesson is there afterwards.
+#[test]
+fn the_rooms_page_records_a_lesson_in_chromium() {
+    let server = Server::start(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../web"));
+    server.add_user("alice", "alice-password", "teacher");
+    let (room1, room2) = (server.add_device("room-1"), server.add_device("room-2"));
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_s1, c1, port) = server.capture_service(d1.path(), &room1, VIDEO);
+    let (_s2, c2, _) = server.capture_service(d2.path(), &room2, VIDEO);
+    let alice = server.login(&server.agent(), "alice", "alice-password");
+    wait_rooms(&server, &alice, "both rooms connected", |r| {
+        r["room-1"]["state"] == "idle" && r["room-2"]["state"] == "idle"
+    });
+    let (out, _) = server.browser_script(
+        "rooms.mjs",
+        "rooms",
+        &[
+            ("LL_USER", "alice:alice-password"),
+            ("LL_ROOM", "room-1"),
+            ("LL_OTHER", "room-2"),
+            ("LL_DEVICE", &format!("http://127.0.0.1:{port}/")),
+        ],
+    );
+    assert!(out.contains("\"recorded\":true"), "{out}");
+    let s = wait_for(&c1, "uploaded", Duration::from_secs(60), |s| {
+        s["bytes_waiting"] == 0 && s["recordings_waiting"] == 0
+    });
+    assert_eq!(s["state"], "idle");
+    let recorded: Vec<String> = column(&server.db(), "SELECT r.id FROM recordings r JOIN users u ON u.id = r.owner_id WHERE u.username = 'alice'", []);
+    assert_eq!(recorded.len(), 1, "one lesson, alice's");
+    assert_eq!(capture_state(&c2), "idle");
+}

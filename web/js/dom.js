@@ -20,7 +20,7 @@ export function el(tag, props = {}, ...children) {
 
 export function show(id) {
   $("app-error").hidden = true;
-  for (const v of ["login-view", "library-view", "player-view", "admin-view", "account-view", "invite-view"]) $(v).hidden = v !== id;
+  for (const v of ["login-view", "library-view", "player-view", "rooms-view", "admin-view", "account-view", "invite-view"]) $(v).hidden = v !== id;
   $("nav").hidden = !state.me;
   if (!state.me) $("admin-actions-notice").hidden = true;
   // Each view lets go of what it holds when another one is shown (a recovery code, the player).

@@ -41,6 +41,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
     ),
     (
+        "/js/rooms.js",
+        "js/rooms.js",
+        "text/javascript; charset=utf-8",
+    ),
+    (
         "/js/state.js",
         "js/state.js",
         "text/javascript; charset=utf-8",

@@ -1,0 +1,101 @@
+// Rooms: every classroom device's state, live, and recording from the web. A teacher presses
+// Record in a free room (the lesson is sealed to them, as if they had typed their code), and
+// pauses, resumes and stops their own lesson; an admin sees whose lesson is running and may stop
+// it. The list is asked for again every 3 seconds while this view is shown.
+
+import { $, el, show } from "./dom.js";
+import { api } from "./api.js";
+import { when } from "./format.js";
+import { hooks, state } from "./state.js";
+
+let timer = null;
+
+const STATES = {
+  idle: "Free",
+  starting: "Starting…",
+  recording: "Recording",
+  paused: "Paused",
+  stopping: "Stopping…",
+  busy: "Busy: another teacher's lesson",
+};
+
+function stateText(r) {
+  if (r.state === "offline") return r.offline_since ? `Offline since ${when(r.offline_since)}` : "Offline";
+  const text = STATES[r.state] || r.state;
+  if (r.yours) return `${text}: your lesson`;
+  return r.teacher ? `${text}: ${r.teacher}'s lesson` : text;
+}
+
+const DONE = { start: "recording", pause: "paused", resume: "recording again", stop: "stopped" };
+
+// Sends one command and shows the list again; a refusal is said in the page's alert line.
+async function command(room, action, label) {
+  $("rooms-error").textContent = "";
+  $("rooms-status").textContent = `${label}: asking ${room}…`;
+  try {
+    await api(`/api/rooms/${encodeURIComponent(room)}/${action}`, { method: "POST" });
+    $("rooms-status").textContent = `${room}: ${DONE[action]}.`;
+  } catch (e) {
+    $("rooms-status").textContent = "";
+    $("rooms-error").textContent = `${room}: ${e.message}`;
+  }
+  await load();
+}
+
+function button(room, action, label, confirmText) {
+  return el(
+    "button",
+    {
+      type: "button",
+      "aria-label": `${label}: ${room}`,
+      className: action === "stop" ? "danger" : "",
+      onclick: () => {
+        if (confirmText && !confirm(confirmText)) return;
+        command(room, action, label);
+      },
+    },
+    label,
+  );
+}
+
+function actions(r) {
+  const teacher = state.me.roles.includes("teacher");
+  const admin = state.me.roles.includes("admin");
+  const out = [];
+  if (r.state === "idle" && teacher) out.push(button(r.name, "start", "Record"));
+  if (r.yours && r.state === "recording") out.push(button(r.name, "pause", "Pause"));
+  if (r.yours && r.state === "paused") out.push(button(r.name, "resume", "Resume"));
+  if ((r.yours || admin) && ["recording", "paused", "starting"].includes(r.state)) {
+    out.push(button(r.name, "stop", "Stop", r.yours ? null : `Stop ${r.teacher || "this"} lesson in ${r.name}? The teacher's screen will say an admin stopped it.`));
+  }
+  return out;
+}
+
+async function load() {
+  const seq = state.routeSeq;
+  const list = await api("/api/rooms");
+  if (seq !== state.routeSeq) return;
+  $("rooms-empty").hidden = list.length > 0;
+  $("rooms").replaceChildren(
+    ...list.map((r) =>
+      el(
+        "tr",
+        {},
+        el("th", { scope: "row" }, r.name),
+        el("td", { className: `room-state ${r.state}` }, stateText(r)),
+        el("td", { className: "row" }, ...actions(r)),
+      ),
+    ),
+  );
+}
+
+export async function showRooms() {
+  clearInterval(timer);
+  await load();
+  show("rooms-view");
+  timer = setInterval(() => load().catch(() => {}), 3000);
+}
+
+hooks.onShow.push((id) => {
+  if (id !== "rooms-view") clearInterval(timer);
+});
