@@ -66,6 +66,11 @@ function problems(target, list) {
 const stoppedByItself = (s) => (s.last_error ? [["The last recording stopped by itself.", s.last_error]] : []);
 
 function renderIdle(s) {
+  // A booked lesson's slot has begun: a tap on Record (or the button) starts it, no code needed.
+  $("booked").hidden = !s.booked;
+  $("booked").textContent = s.booked
+    ? `${s.booked.teacher_name}'s lesson is booked: tap Record or press the button to start.`
+    : "";
   const n = s.recordings_waiting;
   $("backlog").textContent = n
     ? `${n} ${n === 1 ? "lesson" : "lessons"} waiting to upload, ${gb(s.bytes_waiting)}`
@@ -239,6 +244,22 @@ async function start() {
   render();
 }
 
+// Starts the booked lesson whose slot is running: the booking says who it is.
+async function startBooked() {
+  local = "starting";
+  render();
+  const res = await fetch("/v1/record/start", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ booked: true }),
+  }).catch(() => null);
+  if (res?.ok) return;
+  const body = res ? await res.json().catch(() => ({})) : {};
+  local = null;
+  render();
+  problems($("problems"), [[body.error ?? "the recorder did not answer. Try again.", ""]]);
+}
+
 async function command(path) {
   const res = await fetch(path, {
     method: "POST",
@@ -255,6 +276,10 @@ async function command(path) {
 
 function bind() {
   $("record").addEventListener("click", () => {
+    if (status?.booked) {
+      startBooked();
+      return;
+    }
     local = "pin";
     pinReset();
     $("pin-message").textContent = "";

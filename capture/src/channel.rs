@@ -5,7 +5,7 @@
 //! waiting longer after each failure (1 s, doubling, at most 30 s).
 
 use crate::upload::UploadError;
-use lessonlens_proto::wire::{ChannelHello, CommandOutcome, RemoteCommand};
+use lessonlens_proto::wire::{Booking, ChannelHello, CommandOutcome, RemoteCommand};
 use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -13,11 +13,21 @@ use std::time::Duration;
 
 /// The server's clock minus this device's, in seconds, as the last `hello` said.
 #[derive(Default)]
-pub struct ClockOffset(AtomicI64);
+pub struct ClockOffset(AtomicI64, AtomicBool);
 
 impl ClockOffset {
     pub fn seconds(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
+    }
+
+    /// The offset, once a `hello` has said it.
+    pub fn known(&self) -> Option<i64> {
+        self.1.load(Ordering::Relaxed).then(|| self.seconds())
+    }
+
+    fn set(&self, seconds: i64) {
+        self.0.store(seconds, Ordering::Relaxed);
+        self.1.store(true, Ordering::Relaxed);
     }
 }
 
@@ -68,6 +78,8 @@ pub trait Ends: Send + Sync + 'static {
     fn run(&self, command: RemoteCommand, server_minus_here: i64) -> CommandOutcome;
     /// The clocks' offset the last `hello` measured.
     fn offset(&self) -> &ClockOffset;
+    /// The room's bookings for the coming week, as the server sent them.
+    fn bookings(&self, list: Vec<Booking>);
 }
 
 /// Keeps the channel open until `shutdown`, running each command and sending the server its
@@ -84,9 +96,7 @@ pub fn spawn(ends: Arc<impl Ends>, shutdown: Arc<AtomicBool>) -> std::thread::Jo
                         "hello" => {
                             if let Ok(h) = serde_json::from_str::<ChannelHello>(&event.data) {
                                 let here = crate::upload::now();
-                                ends.offset()
-                                    .0
-                                    .store(h.server_time - here, Ordering::Relaxed);
+                                ends.offset().set(h.server_time - here);
                             }
                         }
                         "command" => match serde_json::from_str::<RemoteCommand>(&event.data) {
@@ -100,6 +110,10 @@ pub fn spawn(ends: Arc<impl Ends>, shutdown: Arc<AtomicBool>) -> std::thread::Jo
                             Err(e) => {
                                 tracing::warn!(error = %e, "a remote command that does not parse")
                             }
+                        },
+                        "bookings" => match serde_json::from_str::<Vec<Booking>>(&event.data) {
+                            Ok(list) => ends.bookings(list),
+                            Err(e) => tracing::warn!(error = %e, "bookings that do not parse"),
                         },
                         _ => {}
                     });

@@ -9,6 +9,7 @@
 //! GET  /v1/preview.jpg                           the camera preview while recording (memory only)
 //! POST /v1/record/start {"code": "2468"}         start a recording (409 if one is running); by
 //!                      {"teacher": "jsmith"}     username only with demo_mode
+//!                      {"booked": true}          the booked lesson whose slot is running
 //! POST /v1/record/stop                           stop it (EOS: the last partial segment is kept)
 //! POST /v1/record/pause, /v1/record/resume       privacy pause: nothing is recorded meanwhile
 //! GET  /v1/status                                state, teacher, elapsed, levels, spool, server
@@ -109,19 +110,23 @@ pub fn router(d: Arc<Daemon>) -> Router {
             "/v1/record/start",
             post(
                 |State(d): State<Arc<Daemon>>, Json(req): Json<StartRequest>| async move {
-                    let who = match (req.teacher, req.code) {
-                        (Some(t), None) => Who::Username(t),
-                        (None, Some(c)) => Who::Code(c),
+                    let who = match (req.teacher, req.code, req.booked) {
+                        (Some(t), None, false) => Some(Who::Username(t)),
+                        (None, Some(c), false) => Some(Who::Code(c)),
+                        (None, None, true) => None,
                         _ => {
                             return Err(ApiError(
                                 StatusCode::BAD_REQUEST,
-                                "give either a teacher or a code".into(),
+                                "give a teacher, a code, or \"booked\": true".into(),
                             ))
                         }
                     };
-                    blocking(move || d.start(&who))
-                        .await
-                        .map(|r| Json(serde_json::json!({ "recording": r })))
+                    blocking(move || match who {
+                        Some(who) => d.start(&who),
+                        None => d.start_booked(),
+                    })
+                    .await
+                    .map(|r| Json(serde_json::json!({ "recording": r })))
                 },
             ),
         )

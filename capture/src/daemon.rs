@@ -30,6 +30,8 @@ struct Active {
     display_name: String,
     /// Who started it from the web app, if it was started there.
     started_by: Option<String>,
+    /// The booked slot it records, which ends it.
+    booking: Option<Box<lessonlens_proto::wire::Booking>>,
     /// Sealed to the school's unassigned key because the server could not be reached.
     offline: bool,
     live: Arc<Live>,
@@ -99,7 +101,23 @@ pub struct Daemon {
     report_now: (Mutex<bool>, Condvar),
     /// The server's clock minus this device's, as the channel last measured it.
     clock_offset: crate::channel::ClockOffset,
+    /// The room's bookings for the coming week (kept on disk too, for when the server is out of
+    /// reach).
+    bookings: Mutex<Vec<lessonlens_proto::wire::Booking>>,
+    /// Bookings started, or ended with nobody starting them: not offered again.
+    settled: Mutex<std::collections::HashSet<i64>>,
+    /// How settled bookings went, until the server has been told.
+    outcomes: Mutex<Vec<(i64, Option<RecordingId>)>>,
 }
+
+/// Where the device keeps the room's bookings (in the identity folder).
+const BOOKINGS_FILE: &str = "bookings.json";
+/// The most bookings kept (a week of a busy room is a few dozen).
+const MAX_BOOKINGS: usize = 200;
+/// How far apart the two clocks may be for booked lessons to start (seconds).
+const CLOCKS_APART: i64 = 60;
+/// How long before a booked slot's end the screen warns that the recording will stop (seconds).
+const WARN_BEFORE_END: i64 = 120;
 
 /// How old a command from the web app may be when it arrives (seconds, the server's clock).
 const COMMAND_TOO_OLD: i64 = 5;
@@ -121,6 +139,10 @@ pub struct Status {
     pub teacher_name: Option<String>,
     /// Who started the running recording from the web app, if someone did.
     pub started_by: Option<String>,
+    /// A booked lesson whose slot has begun and that nobody has started yet.
+    pub booked: Option<BookedNow>,
+    /// The server's clock minus this device's, once the channel has said it.
+    pub clock_offset_seconds: Option<i64>,
     /// The running recording is sealed to the school's unassigned key (the server could not be
     /// reached): the teacher claims it later with the same code.
     pub offline: bool,
@@ -149,6 +171,16 @@ pub struct Status {
     pub checks: Vec<crate::doctor::Check>,
 }
 
+/// A booked lesson waiting for a tap or the button.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BookedNow {
+    pub id: i64,
+    /// The booked teacher's name, for the screen.
+    pub teacher_name: String,
+    /// When the slot ends (Unix seconds, the server's clock).
+    pub ends_at: i64,
+}
+
 /// Upload progress of the recording stopped last. Nothing in it says whose it was.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LastRecording {
@@ -161,11 +193,14 @@ pub struct LastRecording {
     pub uploaded: bool,
 }
 
-/// Start by username or by the teacher's device code (exactly one).
+/// Start by username, by the teacher's device code, or the booked lesson whose slot is running
+/// (exactly one).
 #[derive(Deserialize)]
 pub(crate) struct StartRequest {
     pub(crate) teacher: Option<String>,
     pub(crate) code: Option<zeroize::Zeroizing<String>>,
+    #[serde(default)]
+    pub(crate) booked: bool,
 }
 
 impl Slot {
@@ -254,6 +289,7 @@ impl Daemon {
             warning,
             error: self.last_error.lock().expect("daemon lock").is_some()
                 || self.device_refused.load(Ordering::Relaxed),
+            booked: state == "idle" && self.booked_now().is_some(),
         }
     }
 
@@ -323,6 +359,8 @@ impl Daemon {
             teacher: active.map(|a| a.teacher.clone()),
             teacher_name: active.map(|a| a.display_name.clone()),
             started_by: active.and_then(|a| a.started_by.clone()),
+            booked: None,
+            clock_offset_seconds: self.clock_offset.known(),
             offline: active.is_some_and(|a| a.offline),
             elapsed_seconds: active.map(|a| a.started.elapsed().as_secs()),
             levels: live.as_ref().map(|l| l.levels()).unwrap_or_default(),
@@ -354,10 +392,155 @@ impl Daemon {
             }
             n.as_ref().map(|(text, _)| text.clone())
         };
+        let booked = if status.state == "idle" {
+            self.booked_now().map(|b| BookedNow {
+                id: b.id,
+                teacher_name: crate::upload::Teacher::from_wire(b.teacher)
+                    .map(|t| t.display_name)
+                    .unwrap_or_default(),
+                ends_at: b.ends_at,
+            })
+        } else {
+            None
+        };
         Status {
             last_recording: self.last_recording(),
-            notice,
+            notice: notice.or_else(|| self.clock_problem()),
+            booked,
             ..status
+        }
+    }
+
+    /// The server's time as this device reckons it: its own clock and the offset the channel
+    /// measured (none yet: its own clock).
+    fn server_now(&self) -> i64 {
+        crate::upload::now() + self.clock_offset.known().unwrap_or(0)
+    }
+
+    /// Why booked lessons cannot start now, if the two clocks are more than a minute apart.
+    fn clock_problem(&self) -> Option<String> {
+        let off = self.clock_offset.known()?;
+        (off.abs() > CLOCKS_APART).then(|| {
+            format!(
+                "This device's clock is {} s off the server's, so booked lessons cannot start until it is set right. Tell your school's IT team.",
+                off.abs()
+            )
+        })
+    }
+
+    /// The booked lesson whose slot is running and that nobody has started, if the clocks agree.
+    fn booked_now(&self) -> Option<lessonlens_proto::wire::Booking> {
+        if self.clock_problem().is_some() {
+            return None;
+        }
+        let now = self.server_now();
+        let settled = self.settled.lock().expect("daemon lock");
+        self.bookings
+            .lock()
+            .expect("daemon lock")
+            .iter()
+            .find(|b| b.starts_at <= now && now < b.ends_at && !settled.contains(&b.id))
+            .cloned()
+    }
+
+    /// Starts the booked lesson whose slot is running (a tap on the screen, or the button),
+    /// sealed to the booked teacher.
+    pub(crate) fn start_booked(self: &Arc<Self>) -> Result<RecordingId, ApiError> {
+        let booking = self.booked_now().ok_or_else(|| {
+            ApiError(
+                StatusCode::CONFLICT,
+                "no booked lesson is waiting to start now".into(),
+            )
+        })?;
+        let id = booking.id;
+        let recording = self.start(&Who::Booked(booking))?;
+        self.settled.lock().expect("daemon lock").insert(id);
+        self.outcomes
+            .lock()
+            .expect("daemon lock")
+            .push((id, Some(recording)));
+        Ok(recording)
+    }
+
+    /// Keeps the room's bookings the server sent, here and on disk.
+    fn set_bookings(&self, mut list: Vec<lessonlens_proto::wire::Booking>) {
+        list.truncate(MAX_BOOKINGS);
+        list.retain(|b| {
+            b.ends_at > b.starts_at && crate::recorder::valid_username(&b.teacher.username)
+        });
+        if let Err(e) = save_bookings(&self.config.identity_dir.join(BOOKINGS_FILE), &list) {
+            tracing::warn!(error = %format!("{e:#}"), "cannot keep the bookings on disk");
+        }
+        tracing::info!(bookings = list.len(), "bookings received");
+        *self.bookings.lock().expect("daemon lock") = list;
+        self.changed();
+    }
+
+    /// Runs the room's bookings until shutdown: a booked lesson that was started stops at its
+    /// slot's end, after a warning two minutes before; a slot that ended with nobody starting it
+    /// is "not recorded"; the server is told how each went (again later if it cannot be reached).
+    fn run_bookings(self: Arc<Self>) {
+        let mut shown: Option<i64> = None;
+        while !self.shutdown.load(Ordering::Relaxed) {
+            let now = self.server_now();
+            let running = match &*self.current.lock().expect("daemon lock") {
+                Slot::Active(a) if !a.stopping => a.booking.clone(),
+                _ => None,
+            };
+            if let Some(b) = running {
+                if now >= b.ends_at {
+                    tracing::info!(booking = b.id, "the booked slot has ended: stopping");
+                    if let Err(ApiError(_, e)) = self.stop() {
+                        tracing::warn!(error = %e, "could not stop the booked lesson");
+                    }
+                } else if now >= b.ends_at - WARN_BEFORE_END {
+                    let left = b.ends_at - now;
+                    *self.notice.lock().expect("daemon lock") = Some((
+                        format!(
+                            "The booked slot ends in {} min {:02} s: the recording stops then.",
+                            left / 60,
+                            left % 60
+                        ),
+                        Instant::now() + Duration::from_secs(2),
+                    ));
+                    self.changed();
+                }
+            }
+            // Slots that ended with nobody starting them.
+            {
+                let mut settled = self.settled.lock().expect("daemon lock");
+                let mut outcomes = self.outcomes.lock().expect("daemon lock");
+                for b in self.bookings.lock().expect("daemon lock").iter() {
+                    if b.ends_at <= now && b.starts_at <= now && settled.insert(b.id) {
+                        tracing::info!(
+                            booking = b.id,
+                            "a booked lesson nobody started: not recorded"
+                        );
+                        outcomes.push((b.id, None));
+                    }
+                }
+            }
+            // Tell the server, oldest first, until it cannot be reached.
+            loop {
+                let next = self.outcomes.lock().expect("daemon lock").first().copied();
+                let Some((id, recording)) = next else { break };
+                match self
+                    .client
+                    .booking_outcome(id, &lessonlens_proto::wire::BookingOutcome { recording })
+                {
+                    Ok(()) | Err(upload::UploadError::Refused { status: 404, .. }) => {
+                        self.outcomes.lock().expect("daemon lock").remove(0);
+                    }
+                    Err(_) => break,
+                }
+            }
+            // The screen and the light follow the booked slot as it begins and ends.
+            let booked = self.booked_now().map(|b| b.id);
+            if booked != shown {
+                shown = booked;
+                self.changed();
+            }
+            std::thread::sleep(Duration::from_millis(500));
         }
     }
 
@@ -378,6 +561,7 @@ impl Daemon {
             last_error: s.last_error,
             warnings: s.warnings.into_iter().map(|w| w.message).collect(),
             recipient,
+            clock_offset_seconds: self.clock_offset.known(),
         }
     }
 
@@ -561,6 +745,10 @@ impl Daemon {
                 }
                 _ => None,
             },
+            booking: match who {
+                Who::Booked(b) => Some(Box::new(b.clone())),
+                _ => None,
+            },
             offline: begun.offline,
             live,
             started: Instant::now(),
@@ -627,14 +815,23 @@ impl Daemon {
     /// The record button. A short press pauses or resumes a running recording, a long one stops
     /// it. While idle a press only says how to start (a code on the screen), because a button
     /// cannot say who is recording.
-    pub(crate) fn button(&self, press: crate::button::Press) {
+    pub(crate) fn button(self: &Arc<Self>, press: crate::button::Press) {
         let paused = match &*self.current.lock().expect("daemon lock") {
-            Slot::Active(a) if !a.stopping => a.controls.paused(),
-            Slot::Idle => {
-                self.notify("To start recording, type your code on the screen.");
-                return;
-            }
+            Slot::Active(a) if !a.stopping => Some(a.controls.paused()),
+            Slot::Idle => None,
             _ => return,
+        };
+        let Some(paused) = paused else {
+            // While idle a press starts the booked lesson whose slot is running, if there is one
+            // (the booking says who it is); otherwise it only says how to start.
+            if self.booked_now().is_some() {
+                if let Err(ApiError(_, e)) = self.start_booked() {
+                    tracing::warn!(error = %e, "the record button could not start the booked lesson");
+                }
+            } else {
+                self.notify("To start recording, type your code on the screen.");
+            }
+            return;
         };
         let done = match press {
             crate::button::Press::Short => self.set_paused(!paused).map(|_| ()),
@@ -792,6 +989,7 @@ impl Daemon {
     ) -> anyhow::Result<(Arc<Daemon>, Workers)> {
         crate::pipeline::init()?;
         let client = Client::new(&config)?;
+        let bookings_file = config.identity_dir.join(BOOKINGS_FILE);
         let spool = Spool::open(&config.spool_dir)?;
         // Recordings left open by a crash are closed as incomplete and queued (logged one by one).
         spool.recover()?;
@@ -815,6 +1013,9 @@ impl Daemon {
             finished: AtomicBool::new(false),
             report_now: (Mutex::new(false), Condvar::new()),
             clock_offset: Default::default(),
+            bookings: Mutex::new(load_bookings(&bookings_file)),
+            settled: Mutex::new(Default::default()),
+            outcomes: Mutex::new(Vec::new()),
         });
         let uploader = {
             let d = d.clone();
@@ -834,6 +1035,10 @@ impl Daemon {
         };
         // Not joined at the end: it may be waiting on the server, and holds nothing to flush.
         crate::channel::spawn(Arc::new(d.clone()), shutdown.clone());
+        {
+            let d = d.clone();
+            std::thread::spawn(move || d.run_bookings());
+        }
         if let Some(button) = d.config.button.clone() {
             let on_press = d.clone();
             crate::button::spawn(button, shutdown.clone(), move |p| on_press.button(p))?;
@@ -885,6 +1090,28 @@ impl axum::response::IntoResponse for ApiError {
     }
 }
 
+/// The bookings kept on disk, or none (missing or unreadable: the server sends them again).
+fn load_bookings(path: &std::path::Path) -> Vec<lessonlens_proto::wire::Booking> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Writes the bookings durably: a temp file, synced, renamed over the old one.
+fn save_bookings(
+    path: &std::path::Path,
+    list: &[lessonlens_proto::wire::Booking],
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec(list)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
 /// The channel's ends: the daemon's client, and the daemon to carry commands out (which needs
 /// the daemon shared, as a start hands it to the recording thread).
 impl crate::channel::Ends for Arc<Daemon> {
@@ -910,5 +1137,9 @@ impl crate::channel::Ends for Arc<Daemon> {
 
     fn offset(&self) -> &crate::channel::ClockOffset {
         &self.clock_offset
+    }
+
+    fn bookings(&self, list: Vec<lessonlens_proto::wire::Booking>) {
+        self.set_bookings(list)
     }
 }

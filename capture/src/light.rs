@@ -16,6 +16,8 @@ pub enum Pattern {
     SlowBlink,
     /// Four times a second.
     FastBlink,
+    /// A short flash every two seconds: a booked lesson waits for someone to start it.
+    Pulse,
 }
 
 /// What the light needs to know, read cheaply (no spool walk) several times a second.
@@ -26,6 +28,8 @@ pub struct Signal {
     pub warning: bool,
     /// The last recording ended by itself, or the server refuses this device.
     pub error: bool,
+    /// A booked lesson's slot has begun and nobody has started it yet.
+    pub booked: bool,
 }
 
 /// What the light shows.
@@ -35,6 +39,7 @@ pub fn pattern(s: Signal) -> Pattern {
         "recording" | "stopping" => Pattern::Solid,
         "paused" => Pattern::SlowBlink,
         "idle" if s.error => Pattern::FastBlink,
+        "idle" if s.booked => Pattern::Pulse,
         _ => Pattern::Off,
     }
 }
@@ -47,6 +52,7 @@ pub fn lit(p: Pattern, elapsed: Duration) -> bool {
         Pattern::Solid => true,
         Pattern::SlowBlink => ms % 1000 < 500,
         Pattern::FastBlink => ms % 250 < 125,
+        Pattern::Pulse => ms % 2000 < 200,
     }
 }
 
@@ -124,6 +130,7 @@ mod tests {
                 state,
                 warning,
                 error,
+                booked: false,
             })
         };
         assert_eq!(at("starting", false, false), Pattern::Off);
@@ -132,6 +139,20 @@ mod tests {
         assert_eq!(at("paused", false, false), Pattern::SlowBlink);
         assert_eq!(at("idle", false, false), Pattern::Off);
         assert_eq!(at("idle", false, true), Pattern::FastBlink);
+        let booked = |state| {
+            pattern(Signal {
+                state,
+                warning: false,
+                error: false,
+                booked: true,
+            })
+        };
+        assert_eq!(booked("idle"), Pattern::Pulse);
+        assert_eq!(
+            booked("recording"),
+            Pattern::Solid,
+            "a started lesson is just recording"
+        );
     }
 
     #[test]
@@ -148,5 +169,6 @@ mod tests {
                 && at(Pattern::FastBlink, 260)
         );
         assert!(at(Pattern::Solid, 12_345) && !at(Pattern::Off, 0));
+        assert!(at(Pattern::Pulse, 100) && !at(Pattern::Pulse, 500) && at(Pattern::Pulse, 2100));
     }
 }

@@ -48,6 +48,9 @@ pub enum Who {
         teacher: lessonlens_proto::wire::TeacherKey,
         by: String,
     },
+    /// A booked lesson, started by a tap or the button: sealed to the booked teacher's key, which
+    /// the device keeps with the booking (so it also works while the server is out of reach).
+    Booked(lessonlens_proto::wire::Booking),
 }
 
 /// Checks the spool budget, finds out whose recording this is (and their public key) and opens
@@ -78,7 +81,7 @@ pub fn begin(config: &Config, client: &Client, spool: &Spool, who: &Who) -> anyh
             }
             (found.username, found.display_name, found.public_key)
         }
-        Who::Remote { teacher, .. } => {
+        Who::Remote { teacher, .. } | Who::Booked(lessonlens_proto::wire::Booking { teacher, .. }) => {
             let found = crate::upload::Teacher::from_wire(teacher.clone())
                 .map_err(|e| anyhow::anyhow!("the server sent a teacher's key that is not one: {e}"))?;
             if !valid_username(&found.username) {
@@ -141,7 +144,7 @@ pub fn begin(config: &Config, client: &Client, spool: &Spool, who: &Who) -> anyh
 }
 
 /// What a lessonlens username may be: 1 to 64 of a-z, 0-9, `.`, `_` and `-`.
-fn valid_username(name: &str) -> bool {
+pub(crate) fn valid_username(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()

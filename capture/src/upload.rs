@@ -167,6 +167,22 @@ impl Client {
         Ok(())
     }
 
+    /// Tells the server how booked lesson `id` went.
+    pub fn booking_outcome(
+        &self,
+        id: i64,
+        outcome: &lessonlens_proto::wire::BookingOutcome,
+    ) -> Result<(), UploadError> {
+        self.agent()
+            .put(&format!(
+                "{}/api/device/v1/bookings/{id}/outcome",
+                self.base
+            ))
+            .send_json(outcome)
+            .map_err(Self::map_err)?;
+        Ok(())
+    }
+
     /// Asks the server whose device code this is.
     pub fn identify(&self, code: &str) -> Result<Teacher, UploadError> {
         let url = format!("{}/api/device/v1/identify", self.base);

@@ -81,6 +81,9 @@ pub struct DeviceReport {
     /// whose lesson is running: its teacher may pause and stop it from the web.
     #[serde(default)]
     pub recipient: Option<String>,
+    /// The server's clock minus the device's, in seconds, as the device last measured it.
+    #[serde(default)]
+    pub clock_offset_seconds: Option<i64>,
 }
 
 /// The first event on a device's channel (`GET /api/device/v1/channel`): the server's clock, which
@@ -115,6 +118,23 @@ pub struct RemoteCommand {
     pub by: String,
     /// When the server sent it (Unix seconds, the server's clock).
     pub sent_at: i64,
+}
+
+/// A booked lesson as its room's device keeps it: the slot, and the teacher it is sealed to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Booking {
+    pub id: i64,
+    /// Unix seconds, the server's clock.
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub teacher: TeacherKey,
+}
+
+/// How a booked lesson went, as its device tells the server once the slot has begun or ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookingOutcome {
+    /// The recording, if the lesson was recorded; none: nobody started it.
+    pub recording: Option<RecordingId>,
 }
 
 /// What a device answers to a [`RemoteCommand`].

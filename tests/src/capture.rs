@@ -246,3 +246,31 @@ pub fn wait_for(
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Writes one key press (down, report, up, report) into a record button's FIFO (it stands in
+/// for the input device, as this machine has no /dev/uinput), with the kernel's timestamps
+/// `at_ms` and `at_ms + held_ms`.
+pub fn press_button(fifo: &mut std::fs::File, key: u16, at_ms: i64, held_ms: i64) {
+    use lessonlens_capture::button::RawEvent;
+    use std::io::Write;
+    let ev = |ms: i64, kind: u16, code: u16, value: i32| {
+        RawEvent {
+            time_us: ms * 1000,
+            kind,
+            code,
+            value,
+        }
+        .encode()
+    };
+    let mut bytes = Vec::new();
+    for e in [
+        ev(at_ms, 1, key, 1),
+        ev(at_ms, 0, 0, 0),
+        ev(at_ms + held_ms, 1, key, 0),
+        ev(at_ms + held_ms, 0, 0, 0),
+    ] {
+        bytes.extend_from_slice(&e);
+    }
+    fifo.write_all(&bytes).unwrap();
+    fifo.flush().unwrap();
+}

@@ -206,6 +206,21 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
             SharedCoach | Coach => 403,
             _ => 401,
         },
+        ("GET", "/api/bookings") => match c {
+            Owner | OtherTeacher | Admin => 200,
+            SharedCoach | Coach => 403,
+            _ => 401,
+        },
+        // A booking in the past is refused for a teacher; others may not book.
+        ("POST", "/api/bookings") => match c {
+            Owner | OtherTeacher => 400,
+            SharedCoach | Coach | Admin => 403,
+            _ => 401,
+        },
+        // {id} is a recording's id here, which names no booking: refused as malformed, after
+        // the caller is known.
+        ("DELETE", "/api/bookings/{id}") => person_route(c, 400),
+        ("PUT", "/api/device/v1/bookings/{id}/outcome") => device_route(c, 400, 400),
         ("POST", "/api/rooms/{name}/{action}") => match c {
             Owner | OtherTeacher => 503,
             SharedCoach | Coach | Admin => 403,
@@ -401,6 +416,12 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                     "version": "0", "state": "idle", "bytes_waiting": 0,
                     "last_upload_at": null, "video_encoder": null, "last_error": null,
                 })),
+                ("PUT", "/api/device/v1/bookings/{id}/outcome") => {
+                    req.send_json(serde_json::json!({"recording": null}))
+                }
+                ("POST", "/api/bookings") => req.send_json(
+                    serde_json::json!({"room": "room-z", "starts_at": 1000, "ends_at": 2000}),
+                ),
                 ("PUT", "/api/me/device-code") => req.send_json(serde_json::json!({"code": "12ab", "password": "not-the-password"})),
                 ("PUT", _) => req.send_bytes(manifest.as_bytes()),
                 ("POST", "/api/admin/users") => req.send_json(serde_json::json!({

@@ -6,6 +6,7 @@
 mod access;
 mod authz;
 mod backup;
+mod bookings;
 mod daemon;
 mod devices;
 mod elements;

@@ -4,7 +4,6 @@
 
 use gst::prelude::*;
 use lessonlens_e2e::{capture_json, run_with_stdin, share, wait_for, web_dir, Device, Server};
-use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -265,32 +264,6 @@ fn offline_the_screen_records_to_the_schools_key_and_says_so() {
     assert_eq!(s["recordings_waiting"], 1, "{s}");
 }
 
-/// Writes one key press (down, report, up, report) with the kernel's timestamps `at_ms` and
-/// `at_ms + held_ms`.
-fn press(fifo: &mut std::fs::File, key: u16, at_ms: i64, held_ms: i64) {
-    use lessonlens_capture::button::RawEvent;
-    let ev = |ms: i64, kind: u16, code: u16, value: i32| {
-        RawEvent {
-            time_us: ms * 1000,
-            kind,
-            code,
-            value,
-        }
-        .encode()
-    };
-    let mut bytes = Vec::new();
-    for e in [
-        ev(at_ms, 1, key, 1),
-        ev(at_ms, 0, 0, 0),
-        ev(at_ms + held_ms, 1, key, 0),
-        ev(at_ms + held_ms, 0, 0, 0),
-    ] {
-        bytes.extend_from_slice(&e);
-    }
-    fifo.write_all(&bytes).unwrap();
-    fifo.flush().unwrap();
-}
-
 /// Samples the LED's brightness every 20 ms for `ms`: the values seen and how often it changed.
 fn watch_led(brightness: &Path, ms: u64) -> (Vec<String>, usize) {
     let (mut seen, mut changes, mut last) = (Vec::new(), 0, None);
@@ -349,7 +322,7 @@ fn the_button_pauses_resumes_and_stops_and_the_light_tells_the_truth() {
     let f13 = lessonlens_capture::config::key_code("KEY_F13").unwrap();
 
     // Idle: the light is off, and the button only says how to start.
-    press(&mut fifo, f13, 1_000, 100);
+    lessonlens_e2e::press_button(&mut fifo, f13, 1_000, 100);
     let s = wait_for(
         &config,
         "no notice after a press while idle",
@@ -378,7 +351,7 @@ fn the_button_pauses_resumes_and_stops_and_the_light_tells_the_truth() {
     );
 
     // A short press pauses: a slow blink (twice a second, not four times).
-    press(&mut fifo, f13, 5_000, 150);
+    lessonlens_e2e::press_button(&mut fifo, f13, 5_000, 150);
     wait_state(&config, "paused", 5);
     let (seen, changes) = watch_led(&brightness, 2200);
     assert_eq!(seen, ["0", "255"], "blinks while paused");
@@ -389,7 +362,7 @@ fn the_button_pauses_resumes_and_stops_and_the_light_tells_the_truth() {
 
     // Another resumes, "starting" again until the new pipeline's first segment is sealed; a
     // long press stops, and the lesson is kept.
-    press(&mut fifo, f13, 8_000, 150);
+    lessonlens_e2e::press_button(&mut fifo, f13, 8_000, 150);
     let resumed = wait_for(
         &config,
         "the button did not resume",
@@ -399,7 +372,7 @@ fn the_button_pauses_resumes_and_stops_and_the_light_tells_the_truth() {
     assert_eq!(resumed["state"], "starting", "{resumed}");
     wait_state(&config, "recording", 10);
     std::thread::sleep(Duration::from_millis(2500));
-    press(&mut fifo, f13, 12_000, 1_500);
+    lessonlens_e2e::press_button(&mut fifo, f13, 12_000, 1_500);
     let s = wait_state(&config, "idle", 20);
     let rec = s["last_recording"]["recording"]
         .as_str()

@@ -4,7 +4,7 @@
 //! [`ANSWER_WITHIN`] fails in the web app with the reason.
 
 use crate::domain::clock;
-use lessonlens_proto::wire::{CommandOutcome, RemoteCommand};
+use lessonlens_proto::wire::{Booking, CommandOutcome, RemoteCommand};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,8 +22,16 @@ pub struct Channels {
     next: std::sync::atomic::AtomicU64,
 }
 
+/// What the server sends down a channel.
+#[derive(Debug)]
+pub enum Push {
+    Command(RemoteCommand),
+    /// The room's bookings for the coming week (all of them, each time they change).
+    Bookings(Vec<Booking>),
+}
+
 struct Open {
-    tx: mpsc::Sender<RemoteCommand>,
+    tx: mpsc::Sender<Push>,
     since: i64,
     connection: u64,
 }
@@ -64,7 +72,7 @@ pub enum SendError {
 impl Channels {
     /// Opens device `device`'s channel (a newer connection replaces an older one). The receiver
     /// gets its commands; the guard closes it.
-    pub fn connect(self: &Arc<Self>, device: i64) -> (Connected, mpsc::Receiver<RemoteCommand>) {
+    pub fn connect(self: &Arc<Self>, device: i64) -> (Connected, mpsc::Receiver<Push>) {
         let connection = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(4);
         self.open.lock().expect("channels lock").insert(
@@ -114,7 +122,8 @@ impl Channels {
             .expect("channels lock")
             .insert(id.clone(), Waiting { device, answer });
         let result = async {
-            tx.try_send(command).map_err(|_| SendError::Offline)?;
+            tx.try_send(Push::Command(command))
+                .map_err(|_| SendError::Offline)?;
             match tokio::time::timeout(ANSWER_WITHIN, answered).await {
                 Ok(Ok(outcome)) => match &outcome.error {
                     Some(e) => Err(SendError::Refused(e.clone())),
@@ -126,6 +135,14 @@ impl Channels {
         .await;
         self.waiting.lock().expect("channels lock").remove(&id);
         result
+    }
+
+    /// Sends device `device` its bookings, if its channel is open (otherwise it gets them when it
+    /// connects).
+    pub fn push_bookings(&self, device: i64, bookings: Vec<Booking>) {
+        if let Some(o) = self.open.lock().expect("channels lock").get(&device) {
+            let _ = o.tx.try_send(Push::Bookings(bookings));
+        }
     }
 
     /// Device `device` answers command `id`; false if no such command of its is waiting.
@@ -167,7 +184,9 @@ mod tests {
         assert!(channels.connected_since(1).is_some());
         let send = channels.send(1, command("b"));
         let device = async {
-            let got = rx.recv().await.unwrap();
+            let Some(Push::Command(got)) = rx.recv().await else {
+                panic!("not a command")
+            };
             assert_eq!(got.id, "b");
             assert!(!channels.answer(
                 2,

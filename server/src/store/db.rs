@@ -217,6 +217,22 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE devices ADD COLUMN identity_conflict_at INTEGER;",
     // 15: how many recordings a device began in the last day (routes/device.rs bounds it).
     "CREATE INDEX recordings_device ON recordings(device_id, created_at);",
+    // 16: booked lessons (issue 16): a room, a teacher and a slot; a weekly booking is one row a
+    // week, sharing a series id. The device says how each went (`outcome`: "recorded" with the
+    // recording, or "not recorded"). Deleted with the teacher or the device.
+    "CREATE TABLE bookings (
+         id INTEGER PRIMARY KEY,
+         device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+         teacher_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+         starts_at INTEGER NOT NULL,
+         ends_at INTEGER NOT NULL,
+         series TEXT NOT NULL,
+         created_at INTEGER NOT NULL,
+         outcome TEXT,
+         recording_id TEXT
+     );
+     CREATE INDEX bookings_device ON bookings(device_id, starts_at);
+     CREATE INDEX bookings_teacher ON bookings(teacher_id, starts_at);",
 ];
 
 pub fn open(path: &Path) -> anyhow::Result<Connection> {

@@ -5,6 +5,7 @@ pub mod access;
 pub mod accounts;
 pub mod audit;
 pub mod blobs;
+pub mod bookings;
 pub mod comments;
 pub mod db;
 pub mod deletion;

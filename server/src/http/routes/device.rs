@@ -6,6 +6,7 @@
 use super::Route;
 use crate::domain::clock;
 use crate::domain::people::Role;
+use crate::http::channels::Push;
 use crate::http::error::{AppError, AppResult};
 use crate::http::state::{ClientIp, DeviceAuth, Shared};
 use crate::ops::ingest;
@@ -48,6 +49,11 @@ pub fn routes(max_segment_bytes: usize) -> Vec<Route> {
         ("PUT", "/api/device/v1/status", put(report)),
         ("GET", "/api/device/v1/channel", get(channel)),
         ("POST", "/api/device/v1/commands/{id}", post(answer)),
+        (
+            "PUT",
+            "/api/device/v1/bookings/{id}/outcome",
+            put(booking_outcome),
+        ),
     ]
 }
 
@@ -332,12 +338,20 @@ async fn channel(
             server_time: clock::now(),
         })
         .ok();
-    let commands = futures_util::stream::unfold((commands, open), |(mut rx, open)| async move {
-        let command = rx.recv().await?;
-        let event = Event::default().event("command").json_data(&command).ok()?;
+    // Its bookings follow the hello; then whatever is pushed.
+    let bookings = super::bookings::for_device(&st, device.id)
+        .await
+        .ok()
+        .and_then(|b| Event::default().event("bookings").json_data(b).ok());
+    let pushed = futures_util::stream::unfold((commands, open), |(mut rx, open)| async move {
+        let event = match rx.recv().await? {
+            Push::Command(c) => Event::default().event("command").json_data(&c),
+            Push::Bookings(b) => Event::default().event("bookings").json_data(&b),
+        }
+        .ok()?;
         Some((Ok(event), (rx, open)))
     });
-    Sse::new(futures_util::stream::iter(hello.map(Ok)).chain(commands))
+    Sse::new(futures_util::stream::iter(hello.into_iter().chain(bookings).map(Ok)).chain(pushed))
         .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
 }
 
@@ -356,6 +370,30 @@ async fn answer(
         return Err(AppError::NotFound);
     }
     Ok(Json(serde_json::json!({ "answered": true })))
+}
+
+/// A device says how a booked lesson in its room went (recorded, with the recording; or not).
+async fn booking_outcome(
+    State(st): State<Shared>,
+    DeviceAuth(device): DeviceAuth,
+    Path(id): Path<i64>,
+    Json(outcome): Json<lessonlens_proto::wire::BookingOutcome>,
+) -> AppResult<Json<serde_json::Value>> {
+    let recording = outcome.recording.map(|r| r.to_string());
+    let kept = st
+        .db(move |c| {
+            Ok(crate::store::bookings::set_outcome(
+                c,
+                id,
+                device.id,
+                recording.as_deref(),
+            )?)
+        })
+        .await?;
+    if !kept {
+        return Err(AppError::NotFound);
+    }
+    Ok(Json(serde_json::json!({ "kept": true })))
 }
 
 #[cfg(test)]

@@ -7,11 +7,13 @@
 //! - [`review`]: the recording page: sharing, comments, who watched, deletion.
 //! - [`claim`]: lessons recorded offline, and teachers claiming them.
 //! - [`rooms`]: every room's state, and starting and stopping lessons from the web.
+//! - [`bookings`]: booking a room for a lesson, once or weekly.
 //! - [`admin`]: people, retention, holds, receipts and the audit log, for admins.
 //! - [`assets`]: the web app's files.
 
 pub mod admin;
 pub mod assets;
+pub mod bookings;
 pub mod claim;
 pub mod device;
 pub mod groups;
@@ -44,6 +46,7 @@ fn web() -> Vec<Route> {
     routes.extend(groups::routes());
     routes.extend(claim::routes());
     routes.extend(rooms::routes());
+    routes.extend(bookings::routes());
     routes.extend(admin::routes());
     routes.extend(assets::routes());
     routes

@@ -30,8 +30,8 @@ pub fn routes() -> Vec<Route> {
 #[derive(Serialize)]
 struct Room {
     name: String,
-    /// "idle", "starting", "recording", "paused", "stopping" or "offline"; for a teacher, a
-    /// lesson that is not theirs is "busy".
+    /// "idle", "booked" (a booked slot nobody has started yet), "starting", "recording",
+    /// "paused", "stopping" or "offline"; for a teacher, a lesson that is not theirs is "busy".
     state: String,
     /// Since when it has not been connected (when it was last seen), if it is offline.
     offline_since: Option<i64>,
@@ -41,10 +41,12 @@ struct Room {
     teacher: Option<String>,
 }
 
-/// A device, and whose lesson it is recording (from its last report), if any.
+/// A device, whose lesson it is recording (from its last report), if any, and the booking
+/// running now (its end, and its teacher's display name), if any.
 struct Current {
     device: devices::DeviceInfo,
     teacher: Option<User>,
+    booked: Option<(i64, String)>,
 }
 
 fn may_see_rooms(user: &User) -> AppResult<()> {
@@ -85,21 +87,33 @@ async fn rooms(st: &Shared) -> AppResult<Vec<Current>> {
         })
         .await?
     };
-    let users: Vec<Option<User>> = st
+    let ids: Vec<i64> = list.iter().map(|d| d.id).collect();
+    let now = crate::domain::clock::now();
+    let (users, booked) = st
         .db(move |c| {
-            owners
+            let users = owners
                 .iter()
                 .map(|o| match o {
                     Some(id) => Ok(accounts::by_id(c, *id)?),
                     None => Ok(None),
                 })
-                .collect::<AppResult<Vec<_>>>()
+                .collect::<AppResult<Vec<_>>>()?;
+            let booked = ids
+                .iter()
+                .map(|d| Ok(crate::store::bookings::now_in(c, *d, now)?))
+                .collect::<AppResult<Vec<_>>>()?;
+            Ok((users, booked))
         })
         .await?;
     Ok(list
         .into_iter()
         .zip(users)
-        .map(|(device, teacher)| Current { device, teacher })
+        .zip(booked)
+        .map(|((device, teacher), booked)| Current {
+            device,
+            teacher,
+            booked,
+        })
         .collect())
 }
 
@@ -121,8 +135,14 @@ async fn list(
                     (Some(report), true) => report.state.clone(),
                     (None, true) => "idle".to_string(),
                 };
+                // A booked slot that nobody has started yet.
+                let state = match (&r.booked, state.as_str()) {
+                    (Some(_), "idle") => "booked".to_string(),
+                    _ => state,
+                };
                 let yours = r.teacher.as_ref().is_some_and(|t| t.id == user.id);
-                let busy = !matches!(state.as_str(), "idle" | "offline");
+                let busy = !matches!(state.as_str(), "idle" | "offline" | "booked");
+                let booked = state == "booked";
                 Room {
                     name: r.device.name,
                     state: if busy && !yours && !admin {
@@ -132,10 +152,14 @@ async fn list(
                     },
                     offline_since: (!online).then_some(r.device.last_seen).flatten(),
                     yours,
-                    teacher: r
-                        .teacher
-                        .filter(|_| busy && (yours || admin))
-                        .map(|t| t.display_name),
+                    teacher: if booked {
+                        // Whose booking it is: for admins; teachers see that it is booked.
+                        r.booked.filter(|_| admin).map(|(_, name)| name)
+                    } else {
+                        r.teacher
+                            .filter(|_| busy && (yours || admin))
+                            .map(|t| t.display_name)
+                    },
                 }
             })
             .collect(),

@@ -1,0 +1,152 @@
+//! Booked lessons: a room, a teacher and a slot, one row a week for a weekly booking. The rules
+//! for what may be booked are the routes'; this keeps and finds them.
+
+use crate::domain::people::UserId;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+/// A booking as the web app lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed {
+    pub id: i64,
+    pub room: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub series: String,
+    /// The teacher's display name (for admins; a teacher sees only their own).
+    pub teacher: String,
+    /// "recorded", "not recorded", or none while it has not happened (or its device has not said).
+    pub outcome: Option<String>,
+    pub recording: Option<String>,
+}
+
+/// The first booking of `device` that overlaps `[starts_at, ends_at)`, if any.
+pub fn overlapping(
+    c: &Connection,
+    device: i64,
+    starts_at: i64,
+    ends_at: i64,
+) -> rusqlite::Result<Option<(i64, i64)>> {
+    c.query_row(
+        "SELECT starts_at, ends_at FROM bookings
+         WHERE device_id = ?1 AND starts_at < ?3 AND ends_at > ?2 ORDER BY starts_at LIMIT 1",
+        params![device, starts_at, ends_at],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+}
+
+/// Books `device` for `teacher` in each slot; gives the new ids.
+pub fn insert(
+    c: &Connection,
+    device: i64,
+    teacher: UserId,
+    slots: &[(i64, i64)],
+    series: &str,
+    now: i64,
+) -> rusqlite::Result<Vec<i64>> {
+    slots
+        .iter()
+        .map(|(starts_at, ends_at)| {
+            c.execute(
+                "INSERT INTO bookings (device_id, teacher_id, starts_at, ends_at, series, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![device, teacher, starts_at, ends_at, series, now],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+        .collect()
+}
+
+/// Bookings ending after `since`, soonest first: one teacher's, or everyone's.
+pub fn list(c: &Connection, teacher: Option<UserId>, since: i64) -> rusqlite::Result<Vec<Listed>> {
+    let mut stmt = c.prepare(
+        "SELECT b.id, d.name, b.starts_at, b.ends_at, b.series, u.display_name, b.outcome, b.recording_id
+         FROM bookings b JOIN devices d ON d.id = b.device_id JOIN users u ON u.id = b.teacher_id
+         WHERE b.ends_at > ?1 AND (?2 IS NULL OR b.teacher_id = ?2)
+         ORDER BY b.starts_at LIMIT 500",
+    )?;
+    let rows = stmt
+        .query_map(params![since, teacher], |r| {
+            Ok(Listed {
+                id: r.get(0)?,
+                room: r.get(1)?,
+                starts_at: r.get(2)?,
+                ends_at: r.get(3)?,
+                series: r.get(4)?,
+                teacher: r.get(5)?,
+                outcome: r.get(6)?,
+                recording: r.get(7)?,
+            })
+        })?
+        .collect();
+    rows
+}
+
+/// Booking `id`'s device and teacher, if it exists.
+pub fn find(c: &Connection, id: i64) -> rusqlite::Result<Option<(i64, UserId)>> {
+    c.query_row(
+        "SELECT device_id, teacher_id FROM bookings WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+}
+
+pub fn delete(c: &Connection, id: i64) -> rusqlite::Result<()> {
+    c.execute("DELETE FROM bookings WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+/// The bookings of `device` that end after `from` and start before `until`, with their teachers'
+/// ids, soonest first: what its device keeps.
+pub fn upcoming(
+    c: &Connection,
+    device: i64,
+    from: i64,
+    until: i64,
+) -> rusqlite::Result<Vec<(i64, i64, i64, UserId)>> {
+    let mut stmt = c.prepare(
+        "SELECT id, starts_at, ends_at, teacher_id FROM bookings
+         WHERE device_id = ?1 AND ends_at > ?2 AND starts_at < ?3 ORDER BY starts_at LIMIT 200",
+    )?;
+    let rows = stmt
+        .query_map(params![device, from, until], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect();
+    rows
+}
+
+/// The device of booking `id` says how it went; false if it is not that device's booking.
+pub fn set_outcome(
+    c: &Connection,
+    id: i64,
+    device: i64,
+    recording: Option<&str>,
+) -> rusqlite::Result<bool> {
+    Ok(c.execute(
+        "UPDATE bookings SET outcome = ?1, recording_id = ?2 WHERE id = ?3 AND device_id = ?4",
+        params![
+            if recording.is_some() {
+                "recorded"
+            } else {
+                "not recorded"
+            },
+            recording,
+            id,
+            device
+        ],
+    )? == 1)
+}
+
+/// The booking of `device` running at `now`, with its teacher's display name, if any.
+pub fn now_in(c: &Connection, device: i64, now: i64) -> rusqlite::Result<Option<(i64, String)>> {
+    c.query_row(
+        "SELECT b.ends_at, u.display_name FROM bookings b JOIN users u ON u.id = b.teacher_id
+         WHERE b.device_id = ?1 AND b.starts_at <= ?2 AND b.ends_at > ?2",
+        params![device, now],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+}
