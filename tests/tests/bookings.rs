@@ -53,6 +53,7 @@ fn wait_outcome(server: &Server, cookie: &str, id: i64, want: &str) {
 fn a_booked_lesson_starts_with_the_button_and_stops_at_the_slots_end() {
     let server = Server::start(&web_dir());
     server.add_user("alice", "alice-password", "teacher");
+    server.add_user("bob", "bob-password", "teacher");
     server.add_user("carol", "carol-password", "coach");
     let room = server.add_device("room-1");
     let dir = tempfile::tempdir().unwrap();
@@ -118,6 +119,17 @@ fn a_booked_lesson_starts_with_the_button_and_stops_at_the_slots_end() {
     );
     let (_, rooms) = server.call("GET", "/api/rooms", &alice, None);
     assert_eq!(rooms[0]["state"], "booked", "{rooms}");
+    // Another teacher cannot take the booked slot from the web.
+    let bob = server.login(&agent, "bob", "bob-password");
+    let (status, body) = server.call("POST", "/api/rooms/room-1/start", &bob, None);
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("booked for another teacher"),
+        "{body}"
+    );
     // The button starts it, sealed to the booked teacher, with no code.
     press_button(&mut fifo, f13, 1_000, 100);
     let s = wait_for(

@@ -2,7 +2,7 @@
 // room, sees it record, pauses, resumes and stops it, while the other room stays free; the room's
 // own screen (LL_DEVICE) says who started it from the web. Run by tests/tests/rooms.rs with:
 //   LL_URL, LL_SERVER_CERT, LL_SCREENSHOTS, LL_USER ("username:password"), LL_ROOM (to record in),
-//   LL_OTHER (the room that must stay free), LL_DEVICE (LL_ROOM's screen address).
+//   LL_OTHER (the room that must stay free, then is booked), LL_DEVICE (LL_ROOM's screen address).
 // Prints JSON: recorded (true), a11y (axe's count of lesser violations on the rooms page).
 import { checkA11y, env, launch, newPage, noConsoleErrors, screenshot, signIn } from "./browser.mjs";
 
@@ -38,6 +38,23 @@ try {
   await stateOf(room).filter({ hasText: "Free" }).waitFor({ timeout: 30000 });
   const otherState = await stateOf(other).textContent();
   if (otherState !== "Free") throw new Error(`the other room shows "${otherState}"`);
+
+  // Booking: tomorrow 10:00 to 11:00, two weeks in a row; both are listed; one is cancelled.
+  const tomorrow = new Date(Date.now() + 86400000).toISOString().slice(0, 10);
+  const form = page.locator("#booking-form");
+  await form.getByLabel("Room", { exact: true }).selectOption(other);
+  await form.getByLabel("Day", { exact: true }).fill(tomorrow);
+  await form.getByLabel("From", { exact: true }).fill("10:00");
+  await form.getByLabel("To", { exact: true }).fill("11:00");
+  await form.getByLabel("Weeks in a row").fill("2");
+  await page.getByRole("button", { name: "Book", exact: true }).click();
+  const bookings = page.locator("#bookings tr");
+  await bookings.nth(1).waitFor();
+  if ((await bookings.count()) !== 2) throw new Error(`${await bookings.count()} bookings listed`);
+  await screenshot(page, "rooms-bookings");
+  await checkA11y(page, "rooms-bookings");
+  await page.getByRole("button", { name: /^Cancel the booking of/ }).first().click();
+  await page.waitForFunction(() => document.querySelectorAll("#bookings tr").length === 1);
   noConsoleErrors(page);
   console.log(JSON.stringify({ recorded: true, a11y }));
 } finally {

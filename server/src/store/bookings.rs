@@ -140,10 +140,10 @@ pub fn set_outcome(
     )? == 1)
 }
 
-/// The booking of `device` running at `now`, with its teacher's display name, if any.
-pub fn now_in(c: &Connection, device: i64, now: i64) -> rusqlite::Result<Option<(i64, String)>> {
+/// The booking of `device` running at `now`: its teacher and their display name, if any.
+pub fn now_in(c: &Connection, device: i64, now: i64) -> rusqlite::Result<Option<(UserId, String)>> {
     c.query_row(
-        "SELECT b.ends_at, u.display_name FROM bookings b JOIN users u ON u.id = b.teacher_id
+        "SELECT b.teacher_id, u.display_name FROM bookings b JOIN users u ON u.id = b.teacher_id
          WHERE b.device_id = ?1 AND b.starts_at <= ?2 AND b.ends_at > ?2",
         params![device, now],
         |r| Ok((r.get(0)?, r.get(1)?)),

@@ -42,11 +42,11 @@ struct Room {
 }
 
 /// A device, whose lesson it is recording (from its last report), if any, and the booking
-/// running now (its end, and its teacher's display name), if any.
+/// running now (its teacher, and their display name), if any.
 struct Current {
     device: devices::DeviceInfo,
     teacher: Option<User>,
-    booked: Option<(i64, String)>,
+    booked: Option<(UserId, String)>,
 }
 
 fn may_see_rooms(user: &User) -> AppResult<()> {
@@ -191,6 +191,11 @@ async fn command(
             return Err(AppError::Forbidden(
                 "only a teacher starts a lesson, for themselves",
             ))
+        }
+        RemoteAction::Start if room.booked.as_ref().is_some_and(|(t, _)| *t != user.id) => {
+            return Err(AppError::Conflict(format!(
+                "{name} is booked for another teacher's lesson now"
+            )))
         }
         RemoteAction::Start => {
             let id = user.id;
