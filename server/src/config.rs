@@ -18,6 +18,10 @@ pub struct Config {
     /// `127.0.0.1:8444`.
     #[serde(default = "default_device_listen")]
     pub device_listen: SocketAddr,
+    /// The school's time zone (an IANA name), for timetables and weekly bookings: "Tuesday
+    /// 10:00" stays 10:00 across the clock changes. Default `Europe/London`.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
     /// How long a device certificate lasts, in days. Devices renew when half of it is left; one
     /// that is off for longer must enrol again with a new code. Default 14.
     #[serde(default = "default_device_cert_days")]
@@ -73,6 +77,10 @@ pub enum Storage {
 fn default_listen() -> SocketAddr {
     "127.0.0.1:8443".parse().expect("valid default")
 }
+fn default_timezone() -> String {
+    "Europe/London".into()
+}
+
 fn default_device_listen() -> SocketAddr {
     "127.0.0.1:8444".parse().expect("valid default")
 }
@@ -109,7 +117,18 @@ impl Config {
         Ok(config)
     }
 
+    /// The school's time zone (checked by [`Config::validate`]).
+    pub fn time_zone(&self) -> anyhow::Result<jiff::tz::TimeZone> {
+        jiff::tz::TimeZone::get(&self.timezone).with_context(|| {
+            format!(
+                "timezone {:?} is not a time zone name (such as \"Europe/London\")",
+                self.timezone
+            )
+        })
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.time_zone()?;
         if self.hostnames.is_empty() {
             bail!("hostnames must name at least one DNS name or IP address for the certificate");
         }

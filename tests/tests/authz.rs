@@ -124,6 +124,7 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
             "/api/admin/users"
             | "/api/admin/devices"
             | "/api/admin/roster"
+            | "/api/admin/timetable"
             | "/api/admin/devices/{name}/revoke"
             | "/api/admin/users/{username}/disable"
             | "/api/admin/users/{username}/enable"
@@ -485,6 +486,9 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                 ("POST", "/api/admin/roster") => {
                     req.send_json(serde_json::json!({"csv": "Name,Email,Staff ID,Role\n"}))
                 }
+                ("POST", "/api/admin/timetable") => req.send_json(
+                    serde_json::json!({"csv": "Room,Day,Start,End,Teacher\n", "weeks": 1}),
+                ),
                 ("POST", "/api/admin/devices") => req.send_json(
                     serde_json::json!({"name": format!("room-{caller:?}").to_lowercase()}),
                 ),

@@ -205,3 +205,98 @@ fn a_coach_enabled_again_does_not_inherit_shares_made_while_disabled() {
         200
     );
 }
+
+/// Issue 16: the timetable import previews what it would book and names each bad line by number
+/// (a day that is not one, an unknown room or teacher, a clash); applied with the bad lines
+/// skipped, it books the good ones every week.
+#[test]
+fn the_timetable_import_names_bad_lines_and_books_the_good_ones() {
+    let server = InProcess::start();
+    server.add_user("ada", "ada-password", "admin");
+    server.add_user("alice", "alice-password", "teacher");
+    server.add_user("cleo", "cleo-password", "coach");
+    server
+        .state
+        .db
+        .lock()
+        .unwrap()
+        .execute(
+            "INSERT INTO devices (id, name, created_at) VALUES (1, 'room-1', 0)",
+            [],
+        )
+        .unwrap();
+    let ada = server.login("ada", "ada-password");
+    let csv = "Room,Day,Start,End,Teacher\n\
+               room-1,Tuesday,10:00,11:00,alice\n\
+               room-1,Funday,10:00,11:00,alice\n\
+               room-9,Tuesday,12:00,13:00,alice\n\
+               room-1,Wednesday,09:00,10:00,cleo\n\
+               room-1,Tue,10:30,11:30,alice\n";
+    let form = |apply: bool, skip: bool| {
+        serde_json::json!({"csv": csv, "from": "2030-01-07", "weeks": 3, "apply": apply, "skip_bad_lines": skip})
+            .to_string()
+    };
+    let preview = server.call(
+        "POST",
+        "/api/admin/timetable",
+        Some(&ada),
+        Some(&form(false, false)),
+    );
+    assert_eq!(preview.status, 200, "{}", preview.body);
+    let lines: Vec<i64> = preview.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_i64().unwrap())
+        .collect();
+    assert_eq!(lines, [3, 4, 5, 6], "{}", preview.body);
+    assert!(preview.body["errors"][2]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not a teacher"));
+    assert!(preview.body["errors"][3]["message"]
+        .as_str()
+        .unwrap()
+        .contains("already booked"));
+    assert_eq!(preview.body["lessons"][0]["bookings"], 3);
+    assert_eq!(preview.body["applied"], false);
+    // Bad lines and no skipping: nothing is booked.
+    let refused = server.call(
+        "POST",
+        "/api/admin/timetable",
+        Some(&ada),
+        Some(&form(true, false)),
+    );
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    let count = || -> i64 {
+        server
+            .state
+            .db
+            .lock()
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM bookings", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(count(), 0);
+    let applied = server.call(
+        "POST",
+        "/api/admin/timetable",
+        Some(&ada),
+        Some(&form(true, true)),
+    );
+    assert_eq!(applied.body["applied"], true, "{}", applied.body);
+    assert_eq!(count(), 3, "Tuesday 10:00 for three weeks");
+    // Teachers cannot import a timetable.
+    let alice = server.login("alice", "alice-password");
+    assert_eq!(
+        server
+            .call(
+                "POST",
+                "/api/admin/timetable",
+                Some(&alice),
+                Some(&form(false, false))
+            )
+            .status,
+        403
+    );
+}

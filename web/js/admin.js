@@ -169,7 +169,9 @@ function deviceRow(d) {
       ? `Two machines have used this device's identity (last ${when(d.identity_conflict_at)}): revoke it and enrol the real device again under a new name`
       : d.certificate_expires && d.certificate_expires * 1000 < Date.now()
         ? "Certificate expired: enrol again"
-        : "Enrolled";
+        : Math.abs(d.report?.clock_offset_seconds ?? 0) > 60
+          ? `Its clock is ${Math.abs(d.report.clock_offset_seconds)} s off the server's: booked lessons cannot start there until it is set right`
+          : "Enrolled";
   const actions = el("div", { className: "row" });
   if (!d.revoked) {
     actions.append(
@@ -280,7 +282,7 @@ export async function showAdmin(which = page) {
   const seq = state.routeSeq;
   const next = PAGES.includes(which) ? which : "people";
   if (next !== page) {
-    for (const id of ["admin-error", "invite-result", "enroll-result", "roster-result", "policy-saved"]) $(id).replaceChildren();
+    for (const id of ["admin-error", "invite-result", "enroll-result", "roster-result", "timetable-result", "policy-saved"]) $(id).replaceChildren();
   }
   page = next;
   // The address names the sub-page shown, so a reload or a bookmark comes back to it.
@@ -412,6 +414,42 @@ $("roster-form").addEventListener("submit", (ev) => {
 });
 
 $("roster-apply").addEventListener("click", () => roster(true));
+
+// The timetable import: preview, then book (bad lines named by number).
+async function timetable(apply) {
+  $("admin-error").textContent = "";
+  const file = $("timetable-file").files[0];
+  if (!file) return;
+  try {
+    const r = await api("/api/admin/timetable", {
+      method: "POST",
+      body: JSON.stringify({
+        csv: await file.text(),
+        from: $("timetable-from").value || null,
+        weeks: Number($("timetable-weeks").value),
+        apply,
+        skip_bad_lines: $("timetable-skip").checked,
+      }),
+    });
+    const list = (title, items) =>
+      items.length ? [el("h4", {}, `${title} (${items.length})`), el("ul", {}, ...items.map((i) => el("li", {}, i)))] : [];
+    $("timetable-result").replaceChildren(
+      el("p", {}, r.applied ? "Booked." : "Preview: nothing is booked yet."),
+      ...list("Bad lines", r.errors.map((e) => `line ${e.line}: ${e.message}`)),
+      ...list("Lessons", r.lessons.map((l) => `${l.day} ${l.start}-${l.end}, ${l.room}, ${l.teacher}: ${l.bookings} week(s)`)),
+    );
+    $("timetable-apply").hidden = r.applied || !r.lessons.length;
+  } catch (e) {
+    $("admin-error").textContent = e.message;
+  }
+}
+
+$("timetable-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  timetable(false);
+});
+
+$("timetable-apply").addEventListener("click", () => timetable(true));
 
 $("enroll-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();

@@ -10,3 +10,4 @@ pub mod retention;
 pub mod roster;
 pub mod second_factor;
 pub mod segments;
+pub mod timetable;

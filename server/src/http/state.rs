@@ -42,6 +42,8 @@ pub struct AppState {
     pub known_browser_key: zeroize::Zeroizing<[u8; 32]>,
     /// The devices' live channels, and the commands waiting for an answer.
     pub channels: Arc<crate::http::channels::Channels>,
+    /// The school's time zone (timetables, weekly bookings).
+    pub tz: jiff::tz::TimeZone,
     /// Password checks running at once (Argon2 takes ~19 MiB each).
     pub password_checks: tokio::sync::Semaphore,
     /// Seals the audit log's hash chain (derived from the master key).
@@ -77,6 +79,7 @@ impl AppState {
             audit_key,
             known_browser_key,
             channels: Default::default(),
+            tz: config.time_zone().unwrap_or(jiff::tz::TimeZone::UTC),
             config,
             db: Mutex::new(db),
             vault: Mutex::new(vault),

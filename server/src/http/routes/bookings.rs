@@ -124,9 +124,8 @@ async fn book(
             "a weekly booking repeats for 1 to {MOST_WEEKS} weeks"
         )));
     }
-    let slots: Vec<(i64, i64)> = (0..i64::from(new.weeks))
-        .map(|w| (new.starts_at + w * 7 * DAY, new.ends_at + w * 7 * DAY))
-        .collect();
+    // Every week at the same time of day in the school's time zone.
+    let slots = crate::domain::timetable::weekly(&st.tz, new.starts_at, new.ends_at, new.weeks);
     let teacher = user.id;
     let room = new.room.clone();
     let (device, ids) = st

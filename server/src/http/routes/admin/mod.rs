@@ -3,13 +3,14 @@
 //! content or comments (the recordings list here is metadata only).
 //!
 //! One file per thing admins manage: [`people`], [`devices`], [`retention`] (and holds),
-//! [`receipts`], [`audit`]. Groups of coaches are in `routes::groups`, with the teachers' side.
+//! [`receipts`], [`audit`], [`timetable`] (bookings from the MIS). Groups of coaches are in `routes::groups`, with the teachers' side.
 
 mod audit;
 mod devices;
 mod people;
 mod receipts;
 mod retention;
+mod timetable;
 
 use super::Route;
 use axum::routing::{delete, get, post, put};
@@ -62,6 +63,7 @@ pub fn routes() -> Vec<Route> {
             delete(retention::release),
         ),
         ("POST", "/api/admin/roster", post(people::roster_import)),
+        ("POST", "/api/admin/timetable", post(timetable::import)),
         ("GET", "/api/admin/devices", get(devices::devices_list)),
         ("POST", "/api/admin/devices", post(devices::enrollment_code)),
         (
