@@ -203,12 +203,15 @@ fn a_booked_lesson_records_while_the_server_is_out_of_reach() {
         Duration::from_secs(15),
         |s| s["booked"]["teacher_name"] == "alice",
     );
-    // A tap on the screen's Record button starts it (the screen asks the service so).
-    let started = server
-        .agent()
-        .post(&format!("http://127.0.0.1:{port}/v1/record/start"))
-        .send_json(serde_json::json!({ "booked": true }));
-    assert!(started.is_ok(), "{started:?}");
+    // A tap on the screen's Record button starts it, in Chromium, with no code.
+    server.browser_script(
+        "device.mjs",
+        "device-booked",
+        &[
+            ("LL_DEVICE", &format!("http://127.0.0.1:{port}/")),
+            ("LL_STEPS", "booked"),
+        ],
+    );
     let s = wait_for(&config, "recording offline", Duration::from_secs(20), |s| {
         s["state"] == "recording"
     });

@@ -7,6 +7,7 @@
 //   faults   a silent microphone's warning, then the camera taken away (LL_CAMERA_PID is killed)
 //            and the error on the screen.
 //   offline  the server is down: the lesson records to the school's key and the screen says so.
+//   booked   a booked slot begins: the prompt names the teacher; a tap on Record starts it.
 // Every state is checked with axe, at LL_WIDTH x LL_HEIGHT (default 800x480), with touch only.
 import { launch, checkA11y, screenshot, noConsoleErrors, env } from "./browser.mjs";
 
@@ -204,6 +205,15 @@ if (steps === "offline") {
   await waitState("after", 20);
   await page.getByText("uploads by itself when the school server can be reached").waitFor();
   await look("saved-offline");
+}
+
+if (steps === "booked") {
+  // A booked slot begins: the screen asks, and a tap on Record starts it with no code.
+  await page.locator("#booked", { hasText: "lesson is booked: tap Record or press the button to start" }).waitFor({ timeout: 30_000 });
+  await look("booked");
+  await tap(page.getByRole("button", { name: "Record" }));
+  await waitState("recording", 30);
+  await look("booked-recording");
 }
 
 noConsoleErrors(page);
