@@ -90,7 +90,22 @@ fn a_person_gets_everything_held_about_them_in_one_archive() {
         serde_json::json!({"at_seconds": 2.0, "body": "Lovely questioning"}),
     );
 
+    // A booking of hers (issue 16): when and where she booked a room is hers to see too.
+    let next_week = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + 7 * 86_400;
+    post(
+        &alice,
+        "/api/bookings",
+        serde_json::json!({"room": "room-1", "starts_at": next_week, "ends_at": next_week + 3600}),
+    );
     let mut a = export(&server, &alice);
+    assert_eq!(
+        json(&mut a, "account.json")["bookings"][0]["room"],
+        "room-1"
+    );
     let files = names(&a);
     let video = files
         .iter()

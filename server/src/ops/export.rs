@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use zip::write::SimpleFileOptions;
 
 const README: &str = "This archive holds everything lessonlens holds about you, as of the time in account.json.\n\
-account.json     your account\n\
+account.json     your account (with the groups you are in and the rooms you booked)\n\
 recordings.json  your recorded lessons: when, where, how complete, who they are shared with, when they will be deleted\n\
 comments.json    comments you wrote, and comments others wrote on your lessons\n\
 audit.json       the audit log's entries about you and your lessons (sign-ins, views, shares, deletions)\n\

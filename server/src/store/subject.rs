@@ -60,6 +60,14 @@ pub fn gather(
         [user.id],
         &["group"],
     )?;
+    // Their bookings: when and where they booked a room, and how each went.
+    account["bookings"] = query(
+        c,
+        "SELECT d.name, b.starts_at, b.ends_at, b.created_at, b.outcome, b.recording_id
+         FROM bookings b JOIN devices d ON d.id = b.device_id WHERE b.teacher_id = ?1 ORDER BY b.starts_at",
+        [user.id],
+        &["room", "starts_at", "ends_at", "booked_at", "outcome", "recording"],
+    )?;
     let policy = crate::store::retention::load_policy(c)?;
     let ids: Vec<(String, i64)> = {
         let mut stmt = c.prepare(
