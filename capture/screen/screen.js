@@ -71,6 +71,9 @@ function renderIdle(s) {
   $("booked").textContent = s.booked
     ? `${s.booked.teacher_name}'s lesson is booked: tap Record or press the button to start.`
     : "";
+  // Someone else teaching in the booked slot (cover) records their own lesson with their code.
+  $("not-booked").hidden = !s.booked;
+  $("not-booked").textContent = s.booked ? `Not ${s.booked.teacher_name}? Type your code` : "";
   const n = s.recordings_waiting;
   $("backlog").textContent = n
     ? `${n} ${n === 1 ? "lesson" : "lessons"} waiting to upload, ${gb(s.bytes_waiting)}`
@@ -275,17 +278,21 @@ async function command(path) {
 }
 
 function bind() {
+  $("not-booked").addEventListener("click", openPin);
   $("record").addEventListener("click", () => {
     if (status?.booked) {
       startBooked();
       return;
     }
+    openPin();
+  });
+  function openPin() {
     local = "pin";
     pinReset();
     $("pin-message").textContent = "";
     pinTouched();
     render();
-  });
+  }
   for (const b of document.querySelectorAll("[data-digit]")) {
     b.addEventListener("click", () => typed(code + b.dataset.digit));
   }

@@ -31,6 +31,9 @@ impl ClockOffset {
     }
 }
 
+/// The longest event read (a week of a busy room's bookings is a few tens of KB).
+const MAX_EVENT: usize = 256 * 1024;
+
 /// One server-sent event: its name and its data.
 #[derive(Debug, PartialEq, Eq)]
 struct Event {
@@ -39,7 +42,7 @@ struct Event {
 }
 
 /// Reads events from `reader` until it ends, handing each to `on_event`. Comment lines (the
-/// server's keep-alives) and unknown fields are skipped; an event's data is at most 64 KB.
+/// server's keep-alives) and unknown fields are skipped; an event's data is at most [`MAX_EVENT`] bytes.
 fn read_events(reader: impl BufRead, mut on_event: impl FnMut(Event)) -> std::io::Result<()> {
     let (mut name, mut data) = (String::new(), String::new());
     for line in reader.lines() {
@@ -55,8 +58,8 @@ fn read_events(reader: impl BufRead, mut on_event: impl FnMut(Event)) -> std::io
         } else if let Some(v) = line.strip_prefix("event:") {
             name = v.trim().to_string();
         } else if let Some(v) = line.strip_prefix("data:") {
-            if data.len() + v.len() > 64 * 1024 {
-                return Err(std::io::Error::other("an event longer than 64 KB"));
+            if data.len() + v.len() > MAX_EVENT {
+                return Err(std::io::Error::other("an event longer than 256 KB"));
             }
             if !data.is_empty() {
                 data.push('\n');
@@ -80,6 +83,8 @@ pub trait Ends: Send + Sync + 'static {
     fn offset(&self) -> &ClockOffset;
     /// The room's bookings for the coming week, as the server sent them.
     fn bookings(&self, list: Vec<Booking>);
+    /// The server no longer waited for this outcome (it answered 404): undo what it began.
+    fn unanswered(&self, outcome: &CommandOutcome);
 }
 
 /// Keeps the channel open until `shutdown`, running each command and sending the server its
@@ -103,8 +108,15 @@ pub fn spawn(ends: Arc<impl Ends>, shutdown: Arc<AtomicBool>) -> std::thread::Jo
                             Ok(command) => {
                                 let id = command.id.clone();
                                 let outcome = ends.run(command, ends.offset().seconds());
-                                if let Err(e) = ends.answer(&id, &outcome) {
-                                    tracing::warn!(error = %e, "could not answer a remote command");
+                                match ends.answer(&id, &outcome) {
+                                    Ok(()) => {}
+                                    Err(UploadError::Refused { status: 404, .. }) => {
+                                        ends.unanswered(&outcome)
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "could not answer a remote command");
+                                        ends.unanswered(&outcome)
+                                    }
                                 }
                             }
                             Err(e) => {
@@ -154,7 +166,7 @@ mod tests {
                 },
             ]
         );
-        let huge = format!("data: {}\n\n", "x".repeat(70 * 1024));
+        let huge = format!("data: {}\n\n", "x".repeat(300 * 1024));
         assert!(read_events(huge.as_bytes(), |_| {}).is_err());
     }
 }

@@ -42,7 +42,7 @@ impl Check {
 }
 
 /// The most a clock may differ from the server's before `doctor` complains.
-const MAX_SKEW: Duration = Duration::from_secs(60);
+pub(crate) const MAX_SKEW: Duration = Duration::from_secs(60);
 
 /// Runs every check. `client` is `None` when the device is not enrolled yet.
 pub fn run(config: &Config, client: Option<&Client>) -> Vec<Check> {

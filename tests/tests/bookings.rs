@@ -147,14 +147,21 @@ fn a_booked_lesson_starts_with_the_button_and_stops_at_the_slots_end() {
             .is_some_and(|n| n.contains("stops then"))
     });
     assert_eq!(s["state"], "recording");
-    // At the slot's end it stops by itself, and uploads.
+    // Still recording just before the slot's end; stopped by itself at it, then uploaded.
+    while now() < t + 13 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let s = lessonlens_e2e::capture_json(&config, &["status"], "");
+    assert_eq!(
+        s["state"], "recording",
+        "stopped before the slot's end: {s}"
+    );
     wait_for(
         &config,
         "stopped at the slot's end",
         Duration::from_secs(30),
         |s| s["state"] == "idle" && s["recordings_waiting"] == 0,
     );
-    assert!(now() >= t + 14, "stopped before the slot's end");
     wait_outcome(&server, &alice, booked, "recorded");
     let owner: Vec<String> = column(
         &server.db(),

@@ -119,7 +119,14 @@ fn a_teacher_starts_pauses_resumes_and_stops_a_lesson_from_the_web() {
         r["room-1"]["teacher"] == "alice"
     });
     assert_eq!(post(&ada, "/api/rooms/room-1/stop").0, 200);
+    // The room's screen says who stopped it.
     wait_for(&c1, "stopped by the admin", Duration::from_secs(20), |s| {
+        s["state"] != "recording"
+            && s["notice"]
+                .as_str()
+                .is_some_and(|n| n.contains("Stopped from the web by ada"))
+    });
+    wait_for(&c1, "idle", Duration::from_secs(20), |s| {
         s["state"] == "idle"
     });
 

@@ -68,7 +68,8 @@ function actions(r) {
   if (r.yours && r.state === "recording") out.push(button(r.name, "pause", "Pause"));
   if (r.yours && r.state === "paused") out.push(button(r.name, "resume", "Resume"));
   if ((r.yours || admin) && ["recording", "paused", "starting"].includes(r.state)) {
-    out.push(button(r.name, "stop", "Stop", r.yours ? null : `Stop ${r.teacher || "this"} lesson in ${r.name}? The teacher's screen will say an admin stopped it.`));
+    const whose = r.teacher ? `${r.teacher}'s` : "this";
+    out.push(button(r.name, "stop", "Stop", r.yours ? null : `Stop ${whose} lesson in ${r.name}? The room's screen will say you stopped it.`));
   }
   return out;
 }

@@ -43,6 +43,7 @@ pub fn serve(o: Opened) -> anyhow::Result<()> {
             tokio::spawn(jobs::sweep_periodically(state.clone(), every));
             tokio::spawn(jobs::renew_periodically(state.clone(), served.clone()));
             tokio::spawn(jobs::forget_keys_periodically(state.clone()));
+            tokio::spawn(jobs::push_bookings_periodically(state.clone()));
             lessonlens_server::http::run(listeners, state, served, shutdown).await
         })
 }

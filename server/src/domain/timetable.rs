@@ -47,6 +47,22 @@ fn time(text: &str) -> Option<Time> {
 
 /// The longest lesson a timetable or a booking may have, in minutes (a double lesson and more).
 pub const LONGEST_MINUTES: i64 = 4 * 60;
+/// The most weeks a weekly booking or a timetable import repeats (a school year).
+pub const MOST_WEEKS: u32 = 40;
+/// The most bookings one teacher may hold in one room from now on (a lesson a day for the
+/// school year, twice over): one teacher cannot fill a room, or its device's list.
+pub const MOST_BOOKINGS_PER_ROOM: i64 = 400;
+
+/// A time as the school reads it: "2026-12-08 10:00".
+pub fn school_time(tz: &TimeZone, ts: i64) -> String {
+    Timestamp::from_second(ts)
+        .map(|t| {
+            t.to_zoned(tz.clone())
+                .strftime("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
 
 /// Parses a timetable file: the good lessons, and one error per bad line.
 pub fn parse(text: &str) -> (Vec<Lesson>, Vec<LineError>) {

@@ -63,8 +63,10 @@ impl Drop for Connected {
 pub enum SendError {
     #[error("the room's device is not connected to the server (switched off, or its network is down); nothing was sent")]
     Offline,
-    #[error("the room's device did not answer within {} seconds; nothing more will be sent to it for this", ANSWER_WITHIN.as_secs())]
+    #[error("the room's device did not answer within {} seconds; if it had begun, it stops by itself", ANSWER_WITHIN.as_secs())]
     NoAnswer,
+    #[error("the room's device is still busy with earlier commands; try again in a moment")]
+    Busy,
     #[error("{0}")]
     Refused(String),
 }
@@ -74,7 +76,7 @@ impl Channels {
     /// gets its commands; the guard closes it.
     pub fn connect(self: &Arc<Self>, device: i64) -> (Connected, mpsc::Receiver<Push>) {
         let connection = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(4);
+        let (tx, rx) = mpsc::channel(16);
         self.open.lock().expect("channels lock").insert(
             device,
             Open {
@@ -122,8 +124,10 @@ impl Channels {
             .expect("channels lock")
             .insert(id.clone(), Waiting { device, answer });
         let result = async {
-            tx.try_send(Push::Command(command))
-                .map_err(|_| SendError::Offline)?;
+            tx.try_send(Push::Command(command)).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => SendError::Busy,
+                mpsc::error::TrySendError::Closed(_) => SendError::Offline,
+            })?;
             match tokio::time::timeout(ANSWER_WITHIN, answered).await {
                 Ok(Ok(outcome)) => match &outcome.error {
                     Some(e) => Err(SendError::Refused(e.clone())),
@@ -135,6 +139,21 @@ impl Channels {
         .await;
         self.waiting.lock().expect("channels lock").remove(&id);
         result
+    }
+
+    /// Closes device `device`'s channel (it was revoked): its stream ends at once.
+    pub fn disconnect(&self, device: i64) {
+        self.open.lock().expect("channels lock").remove(&device);
+    }
+
+    /// The devices whose channels are open.
+    pub fn open_devices(&self) -> Vec<i64> {
+        self.open
+            .lock()
+            .expect("channels lock")
+            .keys()
+            .copied()
+            .collect()
     }
 
     /// Sends device `device` its bookings, if its channel is open (otherwise it gets them when it

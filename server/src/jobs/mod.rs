@@ -1,5 +1,5 @@
 //! The server's loops: the things that run by themselves while it serves (the sweep, the key
-//! cache's forgetting, the server certificate's renewal). Each takes the shared state and calls
+//! cache's forgetting, the server certificate's renewal, the devices' bookings). Each takes the shared state and calls
 //! down into the operations; `serve` starts them beside the listeners, and nothing imports this
 //! module but the console.
 
@@ -73,6 +73,21 @@ pub async fn renew_periodically(st: Shared, served: crate::http::Served) {
                 error = %format!("{e:#}"),
                 "cannot renew the server certificate; trying again in 6 hours"
             ),
+        }
+    }
+}
+
+/// Sends every connected device its bookings again every hour: a channel stays open for weeks,
+/// and a device keeps only the coming seven days (and a teacher who left has no key to send).
+pub async fn push_bookings_periodically(st: Shared) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    every.tick().await;
+    loop {
+        every.tick().await;
+        for device in st.channels.open_devices() {
+            if let Ok(list) = crate::http::routes::bookings::for_device(&st, device).await {
+                st.channels.push_bookings(device, list);
+            }
         }
     }
 }

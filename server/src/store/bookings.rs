@@ -36,6 +36,15 @@ pub fn overlapping(
     .optional()
 }
 
+/// How many bookings `teacher` holds in `device`'s room that end after `now`.
+pub fn held_by(c: &Connection, device: i64, teacher: UserId, now: i64) -> rusqlite::Result<i64> {
+    c.query_row(
+        "SELECT COUNT(*) FROM bookings WHERE device_id = ?1 AND teacher_id = ?2 AND ends_at > ?3",
+        params![device, teacher, now],
+        |r| r.get(0),
+    )
+}
+
 /// Books `device` for `teacher` in each slot; gives the new ids.
 pub fn insert(
     c: &Connection,
@@ -118,15 +127,38 @@ pub fn upcoming(
     rows
 }
 
-/// The device of booking `id` says how it went; false if it is not that device's booking.
+/// The device of booking `id` says how it went. Only once, and only for a slot that has begun:
+/// a later word (a device restarted with yesterday's bookings) changes nothing. A recording named
+/// must be this device's and the booked teacher's, if the server has it yet. False if it is not
+/// that device's booking, or the recording is someone else's.
 pub fn set_outcome(
     c: &Connection,
     id: i64,
     device: i64,
     recording: Option<&str>,
+    now: i64,
 ) -> rusqlite::Result<bool> {
-    Ok(c.execute(
-        "UPDATE bookings SET outcome = ?1, recording_id = ?2 WHERE id = ?3 AND device_id = ?4",
+    let Some((booked_device, teacher)) = find(c, id)? else {
+        return Ok(false);
+    };
+    if booked_device != device {
+        return Ok(false);
+    }
+    if let Some(rec) = recording {
+        let theirs: Option<(i64, UserId)> = c
+            .query_row(
+                "SELECT device_id, owner_id FROM recordings WHERE id = ?1",
+                [rec],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if theirs.is_some_and(|t| t != (device, teacher)) {
+            return Ok(false);
+        }
+    }
+    c.execute(
+        "UPDATE bookings SET outcome = ?1, recording_id = ?2
+         WHERE id = ?3 AND outcome IS NULL AND starts_at <= ?4",
         params![
             if recording.is_some() {
                 "recorded"
@@ -135,9 +167,10 @@ pub fn set_outcome(
             },
             recording,
             id,
-            device
+            now
         ],
-    )? == 1)
+    )?;
+    Ok(true)
 }
 
 /// The booking of `device` running at `now`: its teacher and their display name, if any.

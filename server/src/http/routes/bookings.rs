@@ -24,10 +24,8 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// The longest slot (a double lesson and more).
-const LONGEST_SLOT: i64 = 4 * 3600;
-/// The most weeks a weekly booking repeats (a school year).
-const MOST_WEEKS: u32 = 40;
+use crate::domain::timetable::{LONGEST_MINUTES, MOST_BOOKINGS_PER_ROOM, MOST_WEEKS};
+
 /// How far ahead a device keeps bookings.
 const KEPT_AHEAD: i64 = 7 * DAY;
 
@@ -90,12 +88,6 @@ fn one() -> u32 {
     1
 }
 
-fn hhmm(ts: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ts)
-        .map(|t| format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute()))
-        .unwrap_or_default()
-}
-
 /// A teacher books a room for themselves.
 async fn book(
     State(st): State<Shared>,
@@ -109,14 +101,14 @@ async fn book(
     }
     let now = clock::now();
     let length = new.ends_at - new.starts_at;
-    if !(1..=LONGEST_SLOT).contains(&length) {
+    if !(1..=LONGEST_MINUTES * 60).contains(&length) {
         return Err(AppError::BadRequest(
             "a booking ends after it starts, and lasts at most 4 hours".into(),
         ));
     }
     if new.starts_at < now - 60 || new.starts_at > now + 366 * DAY {
         return Err(AppError::BadRequest(
-            "a booking starts between now and a year from now".into(),
+            "a booking's first lesson starts between now and a year from now".into(),
         ));
     }
     if !(1..=MOST_WEEKS).contains(&new.weeks) {
@@ -128,6 +120,7 @@ async fn book(
     let slots = crate::domain::timetable::weekly(&st.tz, new.starts_at, new.ends_at, new.weeks);
     let teacher = user.id;
     let room = new.room.clone();
+    let tz = st.tz.clone();
     let (device, ids) = st
         .db(move |c| {
             let tx =
@@ -136,12 +129,19 @@ async fn book(
                 .into_iter()
                 .find(|d| d.name == room && !d.revoked)
                 .ok_or(AppError::NotFound)?;
+            if bookings::held_by(&tx, device.id, teacher, now)? + slots.len() as i64
+                > MOST_BOOKINGS_PER_ROOM
+            {
+                return Err(AppError::Conflict(format!(
+                    "you would hold more than {MOST_BOOKINGS_PER_ROOM} bookings in {room}; cancel some first"
+                )));
+            }
             for (starts_at, ends_at) in &slots {
                 if let Some((s, e)) = bookings::overlapping(&tx, device.id, *starts_at, *ends_at)? {
                     return Err(AppError::Conflict(format!(
                         "{room} is already booked from {} to {}; choose another time or room",
-                        hhmm(s),
-                        hhmm(e)
+                        crate::domain::timetable::school_time(&tz, s),
+                        crate::domain::timetable::school_time(&tz, e)
                     )));
                 }
             }

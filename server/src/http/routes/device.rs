@@ -387,6 +387,7 @@ async fn booking_outcome(
                 id,
                 device.id,
                 recording.as_deref(),
+                clock::now(),
             )?)
         })
         .await?;

@@ -225,47 +225,69 @@ async fn command(
         RemoteAction::Resume => "resume",
         RemoteAction::Stop => "stop",
     };
-    let sent = st
-        .channels
-        .send(
-            room.device.id,
-            RemoteCommand {
-                id: uuid::Uuid::new_v4().to_string(),
-                action,
-                teacher,
-                by: user.display_name.clone(),
-                sent_at: crate::domain::clock::now(),
-            },
-        )
-        .await;
-    let (audit_action, target) = match &sent {
-        Ok(outcome) => (
-            format!("remote-{verb}"),
-            match outcome.recording {
-                Some(rec) => format!("{} {rec}", room.device.name),
-                None => room.device.name.clone(),
-            },
-        ),
-        Err(_) => (format!("remote-{verb}-failed"), room.device.name.clone()),
+    // A start into a lesson that is running is refused here, saying nothing of that lesson.
+    let running = room
+        .device
+        .report
+        .as_ref()
+        .is_some_and(|r| !matches!(r.state.as_str(), "idle"));
+    if action == RemoteAction::Start
+        && running
+        && st.channels.connected_since(room.device.id).is_some()
+    {
+        return Err(AppError::Conflict(format!(
+            "{name} is recording another lesson now"
+        )));
+    }
+    let command = RemoteCommand {
+        id: uuid::Uuid::new_v4().to_string(),
+        action,
+        teacher,
+        by: user.display_name.clone(),
+        sent_at: crate::domain::clock::now(),
     };
-    let (key, who) = (st.audit_key.clone(), user.audit_id.clone());
-    st.db(move |c| {
-        Ok(crate::store::audit::record(
-            c,
-            &key,
-            &who,
-            &audit_action,
-            &target,
-        )?)
+    // Sent and audited in a task of its own: a browser that goes away meanwhile does not take the
+    // audit entry with it.
+    let (st2, device, room_name, who) = (
+        st.clone(),
+        room.device.id,
+        room.device.name.clone(),
+        user.audit_id.clone(),
+    );
+    let sent = tokio::spawn(async move {
+        let sent = st2.channels.send(device, command).await;
+        let (audit_action, target) = match &sent {
+            Ok(outcome) => (
+                format!("remote-{verb}"),
+                match outcome.recording {
+                    Some(rec) => format!("{room_name} {rec}"),
+                    None => room_name,
+                },
+            ),
+            Err(_) => (format!("remote-{verb}-failed"), room_name),
+        };
+        let key = st2.audit_key.clone();
+        st2.db(move |c| {
+            Ok(crate::store::audit::record(
+                c,
+                &key,
+                &who,
+                &audit_action,
+                &target,
+            )?)
+        })
+        .await?;
+        Ok::<_, AppError>(sent)
     })
-    .await?;
+    .await
+    .map_err(|e| AppError::Internal(e.into()))??;
     match sent {
         Ok(outcome) => Ok(Json(serde_json::json!({
             "room": name,
             "done": verb,
             "recording": outcome.recording,
         }))),
-        Err(e @ (SendError::Offline | SendError::NoAnswer)) => {
+        Err(e @ (SendError::Offline | SendError::NoAnswer | SendError::Busy)) => {
             Err(AppError::UnavailableBecause(e.to_string()))
         }
         Err(SendError::Refused(why)) => Err(AppError::Conflict(format!(

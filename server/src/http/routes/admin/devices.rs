@@ -53,13 +53,22 @@ pub(super) async fn revoke_device(
     Path(name): Path<String>,
 ) -> AppResult<Json<serde_json::Value>> {
     let key = st.audit_key.clone();
-    st.db(move |c| {
-        if !devices::revoke(c, &name)? {
-            return Err(AppError::NotFound);
-        }
-        crate::store::audit::record(c, &key, &admin.audit_id, "device-revoke", &name)?;
-        Ok(())
-    })
-    .await?;
+    let id = st
+        .db(move |c| {
+            let id = devices::list(c)?
+                .into_iter()
+                .find(|d| d.name == name)
+                .map(|d| d.id);
+            if !devices::revoke(c, &name)? {
+                return Err(AppError::NotFound);
+            }
+            crate::store::audit::record(c, &key, &admin.audit_id, "device-revoke", &name)?;
+            Ok(id)
+        })
+        .await?;
+    // Its channel closes at once: nothing more (bookings, commands) reaches it.
+    if let Some(id) = id {
+        st.channels.disconnect(id);
+    }
     Ok(Json(serde_json::json!({ "revoked": true })))
 }

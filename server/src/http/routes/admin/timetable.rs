@@ -38,23 +38,84 @@ pub(super) struct Planned {
     bookings: usize,
 }
 
+/// Checks each planned lesson against the rooms, the teachers and the bookings there are (those
+/// of earlier lines included: each good lesson is booked in `tx` as it is found, and the caller
+/// commits or rolls back); a lesson that fails goes to `errors` with its line.
+fn book_each(
+    tx: &rusqlite::Connection,
+    planned: Vec<(Lesson, Vec<(i64, i64)>)>,
+    errors: &mut Vec<LineError>,
+    now: i64,
+) -> AppResult<Vec<(Lesson, usize, i64)>> {
+    let rooms = devices::list(tx)?;
+    let mut good = Vec::new();
+    for (lesson, slots) in planned {
+        let line = lesson.line;
+        let room = rooms.iter().find(|d| d.name == lesson.room && !d.revoked);
+        let teacher = accounts::find_user(tx, &lesson.teacher.to_ascii_lowercase())?
+            .filter(|u| u.has(Role::Teacher));
+        let (device, teacher) = match (room, teacher) {
+            (None, _) => {
+                errors.push(LineError {
+                    line,
+                    message: format!("there is no room {:?}", lesson.room),
+                });
+                continue;
+            }
+            (_, None) => {
+                errors.push(LineError {
+                    line,
+                    message: format!("{:?} is not a teacher here", lesson.teacher),
+                });
+                continue;
+            }
+            (Some(room), Some(teacher)) => (room.id, teacher.id),
+        };
+        let mut clash = false;
+        for (s, e) in &slots {
+            clash |= bookings::overlapping(tx, device, *s, *e)?.is_some();
+        }
+        if clash {
+            errors.push(LineError {
+                line,
+                message: format!(
+                    "{} is already booked at some of these times ({} {}-{})",
+                    lesson.room, lesson.day, lesson.start, lesson.end
+                ),
+            });
+            continue;
+        }
+        let series = uuid::Uuid::new_v4().to_string();
+        bookings::insert(tx, device, teacher, &slots, &series, now)?;
+        good.push((lesson, slots.len(), device));
+    }
+    Ok(good)
+}
+
 pub(super) async fn import(
     State(st): State<Shared>,
     Admin(admin): Admin,
     Json(form): Json<TimetableForm>,
 ) -> AppResult<Json<serde_json::Value>> {
-    if !(1..=40).contains(&form.weeks) {
-        return Err(AppError::BadRequest(
-            "weeks must be between 1 and 40".into(),
-        ));
+    if !(1..=timetable::MOST_WEEKS).contains(&form.weeks) {
+        return Err(AppError::BadRequest(format!(
+            "weeks must be between 1 and {}",
+            timetable::MOST_WEEKS
+        )));
     }
+    let today = timetable::today(&st.tz, clock::now())
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no date today")))?;
     let first = match &form.from {
         Some(d) => d
             .parse::<jiff::civil::Date>()
             .map_err(|_| AppError::BadRequest(format!("{d:?} is not a date (YYYY-MM-DD)")))?,
-        None => timetable::today(&st.tz, clock::now())
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no date today")))?,
+        None => today,
     };
+    if first < today || first > today.saturating_add(jiff::Span::new().days(366)) {
+        return Err(AppError::BadRequest(
+            "the first day is between today and a year from now".into(),
+        ));
+    }
     let (lessons, mut errors) = timetable::parse(&form.csv);
     let planned: Vec<(Lesson, Vec<(i64, i64)>)> = lessons
         .into_iter()
@@ -68,67 +129,22 @@ pub(super) async fn import(
     let (planned, errors, touched) = st
         .db(move |c| {
             let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
-            let rooms = devices::list(&tx)?;
-            let mut good = Vec::new();
-            let mut taken: Vec<(i64, i64, i64)> = Vec::new();
-            for (lesson, slots) in planned {
-                let line = lesson.line;
-                let room = rooms.iter().find(|d| d.name == lesson.room && !d.revoked);
-                let teacher = accounts::find_user(&tx, &lesson.teacher.to_ascii_lowercase())?
-                    .filter(|u| u.has(Role::Teacher));
-                let found = match (room, teacher) {
-                    (None, _) => Err(format!("there is no room {:?}", lesson.room)),
-                    (_, None) => Err(format!("{:?} is not a teacher here", lesson.teacher)),
-                    (Some(room), Some(teacher)) => Ok((room.id, teacher.id)),
-                };
-                let found = match found {
-                    Ok((device, teacher)) => {
-                        let mut clash = false;
-                        for (s, e) in &slots {
-                            clash |= bookings::overlapping(&tx, device, *s, *e)?.is_some()
-                                || taken.iter().any(|(d, ts, te)| *d == device && ts < e && te > s);
-                        }
-                        if clash {
-                            Err(format!(
-                                "{} is already booked at some of these times ({} {}-{})",
-                                lesson.room, lesson.day, lesson.start, lesson.end
-                            ))
-                        } else {
-                            Ok((device, teacher))
-                        }
-                    }
-                    Err(e) => Err(e),
-                };
-                match found {
-                    Err(message) => errors.push(LineError { line, message }),
-                    Ok((device, teacher)) => {
-                        taken.extend(slots.iter().map(|(s, e)| (device, *s, *e)));
-                        good.push((lesson, slots, device, teacher));
-                    }
-                }
-            }
+            let good = book_each(&tx, planned, &mut errors, now)?;
             errors.sort_by_key(|e| e.line);
-            let mut touched = Vec::new();
+            let touched: Vec<i64> = good.iter().map(|(_, _, device)| *device).collect();
+            if apply && !errors.is_empty() && !skip {
+                return Err(AppError::Unprocessable(format!(
+                    "{} bad line(s): nothing was booked. Fix the file, or choose to skip the bad lines",
+                    errors.len()
+                )));
+            }
+            // A preview books nothing: the transaction is dropped, which rolls it back.
             if apply {
-                if !errors.is_empty() && !skip {
-                    return Err(AppError::Unprocessable(format!(
-                        "{} bad line(s): nothing was booked. Fix the file, or choose to skip the bad lines",
-                        errors.len()
-                    )));
-                }
-                for (_, slots, device, teacher) in &good {
-                    let series = uuid::Uuid::new_v4().to_string();
-                    bookings::insert(&tx, *device, *teacher, slots, &series, now)?;
-                    touched.push(*device);
-                }
                 tx.commit()?;
             }
             let planned: Vec<Planned> = good
                 .into_iter()
-                .map(|(lesson, slots, _, _)| Planned {
-                    bookings: slots.len(),
-                    lesson,
-                })
+                .map(|(lesson, bookings, _)| Planned { bookings, lesson })
                 .collect();
             Ok((planned, errors, touched))
         })

@@ -6,6 +6,9 @@
 //! into the spool, and only then "recording". The screen, `status`, the light and the admin's
 //! device list all read it from [`Daemon::status`].
 
+mod bookings;
+mod remote;
+
 use crate::config::Config;
 use crate::live::{Level, Live, Warning};
 use crate::recorder::{self, Captured, Controls, Who};
@@ -101,26 +104,10 @@ pub struct Daemon {
     report_now: (Mutex<bool>, Condvar),
     /// The server's clock minus this device's, as the channel last measured it.
     clock_offset: crate::channel::ClockOffset,
-    /// The room's bookings for the coming week (kept on disk too, for when the server is out of
-    /// reach).
-    bookings: Mutex<Vec<lessonlens_proto::wire::Booking>>,
-    /// Bookings started, or ended with nobody starting them: not offered again.
-    settled: Mutex<std::collections::HashSet<i64>>,
-    /// How settled bookings went, until the server has been told.
-    outcomes: Mutex<Vec<(i64, Option<RecordingId>)>>,
+    /// The room's bookings for the coming week, those settled and how they went until the server
+    /// has been told (kept on disk too: see `bookings`).
+    kept: Mutex<bookings::Kept>,
 }
-
-/// Where the device keeps the room's bookings (in the identity folder).
-const BOOKINGS_FILE: &str = "bookings.json";
-/// The most bookings kept (a week of a busy room is a few dozen).
-const MAX_BOOKINGS: usize = 200;
-/// How far apart the two clocks may be for booked lessons to start (seconds).
-const CLOCKS_APART: i64 = 60;
-/// How long before a booked slot's end the screen warns that the recording will stop (seconds).
-const WARN_BEFORE_END: i64 = 120;
-
-/// How old a command from the web app may be when it arrives (seconds, the server's clock).
-const COMMAND_TOO_OLD: i64 = 5;
 
 /// How often the device reports to the server when nothing changes.
 const REPORT_EVERY: Duration = Duration::from_secs(60);
@@ -411,139 +398,6 @@ impl Daemon {
         }
     }
 
-    /// The server's time as this device reckons it: its own clock and the offset the channel
-    /// measured (none yet: its own clock).
-    fn server_now(&self) -> i64 {
-        crate::upload::now() + self.clock_offset.known().unwrap_or(0)
-    }
-
-    /// Why booked lessons cannot start now, if the two clocks are more than a minute apart.
-    fn clock_problem(&self) -> Option<String> {
-        let off = self.clock_offset.known()?;
-        (off.abs() > CLOCKS_APART).then(|| {
-            format!(
-                "This device's clock is {} s off the server's, so booked lessons cannot start until it is set right. Tell your school's IT team.",
-                off.abs()
-            )
-        })
-    }
-
-    /// The booked lesson whose slot is running and that nobody has started, if the clocks agree.
-    fn booked_now(&self) -> Option<lessonlens_proto::wire::Booking> {
-        if self.clock_problem().is_some() {
-            return None;
-        }
-        let now = self.server_now();
-        let settled = self.settled.lock().expect("daemon lock");
-        self.bookings
-            .lock()
-            .expect("daemon lock")
-            .iter()
-            .find(|b| b.starts_at <= now && now < b.ends_at && !settled.contains(&b.id))
-            .cloned()
-    }
-
-    /// Starts the booked lesson whose slot is running (a tap on the screen, or the button),
-    /// sealed to the booked teacher.
-    pub(crate) fn start_booked(self: &Arc<Self>) -> Result<RecordingId, ApiError> {
-        let booking = self.booked_now().ok_or_else(|| {
-            ApiError(
-                StatusCode::CONFLICT,
-                "no booked lesson is waiting to start now".into(),
-            )
-        })?;
-        let id = booking.id;
-        let recording = self.start(&Who::Booked(booking))?;
-        self.settled.lock().expect("daemon lock").insert(id);
-        self.outcomes
-            .lock()
-            .expect("daemon lock")
-            .push((id, Some(recording)));
-        Ok(recording)
-    }
-
-    /// Keeps the room's bookings the server sent, here and on disk.
-    fn set_bookings(&self, mut list: Vec<lessonlens_proto::wire::Booking>) {
-        list.truncate(MAX_BOOKINGS);
-        list.retain(|b| {
-            b.ends_at > b.starts_at && crate::recorder::valid_username(&b.teacher.username)
-        });
-        if let Err(e) = save_bookings(&self.config.identity_dir.join(BOOKINGS_FILE), &list) {
-            tracing::warn!(error = %format!("{e:#}"), "cannot keep the bookings on disk");
-        }
-        tracing::info!(bookings = list.len(), "bookings received");
-        *self.bookings.lock().expect("daemon lock") = list;
-        self.changed();
-    }
-
-    /// Runs the room's bookings until shutdown: a booked lesson that was started stops at its
-    /// slot's end, after a warning two minutes before; a slot that ended with nobody starting it
-    /// is "not recorded"; the server is told how each went (again later if it cannot be reached).
-    fn run_bookings(self: Arc<Self>) {
-        let mut shown: Option<i64> = None;
-        while !self.shutdown.load(Ordering::Relaxed) {
-            let now = self.server_now();
-            let running = match &*self.current.lock().expect("daemon lock") {
-                Slot::Active(a) if !a.stopping => a.booking.clone(),
-                _ => None,
-            };
-            if let Some(b) = running {
-                if now >= b.ends_at {
-                    tracing::info!(booking = b.id, "the booked slot has ended: stopping");
-                    if let Err(ApiError(_, e)) = self.stop() {
-                        tracing::warn!(error = %e, "could not stop the booked lesson");
-                    }
-                } else if now >= b.ends_at - WARN_BEFORE_END {
-                    let left = b.ends_at - now;
-                    *self.notice.lock().expect("daemon lock") = Some((
-                        format!(
-                            "The booked slot ends in {} min {:02} s: the recording stops then.",
-                            left / 60,
-                            left % 60
-                        ),
-                        Instant::now() + Duration::from_secs(2),
-                    ));
-                    self.changed();
-                }
-            }
-            // Slots that ended with nobody starting them.
-            {
-                let mut settled = self.settled.lock().expect("daemon lock");
-                let mut outcomes = self.outcomes.lock().expect("daemon lock");
-                for b in self.bookings.lock().expect("daemon lock").iter() {
-                    if b.ends_at <= now && b.starts_at <= now && settled.insert(b.id) {
-                        tracing::info!(
-                            booking = b.id,
-                            "a booked lesson nobody started: not recorded"
-                        );
-                        outcomes.push((b.id, None));
-                    }
-                }
-            }
-            // Tell the server, oldest first, until it cannot be reached.
-            loop {
-                let next = self.outcomes.lock().expect("daemon lock").first().copied();
-                let Some((id, recording)) = next else { break };
-                match self
-                    .client
-                    .booking_outcome(id, &lessonlens_proto::wire::BookingOutcome { recording })
-                {
-                    Ok(()) | Err(upload::UploadError::Refused { status: 404, .. }) => {
-                        self.outcomes.lock().expect("daemon lock").remove(0);
-                    }
-                    Err(_) => break,
-                }
-            }
-            // The screen and the light follow the booked slot as it begins and ends.
-            let booked = self.booked_now().map(|b| b.id);
-            if booked != shown {
-                shown = booked;
-                self.changed();
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-
     /// What the server's device list shows: no recording id, and of the teacher only the
     /// fingerprint of the key the lesson is sealed to (the server knows whose it is).
     fn report(&self) -> DeviceReport {
@@ -622,49 +476,6 @@ impl Daemon {
             }
             let mut woken = flag.lock().expect("report lock");
             *woken = false;
-        }
-    }
-
-    /// Runs a command from the web app that came over the channel. It runs at once or not at
-    /// all: one sent more than [`COMMAND_TOO_OLD`] seconds ago by the server's clock (with the
-    /// offset the channel measured) is refused.
-    pub(crate) fn remote(
-        self: &Arc<Self>,
-        command: lessonlens_proto::wire::RemoteCommand,
-        server_minus_here: i64,
-    ) -> lessonlens_proto::wire::CommandOutcome {
-        use lessonlens_proto::wire::{CommandOutcome, RemoteAction};
-        let age = crate::upload::now() + server_minus_here - command.sent_at;
-        let refused = |error: String| CommandOutcome {
-            error: Some(error),
-            recording: None,
-        };
-        if !(-COMMAND_TOO_OLD..=COMMAND_TOO_OLD).contains(&age) {
-            return refused(format!(
-                "the command reached the room {age} s after it was sent, so it was not carried out; try again"
-            ));
-        }
-        tracing::info!(action = ?command.action, "a command from the web app");
-        let done = match command.action {
-            RemoteAction::Start => match command.teacher {
-                Some(teacher) => self
-                    .start(&Who::Remote {
-                        teacher,
-                        by: command.by,
-                    })
-                    .map(Some),
-                None => return refused("a start names no teacher".into()),
-            },
-            RemoteAction::Pause => self.set_paused(true).map(|_| None),
-            RemoteAction::Resume => self.set_paused(false).map(|_| None),
-            RemoteAction::Stop => self.stop().map(|_| None),
-        };
-        match done {
-            Ok(recording) => CommandOutcome {
-                error: None,
-                recording,
-            },
-            Err(ApiError(_, e)) => refused(e),
         }
     }
 
@@ -989,7 +800,7 @@ impl Daemon {
     ) -> anyhow::Result<(Arc<Daemon>, Workers)> {
         crate::pipeline::init()?;
         let client = Client::new(&config)?;
-        let bookings_file = config.identity_dir.join(BOOKINGS_FILE);
+        let bookings_file = config.identity_dir.join(bookings::BOOKINGS_FILE);
         let spool = Spool::open(&config.spool_dir)?;
         // Recordings left open by a crash are closed as incomplete and queued (logged one by one).
         spool.recover()?;
@@ -1013,9 +824,7 @@ impl Daemon {
             finished: AtomicBool::new(false),
             report_now: (Mutex::new(false), Condvar::new()),
             clock_offset: Default::default(),
-            bookings: Mutex::new(load_bookings(&bookings_file)),
-            settled: Mutex::new(Default::default()),
-            outcomes: Mutex::new(Vec::new()),
+            kept: Mutex::new(bookings::load(&bookings_file)),
         });
         let uploader = {
             let d = d.clone();
@@ -1038,6 +847,10 @@ impl Daemon {
         {
             let d = d.clone();
             std::thread::spawn(move || d.run_bookings());
+        }
+        {
+            let d = d.clone();
+            std::thread::spawn(move || d.send_outcomes());
         }
         if let Some(button) = d.config.button.clone() {
             let on_press = d.clone();
@@ -1087,59 +900,5 @@ pub struct ApiError(pub StatusCode, pub String);
 impl axum::response::IntoResponse for ApiError {
     fn into_response(self) -> axum::response::Response {
         (self.0, axum::Json(serde_json::json!({ "error": self.1 }))).into_response()
-    }
-}
-
-/// The bookings kept on disk, or none (missing or unreadable: the server sends them again).
-fn load_bookings(path: &std::path::Path) -> Vec<lessonlens_proto::wire::Booking> {
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
-}
-
-/// Writes the bookings durably: a temp file, synced, renamed over the old one.
-fn save_bookings(
-    path: &std::path::Path,
-    list: &[lessonlens_proto::wire::Booking],
-) -> anyhow::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec(list)?)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
-}
-
-/// The channel's ends: the daemon's client, and the daemon to carry commands out (which needs
-/// the daemon shared, as a start hands it to the recording thread).
-impl crate::channel::Ends for Arc<Daemon> {
-    fn open(&self) -> Result<Box<dyn std::io::BufRead + Send>, upload::UploadError> {
-        self.client.open_channel()
-    }
-
-    fn answer(
-        &self,
-        id: &str,
-        outcome: &lessonlens_proto::wire::CommandOutcome,
-    ) -> Result<(), upload::UploadError> {
-        self.client.answer(id, outcome)
-    }
-
-    fn run(
-        &self,
-        command: lessonlens_proto::wire::RemoteCommand,
-        server_minus_here: i64,
-    ) -> lessonlens_proto::wire::CommandOutcome {
-        self.remote(command, server_minus_here)
-    }
-
-    fn offset(&self) -> &crate::channel::ClockOffset {
-        &self.clock_offset
-    }
-
-    fn bookings(&self, list: Vec<lessonlens_proto::wire::Booking>) {
-        self.set_bookings(list)
     }
 }
