@@ -365,6 +365,24 @@ impl Server {
         Arc::new(self.client_tls().with_no_client_auth())
     }
 
+    /// TLS settings that trust this server's CA and present `device`'s certificate, for a
+    /// connection made by hand.
+    pub fn device_tls(&self, device: &Device) -> Arc<rustls::ClientConfig> {
+        let pem = std::fs::read(device.identity.join("identity.pem")).unwrap();
+        let key = rustls_pemfile::private_key(&mut pem.as_slice())
+            .unwrap()
+            .unwrap();
+        let chain = rustls_pemfile::certs(&mut pem.as_slice())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        Arc::new(self.client_tls().with_client_auth_cert(chain, key).unwrap())
+    }
+
+    /// The device listener's port.
+    pub fn device_port(&self) -> u16 {
+        self.device_port
+    }
+
     /// The web listener's port.
     pub fn port(&self) -> u16 {
         self.port
