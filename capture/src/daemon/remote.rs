@@ -5,6 +5,8 @@ use std::sync::atomic::Ordering;
 
 /// How old a command from the web app may be when it arrives (seconds, the server's clock).
 const COMMAND_TOO_OLD: i64 = 5;
+/// How long a start from the web app waits for the device's start-up checks.
+const CHECKS_WAIT: Duration = Duration::from_secs(5);
 
 /// Why a command sent at `sent_at` (the server's clock) is not carried out at `now` (this
 /// device's clock, `server_minus_here` behind the server's), if it is too old or from the future.
@@ -16,6 +18,18 @@ fn too_old(sent_at: i64, now: i64, server_minus_here: i64) -> Option<String> {
 }
 
 impl Daemon {
+    /// Whether the start-up checks are done, waiting for them up to `within`.
+    fn checks_settled(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while !self.checks_done.load(Ordering::Acquire) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        true
+    }
+
     /// Runs a command from the web app that came over the channel. It runs at once or not at
     /// all: one sent more than [`COMMAND_TOO_OLD`] seconds ago by the server's clock (with the
     /// offset the channel measured) is refused.
@@ -35,9 +49,10 @@ impl Daemon {
         tracing::info!(action = ?command.action, "a command from the web app");
         let by = command.by.clone();
         let done = match command.action {
-            // A start waits for nothing: a device still running its start-up checks says so, and
-            // the teacher tries again, rather than begin after the web app gave up.
-            RemoteAction::Start if !self.checks_done.load(Ordering::Acquire) => {
+            // A start waits a few seconds at most for the start-up checks (they hold the camera
+            // and microphone for a moment); longer, and the device says so and the teacher tries
+            // again, rather than begin after the web app gave up.
+            RemoteAction::Start if !self.checks_settled(CHECKS_WAIT) => {
                 return refused(
                     "the room's device is still starting up; try again in a few seconds".into(),
                 )
