@@ -226,6 +226,17 @@ function typed(next) {
   pinTouched();
 }
 
+// Asks the service to start (with a code, or the booked lesson): whether it did, and its answer.
+async function askStart(what) {
+  const res = await fetch("/v1/record/start", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(what),
+  }).catch(() => null);
+  if (res?.ok) return [true, {}];
+  return [false, res ? await res.json().catch(() => ({})) : {}];
+}
+
 async function start() {
   const sent = code;
   pinReset();
@@ -233,13 +244,8 @@ async function start() {
   $("pin-message").textContent = "";
   local = "starting";
   render();
-  const res = await fetch("/v1/record/start", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ code: sent }),
-  }).catch(() => null);
-  if (res?.ok) return;
-  const body = res ? await res.json().catch(() => ({})) : {};
+  const [ok, body] = await askStart({ code: sent });
+  if (ok) return;
   local = "pin";
   const why = body.error ?? "the recorder did not answer. Try again, and if it happens again, switch the device off and on.";
   $("pin-message").textContent = why.charAt(0).toUpperCase() + why.slice(1);
@@ -251,13 +257,8 @@ async function start() {
 async function startBooked() {
   local = "starting";
   render();
-  const res = await fetch("/v1/record/start", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ booked: true }),
-  }).catch(() => null);
-  if (res?.ok) return;
-  const body = res ? await res.json().catch(() => ({})) : {};
+  const [ok, body] = await askStart({ booked: true });
+  if (ok) return;
   local = null;
   render();
   problems($("problems"), [[body.error ?? "the recorder did not answer. Try again.", ""]]);

@@ -83,7 +83,8 @@ pub trait Ends: Send + Sync + 'static {
     fn offset(&self) -> &ClockOffset;
     /// The room's bookings for the coming week, as the server sent them.
     fn bookings(&self, list: Vec<Booking>);
-    /// The server no longer waited for this outcome (it answered 404): undo what it began.
+    /// The server was not told this outcome (it no longer waited for it, or could not be
+    /// reached): undo what it began, so nothing records that the web app believes failed.
     fn unanswered(&self, outcome: &CommandOutcome);
 }
 

@@ -274,3 +274,15 @@ pub fn press_button(fifo: &mut std::fs::File, key: u16, at_ms: i64, held_ms: i64
     fifo.write_all(&bytes).unwrap();
     fifo.flush().unwrap();
 }
+
+/// A named pipe at `dir/button` that a capture service reads as its record button (see
+/// [`press_button`]).
+pub fn button_fifo(dir: &Path) -> PathBuf {
+    let path = dir.join("button");
+    assert!(Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .expect("mkfifo")
+        .success());
+    path
+}

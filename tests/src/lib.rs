@@ -19,8 +19,8 @@ pub mod server;
 pub mod uploads;
 
 pub use capture::{
-    capture_json, press_button, record_once, share, start_capture, wait_for, wait_for_segments,
-    Capture,
+    button_fifo, capture_json, press_button, record_once, share, start_capture, wait_for,
+    wait_for_segments, Capture,
 };
 pub use inproc::InProcess;
 pub use scanner::{find_plaintext_media, scan_tree};

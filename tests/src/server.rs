@@ -378,6 +378,21 @@ impl Server {
         Arc::new(self.client_tls().with_client_auth_cert(chain, key).unwrap())
     }
 
+    /// The school's unassigned key, as `device` fetches it (what it seals to while offline).
+    pub fn unassigned_key(&self, device: &Device) -> lessonlens_proto::PublicKey {
+        let key: lessonlens_proto::wire::TeacherKey = self
+            .device_agent(device)
+            .get(&format!(
+                "{}/api/device/v1/unassigned-key",
+                self.device_url()
+            ))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        lessonlens_proto::PublicKey::from_hex(&key.public_key).unwrap()
+    }
+
     /// The device listener's port.
     pub fn device_port(&self) -> u16 {
         self.device_port

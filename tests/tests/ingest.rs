@@ -235,16 +235,7 @@ fn a_hostile_device_cannot_flood_libraries_or_the_offline_list() {
     let device = server.add_device("room-h");
     let agent = server.device_agent(&device);
     let alice_key = server.teacher_key(&agent, "alice");
-    let unassigned: TeacherKey = agent
-        .get(&format!(
-            "{}/api/device/v1/unassigned-key",
-            server.device_url()
-        ))
-        .call()
-        .unwrap()
-        .into_json()
-        .unwrap();
-    let unassigned = PublicKey::from_hex(&unassigned.public_key).unwrap();
+    let unassigned = server.unassigned_key(&device);
     let put_manifest = |pk: &PublicKey| {
         let rec = new_recording_id();
         let manifest = Manifest {

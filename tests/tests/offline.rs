@@ -182,21 +182,11 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn two_claims_at_once_leave_one_owner_and_no_orphaned_files() {
     use lessonlens_proto::manifest::seal_claim;
-    use lessonlens_proto::wire::TeacherKey;
-    use lessonlens_proto::PublicKey;
     let server = Server::start(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../web"));
     server.add_user("alice", "alice-password", "teacher");
     assert_eq!(server.set_device_code("alice", "2468"), 200);
     let room = server.add_device("room-1");
-    let device = server.device_agent(&room);
-    let base = server.device_url();
-    let key: TeacherKey = device
-        .get(&format!("{base}/api/device/v1/unassigned-key"))
-        .call()
-        .unwrap()
-        .into_json()
-        .unwrap();
-    let pk = PublicKey::from_hex(&key.public_key).unwrap();
+    let pk = server.unassigned_key(&room);
     // A lesson as a device records it offline: sealed to the unassigned key, the code sealed too.
     let rec = lessonlens_e2e::new_recording_id();
     let claim = seal_claim(
@@ -265,25 +255,13 @@ fn two_claims_at_once_leave_one_owner_and_no_orphaned_files() {
 #[test]
 fn an_older_devices_claim_hash_is_kept_only_as_a_keyed_tag() {
     use lessonlens_proto::manifest::claim_hash;
-    use lessonlens_proto::wire::TeacherKey;
-    use lessonlens_proto::PublicKey;
     let mut server = Server::start(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../web"));
     server.add_user("alice", "alice-password", "teacher");
     server.add_user("bob", "bob-password", "teacher");
     assert_eq!(server.set_device_code("alice", "2468"), 200);
     assert_eq!(server.set_device_code("bob", "1357"), 200);
     let room = server.add_device("room-1");
-    let key: TeacherKey = server
-        .device_agent(&room)
-        .get(&format!(
-            "{}/api/device/v1/unassigned-key",
-            server.device_url()
-        ))
-        .call()
-        .unwrap()
-        .into_json()
-        .unwrap();
-    let pk = PublicKey::from_hex(&key.public_key).unwrap();
+    let pk = server.unassigned_key(&room);
     let (fresh, stored) = (
         lessonlens_e2e::new_recording_id(),
         lessonlens_e2e::new_recording_id(),

@@ -130,7 +130,8 @@ fn a_teacher_starts_pauses_resumes_and_stops_a_lesson_from_the_web() {
         s["state"] == "idle"
     });
 
-    // Every command is in the audit log.
+    // Every command is in the audit log, those refused too (the admin's start, bob's pause and
+    // stop; the coach, who may not see the rooms at all, is refused before any room is named).
     let actions: Vec<String> = column(
         &server.db(),
         "SELECT action FROM audit WHERE action LIKE 'remote-%' ORDER BY id",
@@ -139,7 +140,10 @@ fn a_teacher_starts_pauses_resumes_and_stops_a_lesson_from_the_web() {
     assert_eq!(
         actions,
         [
+            "remote-start-refused",
             "remote-start",
+            "remote-pause-refused",
+            "remote-stop-refused",
             "remote-pause",
             "remote-pause-failed",
             "remote-resume",

@@ -293,12 +293,7 @@ fn watch_led(brightness: &Path, ms: u64) -> (Vec<String>, usize) {
 #[test]
 fn the_button_pauses_resumes_and_stops_and_the_light_tells_the_truth() {
     let (server, device, dir) = school();
-    let fifo_path = dir.path().join("button");
-    assert!(std::process::Command::new("mkfifo")
-        .arg(&fifo_path)
-        .status()
-        .unwrap()
-        .success());
+    let fifo_path = lessonlens_e2e::button_fifo(dir.path());
     let led = dir.path().join("leds/lessonlens:red:record");
     std::fs::create_dir_all(&led).unwrap();
     // Lit before the service starts: it is the service that turns the light off.

@@ -66,12 +66,12 @@ impl Daemon {
         }
     }
 
-    /// Booking `id` is settled, with how it went.
-    fn settle(&self, id: i64, recording: Option<RecordingId>) {
-        let mut kept = self.kept.lock().expect("daemon lock");
+    /// Booking `id` ended with nobody starting it: "not recorded".
+    fn settle_unstarted(&self, kept: &mut Kept, id: i64) {
         if kept.settled.insert(id) {
-            kept.outcomes.push((id, recording));
-            self.save_kept(&kept);
+            tracing::info!(booking = id, "a booked lesson nobody started: not recorded");
+            kept.outcomes.push((id, None));
+            self.save_kept(kept);
         }
     }
 
@@ -85,9 +85,27 @@ impl Daemon {
             )
         })?;
         let id = booking.id;
-        let recording = self.start(&Who::Booked(booking))?;
-        self.settle(id, Some(recording));
-        Ok(recording)
+        // Taken before the start, so a tap and a press at once start it once, and the slot's
+        // end cannot call it "not recorded" while it starts; given back if the start fails.
+        if !self.kept.lock().expect("daemon lock").settled.insert(id) {
+            return Err(ApiError(
+                StatusCode::CONFLICT,
+                "the booked lesson has already started".into(),
+            ));
+        }
+        let started = self.start(&Who::Booked(booking));
+        let mut kept = self.kept.lock().expect("daemon lock");
+        match started {
+            Ok(recording) => {
+                kept.outcomes.push((id, Some(recording)));
+                self.save_kept(&kept);
+                Ok(recording)
+            }
+            Err(e) => {
+                kept.settled.remove(&id);
+                Err(e)
+            }
+        }
     }
 
     /// Keeps the room's bookings the server sent, here and on disk.
@@ -98,8 +116,22 @@ impl Daemon {
         });
         tracing::info!(bookings = list.len(), "bookings received");
         let mut kept = self.kept.lock().expect("daemon lock");
-        // Settled ids of bookings that are gone are forgotten; outcomes wait to be sent.
         let ids: std::collections::BTreeSet<i64> = list.iter().map(|b| b.id).collect();
+        // A kept slot that ended while this device was off or out of reach, and that the new
+        // list no longer holds, is still "not recorded" (one that was cancelled is just gone).
+        if self.clock_offset.known().is_some() {
+            let now = self.server_now();
+            let ended: Vec<i64> = kept
+                .bookings
+                .iter()
+                .filter(|b| !ids.contains(&b.id) && b.ends_at <= now)
+                .map(|b| b.id)
+                .collect();
+            for id in ended {
+                self.settle_unstarted(&mut kept, id);
+            }
+        }
+        // Settled ids of bookings that are gone are forgotten; outcomes wait to be sent.
         kept.settled.retain(|id| ids.contains(id));
         kept.bookings = list;
         self.save_kept(&kept);
@@ -115,13 +147,13 @@ impl Daemon {
         while !self.shutdown.load(Ordering::Relaxed) {
             let now = self.server_now();
             let running = match &*self.current.lock().expect("daemon lock") {
-                Slot::Active(a) if !a.stopping => a.booking.clone(),
+                Slot::Active(a) if !a.stopping => a.booking.clone().map(|b| (a.recording, b)),
                 _ => None,
             };
-            if let Some(b) = running {
+            if let Some((recording, b)) = running {
                 if now >= b.ends_at {
                     tracing::info!(booking = b.id, "the booked slot has ended: stopping");
-                    if let Err(ApiError(_, e)) = self.stop() {
+                    if let Err(ApiError(_, e)) = self.stop_recording(Some(recording)) {
                         tracing::warn!(error = %e, "could not stop the booked lesson");
                     }
                 } else if now >= b.ends_at - WARN_BEFORE_END {
@@ -140,17 +172,15 @@ impl Daemon {
             // Slots that ended with nobody starting them (by a clock the server has confirmed:
             // an unchecked clock running ahead would settle lessons still to come).
             if self.clock_offset.known().is_some() {
-                let ended: Vec<i64> = {
-                    let kept = self.kept.lock().expect("daemon lock");
-                    kept.bookings
-                        .iter()
-                        .filter(|b| b.ends_at <= now && !kept.settled.contains(&b.id))
-                        .map(|b| b.id)
-                        .collect()
-                };
+                let mut kept = self.kept.lock().expect("daemon lock");
+                let ended: Vec<i64> = kept
+                    .bookings
+                    .iter()
+                    .filter(|b| b.ends_at <= now && !kept.settled.contains(&b.id))
+                    .map(|b| b.id)
+                    .collect();
                 for id in ended {
-                    tracing::info!(booking = id, "a booked lesson nobody started: not recorded");
-                    self.settle(id, None);
+                    self.settle_unstarted(&mut kept, id);
                 }
             }
             // The screen and the light follow the booked slot as it begins and ends.
@@ -164,7 +194,7 @@ impl Daemon {
     }
 
     /// Tells the server how booked lessons went, oldest first, until shutdown; after a failure
-    /// it waits longer each time (up to a minute), so a server out of reach is not hammered and
+    /// it waits longer each time (up to 30 s), so a server out of reach is not hammered and
     /// nothing else waits for it.
     pub(super) fn send_outcomes(self: Arc<Self>) {
         let mut wait = Duration::from_secs(1);
@@ -197,7 +227,7 @@ impl Daemon {
             wait = if sent {
                 Duration::from_millis(100)
             } else if next.is_some() {
-                (wait * 2).clamp(Duration::from_secs(1), Duration::from_secs(60))
+                (wait * 2).clamp(Duration::from_secs(1), Duration::from_secs(30))
             } else {
                 Duration::from_secs(1)
             };
@@ -225,6 +255,10 @@ fn save(path: &std::path::Path, kept: &Kept) -> anyhow::Result<()> {
     f.write_all(&serde_json::to_vec(kept)?)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;
+    // The rename itself is durable only once the folder is synced.
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
     Ok(())
 }
 

@@ -654,10 +654,25 @@ impl Daemon {
     }
 
     pub(crate) fn stop(&self) -> Result<serde_json::Value, ApiError> {
+        self.stop_recording(None)
+    }
+
+    /// Stops the running recording, or (with `only`) that recording and no other: a check and
+    /// the stop under one lock, so a lesson started meanwhile by someone else records on.
+    pub(super) fn stop_recording(
+        &self,
+        only: Option<RecordingId>,
+    ) -> Result<serde_json::Value, ApiError> {
         {
             let mut slot = self.current.lock().expect("daemon lock");
             self.reap(&mut slot);
             match &mut *slot {
+                Slot::Active(a) if only.is_some_and(|r| r != a.recording) => {
+                    return Err(ApiError(
+                        StatusCode::CONFLICT,
+                        "another recording is running now".into(),
+                    ))
+                }
                 Slot::Active(a) if !a.stopping => {
                     a.stopping = true;
                     a.controls.stop.store(true, Ordering::Release);

@@ -129,15 +129,12 @@ impl crate::channel::Ends for Arc<Daemon> {
     }
 
     fn unanswered(&self, outcome: &lessonlens_proto::wire::CommandOutcome) {
-        // The web app gave up on this start before the answer came: it must not record on.
+        // The web app was not told that this start worked: it must not record on. Only that
+        // recording stops; a lesson started since by someone else records on.
         if let Some(recording) = outcome.recording {
-            let current = match &*self.current.lock().expect("daemon lock") {
-                Slot::Active(a) => Some(a.recording),
-                _ => None,
-            };
-            if current == Some(recording) {
-                tracing::warn!(%recording, "the web app gave up on this start: stopping it");
-                let _ = self.stop();
+            tracing::warn!(%recording, "the web app was not told of this start: stopping it");
+            if let Err(ApiError(_, e)) = self.stop_recording(Some(recording)) {
+                tracing::info!(error = %e, "the unanswered start was not running");
             }
         }
     }

@@ -183,3 +183,69 @@ pub fn now_in(c: &Connection, device: i64, now: i64) -> rusqlite::Result<Option<
     )
     .optional()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::people::Role;
+    use crate::store::{accounts, devices, recordings};
+    use lessonlens_proto::RecordingId;
+
+    fn outcome(c: &Connection, id: i64) -> Option<(String, Option<String>)> {
+        c.query_row(
+            "SELECT outcome, recording_id FROM bookings WHERE id = ?1 AND outcome IS NOT NULL",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .unwrap()
+    }
+
+    #[test]
+    fn an_outcome_is_said_once_by_its_device_for_a_begun_slot_and_the_booked_teachers_lesson() {
+        let t = tempfile::tempdir().unwrap();
+        let c = crate::store::db::open(&t.path().join("db")).unwrap();
+        let user = |name: &str| {
+            accounts::insert_user(&c, name, name, "not-a-hash", &[Role::Teacher]).unwrap()
+        };
+        let (alice, bob) = (user("alice"), user("bob"));
+        let device = |name: &str| {
+            let code = devices::create_code(&c, name, 0).unwrap();
+            devices::redeem_code(&c, &code, 0).unwrap().id
+        };
+        let (room1, room2) = (device("room-1"), device("room-2"));
+        let ids = insert(&c, room1, alice, &[(100, 200), (300, 400)], "s", 0).unwrap();
+        let (begun, later) = (ids[0], ids[1]);
+        let rec = |n: u8, owner, device| {
+            let id = RecordingId::from_random_bytes([n; 16]);
+            recordings::insert(&c, id, owner, device, 0, None).unwrap();
+            id.to_string()
+        };
+        let (bobs, elsewhere, alices) = (
+            rec(1, bob, room1),
+            rec(2, alice, room2),
+            rec(3, alice, room1),
+        );
+
+        // Another device, another teacher's recording, or another room's: refused, nothing set.
+        assert!(!set_outcome(&c, begun, room2, None, 150).unwrap());
+        assert!(!set_outcome(&c, begun, room1, Some(&bobs), 150).unwrap());
+        assert!(!set_outcome(&c, begun, room1, Some(&elsewhere), 150).unwrap());
+        assert!(!set_outcome(&c, 9999, room1, None, 150).unwrap());
+        assert_eq!(outcome(&c, begun), None);
+        // A slot that has not begun keeps no outcome.
+        assert!(set_outcome(&c, later, room1, None, 150).unwrap());
+        assert_eq!(outcome(&c, later), None);
+        // Said once; a later word changes nothing.
+        assert!(set_outcome(&c, begun, room1, Some(&alices), 150).unwrap());
+        assert!(set_outcome(&c, begun, room1, None, 250).unwrap());
+        assert_eq!(
+            outcome(&c, begun),
+            Some(("recorded".into(), Some(alices.clone())))
+        );
+        // A recording the server does not have yet is taken at the device's word.
+        let unseen = RecordingId::from_random_bytes([4; 16]).to_string();
+        assert!(set_outcome(&c, later, room1, Some(&unseen), 300).unwrap());
+        assert_eq!(outcome(&c, later), Some(("recorded".into(), Some(unseen))));
+    }
+}

@@ -185,60 +185,25 @@ async fn command(
         .into_iter()
         .find(|r| r.device.name == name)
         .ok_or(AppError::NotFound)?;
-    let yours = room.teacher.as_ref().is_some_and(|t| t.id == user.id);
-    let teacher = match action {
-        RemoteAction::Start if !user.has(Role::Teacher) => {
-            return Err(AppError::Forbidden(
-                "only a teacher starts a lesson, for themselves",
-            ))
-        }
-        RemoteAction::Start if room.booked.as_ref().is_some_and(|(t, _)| *t != user.id) => {
-            return Err(AppError::Conflict(format!(
-                "{name} is booked for another teacher's lesson now"
-            )))
-        }
-        RemoteAction::Start => {
-            let id = user.id;
-            let key = st
-                .vault(move |v| Ok(v.public_key(id)?))
-                .await?
-                .ok_or(AppError::Conflict(
-                    "your account has no key to seal lessons to; ask an admin".into(),
-                ))?;
-            Some(TeacherKey {
-                username: user.username.clone(),
-                public_key: key.to_hex(),
-                display_name: user.display_name.clone(),
-            })
-        }
-        RemoteAction::Stop if yours || user.has(Role::Admin) => None,
-        _ if yours => None,
-        _ => {
-            return Err(AppError::Forbidden(
-                "only the teacher whose lesson it is can do that (and an admin can stop it)",
-            ))
-        }
-    };
     let verb = match action {
         RemoteAction::Start => "start",
         RemoteAction::Pause => "pause",
         RemoteAction::Resume => "resume",
         RemoteAction::Stop => "stop",
     };
-    // A start into a lesson that is running is refused here, saying nothing of that lesson.
-    let running = room
-        .device
-        .report
-        .as_ref()
-        .is_some_and(|r| !matches!(r.state.as_str(), "idle"));
-    if action == RemoteAction::Start
-        && running
-        && st.channels.connected_since(room.device.id).is_some()
-    {
-        return Err(AppError::Conflict(format!(
-            "{name} is recording another lesson now"
-        )));
-    }
+    let teacher = match allowed(&st, &user, &room, action).await {
+        Ok(teacher) => teacher,
+        Err(e) => {
+            audit(
+                &st,
+                user.audit_id.clone(),
+                format!("remote-{verb}-refused"),
+                name,
+            )
+            .await?;
+            return Err(e);
+        }
+    };
     let command = RemoteCommand {
         id: uuid::Uuid::new_v4().to_string(),
         action,
@@ -266,17 +231,7 @@ async fn command(
             ),
             Err(_) => (format!("remote-{verb}-failed"), room_name),
         };
-        let key = st2.audit_key.clone();
-        st2.db(move |c| {
-            Ok(crate::store::audit::record(
-                c,
-                &key,
-                &who,
-                &audit_action,
-                &target,
-            )?)
-        })
-        .await?;
+        audit(&st2, who, audit_action, target).await?;
         Ok::<_, AppError>(sent)
     })
     .await
@@ -294,4 +249,64 @@ async fn command(
             "the room's device did not {verb}: {why}"
         ))),
     }
+}
+
+/// Whether `user` may send `action` to `room` now, and for a start, the key to seal it to. A
+/// start into a lesson that is running is refused here, saying nothing of that lesson.
+async fn allowed(
+    st: &Shared,
+    user: &User,
+    room: &Current,
+    action: RemoteAction,
+) -> AppResult<Option<TeacherKey>> {
+    let name = &room.device.name;
+    let yours = room.teacher.as_ref().is_some_and(|t| t.id == user.id);
+    let running = room
+        .device
+        .report
+        .as_ref()
+        .is_some_and(|r| !matches!(r.state.as_str(), "idle"));
+    match action {
+        RemoteAction::Start if !user.has(Role::Teacher) => Err(AppError::Forbidden(
+            "only a teacher starts a lesson, for themselves",
+        )),
+        RemoteAction::Start if room.booked.as_ref().is_some_and(|(t, _)| *t != user.id) => Err(
+            AppError::Conflict(format!("{name} is booked for another teacher's lesson now")),
+        ),
+        RemoteAction::Start if running && st.channels.connected_since(room.device.id).is_some() => {
+            Err(AppError::Conflict(format!(
+                "{name} is recording another lesson now"
+            )))
+        }
+        RemoteAction::Start => {
+            let id = user.id;
+            let key = st
+                .vault(move |v| Ok(v.public_key(id)?))
+                .await?
+                .ok_or(AppError::Conflict(
+                    "your account has no key to seal lessons to; ask an admin".into(),
+                ))?;
+            Ok(Some(TeacherKey {
+                username: user.username.clone(),
+                public_key: key.to_hex(),
+                display_name: user.display_name.clone(),
+            }))
+        }
+        RemoteAction::Stop if yours || user.has(Role::Admin) => Ok(None),
+        _ if yours => Ok(None),
+        _ => Err(AppError::Forbidden(
+            "only the teacher whose lesson it is can do that (and an admin can stop it)",
+        )),
+    }
+}
+
+/// Audits a remote command (`action`, e.g. "remote-start-refused") on `target` by `who`.
+async fn audit(st: &Shared, who: String, action: String, target: String) -> AppResult<()> {
+    let key = st.audit_key.clone();
+    st.db(move |c| {
+        Ok(crate::store::audit::record(
+            c, &key, &who, &action, &target,
+        )?)
+    })
+    .await
 }
