@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-# The build and test tools (curl and ffmpeg's ffprobe are real clients the tests use). The GStreamer plugin packages come from capture/gst-elements.txt,
+# The build and test tools (curl and ffmpeg's ffprobe are real clients the tests use; espeak-ng
+# speaks the talk-time test's lesson). The GStreamer plugin packages come from capture/gst-elements.txt,
 # the one table of every element the pipelines use (tests/tests/elements.rs keeps it complete).
 PACKAGES=(
   pkg-config
@@ -18,6 +19,7 @@ PACKAGES=(
   python3-pip
   curl
   ffmpeg
+  espeak-ng
 )
 while read -r _ package note; do
   case "$package" in builtin | "") continue ;; esac

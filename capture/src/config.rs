@@ -18,8 +18,16 @@ pub struct Config {
     pub spool_dir: PathBuf,
     #[serde(default)]
     pub video: VideoConfig,
+    /// The microphone: the teacher's (a lapel or USB microphone they wear) when `room_audio`
+    /// names a second one, otherwise the only one.
     #[serde(default)]
     pub audio: AudioConfig,
+    /// A second microphone for the room (optional). Both are mixed into the lesson's sound
+    /// (each with its `gain`), and talk time can then tell the teacher from the pupils.
+    #[serde(default)]
+    pub room_audio: Option<AudioConfig>,
+    #[serde(default)]
+    pub talk: TalkConfig,
     /// Target fragment (segment) length in seconds; keyframes are forced at this interval.
     #[serde(default = "default_segment_seconds")]
     pub segment_seconds: u32,
@@ -132,8 +140,38 @@ pub struct AudioConfig {
     /// default (required for `shm`).
     #[serde(default)]
     pub device: String,
+    /// How loud it is in the lesson's mix: 1.0 as it comes, 0 to 4. Default 1.0.
+    #[serde(default = "default_gain")]
+    pub gain: f64,
 }
 
+/// Talk time: which seconds of a lesson the teacher talked, the pupils talked, or it was quiet,
+/// worked out on the device from its microphones and sealed with the lesson.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TalkConfig {
+    /// Work out talk time. Default on.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// With two microphones, voice is the teacher's when the teacher's microphone hears it more
+    /// than this many dB louder than the room's (after gains). Default 0; raise it if pupils
+    /// near the teacher are counted as the teacher. Between -30 and 30.
+    #[serde(default)]
+    pub balance_db: f64,
+}
+
+impl Default for TalkConfig {
+    fn default() -> Self {
+        TalkConfig {
+            enabled: true,
+            balance_db: 0.0,
+        }
+    }
+}
+
+fn default_gain() -> f64 {
+    1.0
+}
 fn default_test() -> String {
     "test".into()
 }
@@ -218,7 +256,39 @@ impl Default for AudioConfig {
         AudioConfig {
             source: default_test(),
             device: String::new(),
+            gain: default_gain(),
         }
+    }
+}
+
+/// Device names go into the pipeline description: allow only what device names contain.
+fn check_device(what: &str, value: &str) -> anyhow::Result<()> {
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/:_.,-".contains(&b))
+    {
+        bail!("{what} {value:?} may contain only letters, digits and / : _ . , -");
+    }
+    Ok(())
+}
+
+impl AudioConfig {
+    /// Checks one microphone's settings (`what`: its section in the config file).
+    fn check(&self, what: &str) -> anyhow::Result<()> {
+        if !matches!(self.source.as_str(), "test" | "alsa" | "pulse" | "shm") {
+            bail!(
+                "{what}.source must be \"test\", \"alsa\", \"pulse\" or \"shm\", got {:?}",
+                self.source
+            );
+        }
+        check_device(&format!("{what}.device"), &self.device)?;
+        if self.source == "shm" && self.device.is_empty() {
+            bail!("{what}.source \"shm\" needs {what}.device: the socket path of the process that shares the microphone");
+        }
+        if !(0.0..=4.0).contains(&self.gain) {
+            bail!("{what}.gain must be between 0 and 4, got {}", self.gain);
+        }
+        Ok(())
     }
 }
 
@@ -245,29 +315,16 @@ impl Config {
                 self.video.source
             );
         }
-        if !matches!(
-            self.audio.source.as_str(),
-            "test" | "alsa" | "pulse" | "shm"
-        ) {
+        check_device("video.device", &self.video.device)?;
+        self.audio.check("audio")?;
+        if let Some(room) = &self.room_audio {
+            room.check("room_audio")?;
+        }
+        if !(-30.0..=30.0).contains(&self.talk.balance_db) {
             bail!(
-                "audio.source must be \"test\", \"alsa\", \"pulse\" or \"shm\", got {:?}",
-                self.audio.source
+                "talk.balance_db must be between -30 and 30, got {}",
+                self.talk.balance_db
             );
-        }
-        // Device names go into the pipeline description: allow only what device names contain.
-        for (what, value) in [
-            ("video.device", &self.video.device),
-            ("audio.device", &self.audio.device),
-        ] {
-            if !value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"/:_.,-".contains(&b))
-            {
-                bail!("{what} {value:?} may contain only letters, digits and / : _ . , -");
-            }
-        }
-        if self.audio.source == "shm" && self.audio.device.is_empty() {
-            bail!("audio.source \"shm\" needs audio.device: the socket path of the process that shares the microphone");
         }
         if !self.control_addr.ip().is_loopback() {
             bail!("control_addr must be a loopback address (127.0.0.1 or ::1): the control API has no authentication of its own");

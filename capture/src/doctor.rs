@@ -53,10 +53,13 @@ pub fn run(config: &Config, client: Option<&Client>) -> Vec<Check> {
             "camera",
             check_source("camera", &pipeline::video_source(config)),
         ));
-        checks.push(Check::new(
-            "microphone",
-            check_source("microphone", &pipeline::audio_source(config)),
-        ));
+        for (n, a) in pipeline::microphones(config).into_iter().enumerate() {
+            let name = pipeline::MICROPHONES[n];
+            checks.push(Check::new(
+                name,
+                check_source(name, &pipeline::audio_source(a, n)),
+            ));
+        }
     }
     checks.push(Check::new("spool", check_spool(config)));
     let server_time = match client {
@@ -140,6 +143,7 @@ fn check_source(what: &str, source: &str) -> Result<String, String> {
     let _ = p.set_state(gst::State::Null);
     let hint = match what {
         "camera" => "Check that the camera is plugged in and that `video.device` in the config names it (`v4l2-ctl --list-devices`)",
+        "room-microphone" => "Check that the room's microphone is plugged in and that `room_audio.device` in the config names it (`arecord -L`)",
         _ => "Check that the microphone is plugged in and that `audio.device` in the config names it (`arecord -L`)",
     };
     match outcome.as_ref().map(|m| m.view()) {

@@ -34,4 +34,5 @@ pub mod sealer;
 pub mod service;
 pub mod spool;
 pub mod status;
+pub mod talk;
 pub mod upload;

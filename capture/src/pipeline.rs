@@ -30,6 +30,8 @@ pub enum Fragment {
     },
     /// The poster frame: the first frame as a small JPEG, for the library.
     Poster(Vec<u8>),
+    /// The lesson's talk time (`lessonlens_proto::talk`, as JSON), sent once as it ends.
+    Talk(Vec<u8>),
 }
 
 /// The built pipeline, plus which encoders it uses (reported in logs and status).
@@ -159,23 +161,67 @@ pub fn video_source(c: &Config) -> String {
     }
 }
 
-/// The microphone, up to raw audio (named `microphone`, for errors and checks).
-pub fn audio_source(c: &Config) -> String {
-    match c.audio.source.as_str() {
-        "alsa" if !c.audio.device.is_empty() => {
-            format!("alsasrc name=microphone device={}", c.audio.device)
-        }
-        "alsa" => "alsasrc name=microphone".to_string(),
-        "pulse" if !c.audio.device.is_empty() => {
-            format!("pulsesrc name=microphone device={}", c.audio.device)
-        }
-        "pulse" => "pulsesrc name=microphone".to_string(),
+/// The microphones' element names, for errors and checks: the teacher's (or the only one), and
+/// the room's.
+pub const MICROPHONES: [&str; 2] = ["microphone", "room-microphone"];
+
+/// Microphone `n` (0: `audio`, 1: `room_audio`) up to raw audio, named [`MICROPHONES`]`[n]`.
+pub fn audio_source(a: &crate::config::AudioConfig, n: usize) -> String {
+    let name = MICROPHONES[n.min(1)];
+    let device = &a.device;
+    match a.source.as_str() {
+        "alsa" if !device.is_empty() => format!("alsasrc name={name} device={device}"),
+        "alsa" => format!("alsasrc name={name}"),
+        "pulse" if !device.is_empty() => format!("pulsesrc name={name} device={device}"),
+        "pulse" => format!("pulsesrc name={name}"),
         "shm" => format!(
-            "shmsrc name=microphone socket-path={} is-live=true do-timestamp=true ! audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=1",
-            c.audio.device
+            "shmsrc name={name} socket-path={device} is-live=true do-timestamp=true ! audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=1"
         ),
-        _ => "audiotestsrc name=microphone is-live=true wave=sine freq=440 volume=0.1".to_string(),
+        // Two test microphones are told apart by their pitch.
+        _ => format!(
+            "audiotestsrc name={name} is-live=true wave=sine freq={} volume=0.1",
+            440 + 220 * n
+        ),
     }
+}
+
+/// The microphones the config names: the teacher's (or the only one), then the room's.
+pub fn microphones(c: &Config) -> Vec<&crate::config::AudioConfig> {
+    std::iter::once(&c.audio).chain(&c.room_audio).collect()
+}
+
+/// The sound: each microphone at its gain, heard by talk time's detector (appsinks `ear0`,
+/// `ear1`, see `crate::talk`), mixed when there are two, metered and encoded into the muxer.
+fn audio_description(c: &Config, audio_encoder: &str) -> String {
+    let mics = microphones(c);
+    let mut desc = String::new();
+    for (n, a) in mics.iter().enumerate() {
+        desc += &format!(
+            "{} ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 ! volume volume={} ",
+            audio_source(a, n),
+            a.gain
+        );
+        let onward = if mics.len() > 1 { "queue ! mix. " } else { "" };
+        if c.talk.enabled {
+            desc += &format!(
+                "! tee name=heard{n} heard{n}. ! queue ! audioresample \
+                 ! audio/x-raw,format=S16LE,rate={rate},channels=1 \
+                 ! appsink name=ear{n} sync=false async=false heard{n}. ! {onward}",
+                rate = crate::talk::RATE
+            );
+        } else if !onward.is_empty() {
+            desc += &format!("! {onward}");
+        }
+    }
+    if mics.len() > 1 {
+        desc += "audiomixer name=mix ! audio/x-raw,rate=48000,channels=1 ";
+    }
+    if !desc.ends_with("! ") {
+        desc += "! ";
+    }
+    desc + &format!(
+        "level name=meter interval={LEVEL_INTERVAL_NS} ! {audio_encoder} ! aacparse ! queue ! mux."
+    )
 }
 
 /// The device screen's camera preview: this wide, at most this many frames a second.
@@ -189,7 +235,7 @@ const LEVEL_INTERVAL_NS: u64 = 100_000_000;
 pub fn describe(c: &Config, video_encoder: &str, audio_encoder: &str) -> String {
     let v = &c.video;
     let video_src = video_source(c);
-    let audio_src = audio_source(c);
+    let audio = audio_description(c, audio_encoder);
     // The poster branch lets one frame through (see `build`) and is scaled to 480 px wide. The
     // preview branch is closed unless the device screen is showing it (see `watch_frames`).
     let poster_height = (480 * v.height / v.width.max(1)).max(2) & !1;
@@ -205,8 +251,7 @@ pub fn describe(c: &Config, video_encoder: &str, audio_encoder: &str) -> String 
          ! videorate drop-only=true max-rate={PREVIEW_FPS} ! videoscale method=nearest-neighbour \
          ! video/x-raw,width={PREVIEW_WIDTH},height={preview_height} ! jpegenc quality=60 \
          ! appsink name=preview sync=false async=false max-buffers=1 drop=true \
-         {audio_src} ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 \
-         ! level name=meter interval={LEVEL_INTERVAL_NS} ! {audio_encoder} ! aacparse ! queue ! mux. \
+         {audio} \
          isofmp4mux name=mux fragment-duration={frag} ! appsink name=sink sync=false buffer-list=true",
         venc = video_encoder_desc(video_encoder, c),
         frag = u64::from(c.segment_seconds) * 1_000_000_000,
@@ -224,6 +269,7 @@ pub fn describe_for(c: &Config) -> anyhow::Result<String> {
 pub fn build(
     c: &Config,
     live: &Arc<Live>,
+    talk: Option<&crate::talk::Shared>,
     out: impl Fn(Fragment) -> bool + Send + Sync + 'static,
 ) -> anyhow::Result<Capture> {
     let video_encoder = pick_video_encoder()?;
@@ -245,6 +291,9 @@ pub fn build(
     let out = std::sync::Arc::new(out);
     connect_poster(&pipeline, out.clone())?;
     watch_frames(&pipeline, c, live)?;
+    if let Some(talk) = talk {
+        connect_ears(&pipeline, talk)?;
+    }
 
     let mut first_pts: Option<gst::ClockTime> = None;
     let mut init_sent = false;
@@ -349,6 +398,47 @@ fn watch_frames(pipeline: &gst::Pipeline, c: &Config, live: &Arc<Live>) -> anyho
     });
     let live = live.clone();
     on_each_buffer(pipeline, "preview", move |jpeg| live.set_preview(jpeg))
+}
+
+/// Hands each microphone's 16 kHz samples (appsinks `ear0`, `ear1`) to talk time's detector, on
+/// that microphone's streaming thread; nothing of the sound is kept.
+fn connect_ears(pipeline: &gst::Pipeline, talk: &crate::talk::Shared) -> anyhow::Result<()> {
+    for n in 0..MICROPHONES.len() {
+        let Some(sink) = pipeline
+            .by_name(&format!("ear{n}"))
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        else {
+            continue;
+        };
+        let talk = talk.clone();
+        let mut samples: Vec<i16> = Vec::new();
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                    let at = sample
+                        .segment()
+                        .and_then(|s| s.downcast_ref::<gst::ClockTime>())
+                        .and_then(|s| buffer.pts().and_then(|p| s.to_running_time(p)))
+                        .unwrap_or(gst::ClockTime::ZERO);
+                    let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                    samples.clear();
+                    samples.extend(
+                        map.chunks_exact(2)
+                            .map(|b| i16::from_le_bytes([b[0], b[1]])),
+                    );
+                    talk.lock().map_err(|_| gst::FlowError::Error)?.hear(
+                        n,
+                        at.nseconds(),
+                        &samples,
+                    );
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+    }
+    Ok(())
 }
 
 /// Hands a copy of each buffer the appsink `name` receives (one JPEG) to `f`.
@@ -533,13 +623,17 @@ impl Capture {
 fn explain_failure(err: &gst::message::Error, recording: bool) -> anyhow::Error {
     let source = err.src().map(|s| s.name().to_string()).unwrap_or_default();
     let detail = format!("{} ({})", err.error(), err.debug().unwrap_or_default());
+    let source = match source.as_str() {
+        "room-microphone" => "room microphone".to_string(),
+        _ => source,
+    };
     match source.as_str() {
         // What to do comes first, the technical detail (for the technician) last.
-        "camera" | "microphone" if !recording => anyhow!(
+        "camera" | "microphone" | "room microphone" if !recording => anyhow!(
             "the {source} cannot be opened. Nothing was recorded. Check that the {source} is connected \
              and not in use by another program, then start again. (Detail: {detail})"
         ),
-        "camera" | "microphone" => anyhow!(
+        "camera" | "microphone" | "room microphone" => anyhow!(
             "the {source} stopped delivering. The recording was ended and everything recorded until then is kept \
              and will be uploaded. Check the {source} and its cable, then start a new recording. (Detail: {detail})"
         ),

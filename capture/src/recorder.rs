@@ -199,23 +199,30 @@ pub fn capture(
     };
     let limit = limit.map(|d| gst::ClockTime::from_nseconds(d.as_nanos() as u64));
     let stopped = || controls.stop.load(Ordering::Acquire);
+    let talk = config.talk.enabled.then(|| {
+        crate::talk::Listener::new(pipeline::microphones(config).len(), config.talk.balance_db)
+    });
     let (capture_result, seal_result) = std::thread::scope(|s| {
         let sealer_thread = s.spawn(|| sealer.run(rx));
         let capture_result = (|| -> anyhow::Result<&'static str> {
             loop {
                 let frag_tx = tx.clone();
-                let capture = pipeline::build(config, live, move |f: Fragment| {
+                let capture = pipeline::build(config, live, talk.as_ref(), move |f: Fragment| {
                     frag_tx.send(Input::Fragment(f)).is_ok()
                 })?;
                 stats.set_encoder(capture.video_encoder);
                 let limit_reached = std::cell::Cell::new(false);
                 let pause_seen = std::cell::Cell::new(false);
-                capture.run(|pos| {
+                let ran = capture.run(|pos| {
                     controls.running.store(true, Ordering::Release);
                     limit_reached.set(limit.is_some_and(|l| pos >= l));
                     pause_seen.set(pause_seen.get() || controls.paused());
                     stopped() || pause_seen.get() || limit_reached.get()
-                })?;
+                });
+                if let Some(talk) = &talk {
+                    talk.lock().expect("talk lock").end_part();
+                }
+                ran?;
                 // A stop, the time limit or a source that ended by itself ends the recording. A
                 // pause (even one already undone by a quick resume) records on with a new pipeline.
                 if stopped() || limit_reached.get() || !pause_seen.get() {
@@ -233,6 +240,15 @@ pub fn capture(
                 tracing::info!(%recording, "resumed");
             }
         })();
+        // Talk time is sealed with the lesson as it ends (a lesson cut short by a crash has none).
+        if let Some(talk) = talk
+            .as_ref()
+            .and_then(|t| t.lock().expect("talk lock").talk())
+        {
+            if let Ok(json) = serde_json::to_vec(&talk) {
+                let _ = tx.send(Input::Fragment(Fragment::Talk(json)));
+            }
+        }
         let _ = tx.send(Input::Stop {
             clean: capture_result.is_ok(),
         });

@@ -9,7 +9,7 @@ use crate::pipeline::Fragment;
 use crate::spool::Spool;
 use crate::status::Stats;
 use lessonlens_proto::envelope::{seal, Label, SealParams, DEFAULT_CHUNK_SIZE};
-use lessonlens_proto::{PublicKey, RecordingId, SegmentIndex, POSTER_INDEX};
+use lessonlens_proto::{PublicKey, RecordingId, SegmentIndex, POSTER_INDEX, TALK_INDEX};
 use rand_core::{OsRng, TryRngCore};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
@@ -145,6 +145,7 @@ impl Sealer {
                     bytes.zeroize();
                     Ok(())
                 }
+                Input::Fragment(Fragment::Talk(bytes)) => self.put(TALK_INDEX, bytes, false, 0, 0),
                 Input::Stop { clean: true } => self.put(next_index, Vec::new(), true, end_us, 0),
                 Input::Stop { clean: false } => Ok(()),
             };

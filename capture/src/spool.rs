@@ -13,7 +13,7 @@ use anyhow::Context;
 use lessonlens_proto::envelope::SegmentHeader;
 use lessonlens_proto::manifest::MANIFEST_VERSION;
 use lessonlens_proto::{
-    KeyFingerprint, Manifest, ManifestSegment, PublicKey, RecordingId, SegmentIndex, POSTER_INDEX,
+    KeyFingerprint, Manifest, ManifestSegment, PublicKey, RecordingId, SegmentIndex, SegmentKind,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -200,8 +200,8 @@ impl Spool {
                 );
             }
         }
-        // The poster frame travels like a segment but is not media.
-        segments.remove(&POSTER_INDEX);
+        // The poster frame and talk time travel like segments but are not media.
+        segments.retain(|&index, _| !SegmentKind::of(index, 0, false).attachment());
         let recipient = PublicKey::from_hex(&meta.recipient)
             .map(|pk| pk.fingerprint())
             .unwrap_or(KeyFingerprint([0; 16]));

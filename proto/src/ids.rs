@@ -50,6 +50,15 @@ pub const INIT_SEGMENT: SegmentIndex = 0;
 /// manifest, the playlist or a download. Reserved, so no media segment can take its place.
 pub const POSTER_INDEX: SegmentIndex = SegmentIndex::MAX;
 
+/// The index a recording's talk time ([`crate::talk`]) is sealed, uploaded and stored under:
+/// like the poster, it travels and is deleted with the lesson but is not media.
+pub const TALK_INDEX: SegmentIndex = SegmentIndex::MAX - 1;
+
+/// The lowest index that is not a media segment's but something sealed with the lesson (the
+/// talk time and the poster). Every media index is far below (see `manifest::limits`).
+pub const FIRST_ATTACHMENT: SegmentIndex = TALK_INDEX;
+const _: () = assert!(crate::manifest::limits::MAX_SEGMENT_INDEX < FIRST_ATTACHMENT);
+
 /// What a stored segment is, from its index and the timing its envelope authenticates. The one
 /// place this rule is written: the playlist, the gaps on the timeline and the MP4 download all
 /// ask here.
@@ -65,6 +74,8 @@ pub enum SegmentKind {
     EndMarker,
     /// The poster frame ([`POSTER_INDEX`]).
     Poster,
+    /// The talk time ([`TALK_INDEX`]).
+    Talk,
 }
 
 impl SegmentKind {
@@ -72,10 +83,17 @@ impl SegmentKind {
         match index {
             INIT_SEGMENT => SegmentKind::Init,
             POSTER_INDEX => SegmentKind::Poster,
+            TALK_INDEX => SegmentKind::Talk,
             _ if duration_us > 0 => SegmentKind::Media,
             _ if final_segment => SegmentKind::EndMarker,
             _ => SegmentKind::Reinit,
         }
+    }
+
+    /// Sealed with the lesson but not part of its media: never in the manifest, the playlist
+    /// or a download.
+    pub fn attachment(self) -> bool {
+        matches!(self, SegmentKind::Poster | SegmentKind::Talk)
     }
 
     /// An initialisation segment: the start of a playable part.
@@ -96,6 +114,9 @@ mod segment_kind_tests {
         assert_eq!(SegmentKind::of(7, 0, false), SegmentKind::Reinit);
         assert_eq!(SegmentKind::of(9, 0, true), SegmentKind::EndMarker);
         assert_eq!(SegmentKind::of(POSTER_INDEX, 0, false), SegmentKind::Poster);
+        assert_eq!(SegmentKind::of(TALK_INDEX, 0, false), SegmentKind::Talk);
+        assert!(SegmentKind::Talk.attachment() && SegmentKind::Poster.attachment());
+        assert!(!SegmentKind::Media.attachment() && !SegmentKind::Init.attachment());
         assert!(SegmentKind::Reinit.starts_part() && !SegmentKind::Media.starts_part());
     }
 }

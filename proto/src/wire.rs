@@ -185,4 +185,7 @@ pub struct RecordingSummary {
     /// Whether the device sent a poster frame (`/api/recordings/{id}/poster.jpg`).
     #[serde(default)]
     pub poster: bool,
+    /// Whether the device sent talk time (`/api/recordings/{id}/talk`).
+    #[serde(default)]
+    pub talk: bool,
 }

@@ -23,6 +23,24 @@ pub fn shared_source(what: &str, socket: &Path) -> String {
     )
 }
 
+/// One process sharing recorded microphones in step: each raw file (48 kHz mono S16LE) is played
+/// at its real pace into its own `shmsink` socket, all on one clock, as two microphones on one
+/// device would be.
+pub fn shared_recordings(files: &[(&Path, &Path)]) -> String {
+    files
+        .iter()
+        .map(|(file, socket)| {
+            format!(
+                "filesrc location={} ! rawaudioparse format=pcm pcm-format=s16le sample-rate=48000 num-channels=1 \
+                 ! shmsink socket-path={} wait-for-connection=false shm-size=20000000 sync=true",
+                file.display(),
+                socket.display()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Reads a downloaded MP4's video and audio into appsinks `v` and `a`.
 pub fn demux(file: &Path) -> String {
     format!(

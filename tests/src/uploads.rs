@@ -20,26 +20,30 @@ pub fn sealed_segment(
     fill: u8,
     len: usize,
 ) -> Vec<u8> {
+    sealed(pk, recording, index, &vec![fill; len])
+}
+
+/// `plaintext` sealed as segment `index` of `recording` to `pk`.
+fn sealed(
+    pk: &lessonlens_proto::PublicKey,
+    recording: lessonlens_proto::RecordingId,
+    index: u32,
+    plaintext: &[u8],
+) -> Vec<u8> {
     use lessonlens_proto::envelope::{seal, Label, SealParams, DEFAULT_CHUNK_SIZE};
     use rand_core::TryRngCore;
     let params = SealParams {
         label: Label { recording, index },
         final_segment: false,
         start_us: 0,
-        duration_us: if index == 0 || index == lessonlens_proto::POSTER_INDEX {
+        duration_us: if index == 0 || index >= lessonlens_proto::ids::FIRST_ATTACHMENT {
             0
         } else {
             2_000_000
         },
         chunk_size: DEFAULT_CHUNK_SIZE,
     };
-    seal(
-        &params,
-        pk,
-        &vec![fill; len],
-        &mut rand_core::OsRng.unwrap_err(),
-    )
-    .unwrap()
+    seal(&params, pk, plaintext, &mut rand_core::OsRng.unwrap_err()).unwrap()
 }
 
 impl Server {
@@ -118,11 +122,47 @@ impl Server {
         teacher: &str,
         rec: lessonlens_proto::RecordingId,
     ) {
+        self.upload_attachment(
+            device,
+            teacher,
+            rec,
+            lessonlens_proto::POSTER_INDEX,
+            &[0xd8; 500],
+        );
+    }
+
+    /// Uploads talk time for `rec` with two microphones' `seconds` (see
+    /// `lessonlens_proto::talk`), as `device` would.
+    pub fn upload_talk(
+        &self,
+        device: &Device,
+        teacher: &str,
+        rec: lessonlens_proto::RecordingId,
+        seconds: &str,
+    ) {
+        let talk = serde_json::json!({"version": 1, "microphones": 2, "seconds": seconds});
+        self.upload_attachment(
+            device,
+            teacher,
+            rec,
+            lessonlens_proto::TALK_INDEX,
+            &serde_json::to_vec(&talk).unwrap(),
+        );
+    }
+
+    /// Uploads something sealed with `rec` at a reserved `index`, as `device` would.
+    fn upload_attachment(
+        &self,
+        device: &Device,
+        teacher: &str,
+        rec: lessonlens_proto::RecordingId,
+        index: u32,
+        plaintext: &[u8],
+    ) {
         use sha2::{Digest, Sha256};
         let agent = self.device_agent(device);
         let pk = self.teacher_key(&agent, teacher);
-        let index = lessonlens_proto::POSTER_INDEX;
-        let body = sealed_segment(&pk, rec, index, 0xd8, 500);
+        let body = sealed(&pk, rec, index, plaintext);
         agent
             .put(&format!(
                 "{}/api/device/v1/recordings/{rec}/segments/{index}",
@@ -133,6 +173,6 @@ impl Server {
                 &hex::encode(Sha256::digest(&body)),
             )
             .send_bytes(&body)
-            .expect("poster upload");
+            .expect("upload of a poster or talk time");
     }
 }

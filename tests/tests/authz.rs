@@ -96,6 +96,7 @@ fn expected(method: &str, path: &str, c: Caller) -> Option<u16> {
             | "/api/recordings/{id}/init.mp4"
             | "/api/recordings/{id}/segments/{index}"
             | "/api/recordings/{id}/poster.jpg"
+            | "/api/recordings/{id}/talk"
             | "/api/recordings/{id}"
             | "/api/recordings/{id}/comments",
         )
@@ -266,6 +267,7 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
     // A recording of alice's, uploaded by room-a: init, one segment, the manifest.
     let (rec, segments) = server.upload_recording(&device, "alice", 1);
     server.upload_poster(&device, "alice", rec);
+    server.upload_talk(&device, "alice", rec, "tt--pp");
     let manifest = server
         .db()
         .query_row(

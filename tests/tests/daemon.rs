@@ -174,7 +174,7 @@ fn the_service_records_on_command_and_reports_what_it_does() {
             .unwrap_or_else(|| panic!("no {name} in {metrics}"))
     };
     let timed = value("lessonlens_receipt_latency_seconds_count ");
-    assert_eq!(timed as u64, segments + 4, "{metrics}");
+    assert_eq!(timed as u64, segments + 5, "{metrics}");
     let mean = value("lessonlens_receipt_latency_seconds_sum ") / timed;
     assert!(mean > 0.0 && mean < 10.0, "{metrics}");
     let report = reported(&|r| r["state"] == "idle");
@@ -190,8 +190,8 @@ fn the_service_records_on_command_and_reports_what_it_does() {
     let (n, clean) = server.segments_and_clean_stop(&rec);
     assert_eq!(
         n,
-        segments + 4,
-        "init, media, the init made on resume, the end marker and the poster frame (one, though two pipelines ran)"
+        segments + 5,
+        "init, media, the init made on resume, the end marker, the poster frame (one, though two pipelines ran) and the talk time"
     );
     assert!(clean);
     let alice = server.login(&server.agent(), "alice", "alice-password");

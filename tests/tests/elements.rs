@@ -34,12 +34,15 @@ fn descriptions() -> Vec<String> {
     let mut all = Vec::new();
     for video in ["test", "v4l2", "shm"] {
         for audio in ["test", "alsa", "pulse", "shm"] {
-            let c = config(video, audio);
+            let mut c = config(video, audio);
             for venc in pipeline::VIDEO_ENCODERS {
                 for aenc in pipeline::AUDIO_ENCODERS {
                     all.push(pipeline::describe(&c, venc, aenc));
                 }
             }
+            // A second microphone for the room, mixed in.
+            c.room_audio = Some(c.audio.clone());
+            all.push(pipeline::describe(&c, "x264enc", "avenc_aac"));
         }
     }
     all.extend(pipeline::VIDEO_ENCODERS.map(pipeline::probe_description));
@@ -49,6 +52,9 @@ fn descriptions() -> Vec<String> {
         all.push(lessonlens_e2e::media::shared_source(what, socket));
     }
     all.push(lessonlens_e2e::media::demux(Path::new("/tmp/a.mp4")));
+    all.push(lessonlens_e2e::media::shared_recordings(&[(
+        socket, socket,
+    )]));
     all
 }
 

@@ -26,4 +26,5 @@ mod server_crash;
 mod sources;
 mod spine;
 mod storage;
+mod talk;
 mod uploads;

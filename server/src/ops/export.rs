@@ -7,7 +7,8 @@
 //! and deletion dates), `comments.json` (what they wrote anywhere, and what others wrote on their
 //! lessons), `audit.json` (entries by them, about them or about their lessons; people named as
 //! in the admin's log), `videos/`, one MP4 per lesson (one per part when a privacy pause
-//! split it), and `posters/`, each lesson's poster frame (JPEG) as the library shows it.
+//! split it), `posters/`, each lesson's poster frame (JPEG) as the library shows it, and
+//! `talk-time/`, each lesson's talk time as the device classed it (JSON, one letter a second).
 
 use crate::domain::people::User;
 use crate::domain::segments::parts;
@@ -27,7 +28,8 @@ recordings.json  your recorded lessons: when, where, how complete, who they are 
 comments.json    comments you wrote, and comments others wrote on your lessons\n\
 audit.json       the audit log's entries about you and your lessons (sign-ins, views, shares, deletions)\n\
 videos/          your lessons as MP4 files (one file per part when a privacy pause split a lesson)\n\
-posters/         the first frame of each lesson (JPEG), as the library shows it\n";
+posters/         the first frame of each lesson (JPEG), as the library shows it\n\
+talk-time/       who talked in each second of each lesson, as the classroom device worked it out (JSON: t teacher, p pupils, b both, v someone, - silence)\n";
 
 /// Writes the archive for `user` into `out`. The database and vault locks are taken per step,
 /// never across the whole export, so a server stays responsive while a long one runs.
@@ -95,6 +97,12 @@ pub fn write_archive<W: Write>(
                 let jpeg =
                     blobs.open_segment(&sha, &*key()?, rec, lessonlens_proto::POSTER_INDEX)?;
                 zip.write_all(&jpeg)?;
+            }
+            let talk = segments::sha_of(&*lock_db()?, rec, lessonlens_proto::TALK_INDEX)?;
+            if let Some(sha) = talk {
+                zip.start_file(format!("talk-time/{day}_{id}.json"), stored)?;
+                let json = blobs.open_segment(&sha, &*key()?, rec, lessonlens_proto::TALK_INDEX)?;
+                zip.write_all(&json)?;
             }
         }
     }

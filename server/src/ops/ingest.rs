@@ -67,8 +67,9 @@ pub fn check_upload(
             header.label.index, header.label.recording
         )));
     }
-    // The poster has its reserved index; every other number is bounded by what a lesson can be.
-    let numbered = if index == lessonlens_proto::POSTER_INDEX {
+    // The poster and talk time have reserved indices; every other number is bounded by what a
+    // lesson can be.
+    let numbered = if lessonlens_proto::SegmentKind::of(index, 0, false).attachment() {
         0
     } else {
         index

@@ -63,6 +63,7 @@ pub fn summary(c: &Connection, id: &str) -> rusqlite::Result<RecordingSummary> {
         missing,
         mismatched,
         poster: present.contains(&lessonlens_proto::POSTER_INDEX),
+        talk: present.contains(&lessonlens_proto::TALK_INDEX),
     })
 }
 

@@ -1,16 +1,17 @@
 //! Which segments of a recording the server holds, and where their bytes are.
 
 use crate::domain::segments::Seg;
-use lessonlens_proto::{RecordingId, SegmentIndex, POSTER_INDEX};
+use lessonlens_proto::ids::FIRST_ATTACHMENT;
+use lessonlens_proto::{RecordingId, SegmentIndex};
 use rusqlite::{params, Connection, OptionalExtension};
 
-/// The segments of `rec` the server holds, in order, without the poster.
+/// The segments of `rec` the server holds, in order, without the poster and talk time.
 pub fn stored(c: &Connection, rec: RecordingId) -> rusqlite::Result<Vec<Seg>> {
     let mut stmt = c.prepare(
-        "SELECT idx, duration_us, final FROM segments WHERE recording_id = ?1 AND idx != ?2 ORDER BY idx",
+        "SELECT idx, duration_us, final FROM segments WHERE recording_id = ?1 AND idx < ?2 ORDER BY idx",
     )?;
     let segs = stmt
-        .query_map(params![rec.to_string(), POSTER_INDEX], |r| {
+        .query_map(params![rec.to_string(), FIRST_ATTACHMENT], |r| {
             Ok(Seg {
                 index: r.get(0)?,
                 duration_us: r.get(1)?,

@@ -243,6 +243,7 @@ mod tests {
             ("get", "/api/recordings/{id}/init.mp4"),
             ("get", "/api/recordings/{id}/segments/{index}"),
             ("get", "/api/recordings/{id}/poster.jpg"),
+            ("get", "/api/recordings/{id}/talk"),
             ("get", "/api/recordings/{id}/download.mp4"),
             ("delete", "/api/recordings/{id}"),
             ("post", "/api/unassigned/{id}/claim"),

@@ -14,7 +14,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::StreamExt;
-use lessonlens_proto::{RecordingId, SegmentIndex, POSTER_INDEX};
+use lessonlens_proto::manifest::limits::MAX_SEGMENT_INDEX;
+use lessonlens_proto::{RecordingId, SegmentIndex, POSTER_INDEX, TALK_INDEX};
 use rusqlite::Connection;
 
 pub fn routes() -> Vec<Route> {
@@ -28,6 +29,7 @@ pub fn routes() -> Vec<Route> {
         ),
         ("GET", "/api/recordings/{id}/download.mp4", get(download)),
         ("GET", "/api/recordings/{id}/poster.jpg", get(poster)),
+        ("GET", "/api/recordings/{id}/talk", get(talk)),
     ]
 }
 
@@ -156,7 +158,7 @@ async fn media_segment(
         .unwrap_or(&file)
         .parse()
         .map_err(|_| AppError::NotFound)?;
-    if index == 0 || index == POSTER_INDEX {
+    if !(1..=MAX_SEGMENT_INDEX).contains(&index) {
         return Err(AppError::NotFound);
     }
     serve(st, user, &id, index, "video/iso.segment").await
@@ -170,6 +172,29 @@ async fn poster(
     Path(id): Path<String>,
 ) -> AppResult<Response> {
     serve(st, user, &id, POSTER_INDEX, "image/jpeg").await
+}
+
+/// The lesson's talk time as the device classed it (one letter a second, see
+/// `lessonlens_proto::talk`), with its figures. For whoever may watch the lesson (never an
+/// admin); a read by anyone but the owner is audited as a view, like the media.
+async fn talk(
+    State(st): State<Shared>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let rec = parse_id(&id)?;
+    let plaintext = decrypt(st, user, rec, TALK_INDEX).await?;
+    let talk = lessonlens_proto::talk::Talk::parse(&plaintext).map_err(|e| {
+        AppError::Unprocessable(format!(
+            "the device sent talk time this server cannot read ({e}); the lesson itself is unaffected"
+        ))
+    })?;
+    Ok(axum::Json(serde_json::json!({
+        "microphones": talk.microphones,
+        "seconds": talk.seconds,
+        "summary": talk.summary(),
+    }))
+    .into_response_with_type("application/json"))
 }
 
 /// How many files the lesson downloads as: one, or one more per privacy pause (each part has its
