@@ -203,10 +203,12 @@ fn audio_description(c: &Config, audio_encoder: &str) -> String {
         );
         let onward = if mics.len() > 1 { "queue ! mix. " } else { "" };
         if c.talk.enabled {
+            // Each branch converts for itself: the detector takes 16-bit samples, the mixer and
+            // the encoder floats.
             desc += &format!(
-                "! tee name=heard{n} heard{n}. ! queue ! audioresample \
+                "! tee name=heard{n} heard{n}. ! queue ! audioconvert ! audioresample \
                  ! audio/x-raw,format=S16LE,rate={rate},channels=1 \
-                 ! appsink name=ear{n} sync=false async=false heard{n}. ! {onward}",
+                 ! appsink name=ear{n} sync=false async=false heard{n}. ! audioconvert ! {onward}",
                 rate = crate::talk::RATE
             );
         } else if !onward.is_empty() {

@@ -43,9 +43,10 @@ fn a_person_gets_everything_held_about_them_in_one_archive() {
     server.add_user("ada", "ada-password", "admin");
     let room = server.add_device("room-1");
     // Every segment the helper uploads holds 1000 bytes of 7: init and two media segments. The
-    // poster frame is 500 bytes of 0xd8.
+    // poster frame is 500 bytes of 0xd8; the talk time says the teacher talked, then the pupils.
     let (rec, _) = server.upload_recording(&room, "alice", 2);
     server.upload_poster(&room, "alice", rec);
+    server.upload_talk(&room, "alice", rec, "tt-p");
     let agent = server.agent();
     let alice = server.login(&agent, "alice", "alice-password");
     let carol = server.login(&agent, "carol", "carol-password");
@@ -134,6 +135,15 @@ fn a_person_gets_everything_held_about_them_in_one_archive() {
         .read_to_end(&mut jpeg)
         .unwrap();
     assert!(jpeg == vec![0xd8; 500], "the poster frame, decrypted");
+    let talk = format!(
+        "talk-time/{}.json",
+        &video["videos/".len()..video.len() - 4]
+    );
+    assert_eq!(
+        json(&mut a, &talk)["seconds"],
+        "tt-p",
+        "the talk time, decrypted"
+    );
     assert_eq!(json(&mut a, "account.json")["username"], "alice");
     let recs = json(&mut a, "recordings.json");
     assert_eq!(recs[0]["id"], rec.to_string());

@@ -13,7 +13,7 @@ const SMALL_VIDEO: &str = "[video]\nwidth = 320\nheight = 180\nbitrate_kbps = 50
 
 /// (index, sha256) of every segment the server committed for a recording, checking on the way
 /// that each blob still hashes to what its row says.
-/// The segments of `rec` on the server (init, media, end marker, poster frame), each checked
+/// The segments of `rec` on the server (init, media, end marker, talk time, poster frame), each checked
 /// against its hash.
 fn stored(server: &Server, rec: &str) -> BTreeMap<u32, String> {
     let db = server.db();
@@ -128,11 +128,12 @@ fn a_server_outage_mid_lesson_loses_nothing() {
     let rec = report["recording"].as_str().unwrap();
     let rows = stored(&server, rec);
     let media = report["segments"].as_u64().unwrap() as u32;
-    // init (0), every media segment, the end marker and the poster frame: all present, each once.
+    // init (0), every media segment, the end marker, the talk time and the poster frame: all
+    // present, each once.
     assert_eq!(
         rows.keys().copied().collect::<Vec<_>>(),
         (0..=media + 1)
-            .chain([lessonlens_proto::POSTER_INDEX])
+            .chain([lessonlens_proto::TALK_INDEX, lessonlens_proto::POSTER_INDEX])
             .collect::<Vec<_>>()
     );
     let clean: bool = server
@@ -377,8 +378,8 @@ fn reaching_the_budget_offline_ends_the_recording_and_keeps_it() {
     assert!(media >= 1);
     assert_eq!(
         stored(&server, rec).len() as u32,
-        media + 3,
-        "init, every segment, the end marker and the poster frame arrive"
+        media + 4,
+        "init, every segment, the end marker, the poster frame and the talk time arrive"
     );
 }
 

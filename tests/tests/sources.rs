@@ -128,7 +128,7 @@ fn a_camera_or_microphone_that_disappears_ends_the_recording_and_keeps_it() {
         .unwrap();
     assert_eq!(
         stored as u64, spooled,
-        "init, poster and every media segment"
+        "init, poster, talk time and every media segment"
     );
     // The muxer always holds the start of the next fragment; it was flushed, not dropped.
     assert!(
@@ -143,7 +143,7 @@ fn a_camera_or_microphone_that_disappears_ends_the_recording_and_keeps_it() {
     let playlist = server.get_text(&format!("/api/recordings/{first}/playlist.m3u8"), &alice);
     assert_eq!(
         playlist.matches("#EXTINF").count() as u64,
-        spooled - 2,
+        spooled - 3,
         "{playlist}"
     );
 

@@ -269,6 +269,29 @@ fn talk_time_classes_a_known_lesson_and_only_those_who_may_watch_see_it() {
         right * 10 >= scored * 9,
         "{right} of {scored} seconds classed right: below 90 %"
     );
+    // The teacher sees it under the timeline in Chromium; a click on it moves the player.
+    let (out, _) = server.browser_script(
+        "talk.mjs",
+        "talk",
+        &[
+            ("LL_USER", "alice"),
+            ("LL_PASSWORD", "alice-password"),
+            ("LL_RECORDING", &rec),
+        ],
+    );
+    let shown: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let totals = shown["totals"].as_str().unwrap();
+    assert!(
+        totals.contains("Teacher") && totals.contains("Pupils") && totals.contains("Wait"),
+        "{shown}"
+    );
+    // A run for each of the lesson's seven turns, at least.
+    assert!(shown["runs"].as_u64() >= Some(7), "{shown}");
+    let at = shown["at"].as_f64().unwrap();
+    assert!(
+        (0.6 * lesson.seconds..=0.9 * lesson.seconds).contains(&at),
+        "a click 3/4 along the band went to {at} s"
+    );
     let summary = &talk["summary"];
     assert!(
         summary["teacher"].as_u64() > summary["pupils"].as_u64()

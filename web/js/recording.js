@@ -4,6 +4,7 @@ import { $, el, show } from "./dom.js";
 import { api } from "./api.js";
 import { clock, gapText, retentionText, statusText, when } from "./format.js";
 import { hooks, state } from "./state.js";
+import { showTalk } from "./talk.js";
 
 function attachPlayer(id) {
   const video = $("video");
@@ -270,6 +271,7 @@ export async function showRecording(id) {
   const tags = await api("/api/tags");
   $("comment-tag").replaceChildren(el("option", { value: "" }, "(none)"), ...tags.map((t) => el("option", { value: t }, t)));
   await loadComments();
+  await showTalk(detail, seek);
   if (detail.is_owner) await loadOwnerPanel(detail);
 }
 

@@ -50,6 +50,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "js/state.js",
         "text/javascript; charset=utf-8",
     ),
+    (
+        "/js/talk.js",
+        "js/talk.js",
+        "text/javascript; charset=utf-8",
+    ),
     ("/style.css", "style.css", "text/css; charset=utf-8"),
     ("/favicon.svg", "favicon.svg", "image/svg+xml"),
     (
