@@ -9,6 +9,7 @@
 //! One address may hold 64 connections on the device listener, so the channels come from
 //! several loopback addresses, as devices come from their own.
 
+use lessonlens_e2e::procstat::{cpu_over, rss_mb};
 use lessonlens_e2e::{capture_json, Device, Server};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -51,33 +52,6 @@ fn open_channel(server: &Server, device: &Device, from: Ipv4Addr) {
 /// The loopback address the `i`th channel comes from: 60 to an address.
 fn source(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 0, 2 + (i / 60) as u8)
-}
-
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .unwrap()
-        .trim()
-        .trim_end_matches(" kB")
-        .trim()
-        .parse::<f64>()
-        .unwrap()
-        / 1000.0
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    (fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()) as f64 / 100.0
-}
-
-/// The server's CPU, in % of one core, over `seconds`.
-fn cpu_over(pid: u32, seconds: u64) -> f64 {
-    let before = cpu_seconds(pid);
-    std::thread::sleep(Duration::from_secs(seconds));
-    (cpu_seconds(pid) - before) / seconds as f64 * 100.0
 }
 
 fn online(server: &Server, cookie: &str) -> usize {

@@ -9,6 +9,7 @@
 //!   preview running) against the same recording without it (goal: <= +5 % CPU, <= +10 MB RSS).
 
 use gst::prelude::*;
+use lessonlens_e2e::procstat::{cpu_seconds, peak_rss_mb};
 use lessonlens_e2e::{capture_json, Server};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -44,29 +45,6 @@ fn now_ms() -> f64 {
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-/// CPU seconds (user + system, all threads) a process has used so far.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    ticks as f64 / 100.0
-}
-
-/// A process's peak resident memory, MB.
-fn peak_rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .unwrap()
-        .trim()
-        .trim_end_matches(" kB")
-        .trim()
-        .parse()
-        .unwrap();
-    kb / 1000.0
 }
 
 fn wait_recording(config: &Path) {

@@ -4,6 +4,7 @@
 //! - [`browser`]: the browser checks in `web/tests/`;
 //! - [`uploads`]: synthetic sealed uploads, as a device makes them;
 //! - [`media`]: the GStreamer pipelines the tests run;
+//! - [`procstat`]: a process's CPU and memory, for the benchmarks;
 //! - [`scanner`]: the structural scanner that proves no plaintext media rests on disk;
 //! - [`seaweed`]: the S3-compatible object store for the storage tests.
 //!
@@ -13,6 +14,7 @@ pub mod browser;
 pub mod capture;
 pub mod inproc;
 pub mod media;
+pub mod procstat;
 pub mod scanner;
 pub mod seaweed;
 pub mod server;
