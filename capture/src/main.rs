@@ -43,7 +43,13 @@ enum Command {
         drain_seconds: u64,
     },
     /// Print the GStreamer pipeline this config builds, in gst-launch-1.0 syntax.
-    Pipeline,
+    Pipeline {
+        /// Print instead the same capture without lessonlens' own work (poster frame, preview,
+        /// meter, talk time, sealing), writing an MP4 to this file: the capture benchmark's
+        /// baseline.
+        #[arg(long)]
+        bare: Option<std::path::PathBuf>,
+    },
     /// Check that this device can record and upload: GStreamer elements, camera, microphone,
     /// spool disk, server and clock. Says what to install or change; exits 1 if anything fails.
     Doctor,
@@ -205,7 +211,15 @@ fn main() -> anyhow::Result<()> {
         Command::Drain { drain_seconds } => {
             recorder::drain(&config, Duration::from_secs(drain_seconds))?
         }
-        Command::Pipeline => println!("{}", lessonlens_capture::pipeline::describe_for(&config)?),
+        Command::Pipeline { bare: None } => {
+            println!("{}", lessonlens_capture::pipeline::describe_for(&config)?)
+        }
+        Command::Pipeline { bare: Some(file) } => {
+            println!(
+                "{}",
+                lessonlens_capture::pipeline::describe_bare_for(&config, &file)?
+            )
+        }
         Command::Doctor => {
             let client = identity::Identity::load(&config.identity_dir)
                 .ok()

@@ -192,7 +192,8 @@ pub fn microphones(c: &Config) -> Vec<&crate::config::AudioConfig> {
 
 /// The sound: each microphone at its gain, heard by talk time's detector (appsinks `ear0`,
 /// `ear1`, see `crate::talk`), mixed when there are two, metered and encoded into the muxer.
-fn audio_description(c: &Config, audio_encoder: &str) -> String {
+/// Without lessonlens' `own` work (the detector and the meter), only captured, mixed and encoded.
+fn audio_description(c: &Config, audio_encoder: &str, own: bool) -> String {
     let mics = microphones(c);
     let mut desc = String::new();
     for (n, a) in mics.iter().enumerate() {
@@ -202,11 +203,13 @@ fn audio_description(c: &Config, audio_encoder: &str) -> String {
             a.gain
         );
         let onward = if mics.len() > 1 { "queue ! mix. " } else { "" };
-        if c.talk.enabled {
+        if own && c.talk.enabled {
             // Each branch converts for itself: the detector takes 16-bit samples, the mixer and
-            // the encoder floats.
+            // the encoder floats. The detector's branch has no queue (no thread of its own): it
+            // runs on the microphone's thread, at the lowest resampling quality, which is plenty
+            // for telling voice from silence.
             desc += &format!(
-                "! tee name=heard{n} heard{n}. ! queue ! audioconvert ! audioresample \
+                "! tee name=heard{n} heard{n}. ! audioconvert ! audioresample quality=0 \
                  ! audio/x-raw,format=S16LE,rate={rate},channels=1 \
                  ! appsink name=ear{n} sync=false async=false heard{n}. ! audioconvert ! {onward}",
                 rate = crate::talk::RATE
@@ -221,9 +224,12 @@ fn audio_description(c: &Config, audio_encoder: &str) -> String {
     if !desc.ends_with("! ") {
         desc += "! ";
     }
-    desc + &format!(
-        "level name=meter interval={LEVEL_INTERVAL_NS} ! {audio_encoder} ! aacparse ! queue ! mux."
-    )
+    let meter = if own {
+        format!("level name=meter interval={LEVEL_INTERVAL_NS} ! ")
+    } else {
+        "audioconvert ! ".into()
+    };
+    desc + &format!("{meter}{audio_encoder} ! aacparse ! queue ! mux.")
 }
 
 /// The device screen's camera preview: this wide, at most this many frames a second.
@@ -237,7 +243,7 @@ const LEVEL_INTERVAL_NS: u64 = 100_000_000;
 pub fn describe(c: &Config, video_encoder: &str, audio_encoder: &str) -> String {
     let v = &c.video;
     let video_src = video_source(c);
-    let audio = audio_description(c, audio_encoder);
+    let audio = audio_description(c, audio_encoder, true);
     // The poster branch lets one frame through (see `build`) and is scaled to 480 px wide. The
     // preview branch is closed unless the device screen is showing it (see `watch_frames`).
     let poster_height = (480 * v.height / v.width.max(1)).max(2) & !1;
@@ -260,10 +266,44 @@ pub fn describe(c: &Config, video_encoder: &str, audio_encoder: &str) -> String 
     )
 }
 
+/// The same capture without lessonlens' own work (the poster frame, the screen's preview, the
+/// meter and picture watchdog, talk time, sealing): the same sources, conversions and encoder
+/// settings into GStreamer's own fragmented MP4 muxer and a file, for `gst-launch-1.0`. What the
+/// capture benchmark compares against.
+pub fn describe_bare(
+    c: &Config,
+    video_encoder: &str,
+    audio_encoder: &str,
+    file: &std::path::Path,
+) -> String {
+    format!(
+        "{video_src} ! videoconvert ! video/x-raw,format=I420 ! queue ! {venc} \
+         ! video/x-h264,profile=high ! h264parse config-interval=-1 ! queue ! mux. \
+         {audio} \
+         mp4mux name=mux fragment-duration={frag_ms} ! filesink location={file}",
+        video_src = video_source(c),
+        venc = video_encoder_desc(video_encoder, c),
+        audio = audio_description(c, audio_encoder, false),
+        frag_ms = u64::from(c.segment_seconds) * 1000,
+        file = file.display(),
+    )
+}
+
 /// The description `build` would use with this config, with the encoders it would pick.
 pub fn describe_for(c: &Config) -> anyhow::Result<String> {
     init()?;
     Ok(describe(c, pick_video_encoder()?, pick_audio_encoder()?))
+}
+
+/// [`describe_bare`] with the encoders `build` would pick.
+pub fn describe_bare_for(c: &Config, file: &std::path::Path) -> anyhow::Result<String> {
+    init()?;
+    Ok(describe_bare(
+        c,
+        pick_video_encoder()?,
+        pick_audio_encoder()?,
+        file,
+    ))
 }
 
 /// Builds the pipeline and connects its appsink to `out` (which returns false once nobody listens).
@@ -651,6 +691,45 @@ fn explain_failure(err: &gst::message::Error, recording: bool) -> anyhow::Error 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bare_pipeline_is_the_capture_without_lessonlens_own_work() {
+        let mut c: Config = toml::from_str(
+            "server_url = \"https://s:8443\"\nidentity_dir = \"/i\"\nspool_dir = \"/s\"\n[room_audio]\nsource = \"test\"\n",
+        )
+        .unwrap();
+        for talk in [true, false] {
+            c.talk.enabled = talk;
+            let full = describe(&c, "x264enc", "avenc_aac");
+            let bare = describe_bare(
+                &c,
+                "x264enc",
+                "avenc_aac",
+                std::path::Path::new("/tmp/b.mp4"),
+            );
+            let own = ["jpegenc", "appsink", "level", "valve", "tee"];
+            let elements = crate::elements::in_description(&bare);
+            for e in own {
+                assert!(
+                    !elements.iter().any(|x| x == e),
+                    "{e} in the bare pipeline: {bare}"
+                );
+            }
+            // Everything else the capture runs, the bare pipeline runs too (but its own muxer,
+            // and the scaling and rate of the poster and preview branches).
+            let theirs = ["isofmp4mux", "videoscale", "videorate"];
+            for e in crate::elements::in_description(&full) {
+                assert!(
+                    own.contains(&e.as_str())
+                        || theirs.contains(&e.as_str())
+                        || elements.contains(&e),
+                    "{e} is missing from the bare pipeline: {bare}"
+                );
+            }
+            let venc = video_encoder_desc("x264enc", &c);
+            assert!(full.contains(&venc) && bare.contains(&venc));
+        }
+    }
 
     #[test]
     fn probing_accepts_a_working_encoder_and_rejects_missing_ones() {
