@@ -26,7 +26,7 @@ for size in "${SIZES[@]}"; do
       exit 1
     fi
   done
-  venc=$(grep -o 'x264enc [^!]*' <<<"$full" || true)
+  venc=$(grep -oE '(nvh264enc|vah264enc|vaapih264enc|qsvh264enc|v4l2h264enc|x264enc|openh264enc) [^!]*' <<<"$full" || true)
   if [ -z "$venc" ] || ! grep -qF -- "$venc" <<<"$desc"; then
     echo "bench-capture: the bare pipeline does not encode as the capture does ($venc)" >&2
     exit 1

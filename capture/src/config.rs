@@ -319,6 +319,19 @@ impl Config {
         self.audio.check("audio")?;
         if let Some(room) = &self.room_audio {
             room.check("room_audio")?;
+            // A section with only a device would otherwise mix a test tone into every lesson.
+            if room.source == "test" && !room.device.is_empty() {
+                bail!(
+                    "room_audio names a device ({:?}) but no source: set room_audio.source to \"alsa\", \"pulse\" or \"shm\"",
+                    room.device
+                );
+            }
+            if room.source != "test"
+                && (room.source.as_str(), room.device.as_str())
+                    == (self.audio.source.as_str(), self.audio.device.as_str())
+            {
+                bail!("audio and room_audio name the same microphone ({} {:?}): one device cannot be opened twice; name the room's microphone in room_audio.device (`arecord -L` lists them)", room.source, room.device);
+            }
         }
         if !(-30.0..=30.0).contains(&self.talk.balance_db) {
             bail!(
@@ -430,6 +443,28 @@ mod tests {
     }
 
     #[test]
+    fn a_room_microphone_needs_a_source_of_its_own() {
+        let room = |section: &str| -> String {
+            let c: Config = toml::from_str(&format!(
+                "{}[audio]\nsource = \"alsa\"\ndevice = \"hw:1\"\n[room_audio]\n{section}",
+                base()
+            ))
+            .unwrap();
+            c.validate()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(room("device = \"hw:2\"\n").contains("no source"));
+        assert!(room("source = \"alsa\"\ndevice = \"hw:1\"\n").contains("same microphone"));
+        assert!(
+            room("source = \"alsa\"\ndevice = \"hw:2\"\ngain = 9\n").contains("room_audio.gain")
+        );
+        assert_eq!(room("source = \"alsa\"\ndevice = \"hw:2\"\n"), "");
+        assert_eq!(room("source = \"test\"\n"), "");
+    }
+
+    #[test]
     fn the_example_config_is_valid_with_and_without_its_button_and_light() {
         let example = include_str!("../../config/capture.example.toml");
         let c: Config = toml::from_str(example).unwrap();
@@ -438,6 +473,8 @@ mod tests {
         let all = example
             .replace("# [", "[")
             .replace("# device", "device")
+            .replace("# source", "source")
+            .replace("# gain", "gain")
             .replace("# key", "key")
             .replace("# long_press_ms", "long_press_ms")
             .replace("# leds", "leds");

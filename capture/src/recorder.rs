@@ -220,7 +220,9 @@ pub fn capture(
                     stopped() || pause_seen.get() || limit_reached.get()
                 });
                 if let Some(talk) = &talk {
-                    talk.lock().expect("talk lock").end_part();
+                    talk.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .end_part();
                 }
                 ran?;
                 // A stop, the time limit or a source that ended by itself ends the recording. A
@@ -241,10 +243,11 @@ pub fn capture(
             }
         })();
         // Talk time is sealed with the lesson as it ends (a lesson cut short by a crash has none).
-        if let Some(talk) = talk
-            .as_ref()
-            .and_then(|t| t.lock().expect("talk lock").talk())
-        {
+        if let Some(talk) = talk.as_ref().and_then(|t| {
+            t.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .talk()
+        }) {
             if let Ok(json) = serde_json::to_vec(&talk) {
                 let _ = tx.send(Input::Fragment(Fragment::Talk(json)));
             }

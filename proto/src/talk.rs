@@ -10,6 +10,8 @@ pub const TALK_VERSION: u32 = 1;
 
 /// The most seconds a lesson's talk time holds (a day, as [`crate::manifest::limits`]).
 pub const MAX_SECONDS: usize = 86_400;
+/// The most bytes a sealed talk time may hold: the seconds and a little JSON around them.
+pub const MAX_BYTES: usize = MAX_SECONDS + 256;
 
 /// One second of a lesson.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +68,8 @@ pub struct Talk {
 pub enum TalkError {
     #[error("talk time does not parse: {0}")]
     Parse(String),
+    #[error("talk time is {0} bytes, more than a day of it can be")]
+    TooBig(usize),
     #[error("talk time version {0} is not known")]
     Version(u32),
     #[error("talk time from {0} microphones: only one or two are possible")]
@@ -89,6 +93,9 @@ impl Talk {
 
     /// Parses and checks what a device sealed: every number and letter bounded.
     pub fn parse(bytes: &[u8]) -> Result<Talk, TalkError> {
+        if bytes.len() > MAX_BYTES {
+            return Err(TalkError::TooBig(bytes.len()));
+        }
         let talk: Talk =
             serde_json::from_slice(bytes).map_err(|e| TalkError::Parse(e.to_string()))?;
         if talk.version != TALK_VERSION {
@@ -227,6 +234,10 @@ mod tests {
             TalkError::Version(9)
         ));
         assert!(matches!(Talk::parse(b"not json"), Err(TalkError::Parse(_))));
+        assert_eq!(
+            Talk::parse(&vec![b' '; MAX_BYTES + 1]),
+            Err(TalkError::TooBig(MAX_BYTES + 1))
+        );
     }
 
     #[test]

@@ -36,7 +36,9 @@ fn sealed(
         label: Label { recording, index },
         final_segment: false,
         start_us: 0,
-        duration_us: if index == 0 || index >= lessonlens_proto::ids::FIRST_ATTACHMENT {
+        duration_us: if index == 0
+            || lessonlens_proto::SegmentKind::of(index, 0, false).attachment()
+        {
             0
         } else {
             2_000_000

@@ -308,8 +308,8 @@ fn talk_time_classes_a_known_lesson_and_only_those_who_may_watch_see_it() {
     let carol = server.login(&agent, "carol", "carol-password");
     let ada = server.login(&agent, "ada", "ada-password");
     for who in [&carol, &ada] {
-        let (status, _) = server.call("GET", &format!("/api/recordings/{rec}/talk"), who, None);
-        assert_ne!(status, 200);
+        let (status, body) = server.call("GET", &format!("/api/recordings/{rec}/talk"), who, None);
+        assert_eq!(status, 404, "{body}");
     }
     let (status, body) = server.call(
         "POST",
@@ -330,4 +330,25 @@ fn talk_time_classes_a_known_lesson_and_only_those_who_may_watch_see_it() {
     assert_eq!(status, 200, "{seen}");
     assert_eq!(seen["seconds"], talk["seconds"]);
     assert_eq!(views(), [before + 1], "the coach's read is a view");
+}
+
+#[test]
+fn talk_time_a_device_garbled_is_refused_with_the_reason_and_the_lesson_plays_on() {
+    let server = Server::start(&lessonlens_e2e::web_dir());
+    server.add_user("alice", "alice-password", "teacher");
+    let room = server.add_device("room-1");
+    let (rec, _) = server.upload_recording(&room, "alice", 2);
+    // A letter that is not a class.
+    server.upload_talk(&room, "alice", rec, "tt?p");
+    let alice = server.login(&server.agent(), "alice", "alice-password");
+    let (status, body) = server.call("GET", &format!("/api/recordings/{rec}/talk"), &alice, None);
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("cannot be read"),
+        "{body}"
+    );
+    let (status, _) = server.call("GET", &format!("/api/recordings/{rec}"), &alice, None);
+    assert_eq!(status, 200);
+    let playlist = server.get_text(&format!("/api/recordings/{rec}/playlist.m3u8"), &alice);
+    assert!(playlist.contains("#EXTINF"), "{playlist}");
 }

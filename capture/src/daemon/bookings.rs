@@ -108,6 +108,18 @@ impl Daemon {
         }
     }
 
+    /// Booking `id`, started as `recording` by a start that was undone, is waiting to be started
+    /// again, unless the server has been told already that it was recorded.
+    pub(super) fn give_back(&self, id: i64, recording: RecordingId) {
+        let mut kept = self.kept.lock().expect("daemon lock");
+        let told = kept.outcomes.len();
+        kept.outcomes.retain(|o| *o != (id, Some(recording)));
+        if kept.outcomes.len() < told {
+            kept.settled.remove(&id);
+            self.save_kept(&kept);
+        }
+    }
+
     /// Keeps the room's bookings the server sent, here and on disk.
     pub(super) fn set_bookings(&self, mut list: Vec<Booking>) {
         list.truncate(MAX_BOOKINGS);

@@ -132,9 +132,17 @@ impl crate::channel::Ends for Arc<Daemon> {
         // The web app was not told that this start worked: it must not record on. Only that
         // recording stops; a lesson started since by someone else records on.
         if let Some(recording) = outcome.recording {
+            let booked = match &*self.current.lock().expect("daemon lock") {
+                Slot::Active(a) if a.recording == recording => a.booking.as_ref().map(|b| b.id),
+                _ => None,
+            };
             tracing::warn!(%recording, "the web app was not told of this start: stopping it");
             if let Err(ApiError(_, e)) = self.stop_recording(Some(recording)) {
                 tracing::info!(error = %e, "the unanswered start was not running");
+            }
+            // A booked lesson started this way may be started again in its slot.
+            if let Some(id) = booked {
+                self.give_back(id, recording);
             }
         }
     }

@@ -100,9 +100,19 @@ pub fn write_archive<W: Write>(
             }
             let talk = segments::sha_of(&*lock_db()?, rec, lessonlens_proto::TALK_INDEX)?;
             if let Some(sha) = talk {
-                zip.start_file(format!("talk-time/{day}_{id}.json"), stored)?;
-                let json = blobs.open_segment(&sha, &*key()?, rec, lessonlens_proto::TALK_INDEX)?;
-                zip.write_all(&json)?;
+                // Talk time that does not open (damaged, or a hostile device's) is named, and
+                // the archive goes on.
+                match blobs.open_segment(&sha, &*key()?, rec, lessonlens_proto::TALK_INDEX) {
+                    Ok(json) => {
+                        zip.start_file(format!("talk-time/{day}_{id}.json"), stored)?;
+                        zip.write_all(&json)?;
+                    }
+                    Err(e) => {
+                        tracing::warn!(recording = %rec, error = %format!("{e:#}"), "talk time does not open");
+                        zip.start_file(format!("talk-time/{day}_{id}.txt"), stored)?;
+                        zip.write_all(b"This lesson's talk time failed its integrity check and could not be opened.\n")?;
+                    }
+                }
             }
         }
     }

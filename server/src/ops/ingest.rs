@@ -74,6 +74,11 @@ pub fn check_upload(
     } else {
         index
     };
+    if numbered != index && (header.start_us, header.duration_us) != (0, 0) {
+        return Err(IngestError::Invalid(
+            "a poster frame or talk time has no place on the lesson's timeline, but this one claims one".into(),
+        ));
+    }
     lessonlens_proto::manifest::limits::check_segment(
         numbered,
         header.start_us,

@@ -115,8 +115,13 @@ async fn decrypt(
             .lock_vault()?
             .secret_key(owner)?
             .ok_or(AppError::NotFound)?;
-        let mut plaintext =
-            crate::store::blobs::open_sealed(st.blobs.read(&sha)?, &sk, rec, index)?;
+        let mut plaintext = crate::store::blobs::open_sealed(st.blobs.read(&sha)?, &sk, rec, index)
+            .map_err(|e| {
+                tracing::warn!(error = %format!("{e:#}"), "a stored segment does not open");
+                AppError::Unprocessable(
+                    "this part of the lesson failed its integrity check: it was damaged or altered after the device sealed it. The rest of the lesson is unaffected; tell your school's IT team".into(),
+                )
+            })?;
         // Hand the buffer to the response; it is freed once sent.
         Ok(std::mem::take(&mut *plaintext))
     })
@@ -185,9 +190,10 @@ async fn talk(
     let rec = parse_id(&id)?;
     let plaintext = decrypt(st, user, rec, TALK_INDEX).await?;
     let talk = lessonlens_proto::talk::Talk::parse(&plaintext).map_err(|e| {
-        AppError::Unprocessable(format!(
-            "the device sent talk time this server cannot read ({e}); the lesson itself is unaffected"
-        ))
+        tracing::warn!(recording = %rec, error = %e, "talk time that does not parse");
+        AppError::Unprocessable(
+            "the classroom device sent talk time for this lesson that cannot be read; the lesson itself is unaffected".into(),
+        )
     })?;
     Ok(axum::Json(serde_json::json!({
         "microphones": talk.microphones,
