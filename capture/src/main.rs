@@ -148,6 +148,13 @@ fn control(
 }
 
 fn main() -> anyhow::Result<()> {
+    // GStreamer's streaming threads each get a glibc malloc arena of their own (up to eight per
+    // core), which holds memory the process has freed. Two arenas are plenty for one recording
+    // and keep the service's memory close to the bare pipeline's, whatever its environment.
+    // SAFETY: mallopt only sets an allocator parameter, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     // key=value fields on stderr; colours only on a terminal, and no timestamps under systemd
     // (journald stamps every line itself).
     let logs = tracing_subscriber::fmt()
