@@ -380,12 +380,13 @@ impl Server {
 
     /// The school's unassigned key, as `device` fetches it (what it seals to while offline).
     pub fn unassigned_key(&self, device: &Device) -> lessonlens_proto::PublicKey {
-        let key: lessonlens_proto::wire::TeacherKey = self
-            .device_agent(device)
-            .get(&format!(
-                "{}/api/device/v1/unassigned-key",
-                self.device_url()
-            ))
+        self.key_at(&self.device_agent(device), "unassigned-key")
+    }
+
+    /// The public key the device API answers at `path` (under `/api/device/v1/`).
+    fn key_at(&self, agent: &ureq::Agent, path: &str) -> lessonlens_proto::PublicKey {
+        let key: lessonlens_proto::wire::TeacherKey = agent
+            .get(&format!("{}/api/device/v1/{path}", self.device_url()))
             .call()
             .unwrap()
             .into_json()
@@ -410,16 +411,7 @@ impl Server {
 
     /// A teacher's public key, fetched as a device would (`agent` from [`Server::device_agent`]).
     pub fn teacher_key(&self, agent: &ureq::Agent, username: &str) -> lessonlens_proto::PublicKey {
-        let key: lessonlens_proto::wire::TeacherKey = agent
-            .get(&format!(
-                "{}/api/device/v1/teachers/{username}/key",
-                self.device_url()
-            ))
-            .call()
-            .unwrap()
-            .into_json()
-            .unwrap();
-        lessonlens_proto::PublicKey::from_hex(&key.public_key).unwrap()
+        self.key_at(agent, &format!("teachers/{username}/key"))
     }
 
     /// Signs in as `username` and sets their device code on their Account page's API (admins
