@@ -25,7 +25,7 @@ const BLACK_LUMA: u32 = 24;
 /// One microphone's latest level.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Level {
-    /// The source's name in the pipeline (`microphone`).
+    /// The source's name in the pipeline (`microphone`, `room-microphone`).
     pub source: String,
     /// Loudness over the last interval, dBFS (0 is full scale; -100 stands for silence).
     pub rms_db: f64,
@@ -33,9 +33,11 @@ pub struct Level {
 }
 
 /// Every kind of [`Warning`], for `/metrics`.
-pub const WARNING_KINDS: [&str; 4] = [
+pub const WARNING_KINDS: [&str; 6] = [
     "microphone_silent",
     "microphone_quiet",
+    "room_microphone_silent",
+    "room_microphone_quiet",
     "camera_black",
     "camera_frozen",
 ];
@@ -71,8 +73,10 @@ struct Inner {
 }
 
 impl Live {
+    /// For a recording from `microphones` microphones (1 or 2, see `pipeline::MICROPHONES`).
     pub fn new(
         config: &WatchdogConfig,
+        microphones: usize,
         state: tokio::sync::watch::Sender<u64>,
         levels: tokio::sync::watch::Sender<u64>,
     ) -> Live {
@@ -82,7 +86,7 @@ impl Live {
             inner: Mutex::new(Inner {
                 levels: Vec::new(),
                 preview: None,
-                watchdog: Watchdog::new(config.clone(), epoch),
+                watchdog: Watchdog::new(config.clone(), microphones, epoch),
             }),
             state,
             levels,
@@ -99,7 +103,11 @@ impl Live {
     pub fn set_level(&self, level: Level) {
         {
             let mut inner = self.inner.lock().expect("live lock");
-            inner.watchdog.heard(level.peak_db, Instant::now());
+            let mic = crate::pipeline::MICROPHONES
+                .iter()
+                .position(|m| *m == level.source)
+                .unwrap_or(0);
+            inner.watchdog.heard(mic, level.peak_db, Instant::now());
             match inner.levels.iter_mut().find(|l| l.source == level.source) {
                 Some(l) => *l = level,
                 None => inner.levels.push(level),
@@ -198,50 +206,60 @@ pub fn frame_signature(luma: &[u8]) -> FrameSignature {
 #[derive(Debug)]
 pub struct Watchdog {
     config: WatchdogConfig,
-    /// Since when the microphone has been quiet / digitally silent (`None`: it is not).
-    quiet_since: Option<Instant>,
-    silent_since: Option<Instant>,
+    /// Each microphone's memory: the teacher's (or the only one), then the room's.
+    ears: Vec<Ear>,
     /// Since when the picture has been black / unchanged.
     dark_since: Option<Instant>,
     same_since: Option<Instant>,
     last_frame: Option<FrameSignature>,
     /// Nothing heard or seen yet counts from here.
     started: Instant,
-    heard_any: bool,
     seen_any: bool,
 }
 
+/// One microphone's memory.
+#[derive(Debug, Clone, Default)]
+struct Ear {
+    /// Since when it has been quiet / digitally silent (`None`: it is not).
+    quiet_since: Option<Instant>,
+    silent_since: Option<Instant>,
+    heard_any: bool,
+}
+
 impl Watchdog {
-    pub fn new(config: WatchdogConfig, now: Instant) -> Watchdog {
+    /// For `microphones` microphones (1 or 2).
+    pub fn new(config: WatchdogConfig, microphones: usize, now: Instant) -> Watchdog {
         Watchdog {
             config,
-            quiet_since: None,
-            silent_since: None,
+            ears: vec![Ear::default(); microphones.clamp(1, 2)],
             dark_since: None,
             same_since: None,
             last_frame: None,
             started: now,
-            heard_any: false,
             seen_any: false,
         }
     }
 
     pub fn restart(&mut self, now: Instant) {
-        *self = Watchdog::new(self.config.clone(), now);
+        *self = Watchdog::new(self.config.clone(), self.ears.len(), now);
     }
 
-    /// The microphone's peak over the last interval.
-    pub fn heard(&mut self, peak_db: f64, now: Instant) {
-        self.heard_any = true;
+    /// Microphone `mic`'s peak over the last interval.
+    pub fn heard(&mut self, mic: usize, peak_db: f64, now: Instant) {
+        let quiet_db = self.config.quiet_db;
+        let Some(ear) = self.ears.get_mut(mic) else {
+            return;
+        };
+        ear.heard_any = true;
         let silent = !peak_db.is_finite() || peak_db <= DIGITAL_SILENCE_DB;
-        let quiet = silent || peak_db < self.config.quiet_db;
-        self.silent_since = if silent {
-            self.silent_since.or(Some(now))
+        let quiet = silent || peak_db < quiet_db;
+        ear.silent_since = if silent {
+            ear.silent_since.or(Some(now))
         } else {
             None
         };
-        self.quiet_since = if quiet {
-            self.quiet_since.or(Some(now))
+        ear.quiet_since = if quiet {
+            ear.quiet_since.or(Some(now))
         } else {
             None
         };
@@ -269,24 +287,31 @@ impl Watchdog {
         };
         let (mic, cam) = (self.config.quiet_seconds, self.config.picture_seconds);
         let mut out = Vec::new();
-        // A microphone that sends nothing at all, for as long, counts as silent.
-        let mic_gone = !self.heard_any && held(Some(self.started), mic);
-        if held(self.silent_since, mic) || mic_gone {
-            out.push(Warning {
-                kind: "microphone_silent".into(),
-                message: format!(
-                    "The microphone has sent no sound at all for {}. It may be muted or unplugged: check its mute switch and cable. The recording goes on.",
-                    span(mic)
-                ),
-            });
-        } else if held(self.quiet_since, mic) {
-            out.push(Warning {
-                kind: "microphone_quiet".into(),
-                message: format!(
-                    "The microphone has heard nothing for {}. Check that it is switched on and near you. The recording goes on.",
-                    span(mic)
-                ),
-            });
+        for (n, ear) in self.ears.iter().enumerate() {
+            // With two, each is named: the teacher's is "the microphone", as with one.
+            let (kind, name) = match n {
+                0 => ("microphone", "The microphone"),
+                _ => ("room_microphone", "The room's microphone"),
+            };
+            // A microphone that sends nothing at all, for as long, counts as silent.
+            let gone = !ear.heard_any && held(Some(self.started), mic);
+            if held(ear.silent_since, mic) || gone {
+                out.push(Warning {
+                    kind: format!("{kind}_silent"),
+                    message: format!(
+                        "{name} has sent no sound at all for {}. It may be muted or unplugged: check its mute switch and cable. The recording goes on.",
+                        span(mic)
+                    ),
+                });
+            } else if held(ear.quiet_since, mic) {
+                out.push(Warning {
+                    kind: format!("{kind}_quiet"),
+                    message: format!(
+                        "{name} has heard nothing for {}. Check that it is switched on and near you. The recording goes on.",
+                        span(mic)
+                    ),
+                });
+            }
         }
         let cam_gone = !self.seen_any && held(Some(self.started), cam);
         if held(self.dark_since, cam) || cam_gone {
@@ -332,7 +357,7 @@ mod tests {
             picture_seconds: 30,
             frozen_picture: true,
         };
-        (Watchdog::new(config, now), now)
+        (Watchdog::new(config, 1, now), now)
     }
 
     fn kinds(w: &Watchdog, at: Instant) -> Vec<String> {
@@ -351,24 +376,50 @@ mod tests {
     fn a_microphone_is_reported_only_after_the_whole_span() {
         let (mut w, t0) = dog();
         let s = |n| t0 + Duration::from_secs(n);
-        w.heard(-20.0, t0);
+        w.heard(0, -20.0, t0);
         for i in 1..=59 {
-            w.heard(-70.0, s(i));
+            w.heard(0, -70.0, s(i));
             w.saw(picture(i), s(i));
         }
         assert!(kinds(&w, s(59)).is_empty(), "58 s of quiet is not a fault");
-        w.heard(-70.0, s(61));
+        w.heard(0, -70.0, s(61));
         w.saw(picture(61), s(61));
         assert_eq!(kinds(&w, s(61)), ["microphone_quiet"]);
         assert!(w.warnings(s(61))[0].message.contains("for a minute"));
         // One loud moment clears it.
-        w.heard(-10.0, s(62));
+        w.heard(0, -10.0, s(62));
         assert!(kinds(&w, s(62)).is_empty());
         // Digital silence is its own, clearer warning.
-        w.heard(f64::NEG_INFINITY, s(63));
-        w.heard(f64::NEG_INFINITY, s(130));
+        w.heard(0, f64::NEG_INFINITY, s(63));
+        w.heard(0, f64::NEG_INFINITY, s(130));
         w.saw(picture(130), s(130));
         assert_eq!(kinds(&w, s(130)), ["microphone_silent"]);
+    }
+
+    #[test]
+    fn with_two_microphones_each_is_watched_and_named() {
+        let t0 = Instant::now();
+        let s = |n| t0 + Duration::from_secs(n);
+        let mut w = Watchdog::new(WatchdogConfig::default(), 2, t0);
+        for i in 0..=61 {
+            // The teacher's lapel microphone hears the lesson; the room's is unplugged.
+            w.heard(0, -20.0, s(i));
+            w.heard(1, f64::NEG_INFINITY, s(i));
+            w.saw(picture(i), s(i));
+        }
+        let warnings = w.warnings(s(61));
+        assert_eq!(
+            warnings.iter().map(|w| w.kind.as_str()).collect::<Vec<_>>(),
+            ["room_microphone_silent"]
+        );
+        assert!(warnings[0].message.starts_with("The room's microphone"));
+        // One that never sends anything is silent too, and the other is still fine.
+        let mut w = Watchdog::new(WatchdogConfig::default(), 2, t0);
+        for i in 0..=61 {
+            w.heard(1, -20.0, s(i));
+            w.saw(picture(i), s(i));
+        }
+        assert_eq!(kinds(&w, s(61)), ["microphone_silent"]);
     }
 
     #[test]
@@ -382,7 +433,7 @@ mod tests {
         w.restart(s(61));
         assert!(kinds(&w, s(62)).is_empty());
         // A camera that never delivers a frame counts as black.
-        w.heard(-20.0, s(91));
+        w.heard(0, -20.0, s(91));
         assert_eq!(kinds(&w, s(91)), ["camera_black"]);
     }
 
@@ -391,12 +442,12 @@ mod tests {
         let (mut w, t0) = dog();
         let s = |n| t0 + Duration::from_secs(n);
         for i in 0..40 {
-            w.heard(-20.0, s(i));
+            w.heard(0, -20.0, s(i));
             w.saw(picture(i), s(i));
         }
         assert!(kinds(&w, s(40)).is_empty(), "a changing picture is fine");
         for i in 40..=70 {
-            w.heard(-20.0, s(i));
+            w.heard(0, -20.0, s(i));
             w.saw(picture(7), s(i));
         }
         assert!(kinds(&w, s(70)).is_empty(), "29 s of one picture is fine");
@@ -407,7 +458,7 @@ mod tests {
             mean_luma: 16,
         };
         for i in 72..=102 {
-            w.heard(-20.0, s(i));
+            w.heard(0, -20.0, s(i));
             w.saw(dark(i), s(i));
         }
         assert_eq!(kinds(&w, s(102)), ["camera_black"]);
@@ -420,10 +471,10 @@ mod tests {
             frozen_picture: false,
             ..WatchdogConfig::default()
         };
-        let mut w = Watchdog::new(config, t0);
+        let mut w = Watchdog::new(config, 1, t0);
         for i in 0..=40 {
             let at = t0 + Duration::from_secs(i);
-            w.heard(-20.0, at);
+            w.heard(0, -20.0, at);
             w.saw(picture(7), at);
         }
         assert!(kinds(&w, t0 + Duration::from_secs(40)).is_empty());

@@ -190,9 +190,10 @@ pub fn microphones(c: &Config) -> Vec<&crate::config::AudioConfig> {
     std::iter::once(&c.audio).chain(&c.room_audio).collect()
 }
 
-/// The sound: each microphone at its gain, heard by talk time's detector (appsinks `ear0`,
-/// `ear1`, see `crate::talk`), mixed when there are two, metered and encoded into the muxer.
-/// Without lessonlens' `own` work (the detector and the meter), only captured, mixed and encoded.
+/// The sound: each microphone at its gain with its own meter (`meter0`, `meter1`), heard by talk
+/// time's detector (appsinks `ear0`, `ear1`, see `crate::talk`), mixed when there are two, and
+/// encoded into the muxer. Without lessonlens' `own` work (the meters and the detector), only
+/// captured, mixed and encoded.
 fn audio_description(c: &Config, audio_encoder: &str, own: bool) -> String {
     let mics = microphones(c);
     let mut desc = String::new();
@@ -202,7 +203,16 @@ fn audio_description(c: &Config, audio_encoder: &str, own: bool) -> String {
             audio_source(a, n),
             a.gain
         );
-        let onward = if mics.len() > 1 { "queue ! mix. " } else { "" };
+        // Each microphone has its own meter, so the screen shows both and the watchdog notices
+        // either one going quiet (the mix would hide it).
+        if own {
+            desc += &format!("! level name=meter{n} interval={LEVEL_INTERVAL_NS} ");
+        }
+        let onward = if mics.len() > 1 {
+            "audioconvert ! queue ! mix. "
+        } else {
+            ""
+        };
         if own && c.talk.enabled {
             // Each branch converts for itself: the detector takes 16-bit samples, the mixer and
             // the encoder floats. The detector's branch has no queue (no thread of its own): it
@@ -211,7 +221,7 @@ fn audio_description(c: &Config, audio_encoder: &str, own: bool) -> String {
             desc += &format!(
                 "! tee name=heard{n} heard{n}. ! audioconvert ! audioresample quality=0 \
                  ! audio/x-raw,format=S16LE,rate={rate},channels=1 \
-                 ! appsink name=ear{n} sync=false async=false heard{n}. ! audioconvert ! {onward}",
+                 ! appsink name=ear{n} sync=false async=false heard{n}. ! {onward}",
                 rate = crate::talk::RATE
             );
         } else if !onward.is_empty() {
@@ -224,12 +234,7 @@ fn audio_description(c: &Config, audio_encoder: &str, own: bool) -> String {
     if !desc.ends_with("! ") {
         desc += "! ";
     }
-    let meter = if own {
-        format!("level name=meter interval={LEVEL_INTERVAL_NS} ! ")
-    } else {
-        "audioconvert ! ".into()
-    };
-    desc + &format!("{meter}{audio_encoder} ! aacparse ! queue ! mux.")
+    desc + &format!("audioconvert ! {audio_encoder} ! aacparse ! queue ! mux.")
 }
 
 /// The device screen's camera preview: this wide, at most this many frames a second.
@@ -507,9 +512,9 @@ fn on_each_buffer(
     Ok(())
 }
 
-/// The loudness in a `level` element's message, if `msg` is one: the loudest channel's RMS and
-/// peak, in dBFS.
-fn level_of(msg: &gst::Message) -> Option<(f64, f64)> {
+/// The loudness in a `level` element's message, if `msg` is one: which microphone (its meter's
+/// number), and the loudest channel's RMS and peak, in dBFS.
+fn level_of(msg: &gst::Message) -> Option<(usize, f64, f64)> {
     let gst::MessageView::Element(e) = msg.view() else {
         return None;
     };
@@ -532,7 +537,11 @@ fn level_of(msg: &gst::Message) -> Option<(f64, f64)> {
             -100.0
         }
     };
-    Some((floor(loudest("rms")?), floor(loudest("peak")?)))
+    let mic = match msg.src().map(|s| s.name()).as_deref() {
+        Some("meter1") => 1,
+        _ => 0,
+    };
+    Some((mic, floor(loudest("rms")?), floor(loudest("peak")?)))
 }
 
 /// Lets the first frame into the poster branch and no other, so the JPEG encoder runs once per
@@ -625,9 +634,9 @@ impl Capture {
             let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(50)) else {
                 continue;
             };
-            if let Some((rms_db, peak_db)) = level_of(&msg) {
+            if let Some((mic, rms_db, peak_db)) = level_of(&msg) {
                 self.live.set_level(Level {
-                    source: "microphone".into(),
+                    source: MICROPHONES[mic].into(),
                     rms_db,
                     peak_db,
                 });

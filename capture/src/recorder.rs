@@ -325,6 +325,7 @@ pub fn record(
         };
         let live = Arc::new(Live::new(
             &config.watchdog,
+            pipeline::microphones(config).len(),
             tokio::sync::watch::channel(0).0,
             tokio::sync::watch::channel(0).0,
         ));

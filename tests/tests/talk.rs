@@ -206,6 +206,20 @@ fn talk_time_classes_a_known_lesson_and_only_those_who_may_watch_see_it() {
     let started = capture_json(&config, &["record", "start", "--code"], "2468\n");
     let began = fed.elapsed().as_secs_f64();
     let rec = started["recording"].as_str().unwrap().to_string();
+    // Each microphone has its own meter (on the screen, and for the quiet-microphone watchdog).
+    let s = wait_for(&config, "both meters", Duration::from_secs(20), |s| {
+        s["levels"].as_array().is_some_and(|l| l.len() == 2)
+    });
+    let sources: Vec<&str> = s["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["source"].as_str().unwrap())
+        .collect();
+    assert!(
+        sources.contains(&"microphone") && sources.contains(&"room-microphone"),
+        "{sources:?}"
+    );
     while fed.elapsed().as_secs_f64() < lesson.seconds + 1.0 {
         std::thread::sleep(Duration::from_millis(100));
     }

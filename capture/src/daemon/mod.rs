@@ -527,6 +527,7 @@ impl Daemon {
         let controls = Controls::default();
         let live = Arc::new(Live::new(
             &self.config.watchdog,
+            crate::pipeline::microphones(&self.config).len(),
             self.changes.clone(),
             self.level_changes.clone(),
         ));
