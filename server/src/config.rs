@@ -45,6 +45,10 @@ pub struct Config {
     /// 192.168/16, fc00::/7).
     #[serde(default = "default_allowed_networks")]
     pub allowed_networks: Vec<ipnet::IpNet>,
+    /// Networks whose monitoring may read `/metrics` (CIDR; within `allowed_networks`). Default:
+    /// this machine only (127.0.0.0/8 and ::1).
+    #[serde(default = "default_metrics_networks")]
+    pub metrics_networks: Vec<ipnet::IpNet>,
     /// Reverse proxies whose `X-Forwarded-For` is believed. Default: none, so the header is ignored.
     #[serde(default)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -92,6 +96,12 @@ fn default_web_dir() -> PathBuf {
 }
 fn default_hostnames() -> Vec<String> {
     vec!["localhost".into(), "127.0.0.1".into()]
+}
+fn default_metrics_networks() -> Vec<ipnet::IpNet> {
+    vec![
+        "127.0.0.0/8".parse().expect("a network"),
+        "::1/128".parse().expect("a network"),
+    ]
 }
 fn default_allowed_networks() -> Vec<ipnet::IpNet> {
     crate::domain::network::private_networks()

@@ -357,3 +357,54 @@ fn device_codes_identify_teachers_and_guessing_is_limited() {
         .unwrap();
     assert!(!stored.windows(5).any(|w| w == b"12345"));
 }
+
+#[test]
+fn the_server_reports_its_health_and_counts_for_monitoring() {
+    let server = Server::start(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../web"));
+    server.add_user("alice", "alice-password", "teacher");
+    let device = server.add_device("room-1");
+    let (rec, _) = server.upload_recording(&device, "alice", 3);
+    let alice = server.login(&server.agent(), "alice", "alice-password");
+    let _ = server.get_text(&format!("/api/recordings/{rec}/segments/1"), &alice);
+    let agent = server.agent();
+    let get = |path: &str| {
+        agent
+            .get(&format!("{}{path}", server.url()))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap()
+    };
+    assert_eq!(get("/healthz"), "ok\n");
+    let metrics = get("/metrics");
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    // The init and three media segments were stored; one segment was played.
+    assert_eq!(value("lessonlens_ingest_receipts_total "), 4.0, "{metrics}");
+    assert!(
+        value("lessonlens_ingest_bytes_total ") >= 4000.0,
+        "{metrics}"
+    );
+    assert_eq!(value("lessonlens_playback_pieces_total "), 1.0, "{metrics}");
+    assert!(value("lessonlens_http_responses_total{class=\"2xx\"} ") >= 8.0);
+    assert_eq!(value("lessonlens_storage_errors_total "), 0.0);
+    let days = value("lessonlens_server_certificate_expiry_seconds ") / 86_400.0;
+    assert!((396.0..=397.0).contains(&days), "{days}");
+    assert!(
+        !metrics.contains("alice") && !metrics.contains(&rec.to_string()),
+        "no names or lessons in metrics"
+    );
+
+    // Anyone outside metrics_networks is refused.
+    let elsewhere = Server::start_with(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../web"),
+        "metrics_networks = [\"192.0.2.0/24\"]\n",
+    );
+    let (status, body) = elsewhere.call("GET", "/metrics", "", None);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(elsewhere.call("GET", "/healthz", "", None).0, 200);
+}

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod clock;
+pub mod metrics;
 pub mod network;
 pub mod people;
 pub mod receipt;

@@ -165,6 +165,17 @@ async fn json_errors(req: Request, next: Next) -> Response {
     out
 }
 
+/// Counts every response by its status class, for `/metrics`.
+async fn count_responses(
+    axum::extract::State(st): axum::extract::State<Shared>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let res = next.run(req).await;
+    st.metrics.response(res.status().as_u16());
+    res
+}
+
 /// The web listener's router: the web app and its API.
 pub fn router(state: Shared) -> Router {
     routes::web_router()
@@ -176,6 +187,10 @@ pub fn router(state: Shared) -> Router {
             network_guard,
         ))
         .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_responses,
+        ))
         .with_state(state)
 }
 
@@ -189,6 +204,10 @@ pub fn device_router(state: Shared) -> Router {
             network_guard,
         ))
         .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_responses,
+        ))
         .with_state(state)
 }
 

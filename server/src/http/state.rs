@@ -62,6 +62,8 @@ pub struct AppState {
     /// Device codes a teacher chose that another teacher has, per account: 5 in 15 minutes, so
     /// nobody can try codes to find a colleague's. Signing in does not reset it.
     pub code_taken: FailureWindow<UserId>,
+    /// The counters `/metrics` shows.
+    pub metrics: Arc<crate::domain::metrics::Metrics>,
 }
 
 impl AppState {
@@ -75,7 +77,11 @@ impl AppState {
     ) -> AppState {
         let audit_key = vault.audit_key();
         let known_browser_key = vault.known_browser_key();
+        let metrics: Arc<crate::domain::metrics::Metrics> = Default::default();
+        // Every blob store error is counted, whichever route or job meets it.
+        let blobs = crate::store::blobs::counted(blobs, metrics.clone());
         AppState {
+            metrics,
             audit_key,
             known_browser_key,
             channels: Default::default(),

@@ -16,6 +16,7 @@ pub async fn sweep_periodically(st: Shared, every: std::time::Duration) {
             sweep::sweep(&s.db, &s.vault, s.blobs.as_ref(), &s.audit_key, now())
         })
         .await;
+        st.metrics.swept(matches!(result, Ok(Ok(_))));
         match result {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {

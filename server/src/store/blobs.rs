@@ -52,6 +52,48 @@ pub fn open(config: &crate::config::Config) -> anyhow::Result<Box<dyn BlobStore>
     })
 }
 
+/// `inner`, with every failure (not a missing blob) counted in `metrics`.
+pub fn counted(
+    inner: Box<dyn BlobStore>,
+    metrics: std::sync::Arc<crate::domain::metrics::Metrics>,
+) -> Box<dyn BlobStore> {
+    Box::new(Counted { inner, metrics })
+}
+
+struct Counted {
+    inner: Box<dyn BlobStore>,
+    metrics: std::sync::Arc<crate::domain::metrics::Metrics>,
+}
+
+impl Counted {
+    fn count<T>(&self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if r.as_ref()
+            .is_err_and(|e| e.kind() != std::io::ErrorKind::NotFound)
+        {
+            self.metrics.storage_error();
+        }
+        r
+    }
+}
+
+impl BlobStore for Counted {
+    fn begin(&self) -> std::io::Result<Incoming> {
+        self.count(self.inner.begin())
+    }
+    fn commit(&self, incoming: Incoming) -> std::io::Result<String> {
+        self.count(self.inner.commit(incoming))
+    }
+    fn read(&self, sha: &str) -> std::io::Result<Vec<u8>> {
+        self.count(self.inner.read(sha))
+    }
+    fn remove(&self, sha: &str) -> std::io::Result<()> {
+        self.count(self.inner.remove(sha))
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
 /// An object store that failed or could not be reached, as opposed to a blob that is missing.
 /// Carried inside an `std::io::Error`; the HTTP layer answers 503 for it.
 #[derive(Debug, thiserror::Error)]

@@ -249,6 +249,12 @@ pub fn open(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
+/// Whether the database answers (for `/healthz`).
+pub fn ping(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+        .map(|_| ())
+}
+
 /// Makes deleted personal data (comments, reflections, names) unreadable in the files: with
 /// `secure_delete` the freed pages are zeroed, and a truncating checkpoint clears the WAL, which
 /// still holds the pages as they were written. Best effort: a reader holding an old snapshot

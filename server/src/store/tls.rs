@@ -328,6 +328,13 @@ fn server_cert(
     ))
 }
 
+/// When the server certificate now on disk ends (Unix seconds).
+pub fn server_cert_ends(ca: &SchoolCa) -> anyhow::Result<i64> {
+    let current = CertificateParams::from_ca_cert_pem(&read_text(&ca.dir.join("server.pem"))?)
+        .context("server.pem holds no readable certificate")?;
+    Ok(current.not_after.unix_timestamp())
+}
+
 /// Why the server certificate in `dir` must be renewed at `now`, if it must.
 fn renewal_reason(dir: &Path, hostnames: &[String], now: i64) -> anyhow::Result<Option<String>> {
     let current = CertificateParams::from_ca_cert_pem(&read_text(&dir.join("server.pem"))?)

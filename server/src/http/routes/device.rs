@@ -279,6 +279,7 @@ async fn put_segment(
     .await
     .map_err(|e| AppError::Internal(e.into()))??;
     tracing::info!(recording = %rec, index, bytes = receipt.bytes, device = %device.name, "segment stored");
+    st.metrics.receipt(receipt.bytes);
     Ok(Json(receipt))
 }
 

@@ -17,6 +17,7 @@ pub mod bookings;
 pub mod claim;
 pub mod device;
 pub mod groups;
+pub mod health;
 pub mod playback;
 pub mod review;
 pub mod rooms;
@@ -49,6 +50,7 @@ fn web() -> Vec<Route> {
     routes.extend(bookings::routes());
     routes.extend(admin::routes());
     routes.extend(assets::routes());
+    routes.extend(health::routes());
     routes
 }
 

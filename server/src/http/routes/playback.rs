@@ -122,6 +122,7 @@ async fn decrypt(
                     "this part of the lesson failed its integrity check: it was damaged or altered after the device sealed it. The rest of the lesson is unaffected; tell your school's IT team".into(),
                 )
             })?;
+        st.metrics.played();
         // Hand the buffer to the response; it is freed once sent.
         Ok(std::mem::take(&mut *plaintext))
     })
