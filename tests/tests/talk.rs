@@ -16,6 +16,8 @@ const RATE: usize = 48_000;
 enum Who {
     Teacher,
     Pupils,
+    /// The teacher and a pupil at once.
+    Both,
 }
 
 /// `text` spoken by espeak-ng in `voice`, as 48 kHz samples in [-1, 1].
@@ -70,23 +72,29 @@ struct Lesson {
 }
 
 impl Lesson {
-    /// Who talks in the second starting at `from`: whoever talks for at least 0.3 s of it.
+    /// Who talks in the second starting at `from`: whoever talks for at least 0.3 s of it, or
+    /// both if both do.
     fn truth(&self, from: f64) -> Option<Who> {
-        let mut best = (0.3, None);
-        for &(who, start, end) in &self.turns {
-            let overlap = (end.min(from + 1.0) - start.max(from)).max(0.0);
-            if overlap >= best.0 {
-                best = (overlap, Some(who));
-            }
+        let heard = |who: Who| -> f64 {
+            self.turns
+                .iter()
+                .filter(|t| t.0 == who)
+                .map(|&(_, start, end)| (end.min(from + 1.0) - start.max(from)).max(0.0))
+                .sum()
+        };
+        match (heard(Who::Teacher), heard(Who::Pupils)) {
+            (t, p) if t >= 0.3 && p >= 0.3 => Some(Who::Both),
+            (t, _) if t >= 0.3 => Some(Who::Teacher),
+            (_, p) if p >= 0.3 => Some(Who::Pupils),
+            _ => None,
         }
-        best.1
     }
 }
 
 /// Writes the teacher's and the room's microphone for a lesson of known turns, as raw 48 kHz
 /// mono S16LE files.
 fn record_lesson(dir: &Path) -> Lesson {
-    use Who::{Pupils, Teacher};
+    use Who::{Both, Pupils, Teacher};
     let script = [
         (Teacher, "Good morning everyone. Today we are going to add fractions whose bottom numbers are different.", 3.0),
         (Pupils, "Do we need to find a common denominator first?", 2.0),
@@ -94,30 +102,40 @@ fn record_lesson(dir: &Path) -> Lesson {
         (Pupils, "Is it twelve?", 2.0),
         (Teacher, "Well done. So three quarters becomes nine twelfths. Write that down in your books now, and show your working.", 3.0),
         (Pupils, "So nine twelfths plus ten twelfths makes nineteen twelfths.", 2.0),
+        // A pupil talks over the teacher.
+        (Both, "Good, and now the next one is a little harder, so listen carefully.|But miss, what if the bottoms are the same?", 3.0),
         (Teacher, "That is right. Now try the next three questions on your own, and put your hand up if you get stuck.", 3.0),
     ];
     let (mut teacher, mut room) = (vec![0f32; 4 * RATE], vec![0f32; 4 * RATE]);
     let mut turns = Vec::new();
     for (who, text, pause) in script {
-        let voice = match who {
-            Teacher => "en-gb",
-            Pupils => "en-us+f3",
-        };
-        // The teacher's microphone is close to the teacher; the room's hears the pupils.
-        let (near, far) = match who {
-            Teacher => (1.0, 0.25),
-            Pupils => (0.2, 0.9),
-        };
         let start = teacher.len();
-        for x in speak(dir, text, voice) {
-            teacher.push(x * near);
-            room.push(x * far);
+        // Each voice in the turn, starting together (a `Both` turn's text is "teacher|pupil").
+        let voices: Vec<(Who, &str)> = match who {
+            Both => {
+                let (t, p) = text.split_once('|').unwrap();
+                vec![(Teacher, t), (Pupils, p)]
+            }
+            _ => vec![(who, text)],
+        };
+        for (who, text) in voices {
+            let (voice, near, far) = match who {
+                // The teacher's microphone is close to the teacher; the room's hears the pupils.
+                Teacher => ("en-gb", 1.0, 0.25),
+                _ => ("en-us+f3", 0.2, 0.9),
+            };
+            let speech = speak(dir, text, voice);
+            let end = start + speech.len();
+            if teacher.len() < end {
+                teacher.resize(end, 0.0);
+                room.resize(end, 0.0);
+            }
+            for (i, x) in speech.into_iter().enumerate() {
+                teacher[start + i] += x * near;
+                room[start + i] += x * far;
+            }
+            turns.push((who, start as f64 / RATE as f64, end as f64 / RATE as f64));
         }
-        turns.push((
-            who,
-            start as f64 / RATE as f64,
-            teacher.len() as f64 / RATE as f64,
-        ));
         let silence = (pause * RATE as f64) as usize;
         teacher.extend(std::iter::repeat_n(0.0, silence));
         room.extend(std::iter::repeat_n(0.0, silence));
@@ -252,7 +270,10 @@ fn talk_time_classes_a_known_lesson_and_only_those_who_may_watch_see_it() {
             .filter(|(c, truth)| {
                 matches!(
                     (c, truth),
-                    ('t', Some(Who::Teacher)) | ('p', Some(Who::Pupils)) | ('-', None)
+                    ('t', Some(Who::Teacher))
+                        | ('p', Some(Who::Pupils))
+                        | ('b', Some(Who::Both))
+                        | ('-', None)
                 )
             })
             .count();
@@ -266,6 +287,7 @@ fn talk_time_classes_a_known_lesson_and_only_those_who_may_watch_see_it() {
         .map(|i| match lesson.truth(offset + i as f64) {
             Some(Who::Teacher) => 't',
             Some(Who::Pupils) => 'p',
+            Some(Who::Both) => 'b',
             None => '-',
         })
         .collect();
@@ -299,7 +321,7 @@ fn talk_time_classes_a_known_lesson_and_only_those_who_may_watch_see_it() {
         totals.contains("Teacher") && totals.contains("Pupils") && totals.contains("Wait"),
         "{shown}"
     );
-    // A run for each of the lesson's seven turns, at least.
+    // A run for each of the lesson's turns, at least.
     assert!(shown["runs"].as_u64() >= Some(7), "{shown}");
     let at = shown["at"].as_f64().unwrap();
     assert!(
